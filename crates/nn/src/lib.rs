@@ -1,0 +1,1 @@
+//! Layers, models, optimizers and checkpoints.

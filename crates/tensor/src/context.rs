@@ -1,0 +1,262 @@
+//! The GPU context: adapter choice, device with the adapter's own limits, a pipeline cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Result, TensorError};
+
+/// How to choose the adapter. Environment variables (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`)
+/// are read by [`ContextOptions::from_env`]; fields set from code win over them.
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// Backends to look at; `None` means all that this build supports.
+    pub backends: Option<wgpu::Backends>,
+    /// Case-insensitive substring of the adapter name, e.g. `"llvmpipe"` or `"nvidia"`.
+    pub adapter_name: Option<String>,
+}
+
+impl ContextOptions {
+    /// Options from `WGPU_BACKEND` (comma list: vulkan, metal, dx12, gl) and `WGPU_ADAPTER_NAME`.
+    pub fn from_env() -> Self {
+        Self {
+            backends: wgpu::Backends::from_env(),
+            adapter_name: std::env::var("WGPU_ADAPTER_NAME")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// What the chosen adapter is, for reports and logs.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    /// True for software rasterizers such as Mesa's lavapipe (llvmpipe).
+    pub is_cpu: bool,
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {})", self.name, self.backend, self.device_type)
+    }
+}
+
+/// A compiled compute pipeline is identified by its shader, entry point and override constants.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PipelineKey {
+    shader: &'static str,
+    entry: &'static str,
+    constants: Vec<(String, u64)>,
+}
+
+/// One GPU device and queue, plus caches. Cheap to share behind an `Arc`.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: wgpu::Adapter,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub summary: AdapterSummary,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.summary)
+            .finish()
+    }
+}
+
+fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Cpu => "CPU",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+/// Real GPUs first; a software adapter only when nothing else is there.
+fn preference(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+impl GpuContext {
+    /// Open the adapter chosen by the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`).
+    pub fn new() -> Result<Self> {
+        Self::with_options(ContextOptions::from_env())
+    }
+
+    /// Open an adapter chosen by `options`.
+    pub fn with_options(options: ContextOptions) -> Result<Self> {
+        pollster::block_on(Self::open(options))
+    }
+
+    async fn open(options: ContextOptions) -> Result<Self> {
+        let backends = options.backends.unwrap_or(wgpu::Backends::all());
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = instance.enumerate_adapters(backends).await;
+        let seen: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        if let Some(filter) = &options.adapter_name {
+            let needle = filter.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&needle));
+            if adapters.is_empty() {
+                return Err(TensorError::NoAdapter {
+                    detail: format!(
+                        " whose name contains {filter:?} (adapters present: {})",
+                        if seen.is_empty() {
+                            "none".to_string()
+                        } else {
+                            seen.join(", ")
+                        }
+                    ),
+                });
+            }
+        }
+        adapters.sort_by_key(|a| preference(a.get_info().device_type));
+        let adapter = adapters.into_iter().next().ok_or(TensorError::NoAdapter {
+            detail: String::new(),
+        })?;
+        let info = adapter.get_info();
+        // The adapter's own limits, not the conservative defaults: large buffers need them.
+        let limits = adapter.limits();
+        let wanted = wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        let features = adapter.features() & wanted;
+        let mut device_desc = wgpu::DeviceDescriptor::default();
+        device_desc.label = Some("darkknowledge");
+        device_desc.required_features = features;
+        device_desc.required_limits = limits.clone();
+        device_desc.memory_hints = wgpu::MemoryHints::Performance;
+        let (device, queue) =
+            adapter
+                .request_device(&device_desc)
+                .await
+                .map_err(|source| TensorError::Device {
+                    adapter: info.name.clone(),
+                    source,
+                })?;
+        let summary = AdapterSummary {
+            is_cpu: info.device_type == wgpu::DeviceType::Cpu
+                || info.name.to_lowercase().contains("llvmpipe"),
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: device_type_name(info.device_type).to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+        };
+        Ok(Self {
+            device,
+            queue,
+            adapter,
+            limits,
+            features,
+            summary,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The largest storage buffer one binding may cover on this adapter.
+    pub fn max_binding_bytes(&self) -> u64 {
+        u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size)
+    }
+
+    /// A compute pipeline for `entry` of `shader`, compiled once per set of override constants.
+    ///
+    /// `shader.name` must be unique per WGSL source (the cache key).
+    pub fn pipeline(
+        &self,
+        shader: &ShaderSource,
+        entry: &'static str,
+        constants: &[(&str, f64)],
+    ) -> Arc<wgpu::ComputePipeline> {
+        let key = PipelineKey {
+            shader: shader.name,
+            entry,
+            constants: constants
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_bits()))
+                .collect(),
+        };
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return p.clone();
+        }
+        let module = {
+            let mut modules = self.modules.lock().unwrap();
+            modules
+                .entry(shader.name)
+                .or_insert_with(|| {
+                    self.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(shader.name),
+                            source: wgpu::ShaderSource::Wgsl(shader.wgsl.into()),
+                        })
+                })
+                .clone()
+        };
+        let pipeline = Arc::new(self.device.create_compute_pipeline(
+            &wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            },
+        ));
+        self.pipelines
+            .lock()
+            .unwrap()
+            .insert(key, pipeline.clone());
+        pipeline
+    }
+
+    /// Submit one encoder's work and block until the GPU has finished it.
+    pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) {
+        self.queue.submit(Some(encoder.finish()));
+        self.wait();
+    }
+
+    /// Block until all submitted work is done.
+    pub fn wait(&self) {
+        // A poll error here means the device was lost; nothing sensible can continue.
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .expect("GPU device lost while waiting for work");
+    }
+
+    /// A fresh command encoder.
+    pub fn encoder(&self) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+    }
+}
+
+/// A WGSL source with a unique name, as embedded from `shaders/`.
+#[derive(Clone, Copy, Debug)]
+pub struct ShaderSource {
+    pub name: &'static str,
+    pub wgsl: &'static str,
+}

@@ -1,0 +1,19 @@
+//! dk-tensor: the GPU tensor core of darkknowledge.
+//!
+//! A [`GpuContext`] opens an adapter; a [`Tensor`] is a storage buffer with a shape; each kernel
+//! family in `shaders/` has a launcher module in [`ops`] with `call_<op>` functions that record
+//! work into a command encoder, a `prepare_<op>` that returns a reusable [`Dispatch`], and a
+//! plain CPU reference (`ops::<family>::cpu`) that the tests hold the GPU to.
+
+pub mod context;
+pub mod error;
+pub mod kernel;
+pub mod ops;
+pub mod tensor;
+#[doc(hidden)]
+pub mod testing;
+
+pub use context::{AdapterSummary, ContextOptions, GpuContext, ShaderSource};
+pub use error::{Result, TensorError};
+pub use kernel::{Binding, Dispatch, grid_1d, groups_for, record_all};
+pub use tensor::{DType, Tensor};

@@ -1,0 +1,3 @@
+//! One module per kernel family in `shaders/`: launchers, CPU reference, tests.
+
+pub mod fill;
