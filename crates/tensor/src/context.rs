@@ -105,7 +105,8 @@ impl GpuContext {
     }
 
     async fn open(options: ContextOptions) -> Result<Self> {
-        let backends = options.backends.unwrap_or(wgpu::Backends::all());
+        // GL rarely offers compute shaders; the primary backends are Vulkan, Metal and DX12.
+        let backends = options.backends.unwrap_or(wgpu::Backends::PRIMARY);
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
         let instance = wgpu::Instance::new(desc);
@@ -145,14 +146,13 @@ impl GpuContext {
         device_desc.required_features = features;
         device_desc.required_limits = limits.clone();
         device_desc.memory_hints = wgpu::MemoryHints::Performance;
-        let (device, queue) =
-            adapter
-                .request_device(&device_desc)
-                .await
-                .map_err(|source| TensorError::Device {
-                    adapter: info.name.clone(),
-                    source,
-                })?;
+        let (device, queue) = adapter
+            .request_device(&device_desc)
+            .await
+            .map_err(|source| TensorError::Device {
+                adapter: info.name.clone(),
+                source,
+            })?;
         let summary = AdapterSummary {
             is_cpu: info.device_type == wgpu::DeviceType::Cpu
                 || info.name.to_lowercase().contains("llvmpipe"),
@@ -226,10 +226,7 @@ impl GpuContext {
                 cache: None,
             },
         ));
-        self.pipelines
-            .lock()
-            .unwrap()
-            .insert(key, pipeline.clone());
+        self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         pipeline
     }
 

@@ -57,7 +57,11 @@ impl Tensor {
     pub fn zeros(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
         let n = shape.iter().product::<usize>();
         let bytes = dtype.buffer_bytes(n);
-        check_size(ctx, &format!("a {dtype:?} tensor of shape {shape:?}"), bytes)?;
+        check_size(
+            ctx,
+            &format!("a {dtype:?} tensor of shape {shape:?}"),
+            bytes,
+        )?;
         // wgpu zero-initialises new buffers.
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
@@ -74,7 +78,11 @@ impl Tensor {
 
     fn from_bytes(ctx: &GpuContext, bytes: &[u8], shape: &[usize], dtype: DType) -> Result<Self> {
         let padded = dtype.buffer_bytes(shape.iter().product());
-        check_size(ctx, &format!("a {dtype:?} tensor of shape {shape:?}"), padded)?;
+        check_size(
+            ctx,
+            &format!("a {dtype:?} tensor of shape {shape:?}"),
+            padded,
+        )?;
         let mut data = bytes.to_vec();
         data.resize(padded as usize, 0);
         let buffer = ctx

@@ -1,0 +1,1 @@
+//! dropout kernels (shaders/dropout.wgsl): launchers, CPU reference, tests.

@@ -1,0 +1,1 @@
+//! gather kernels (shaders/gather.wgsl): launchers, CPU reference, tests.

@@ -1,0 +1,1 @@
+//! maxpool kernels (shaders/maxpool.wgsl): launchers, CPU reference, tests.

@@ -1,0 +1,1 @@
+//! reduce kernels (shaders/reduce.wgsl): launchers, CPU reference, tests.

@@ -1,0 +1,1 @@
+//! softmax kernels (shaders/softmax.wgsl): launchers, CPU reference, tests.
