@@ -257,3 +257,29 @@ pub struct ShaderSource {
     pub name: &'static str,
     pub wgsl: &'static str,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adapter_name_that_matches_nothing_says_what_to_install() {
+        let err = GpuContext::with_options(ContextOptions {
+            backends: None,
+            adapter_name: Some("no-such-adapter-xyz".into()),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no-such-adapter-xyz"), "{err}");
+        assert!(err.contains("mesa-vulkan-drivers"), "{err}");
+    }
+
+    #[test]
+    fn the_shared_context_reports_its_adapter() {
+        let ctx = crate::testing::ctx();
+        assert!(!ctx.summary.name.is_empty());
+        assert!(ctx.max_binding_bytes() >= 128 << 20 || ctx.summary.is_cpu);
+        let text = ctx.summary.to_string();
+        assert!(text.contains(&ctx.summary.backend), "{text}");
+    }
+}

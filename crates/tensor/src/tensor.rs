@@ -261,3 +261,51 @@ impl Tensor {
         self.buffer.as_entire_binding()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::ctx;
+
+    #[test]
+    fn upload_download_round_trips_every_dtype() {
+        let ctx = ctx();
+        let f = Tensor::from_f32(ctx, &[1.5, -2.0, 3.25], &[3]).unwrap();
+        assert_eq!(f.to_f32(ctx).unwrap(), vec![1.5, -2.0, 3.25]);
+        let u = Tensor::from_u32(ctx, &[7, 0, u32::MAX], &[3, 1]).unwrap();
+        assert_eq!(u.to_u32(ctx).unwrap(), vec![7, 0, u32::MAX]);
+        let bytes: Vec<u8> = (0..=254).collect();
+        let b = Tensor::from_u8(ctx, &bytes, &[5, 51]).unwrap();
+        assert_eq!(b.to_u8(ctx).unwrap(), bytes);
+    }
+
+    #[test]
+    fn reshape_shares_the_buffer_and_checks_the_count() {
+        let ctx = ctx();
+        let t = Tensor::from_f32(ctx, &[1.0; 12], &[3, 4]).unwrap();
+        let v = t.reshape(&[2, 6]).unwrap();
+        assert!(v.same_buffer(&t));
+        assert_eq!(v.shape(), &[2, 6]);
+        let err = t.reshape(&[5, 2]).unwrap_err().to_string();
+        assert!(err.contains("[3, 4]") && err.contains("[5, 2]"), "{err}");
+    }
+
+    #[test]
+    fn wrong_length_and_oversized_tensors_are_refused() {
+        let ctx = ctx();
+        let err = Tensor::from_f32(ctx, &[1.0; 5], &[2, 3]).unwrap_err();
+        assert!(err.to_string().contains("[2, 3]"), "{err}");
+        let too_many = (ctx.max_binding_bytes() / 4 + 1) as usize;
+        let err = Tensor::zeros(ctx, &[too_many], DType::F32).unwrap_err();
+        assert!(matches!(err, TensorError::TooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn write_replaces_contents() {
+        let ctx = ctx();
+        let t = Tensor::zeros(ctx, &[4], DType::F32).unwrap();
+        t.write_f32(ctx, &[4.0, 3.0, 2.0, 1.0]).unwrap();
+        assert_eq!(t.to_f32(ctx).unwrap(), vec![4.0, 3.0, 2.0, 1.0]);
+        assert!(t.write_f32(ctx, &[1.0]).is_err());
+    }
+}

@@ -1,5 +1,6 @@
 //! One module per kernel family in `shaders/`: launchers, CPU reference, tests.
 
+pub mod ceiling;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;

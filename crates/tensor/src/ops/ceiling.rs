@@ -1,0 +1,149 @@
+//! Ceiling micro-kernels (shaders/ceiling.wgsl): a copy for memory bandwidth and a pure-FMA
+//! chain for arithmetic rate. Benchmarks report every kernel as a share of these two.
+
+use crate::context::{GpuContext, ShaderSource};
+use crate::error::{Result, shape_error};
+use crate::kernel::{Binding, Dispatch, grid_1d, groups_for};
+use crate::tensor::{DType, Tensor};
+
+pub const SHADER: ShaderSource = ShaderSource {
+    name: "ceiling",
+    wgsl: include_str!("../../../../shaders/ceiling.wgsl"),
+};
+
+const WG: usize = 256;
+/// FMA rounds per invocation (the shader's ITERS override).
+pub const FMA_ITERS: u32 = 256;
+/// Independent vec4 chains per invocation in the shader.
+const FMA_CHAINS: u64 = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct CeilingParams {
+    n_vec4: u32,
+    seed: f32,
+}
+
+fn check_vec4(op: &'static str, t: &Tensor) -> Result<u32> {
+    t.expect_dtype(op, DType::F32)?;
+    if t.len() % 4 != 0 || t.is_empty() {
+        return Err(shape_error(
+            op,
+            format!(
+                "needs a non-empty f32 tensor whose length is a multiple of 4, got shape {:?}",
+                t.shape()
+            ),
+        ));
+    }
+    Ok((t.len() / 4) as u32)
+}
+
+/// Prepare `dst = src` (same length, a multiple of 4 elements).
+pub fn prepare_copy(ctx: &GpuContext, src: &Tensor, dst: &Tensor) -> Result<Dispatch> {
+    let n_vec4 = check_vec4("copy", src)?;
+    if dst.len() != src.len() || dst.dtype() != DType::F32 {
+        return Err(shape_error(
+            "copy",
+            format!(
+                "src is {:?} but dst is {:?} {:?}",
+                src.shape(),
+                dst.dtype(),
+                dst.shape()
+            ),
+        ));
+    }
+    let params = CeilingParams { n_vec4, seed: 0.0 };
+    Ok(Dispatch::new(
+        ctx,
+        &SHADER,
+        "copy",
+        &[],
+        &[(0, Binding::Tensor(src)), (1, Binding::Tensor(dst))],
+        Some((2, bytemuck::bytes_of(&params))),
+        grid_1d(groups_for(n_vec4 as usize, WG)),
+    ))
+}
+
+/// Prepare the FMA chain: one invocation per vec4 of `out`.
+pub fn prepare_fma(ctx: &GpuContext, out: &Tensor, seed: f32) -> Result<Dispatch> {
+    let n_vec4 = check_vec4("fma", out)?;
+    let params = CeilingParams { n_vec4, seed };
+    Ok(Dispatch::new(
+        ctx,
+        &SHADER,
+        "fma_chain",
+        &[("ITERS", f64::from(FMA_ITERS))],
+        &[(1, Binding::Tensor(out))],
+        Some((2, bytemuck::bytes_of(&params))),
+        grid_1d(groups_for(n_vec4 as usize, WG)),
+    ))
+}
+
+/// Floating-point operations of one FMA dispatch over `out_len` f32 outputs.
+pub fn fma_flops(out_len: usize) -> u64 {
+    (out_len as u64 / 4) * u64::from(FMA_ITERS) * FMA_CHAINS * 4 * 2
+}
+
+/// CPU references.
+pub mod cpu {
+    /// What the FMA kernel writes for invocation `i` (one lane, `lane` in 0..4).
+    pub fn fma_chain(seed: f32, i: usize, lane: usize, iters: u32) -> f32 {
+        let a = [0.9999f32, 0.9998, 0.9997, 0.9996][lane];
+        let b = seed + i as f32 * 1e-7;
+        let mut chains: Vec<f32> = (0..8).map(|c| b + c as f32).collect();
+        for _ in 0..iters {
+            for x in chains.iter_mut() {
+                *x = x.mul_add(a, b);
+            }
+        }
+        ((chains[0] + chains[1]) + (chains[2] + chains[3]))
+            + ((chains[4] + chains[5]) + (chains[6] + chains[7]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, ctx, random_f32};
+
+    #[test]
+    fn copy_reproduces_the_source() {
+        let ctx = ctx();
+        let data = random_f32(4 * 301, 1, 3.0);
+        let src = Tensor::from_f32(ctx, &data, &[data.len()]).unwrap();
+        let dst = Tensor::zeros(ctx, &[data.len()], DType::F32).unwrap();
+        let mut enc = ctx.encoder();
+        prepare_copy(ctx, &src, &dst).unwrap().encode(&mut enc);
+        ctx.submit_and_wait(enc);
+        assert_eq!(dst.to_f32(ctx).unwrap(), data);
+    }
+
+    #[test]
+    fn fma_matches_cpu_chain() {
+        let ctx = ctx();
+        let out = Tensor::zeros(ctx, &[4 * 37], DType::F32).unwrap();
+        let mut enc = ctx.encoder();
+        prepare_fma(ctx, &out, 0.5).unwrap().encode(&mut enc);
+        ctx.submit_and_wait(enc);
+        let expected: Vec<f32> = (0..4 * 37)
+            .map(|k| cpu::fma_chain(0.5, k / 4, k % 4, FMA_ITERS))
+            .collect();
+        // A GPU may contract or reorder differently; the chain is well conditioned.
+        assert_close(
+            &out.to_f32(ctx).unwrap(),
+            &expected,
+            1e-3,
+            1e-4,
+            "fma chain",
+        );
+    }
+
+    #[test]
+    fn copy_rejects_mismatched_lengths() {
+        let ctx = ctx();
+        let src = Tensor::zeros(ctx, &[8], DType::F32).unwrap();
+        let dst = Tensor::zeros(ctx, &[12], DType::F32).unwrap();
+        let err = prepare_copy(ctx, &src, &dst).unwrap_err().to_string();
+        assert!(err.contains("[8]") && err.contains("[12]"), "{err}");
+    }
+}
