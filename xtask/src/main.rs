@@ -7,6 +7,8 @@
 
 use std::process::{Command, ExitCode};
 
+mod bench;
+mod bench_rows;
 mod prereq;
 
 fn main() -> ExitCode {
@@ -63,9 +65,5 @@ fn run_distill(rest: &[String]) -> anyhow::Result<()> {
 
 fn run_bench(rest: &[String]) -> anyhow::Result<()> {
     prereq::ensure_adapter()?;
-    status_ok(
-        cargo()
-            .args(["run", "--quiet", "--release", "-p", "dk-bench", "--"])
-            .args(rest),
-    )
+    bench::run(rest)
 }

@@ -1,0 +1,189 @@
+//! `cargo xtask bench`: a short table of kernel throughput on the current adapter, each row
+//! also given as a share of ceilings measured in the same run (a copy kernel's GB/s and a
+//! pure-FMA kernel's GFLOP/s), appended to BENCHMARKS.md with the adapter's name and date.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use dk_tensor::ops::ceiling;
+use dk_tensor::{DType, Dispatch, GpuContext, Tensor, record_all};
+
+/// One measured row of the table.
+pub struct Row {
+    pub kernel: String,
+    pub shape: String,
+    /// Work per launch: FLOPs for compute-bound rows, bytes for memory-bound rows.
+    pub work: Work,
+    pub seconds: f64,
+}
+
+pub enum Work {
+    Flops(f64),
+    Bytes(f64),
+    Examples(f64),
+}
+
+/// Seconds per submission of `dispatches` (recorded into one pass), GPU work included:
+/// one warm-up, then repeats until `budget` has passed (at least 3 runs), median taken.
+pub fn time_dispatches(ctx: &GpuContext, dispatches: &[&Dispatch], budget: Duration) -> f64 {
+    let run = || {
+        let mut enc = ctx.encoder();
+        record_all(&mut enc, dispatches.iter().copied());
+        ctx.submit_and_wait(enc);
+    };
+    run();
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < 3 || (start.elapsed() < budget && samples.len() < 50) {
+        let t = Instant::now();
+        run();
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+pub struct Ceilings {
+    pub gbps: f64,
+    pub gflops: f64,
+}
+
+fn measure_ceilings(ctx: &GpuContext, budget: Duration) -> anyhow::Result<(Ceilings, Vec<Row>)> {
+    let len = if ctx.summary.is_cpu {
+        4 << 20
+    } else {
+        64 << 20
+    };
+    let src = Tensor::zeros(ctx, &[len], DType::F32)?;
+    let dst = Tensor::zeros(ctx, &[len], DType::F32)?;
+    let copy = ceiling::prepare_copy(ctx, &src, &dst)?;
+    let copy_s = time_dispatches(ctx, &[&copy], budget);
+    let fma_len = if ctx.summary.is_cpu {
+        4 * 16_384
+    } else {
+        4 << 20
+    };
+    let out = Tensor::zeros(ctx, &[fma_len], DType::F32)?;
+    let fma = ceiling::prepare_fma(ctx, &out, 0.5)?;
+    let fma_s = time_dispatches(ctx, &[&fma], budget);
+    let copy_bytes = 2.0 * 4.0 * len as f64;
+    let fma_flops = ceiling::fma_flops(fma_len) as f64;
+    let rows = vec![
+        Row {
+            kernel: "ceiling: copy".into(),
+            shape: format!("{len} f32"),
+            work: Work::Bytes(copy_bytes),
+            seconds: copy_s,
+        },
+        Row {
+            kernel: "ceiling: fma".into(),
+            shape: format!("{} invocations", fma_len / 4),
+            work: Work::Flops(fma_flops),
+            seconds: fma_s,
+        },
+    ];
+    Ok((
+        Ceilings {
+            gbps: copy_bytes / copy_s / 1e9,
+            gflops: fma_flops / fma_s / 1e9,
+        },
+        rows,
+    ))
+}
+
+/// Render rows as a Markdown table with rates and shares of the ceilings.
+pub fn render(rows: &[Row], ceilings: &Ceilings) -> String {
+    let mut out = String::from(
+        "| kernel | shape | time/launch | rate | share of ceiling |\n|---|---|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let (rate, share) = match r.work {
+            Work::Flops(f) => {
+                let g = f / r.seconds / 1e9;
+                (
+                    format!("{g:.2} GFLOP/s"),
+                    format!("{:.0}%", 100.0 * g / ceilings.gflops),
+                )
+            }
+            Work::Bytes(b) => {
+                let g = b / r.seconds / 1e9;
+                (
+                    format!("{g:.2} GB/s"),
+                    format!("{:.0}%", 100.0 * g / ceilings.gbps),
+                )
+            }
+            Work::Examples(e) => (format!("{:.0} examples/s", e / r.seconds), "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.3} ms | {rate} | {share} |",
+            r.kernel,
+            r.shape,
+            r.seconds * 1e3
+        );
+    }
+    out
+}
+
+/// Days since 1970-01-01 to a civil (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+pub fn today_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let no_write = args.iter().any(|a| a == "--no-write");
+    let ctx = GpuContext::new()?;
+    eprintln!("benchmarking on {}", ctx.summary);
+    let budget = Duration::from_millis(if ctx.summary.is_cpu { 400 } else { 200 });
+    let (ceilings, mut rows) = measure_ceilings(&ctx, budget)?;
+    rows.extend(crate::bench_rows::kernel_rows(&ctx, budget)?);
+    let table = render(&rows, &ceilings);
+    println!("{table}");
+    if !no_write {
+        let section = format!(
+            "\n## {} ({}, {}) — {}\n\nMeasured by `cargo xtask bench`.\n\n{table}",
+            ctx.summary.name,
+            ctx.summary.backend,
+            ctx.summary.device_type,
+            today_utc()
+        );
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
+        let mut text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            "# Benchmarks\n\nEach section was appended by `cargo xtask bench` on the machine it names.\n"
+                .into()
+        });
+        text.push_str(&section);
+        std::fs::write(&path, text)?;
+        eprintln!("appended to {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_match_known_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+    }
+}
