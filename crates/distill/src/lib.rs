@@ -1,1 +1,21 @@
-//! The distillation driver.
+//! The distillation driver's library: everything around the training loop.
+//!
+//! - [`data`]: IDX files (Fashion-MNIST, MNIST, KMNIST), where to find or fetch them, and the
+//!   seeded train/validation split.
+//! - [`config`]: every setting of a run, presets, TOML files and command-line overrides.
+//! - [`metrics`]: accuracy, NLL, calibration, agreement and ensembles, from logits on the CPU.
+//! - [`results`]: the `results.json` schema (see `SCHEMA.md` in this crate).
+//! - [`report`]: the self-contained `report.html`.
+//! - [`teacher_cache`]: the teachers' logits on the transfer set, cached on disk by content key.
+//! - [`run_dir`]: the run folder and atomic file writes.
+
+pub mod config;
+pub mod data;
+pub mod metrics;
+pub mod report;
+pub mod results;
+pub mod run_dir;
+pub mod teacher_cache;
+
+#[cfg(test)]
+pub(crate) mod testutil;
