@@ -25,7 +25,15 @@ fn problem(ctx: &GpuContext, [m, n, k]: [usize; 3], opts: &MatmulOptions) -> (Pr
     let c = Tensor::zeros(ctx, &[m, n], DType::F32).unwrap();
     let dispatch = prepare_matmul(ctx, &a, &b, &c, opts).unwrap();
     let flops = 2 * (m * n * k) as u64;
-    (Problem { _a: a, _b: b, _c: c, flops }, dispatch)
+    (
+        Problem {
+            _a: a,
+            _b: b,
+            _c: c,
+            flops,
+        },
+        dispatch,
+    )
 }
 
 fn run(ctx: &GpuContext, dispatch: &Dispatch) {

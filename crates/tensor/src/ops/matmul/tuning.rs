@@ -18,7 +18,7 @@ use crate::tensor::Tensor;
 const CACHE_VERSION: &str = "darkknowledge-matmul-tuning 1";
 
 /// Tuning stops trying further candidates once this much time has gone by.
-const TIME_BUDGET: Duration = Duration::from_secs(4);
+const TIME_BUDGET: Duration = Duration::from_secs(3);
 
 /// Problem sizes that favour different kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,7 +62,7 @@ impl ShapeClass {
         match self {
             ShapeClass::Small => [64, 64, 64],
             ShapeClass::Skinny => [256, 12, 256],
-            ShapeClass::Large => [256, 256, 256],
+            ShapeClass::Large => [192, 192, 192],
         }
     }
 }
