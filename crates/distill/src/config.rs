@@ -528,10 +528,20 @@ pub struct Overrides {
     #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f32>,
     /// Temperatures tried on validation, comma-separated
-    #[arg(long, value_name = "T,..", value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "T,..",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
     pub temperature_grid: Option<Vec<f32>>,
     /// Alphas tried on validation, comma-separated
-    #[arg(long, value_name = "A,..", value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "A,..",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
     pub alpha_grid: Option<Vec<f32>>,
     /// Training examples [default: all that the validation split leaves, or the preset's]
     #[arg(long, value_name = "N")]
