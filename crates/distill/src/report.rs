@@ -342,8 +342,9 @@ fn curves_section(page: &mut String, results: &Results) {
     let trained: Vec<(&ModelResult, &str)> = results
         .models
         .iter()
-        .filter(|m| !m.curve.is_empty())
         .enumerate()
+        .filter(|(_, m)| !m.curve.is_empty())
+        // Colour by position among all models, so a model has one colour in every figure.
         .map(|(i, m)| (m, PALETTE[i % PALETTE.len()]))
         .collect();
     page.push_str("<section id=\"curves\">\n<h2>Learning curves</h2>\n");
