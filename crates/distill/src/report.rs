@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::results::{DarkKnowledge, ModelResult, Results};
+use crate::results::{DarkKnowledge, EpochStats, ModelResult, Results};
 use crate::run_dir::write_atomic;
 
 /// Line and point colours, one per model (cycled).
@@ -17,8 +17,8 @@ const PALETTE: [&str; 8] = [
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-table{border-collapse:collapse;font-size:.9em;margin:.5em 0}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}tr.best td{font-weight:bold}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}.scroll{overflow-x:auto}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}td.l,th.l{text-align:left}td.l{white-space:nowrap}tr.best td{font-weight:bold}
 .warn{background:#fff4e5;border-left:4px solid #ff9800;padding:.5em 1em;margin:.3em 0}
 .meta{color:#555;font-size:.9em}.row{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
 figure{margin:0}figcaption{font-size:.85em;color:#444;text-align:center}
@@ -73,9 +73,9 @@ pub fn render_report(results: &Results) -> String {
         escape(&title),
         escape(&title)
     );
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<p class=\"meta\">{} &middot; adapter {} ({}{}) &middot; preset {} &middot; seed {} &middot; train {} / validation {} / test {} &middot; data from {} &middot; version {}</p>\n",
+        "<p class=\"meta\">{} &middot; adapter {} ({}{}) &middot; preset {} &middot; seed {} &middot; train {} / validation {} / test {} &middot; data from {} &middot; version {}</p>",
         escape(&run.started_utc),
         escape(&run.adapter.name),
         escape(&run.adapter.backend),
@@ -112,7 +112,7 @@ pub fn render_report(results: &Results) -> String {
 }
 
 fn summary_section(page: &mut String, results: &Results) {
-    page.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<table>\n<tr><th class=\"l\">model</th><th class=\"l\">role</th><th class=\"l\">spec</th><th>params</th><th>FLOPs/example</th><th>test accuracy</th><th>errors</th><th>NLL</th><th>ECE</th><th>agreement with ensemble</th><th>gap recovered</th><th>T</th><th>alpha</th><th>latency b=1 (ms)</th><th>throughput (ex/s)</th></tr>\n");
+    page.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"scroll\">\n<table>\n<tr><th class=\"l\">model</th><th class=\"l\">role</th><th class=\"l\">spec</th><th>params</th><th>FLOPs/example</th><th>test accuracy</th><th>errors</th><th>NLL</th><th>ECE</th><th>agreement with ensemble</th><th>gap recovered</th><th>T</th><th>alpha</th><th>latency b=1 (ms)</th><th>throughput (ex/s)</th></tr>\n");
     let best_student = results
         .models
         .iter()
@@ -152,7 +152,7 @@ fn summary_section(page: &mut String, results: &Results) {
             ),
         );
     }
-    page.push_str("</table>\n<p class=\"meta\">Gap recovered: (student - hard-label student) / (ensemble - hard-label student), test accuracy. ECE: 15 equal-width confidence bins. Bold: the best student.</p>\n</section>\n");
+    page.push_str("</table>\n</div>\n<p class=\"meta\">Gap recovered: (student - hard-label student) / (ensemble - hard-label student), test accuracy. ECE: 15 equal-width confidence bins. Bold: the best student.</p>\n</section>\n");
 }
 
 /// A plot area with margins and linear or log10 axes.
@@ -332,12 +332,19 @@ fn legend(page: &mut String, models: &[(&ModelResult, &str)]) {
     page.push_str("</p>\n");
 }
 
+/// Caption, y-axis label, the plotted value of an epoch, whether it is a percentage.
+type CurveChart = (&'static str, &'static str, fn(&EpochStats) -> f64, bool);
+
+/// Axis label and a model's position on it (None: not measured).
+type CostAxis = (&'static str, fn(&ModelResult) -> Option<f64>);
+
 fn curves_section(page: &mut String, results: &Results) {
     let trained: Vec<(&ModelResult, &str)> = results
         .models
         .iter()
-        .filter(|m| !m.curve.is_empty())
         .enumerate()
+        .filter(|(_, m)| !m.curve.is_empty())
+        // Colour by position among all models, so a model has one colour in every figure.
         .map(|(i, m)| (m, PALETTE[i % PALETTE.len()]))
         .collect();
     page.push_str("<section id=\"curves\">\n<h2>Learning curves</h2>\n");
@@ -349,7 +356,7 @@ fn curves_section(page: &mut String, results: &Results) {
         .iter()
         .flat_map(|(m, _)| m.curve.iter().map(|e| e.epoch as f64));
     let x_range = range(epochs).unwrap_or((1.0, 1.0));
-    let charts: [(&str, &str, fn(&crate::results::EpochStats) -> f64, bool); 2] = [
+    let charts: [CurveChart; 2] = [
         (
             "validation accuracy",
             "validation accuracy (%)",
@@ -409,7 +416,7 @@ fn cost_section(page: &mut String, results: &Results) {
         .collect();
     let y_range = range(results.models.iter().map(|m| m.test.accuracy)).unwrap_or((0.0, 1.0));
     let y_range = (y_range.0 - 0.005, y_range.1 + 0.005);
-    let axes: [(&str, fn(&ModelResult) -> Option<f64>); 2] = [
+    let axes: [CostAxis; 2] = [
         ("FLOPs per example (log scale)", |m| {
             Some(m.flops_per_example as f64).filter(|&v| v > 0.0)
         }),
@@ -621,7 +628,7 @@ fn heatmap(page: &mut String, matrix: &[Vec<f64>], names: &[String], temperature
         return;
     }
     let (label, cell) = (90.0, 44.0);
-    let size_x = label + cell * classes as f64 + 10.0;
+    let size_x = label + cell * classes as f64 + 60.0;
     let size_y = 80.0 + cell * classes as f64 + 10.0;
     let _ = writeln!(
         page,

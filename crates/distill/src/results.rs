@@ -358,7 +358,7 @@ pub fn sample_results() -> Results {
             curve: if role == Role::Ensemble {
                 Vec::new()
             } else {
-                curve(0.7, 6)
+                curve(accuracy - 0.2, 6)
             },
             serving: Some(ServingCost {
                 latency_batch1_ms: latency,
