@@ -46,8 +46,9 @@
 //
 // Dispatch (linear workgroup index g = wid.x + wid.y * nwg.x, so a 2-D grid may be used when
 // more than 65535 workgroups are needed; surplus invocations return early):
-//   conv2d_forward      ceil(N*Ho*Wo / PIX) * ceil(Cout / CH) invocations, WG per workgroup
-//   conv2d_input_grad   ceil(N*H*W / PIX) * ceil(Cin / CH) invocations, WG per workgroup
+//   conv2d_forward      ceil(Cout / CH) * ceil(ceil(N*Ho*Wo / PIX) / WG) workgroups; workgroup g
+//                       takes channel block g % ceil(Cout / CH) and WG consecutive pixel blocks
+//   conv2d_input_grad   ceil(Cin / CH) * ceil(ceil(N*H*W / PIX) / WG) workgroups, likewise
 //   conv2d_weight_grad  splits * ceil(Cout / CO_B) * ceil(Cin*KH*KW / K_B) invocations, WG per wg
 //   conv2d_weight_grad_reduce  Cout*Cin*KH*KW invocations, WG per workgroup
 //   conv2d_bias_grad    Cout workgroups of 64 (fixed)
@@ -104,88 +105,115 @@ fn invocation_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
+// Input value at (iy, ix) of the channel plane starting at `plane`, 0 in the zero padding.
+fn x_or_zero(plane: u32, iy: i32, ix: i32) -> f32 {
+    if iy >= 0 && iy < i32(p.height) && ix >= 0 && ix < i32(p.width) {
+        return x[plane + u32(iy) * p.width + u32(ix)];
+    }
+    return 0.0;
+}
+
+// The forward's block is written out by hand (PIX = 4 pixels in the lanes of a vec4, CH = 8
+// channels in eight named accumulators): function-scope arrays indexed in loops are not
+// reliably kept in registers by every compiler (lavapipe spills them), named vectors are.
 @compute @workgroup_size(WG)
 fn conv2d_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = invocation_index(wid, nwg, lid);
     let out_plane = p.out_height * p.out_width;
     let in_plane = p.height * p.width;
     let taps = p.kernel_h * p.kernel_w;
     let k_total = p.in_channels * taps;
     let m_total = p.batch * out_plane;
+    // The channel block comes from the workgroup index, so weight reads are the same for the
+    // whole workgroup (one broadcast load); the invocations take consecutive pixel blocks.
+    let group = wid.x + wid.y * nwg.x;
     let ch_blocks = (p.out_channels + CH - 1u) / CH;
-    if t >= ((m_total + PIX - 1u) / PIX) * ch_blocks {
+    let co0 = (group % ch_blocks) * CH;
+    let pixel_block = (group / ch_blocks) * WG + lid;
+    if pixel_block >= (m_total + PIX - 1u) / PIX {
         return;
     }
-    // Neighbouring invocations share output pixels, so their input reads coincide.
-    let co0 = (t % ch_blocks) * CH;
-    let m0 = (t / ch_blocks) * PIX;
+    let m0 = pixel_block * PIX;
+    // Tail pixels and channels recompute the last valid one and are never stored.
+    let m = min(vec4<u32>(m0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(m_total - 1u));
+    let n = m / out_plane;
+    let r = m % out_plane;
+    let x_img = n * (p.in_channels * in_plane);
+    let iy0 = vec4<i32>((r / p.out_width) * p.stride) - i32(p.padding);
+    let ix0 = vec4<i32>((r % p.out_width) * p.stride) - i32(p.padding);
+    let last = p.out_channels - 1u;
+    let w0 = min(co0, last) * k_total;
+    let w1 = min(co0 + 1u, last) * k_total;
+    let w2 = min(co0 + 2u, last) * k_total;
+    let w3 = min(co0 + 3u, last) * k_total;
+    let w4 = min(co0 + 4u, last) * k_total;
+    let w5 = min(co0 + 5u, last) * k_total;
+    let w6 = min(co0 + 6u, last) * k_total;
+    let w7 = min(co0 + 7u, last) * k_total;
 
-    var x_base: array<u32, PIX>;   // offset of image n in x
-    var y_base: array<u32, PIX>;   // offset of (n, co = 0, oy, ox) in y
-    var iy0: array<i32, PIX>;      // top-left input row of the window (may be negative)
-    var ix0: array<i32, PIX>;
-    for (var q = 0u; q < PIX; q++) {
-        let m = min(m0 + q, m_total - 1u);  // tail pixels recompute the last one, never stored
-        let n = m / out_plane;
-        let r = m % out_plane;
-        x_base[q] = n * p.in_channels * in_plane;
-        y_base[q] = n * p.out_channels * out_plane + r;
-        iy0[q] = i32((r / p.out_width) * p.stride) - i32(p.padding);
-        ix0[q] = i32((r % p.out_width) * p.stride) - i32(p.padding);
-    }
-    var w_row: array<u32, CH>;
-    for (var c = 0u; c < CH; c++) {
-        w_row[c] = min(co0 + c, p.out_channels - 1u) * k_total;
-    }
-
-    var acc: array<f32, PIX * CH>;  // pixel-major
-    for (var i = 0u; i < PIX * CH; i++) {
-        acc[i] = 0.0;
-    }
+    // acc_c holds output channel co0 + c for the four pixels.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
     for (var ci = 0u; ci < p.in_channels; ci++) {
+        let plane = x_img + ci * in_plane;
         for (var ky = 0u; ky < p.kernel_h; ky++) {
+            let iy = iy0 + i32(ky);
             for (var kx = 0u; kx < p.kernel_w; kx++) {
+                let ix = ix0 + i32(kx);
+                let xv = vec4<f32>(
+                    x_or_zero(plane.x, iy.x, ix.x),
+                    x_or_zero(plane.y, iy.y, ix.y),
+                    x_or_zero(plane.z, iy.z, ix.z),
+                    x_or_zero(plane.w, iy.w, ix.w),
+                );
                 let k = ci * taps + ky * p.kernel_w + kx;
-                var xv: array<f32, PIX>;
-                for (var q = 0u; q < PIX; q++) {
-                    let iy = iy0[q] + i32(ky);
-                    let ix = ix0[q] + i32(kx);
-                    xv[q] = 0.0;
-                    if iy >= 0 && iy < i32(p.height) && ix >= 0 && ix < i32(p.width) {
-                        xv[q] = x[x_base[q] + ci * in_plane + u32(iy) * p.width + u32(ix)];
-                    }
-                }
-                for (var c = 0u; c < CH; c++) {
-                    let wv = w[w_row[c] + k];
-                    for (var q = 0u; q < PIX; q++) {
-                        acc[q * CH + c] = fma(xv[q], wv, acc[q * CH + c]);
-                    }
-                }
+                acc0 = fma(xv, vec4<f32>(w[w0 + k]), acc0);
+                acc1 = fma(xv, vec4<f32>(w[w1 + k]), acc1);
+                acc2 = fma(xv, vec4<f32>(w[w2 + k]), acc2);
+                acc3 = fma(xv, vec4<f32>(w[w3 + k]), acc3);
+                acc4 = fma(xv, vec4<f32>(w[w4 + k]), acc4);
+                acc5 = fma(xv, vec4<f32>(w[w5 + k]), acc5);
+                acc6 = fma(xv, vec4<f32>(w[w6 + k]), acc6);
+                acc7 = fma(xv, vec4<f32>(w[w7 + k]), acc7);
             }
         }
     }
 
+    let y_base = n * (p.out_channels * out_plane) + r;
+    store_output(m0, m_total, y_base, co0, out_plane, acc0);
+    store_output(m0, m_total, y_base, co0 + 1u, out_plane, acc1);
+    store_output(m0, m_total, y_base, co0 + 2u, out_plane, acc2);
+    store_output(m0, m_total, y_base, co0 + 3u, out_plane, acc3);
+    store_output(m0, m_total, y_base, co0 + 4u, out_plane, acc4);
+    store_output(m0, m_total, y_base, co0 + 5u, out_plane, acc5);
+    store_output(m0, m_total, y_base, co0 + 6u, out_plane, acc6);
+    store_output(m0, m_total, y_base, co0 + 7u, out_plane, acc7);
+}
+
+// Write channel `co` of the four pixels m0.. (bias, ReLU), skipping those past the end.
+fn store_output(m0: u32, m_total: u32, y_base: vec4<u32>, co: u32, out_plane: u32, acc: vec4<f32>) {
+    if co >= p.out_channels {
+        return;
+    }
+    var v = acc;
+    if HAS_BIAS {
+        v += vec4<f32>(bias[co]);
+    }
+    if RELU {
+        v = max(v, vec4<f32>(0.0));
+    }
     for (var q = 0u; q < PIX; q++) {
-        if m0 + q >= m_total {
-            break;
-        }
-        for (var c = 0u; c < CH; c++) {
-            let co = co0 + c;
-            if co >= p.out_channels {
-                break;
-            }
-            var v = acc[q * CH + c];
-            if HAS_BIAS {
-                v += bias[co];
-            }
-            if RELU {
-                v = max(v, 0.0);
-            }
-            y[y_base[q] + co * out_plane] = v;
+        if m0 + q < m_total {
+            y[y_base[q] + co * out_plane] = v[q];
         }
     }
 }
@@ -196,18 +224,20 @@ fn conv2d_input_grad(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = invocation_index(wid, nwg, lid);
     let out_plane = p.out_height * p.out_width;
     let in_plane = p.height * p.width;
     let taps = p.kernel_h * p.kernel_w;
     let k_total = p.in_channels * taps;
     let pixels = p.batch * in_plane;
+    // Channel block per workgroup, pixel blocks per invocation, as in conv2d_forward.
+    let group = wid.x + wid.y * nwg.x;
     let ch_blocks = (p.in_channels + CH - 1u) / CH;
-    if t >= ((pixels + PIX - 1u) / PIX) * ch_blocks {
+    let ci0 = (group % ch_blocks) * CH;
+    let pixel_block = (group / ch_blocks) * WG + lid;
+    if pixel_block >= (pixels + PIX - 1u) / PIX {
         return;
     }
-    let ci0 = (t % ch_blocks) * CH;
-    let m0 = (t / ch_blocks) * PIX;
+    let m0 = pixel_block * PIX;
 
     var dy_base: array<u32, PIX>;  // offset of image n in dy
     var dx_base: array<u32, PIX>;  // offset of (n, ci = 0, iy, ix) in dx

@@ -206,7 +206,7 @@ pub fn prepare_conv2d(
         expect_shape(OP, "bias", b, &[geom.out_channels])?;
     }
     let pixels = geom.batch * geom.out_height() * geom.out_width();
-    let invocations = pixels.div_ceil(PIX) * geom.out_channels.div_ceil(CH);
+    let groups = groups_for(pixels.div_ceil(PIX), WG) * geom.out_channels.div_ceil(CH) as u32;
     let params = ConvParams::new(geom, 1, 0);
     Ok(Dispatch::new(
         ctx,
@@ -225,7 +225,7 @@ pub fn prepare_conv2d(
             (3, Binding::Tensor(y)),
         ],
         Some((15, bytemuck::bytes_of(&params))),
-        grid_1d(groups_for(invocations, WG)),
+        grid_1d(groups),
     ))
 }
 
@@ -261,7 +261,7 @@ pub fn prepare_conv2d_input_grad(
     expect_shape(OP, "w", w, &geom.weight_shape())?;
     expect_shape(OP, "dx", dx, &geom.input_shape())?;
     let pixels = geom.batch * geom.height * geom.width;
-    let invocations = pixels.div_ceil(PIX) * geom.in_channels.div_ceil(CH);
+    let groups = groups_for(pixels.div_ceil(PIX), WG) * geom.in_channels.div_ceil(CH) as u32;
     let params = ConvParams::new(geom, 1, 0);
     Ok(Dispatch::new(
         ctx,
@@ -274,7 +274,7 @@ pub fn prepare_conv2d_input_grad(
             (5, Binding::Tensor(dx)),
         ],
         Some((15, bytemuck::bytes_of(&params))),
-        grid_1d(groups_for(invocations, WG)),
+        grid_1d(groups),
     ))
 }
 

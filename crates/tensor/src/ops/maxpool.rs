@@ -92,8 +92,7 @@ fn expect_pooled(
     dtype: DType,
     (input_name, input): (&str, &Tensor),
     pooled: &[usize; 4],
-    kernel: usize,
-    stride: usize,
+    (kernel, stride): (usize, usize),
 ) -> Result<()> {
     t.expect_dtype(op, dtype)?;
     if t.shape() != pooled {
@@ -121,7 +120,7 @@ pub fn prepare_maxpool2d(
 ) -> Result<Dispatch> {
     const OP: &str = "maxpool2d";
     let (pooled, params) = plan(OP, "x", x, kernel, stride)?;
-    expect_pooled(OP, "y", y, DType::F32, ("x", x), &pooled, kernel, stride)?;
+    expect_pooled(OP, "y", y, DType::F32, ("x", x), &pooled, (kernel, stride))?;
     expect_pooled(
         OP,
         "argmax",
@@ -129,8 +128,7 @@ pub fn prepare_maxpool2d(
         DType::U32,
         ("x", x),
         &pooled,
-        kernel,
-        stride,
+        (kernel, stride),
     )?;
     Ok(Dispatch::new(
         ctx,
@@ -181,8 +179,7 @@ pub fn prepare_maxpool2d_backward(
         DType::F32,
         ("dx", dx),
         &pooled,
-        kernel,
-        stride,
+        (kernel, stride),
     )?;
     expect_pooled(
         OP,
@@ -191,8 +188,7 @@ pub fn prepare_maxpool2d_backward(
         DType::U32,
         ("dx", dx),
         &pooled,
-        kernel,
-        stride,
+        (kernel, stride),
     )?;
     Ok(Dispatch::new(
         ctx,

@@ -1,0 +1,141 @@
+//! Convolution and pooling kernels on the conv layers of the default teacher CNN
+//! (16-16-32-32 channels) at batch 128 on 1x28x28 images:
+//! c16k5 pad 2 (1 -> 16, 28x28), maxpool 2, c32k5 pad 2 (16 -> 32, 14x14), maxpool 2.
+//!
+//! Each timed iteration records one kernel (or the two-pass weight gradient), submits it and
+//! waits for the GPU, so the figures are device time plus one submission. Convolution
+//! throughput is reported in FLOPs (2 per multiply-add of the forward; the gradients cost the
+//! same), pooling throughput in input elements.
+
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use darkknowledge::tensor::ops::conv2d::{
+    Conv2dGeometry, prepare_conv2d, prepare_conv2d_input_grad, prepare_conv2d_weight_grad,
+};
+use darkknowledge::tensor::ops::maxpool::{prepare_maxpool2d, prepare_maxpool2d_backward};
+use darkknowledge::tensor::{DType, Dispatch, GpuContext, Tensor, record_all};
+
+const BATCH: usize = 128;
+
+fn teacher_convs() -> [(&'static str, Conv2dGeometry); 2] {
+    let conv = |in_channels, size, out_channels| Conv2dGeometry {
+        batch: BATCH,
+        in_channels,
+        height: size,
+        width: size,
+        out_channels,
+        kernel_h: 5,
+        kernel_w: 5,
+        stride: 1,
+        padding: 2,
+    };
+    [
+        ("c16k5_1x28x28", conv(1, 28, 16)),
+        ("c32k5_16x14x14", conv(16, 14, 32)),
+    ]
+}
+
+fn random_tensor(ctx: &GpuContext, shape: &[usize], seed: u32) -> Tensor {
+    let n: usize = shape.iter().product();
+    // A cheap deterministic fill in [-1, 1); values do not affect the timing.
+    let data: Vec<f32> = (0..n as u32)
+        .map(|i| {
+            let h = (i ^ seed)
+                .wrapping_mul(0x9E37_79B9)
+                .rotate_left(13)
+                .wrapping_mul(0x85EB_CA6B);
+            (h >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect();
+    Tensor::from_f32(ctx, &data, shape).expect("upload")
+}
+
+/// Time recording `dispatches` into one compute pass, submitting, and waiting for the GPU.
+fn bench_gpu(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    ctx: &GpuContext,
+    name: String,
+    dispatches: &[&Dispatch],
+) {
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            let mut encoder = ctx.encoder();
+            record_all(&mut encoder, dispatches.iter().copied());
+            ctx.submit_and_wait(encoder);
+        })
+    });
+}
+
+fn conv_benches(c: &mut Criterion) {
+    let ctx = GpuContext::new().expect("a GPU adapter");
+    let mut group = c.benchmark_group(format!("conv [{}]", ctx.summary));
+    if ctx.summary.is_cpu {
+        // Software Vulkan: the 16 -> 32 layer takes about a second per pass.
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_secs(3));
+    }
+
+    for (name, geom) in teacher_convs() {
+        let x = random_tensor(&ctx, &geom.input_shape(), 1);
+        let w = random_tensor(&ctx, &geom.weight_shape(), 2);
+        let bias = random_tensor(&ctx, &[geom.out_channels], 3);
+        let y = Tensor::zeros(&ctx, &geom.output_shape(), DType::F32).unwrap();
+        let dy = random_tensor(&ctx, &geom.output_shape(), 4);
+        let dx = Tensor::zeros(&ctx, &geom.input_shape(), DType::F32).unwrap();
+        let dw = Tensor::zeros(&ctx, &geom.weight_shape(), DType::F32).unwrap();
+
+        let forward = prepare_conv2d(&ctx, &x, &w, Some(&bias), &y, true, &geom).unwrap();
+        let input_grad = prepare_conv2d_input_grad(&ctx, &dy, &w, &dx, &geom).unwrap();
+        let weight_grad = prepare_conv2d_weight_grad(&ctx, &x, &dy, &dw, false, &geom).unwrap();
+
+        group.throughput(Throughput::Elements(geom.flops()));
+        bench_gpu(&mut group, &ctx, format!("{name}/forward"), &[&forward]);
+        // The first layer's input gradient is never needed in training, but it is the
+        // transposed convolution with Cin = 1, a useful worst case for the gather.
+        bench_gpu(
+            &mut group,
+            &ctx,
+            format!("{name}/input_grad"),
+            &[&input_grad],
+        );
+        let weight_grad_passes = weight_grad.dispatches();
+        bench_gpu(
+            &mut group,
+            &ctx,
+            format!("{name}/weight_grad"),
+            &weight_grad_passes,
+        );
+
+        // The 2x2 pool that follows this conv.
+        let [n, channels, height, width] = geom.output_shape();
+        let pooled = [n, channels, height / 2, width / 2];
+        let pooled_y = Tensor::zeros(&ctx, &pooled, DType::F32).unwrap();
+        let argmax = Tensor::zeros(&ctx, &pooled, DType::U32).unwrap();
+        let pool_dy = random_tensor(&ctx, &pooled, 5);
+        let pool = prepare_maxpool2d(&ctx, &y, &pooled_y, &argmax, 2, 2).unwrap();
+        let pool_dx = Tensor::zeros(&ctx, &geom.output_shape(), DType::F32).unwrap();
+        let pool_backward =
+            prepare_maxpool2d_backward(&ctx, &pool_dy, &argmax, &pool_dx, 2, 2).unwrap();
+        group.throughput(Throughput::Elements(y.len() as u64));
+        bench_gpu(
+            &mut group,
+            &ctx,
+            format!("{name}/maxpool2/forward"),
+            &[&pool],
+        );
+        bench_gpu(
+            &mut group,
+            &ctx,
+            format!("{name}/maxpool2/backward"),
+            &[&pool_backward],
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, conv_benches);
+criterion_main!(benches);
