@@ -1,11 +1,255 @@
-//! The kernels measured by `cargo xtask bench`, beyond the ceilings.
+//! The kernels measured by `cargo xtask bench`, beyond the ceilings: matmul variants against
+//! the automatic choice, the fused bias+ReLU epilogue against separate kernels, the fused
+//! distillation loss against its unfused composition, and the teacher CNN's convolutions.
 
 use std::time::Duration;
 
-use dk_tensor::GpuContext;
+use dk_tensor::ops::conv2d::{Conv2dGeometry, prepare_conv2d};
+use dk_tensor::ops::elementwise::{prepare_add, prepare_relu};
+use dk_tensor::ops::loss::{
+    DistillLossParams, new_loss_stats, prepare_distill_loss, prepare_distill_loss_unfused,
+};
+use dk_tensor::ops::matmul::{MatmulOptions, MatmulVariant, prepare_matmul, tune_matmul};
+use dk_tensor::testing::random_f32;
+use dk_tensor::{DType, Dispatch, GpuContext, Tensor};
 
-use crate::bench::Row;
+use crate::bench::{Row, Work, time_dispatches};
 
-pub fn kernel_rows(_ctx: &GpuContext, _budget: Duration) -> anyhow::Result<Vec<Row>> {
-    Ok(Vec::new())
+fn random_tensor(ctx: &GpuContext, shape: &[usize], seed: u64) -> anyhow::Result<Tensor> {
+    let n = shape.iter().product();
+    Ok(Tensor::from_f32(ctx, &random_f32(n, seed, 1.0), shape)?)
+}
+
+/// A matmul of op(A) [m,k] x op(B) [k,n] with its operands allocated for the layout.
+struct MatmulCase {
+    a: Tensor,
+    b: Tensor,
+    c: Tensor,
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+}
+
+impl MatmulCase {
+    fn new(
+        ctx: &GpuContext,
+        (m, k, n): (usize, usize, usize),
+        trans_a: bool,
+        trans_b: bool,
+    ) -> anyhow::Result<Self> {
+        let a_shape = if trans_a { [k, m] } else { [m, k] };
+        let b_shape = if trans_b { [n, k] } else { [k, n] };
+        Ok(Self {
+            a: random_tensor(ctx, &a_shape, 1)?,
+            b: random_tensor(ctx, &b_shape, 2)?,
+            c: Tensor::zeros(ctx, &[m, n], DType::F32)?,
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+        })
+    }
+
+    fn prepare(
+        &self,
+        ctx: &GpuContext,
+        variant: Option<MatmulVariant>,
+    ) -> anyhow::Result<Dispatch> {
+        let opts = MatmulOptions {
+            trans_a: self.trans_a,
+            trans_b: self.trans_b,
+            variant,
+            ..Default::default()
+        };
+        Ok(prepare_matmul(ctx, &self.a, &self.b, &self.c, &opts)?)
+    }
+
+    fn flops(&self) -> f64 {
+        2.0 * (self.m * self.n * self.k) as f64
+    }
+
+    fn shape(&self) -> String {
+        let t = |on: bool| if on { "^T" } else { "" };
+        format!(
+            "{}x{}x{} (A{}, B{})",
+            self.m,
+            self.k,
+            self.n,
+            t(self.trans_a),
+            t(self.trans_b)
+        )
+    }
+}
+
+fn matmul_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
+    let tuning = tune_matmul(ctx)?;
+    eprintln!(
+        "matmul tuning: {} ({:.2} s{})",
+        tuning,
+        tuning.seconds,
+        if tuning.from_cache {
+            ", from cache"
+        } else {
+            ""
+        }
+    );
+    let mut rows = Vec::new();
+    let mut cases = vec![
+        ((256, 256, 256), false, false),
+        ((512, 512, 512), false, false),
+        ((128, 784, 1200), false, true),  // Linear forward y = x W^T
+        ((128, 1200, 784), false, false), // dX = dY W
+        ((1200, 128, 784), true, false),  // dW = dY^T X
+        ((128, 1200, 10), false, true),   // classifier layer
+    ];
+    if !ctx.summary.is_cpu {
+        cases.push(((1024, 1024, 1024), false, false));
+        cases.push(((2048, 2048, 2048), false, false));
+    } else {
+        cases.push(((1024, 1024, 1024), false, false));
+    }
+    for (dims, ta, tb) in cases {
+        let case = MatmulCase::new(ctx, dims, ta, tb)?;
+        let big = dims.0 * dims.1 * dims.2 >= 1 << 30;
+        // On a CPU adapter the largest shape is measured for the automatic choice only.
+        let variants: Vec<Option<MatmulVariant>> = if big && ctx.summary.is_cpu {
+            vec![None]
+        } else {
+            std::iter::once(None)
+                .chain(MatmulVariant::ALL.iter().copied().map(Some))
+                .collect()
+        };
+        for variant in variants {
+            let d = case.prepare(ctx, variant)?;
+            let name = match variant {
+                None => "matmul auto".to_string(),
+                Some(v) => format!("matmul {v}"),
+            };
+            rows.push(Row {
+                kernel: name,
+                shape: case.shape(),
+                work: Work::Flops(case.flops()),
+                seconds: time_dispatches(ctx, &[&d], budget),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Linear layer y = relu(x W^T + b): bias and ReLU fused into the matmul's epilogue, against
+/// a plain matmul followed by an add of the bias (pre-broadcast to [m, n]) and a ReLU kernel.
+fn epilogue_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
+    let (m, k, n) = (128, 784, 1200);
+    let case = MatmulCase::new(ctx, (m, k, n), false, true)?;
+    let bias = random_tensor(ctx, &[n], 3)?;
+    let fused = prepare_matmul(
+        ctx,
+        &case.a,
+        &case.b,
+        &case.c,
+        &MatmulOptions {
+            trans_b: true,
+            bias: Some(&bias),
+            relu: true,
+            ..Default::default()
+        },
+    )?;
+    let bias_rows = random_tensor(ctx, &[m, n], 3)?;
+    let with_bias = Tensor::zeros(ctx, &[m, n], DType::F32)?;
+    let activated = Tensor::zeros(ctx, &[m, n], DType::F32)?;
+    let plain = case.prepare(ctx, None)?;
+    let add = prepare_add(ctx, &case.c, &bias_rows, &with_bias)?;
+    let relu = prepare_relu(ctx, &with_bias, &activated)?;
+    let shape = format!("{m}x{k}x{n}");
+    Ok(vec![
+        Row {
+            kernel: "linear+bias+relu fused".into(),
+            shape: shape.clone(),
+            work: Work::Flops(case.flops()),
+            seconds: time_dispatches(ctx, &[&fused], budget),
+        },
+        Row {
+            kernel: "linear, add, relu separate".into(),
+            shape,
+            work: Work::Flops(case.flops()),
+            seconds: time_dispatches(ctx, &[&plain, &add, &relu], budget),
+        },
+    ])
+}
+
+fn loss_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let params = DistillLossParams {
+        temperature: 4.0,
+        alpha: 0.9,
+    };
+    for (batch, classes) in [(128, 10), (256, 10), (128, 1000)] {
+        let z = random_tensor(ctx, &[batch, classes], 4)?;
+        let t = random_tensor(ctx, &[batch, classes], 5)?;
+        let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes as u32).collect();
+        let y = Tensor::from_u32(ctx, &labels, &[batch])?;
+        let grad = Tensor::zeros(ctx, &[batch, classes], DType::F32)?;
+        let stats = new_loss_stats(ctx)?;
+        let fused = prepare_distill_loss(ctx, &z, Some(&t), &y, &grad, &stats, params)?;
+        let unfused = prepare_distill_loss_unfused(ctx, &z, Some(&t), &y, &grad, &stats, params)?;
+        // Bytes every version must move at least: read z and t, write the gradient.
+        let bytes = 12.0 * (batch * classes) as f64;
+        let shape = format!("{batch}x{classes}, T=4");
+        rows.push(Row {
+            kernel: "distill loss fused".into(),
+            shape: shape.clone(),
+            work: Work::Bytes(bytes),
+            seconds: time_dispatches(ctx, &[&fused], budget),
+        });
+        rows.push(Row {
+            kernel: "distill loss unfused".into(),
+            shape,
+            work: Work::Bytes(bytes),
+            seconds: time_dispatches(ctx, &unfused.iter().collect::<Vec<_>>(), budget),
+        });
+    }
+    Ok(rows)
+}
+
+/// The convolutions of the default teacher CNN family (16-32 channels, 5x5, 'same' padding).
+fn conv_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
+    let batch = if ctx.summary.is_cpu { 16 } else { 128 };
+    let layers = [(1, 28, 16), (16, 14, 32)];
+    let mut rows = Vec::new();
+    for (cin, size, cout) in layers {
+        let g = Conv2dGeometry {
+            batch,
+            in_channels: cin,
+            height: size,
+            width: size,
+            out_channels: cout,
+            kernel_h: 5,
+            kernel_w: 5,
+            stride: 1,
+            padding: 2,
+        };
+        let x = random_tensor(ctx, &g.input_shape(), 6)?;
+        let w = random_tensor(ctx, &g.weight_shape(), 7)?;
+        let b = random_tensor(ctx, &[cout], 8)?;
+        let y = Tensor::zeros(ctx, &g.output_shape(), DType::F32)?;
+        let d = prepare_conv2d(ctx, &x, &w, Some(&b), &y, true, &g)?;
+        rows.push(Row {
+            kernel: "conv2d forward +bias+relu".into(),
+            shape: format!("{batch}x{cin}x{size}x{size} -> {cout}, 5x5"),
+            work: Work::Flops(g.flops() as f64),
+            seconds: time_dispatches(ctx, &[&d], budget),
+        });
+    }
+    Ok(rows)
+}
+
+pub fn kernel_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
+    let mut rows = matmul_rows(ctx, budget)?;
+    rows.extend(epilogue_rows(ctx, budget)?);
+    rows.extend(loss_rows(ctx, budget)?);
+    rows.extend(conv_rows(ctx, budget)?);
+    Ok(rows)
 }

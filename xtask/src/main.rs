@@ -58,7 +58,7 @@ fn run_distill(rest: &[String]) -> anyhow::Result<()> {
     prereq::ensure_adapter()?;
     status_ok(
         cargo()
-            .args(["run", "--quiet", "--release", "-p", "dk-distill", "--"])
+            .args(["run", "--quiet", "-p", "dk-distill", "--"])
             .args(rest),
     )
 }

@@ -1,0 +1,140 @@
+//! Drives matmul and the distillation loss through the public API only, and holds them to
+//! float64 computations written here, independently of the crate's own CPU references.
+
+use darkknowledge::tensor::ops::loss::{
+    DistillLossParams, new_loss_stats, prepare_distill_loss, read_loss_stats,
+};
+use darkknowledge::tensor::ops::matmul::{MatmulOptions, call_matmul};
+use darkknowledge::tensor::testing::{ctx, random_f32};
+use darkknowledge::tensor::{DType, Tensor};
+
+/// op(A)[i][p] for A stored row-major, transposed or not.
+fn at(a: &[f32], rows: usize, cols: usize, trans: bool, i: usize, p: usize) -> f64 {
+    // op(A) is rows x cols; storage is cols x rows when transposed.
+    f64::from(if trans {
+        a[p * rows + i]
+    } else {
+        a[i * cols + p]
+    })
+}
+
+#[test]
+fn matmul_matches_float64_in_every_layout() {
+    let ctx = ctx();
+    for &(m, k, n) in &[(1, 1, 1), (7, 13, 5), (129, 65, 33), (300, 70, 11)] {
+        for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = random_f32(m * k, (m * 31 + k) as u64, 1.0);
+            let b = random_f32(k * n, (k * 17 + n) as u64, 1.0);
+            let bias = random_f32(n, 5, 1.0);
+            let a_shape = if trans_a { [k, m] } else { [m, k] };
+            let b_shape = if trans_b { [n, k] } else { [k, n] };
+            let ta = Tensor::from_f32(ctx, &a, &a_shape).unwrap();
+            let tb = Tensor::from_f32(ctx, &b, &b_shape).unwrap();
+            let tbias = Tensor::from_f32(ctx, &bias, &[n]).unwrap();
+            let tc = Tensor::zeros(ctx, &[m, n], DType::F32).unwrap();
+            let opts = MatmulOptions {
+                trans_a,
+                trans_b,
+                bias: Some(&tbias),
+                relu: true,
+                ..Default::default()
+            };
+            let mut enc = ctx.encoder();
+            call_matmul(ctx, &mut enc, &ta, &tb, &tc, &opts).unwrap();
+            ctx.submit_and_wait(enc);
+            let got = tc.to_f32(ctx).unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    let mut sum = f64::from(bias[j]);
+                    for p in 0..k {
+                        // op(B)[p][j]: B is k x n, or stored n x k when transposed.
+                        let bv = if trans_b { b[j * k + p] } else { b[p * n + j] };
+                        sum += at(&a, m, k, trans_a, i, p) * f64::from(bv);
+                    }
+                    let want = sum.max(0.0);
+                    let tol = 1e-4 * (k as f64).sqrt() * (1.0 + want.abs());
+                    let g = f64::from(got[i * n + j]);
+                    assert!(
+                        (g - want).abs() <= tol,
+                        "{m}x{k}x{n} trans=({trans_a},{trans_b}) at ({i},{j}): {g} vs {want} (tol {tol})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// log-softmax of a row scaled by 1/t, in float64.
+fn log_softmax(row: &[f32], t: f64) -> Vec<f64> {
+    let x: Vec<f64> = row.iter().map(|&v| f64::from(v) / t).collect();
+    let max = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let lse = max + x.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+    x.iter().map(|v| v - lse).collect()
+}
+
+#[test]
+fn distillation_loss_matches_float64_including_extreme_logits() {
+    let ctx = ctx();
+    let (rows, cols) = (37, 10);
+    for &scale in &[3.0f32, 1e4] {
+        for &t in &[0.5f64, 1.0, 4.0, 20.0, 100.0] {
+            let alpha = 0.7f64;
+            let z = random_f32(rows * cols, 11, scale);
+            let teacher = random_f32(rows * cols, 12, scale);
+            let labels: Vec<u32> = (0..rows as u32).map(|i| (i * 7) % cols as u32).collect();
+            let tz = Tensor::from_f32(ctx, &z, &[rows, cols]).unwrap();
+            let tt = Tensor::from_f32(ctx, &teacher, &[rows, cols]).unwrap();
+            let ty = Tensor::from_u32(ctx, &labels, &[rows]).unwrap();
+            let grad = Tensor::zeros(ctx, &[rows, cols], DType::F32).unwrap();
+            let stats = new_loss_stats(ctx).unwrap();
+            let params = DistillLossParams {
+                temperature: t as f32,
+                alpha: alpha as f32,
+            };
+            let mut enc = ctx.encoder();
+            prepare_distill_loss(ctx, &tz, Some(&tt), &ty, &grad, &stats, params)
+                .unwrap()
+                .encode(&mut enc);
+            ctx.submit_and_wait(enc);
+            let got_grad = grad.to_f32(ctx).unwrap();
+            let got = read_loss_stats(ctx, &stats).unwrap();
+
+            let mut loss_sum = 0.0;
+            for r in 0..rows {
+                let row = |v: &[f32]| v[r * cols..(r + 1) * cols].to_vec();
+                let (lq_t, lp_t, lq_1) = (
+                    log_softmax(&row(&z), t),
+                    log_softmax(&row(&teacher), t),
+                    log_softmax(&row(&z), 1.0),
+                );
+                let soft_ce: f64 = (0..cols).map(|j| -lp_t[j].exp() * lq_t[j]).sum();
+                let hard_ce = -lq_1[labels[r] as usize];
+                loss_sum += alpha * t * t * soft_ce + (1.0 - alpha) * hard_ce;
+                for j in 0..cols {
+                    let onehot = if j == labels[r] as usize { 1.0 } else { 0.0 };
+                    let want = (alpha * t * (lq_t[j].exp() - lp_t[j].exp())
+                        + (1.0 - alpha) * (lq_1[j].exp() - onehot))
+                        / rows as f64;
+                    let g = f64::from(got_grad[r * cols + j]);
+                    assert!(g.is_finite(), "T={t} scale={scale}: gradient not finite");
+                    let tol = 1e-5 * (1.0 + alpha * t) / rows as f64 + 1e-4 * want.abs();
+                    assert!(
+                        (g - want).abs() <= tol,
+                        "T={t} scale={scale} row {r} col {j}: grad {g} vs {want} (tol {tol})"
+                    );
+                }
+            }
+            assert!(
+                got.loss_sum.is_finite(),
+                "T={t} scale={scale}: loss not finite"
+            );
+            let tol = 1e-4 * loss_sum.abs() + 1e-3;
+            assert!(
+                (got.loss_sum - loss_sum).abs() <= tol,
+                "T={t} scale={scale}: loss sum {} vs {loss_sum} (tol {tol})",
+                got.loss_sum
+            );
+            assert_eq!(got.count, rows as u32);
+        }
+    }
+}
