@@ -507,31 +507,41 @@ pub struct Overrides {
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
     /// Learning rate of teachers and students
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
     /// Teachers' dropout rate on input pixels
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub dropout_input: Option<f32>,
     /// Teachers' dropout rate after hidden layers
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub dropout_hidden: Option<f32>,
     /// Teachers' random image shift in pixels (0 = no jitter)
     #[arg(long, value_name = "PIXELS")]
     pub max_shift: Option<u32>,
     /// Teachers' max-norm constraint on each unit's incoming weights
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub max_norm: Option<f32>,
     /// Distillation temperature [default: chosen on validation from the grid]
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
     pub temperature: Option<f32>,
     /// Soft-target weight in [0, 1] [default: chosen on validation from the grid]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f32>,
     /// Temperatures tried on validation, comma-separated
-    #[arg(long, value_name = "T,..", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "T,..",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
     pub temperature_grid: Option<Vec<f32>>,
     /// Alphas tried on validation, comma-separated
-    #[arg(long, value_name = "A,..", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "A,..",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
     pub alpha_grid: Option<Vec<f32>>,
     /// Training examples [default: all that the validation split leaves, or the preset's]
     #[arg(long, value_name = "N")]

@@ -1,1 +1,803 @@
-//! stub
+//! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no external
+//! resources) rendered from [`Results`]: the summary table, learning curves, accuracy
+//! against serving cost, the (T, alpha) search, and the dark knowledge itself.
+//!
+//! Every piece of text from the results is HTML-escaped.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::results::{DarkKnowledge, EpochStats, ModelResult, Results};
+use crate::run_dir::write_atomic;
+
+/// Line and point colours, one per model (cycled).
+const PALETTE: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+];
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}.scroll{overflow-x:auto}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}td.l,th.l{text-align:left}td.l{white-space:nowrap}tr.best td{font-weight:bold}
+.warn{background:#fff4e5;border-left:4px solid #ff9800;padding:.5em 1em;margin:.3em 0}
+.meta{color:#555;font-size:.9em}.row{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
+figure{margin:0}figcaption{font-size:.85em;color:#444;text-align:center}
+svg text{font-family:system-ui,sans-serif}";
+
+/// HTML-escapes text for element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+fn percent(fraction: f64) -> String {
+    format!("{:.2}%", 100.0 * fraction)
+}
+
+fn optional(value: Option<f64>, show: impl Fn(f64) -> String) -> String {
+    value.map_or_else(|| "–".to_string(), show)
+}
+
+/// Thousands, millions: 269322 -> "269k", 10000000 -> "10.0M".
+fn compact(count: u64) -> String {
+    match count {
+        0..=9_999 => count.to_string(),
+        10_000..=999_999 => format!("{}k", (count as f64 / 1e3).round()),
+        _ => format!("{:.1}M", count as f64 / 1e6),
+    }
+}
+
+/// Writes the report atomically.
+pub fn write_report(path: &Path, results: &Results) -> std::io::Result<()> {
+    write_atomic(path, render_report(results).as_bytes())
+}
+
+/// The whole page.
+pub fn render_report(results: &Results) -> String {
+    let run = &results.run;
+    let mut page = String::new();
+    let title = format!("darkknowledge: {} distillation report", run.dataset.name);
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+        escape(&title),
+        escape(&title)
+    );
+    let _ = writeln!(
+        page,
+        "<p class=\"meta\">{} &middot; adapter {} ({}{}) &middot; preset {} &middot; seed {} &middot; train {} / validation {} / test {} &middot; data from {} &middot; version {}</p>",
+        escape(&run.started_utc),
+        escape(&run.adapter.name),
+        escape(&run.adapter.backend),
+        if run.adapter.is_cpu {
+            ", software: timings are CPU timings"
+        } else {
+            ""
+        },
+        escape(run.config.preset.name()),
+        run.seed,
+        run.dataset.train,
+        run.dataset.validation,
+        run.dataset.test,
+        escape(&run.dataset.source_dir),
+        escape(&run.tool_version),
+    );
+    if !results.warnings.is_empty() {
+        page.push_str("<section id=\"warnings\">\n<h2>Warnings</h2>\n");
+        for warning in &results.warnings {
+            let _ = writeln!(page, "<p class=\"warn\">{}</p>", escape(warning));
+        }
+        page.push_str("</section>\n");
+    }
+    summary_section(&mut page, results);
+    curves_section(&mut page, results);
+    cost_section(&mut page, results);
+    grid_section(&mut page, results);
+    per_class_section(&mut page, results);
+    if let Some(dark) = &results.dark_knowledge {
+        dark_knowledge_section(&mut page, dark, &run.dataset.class_names);
+    }
+    page.push_str("</body>\n</html>\n");
+    page
+}
+
+fn summary_section(page: &mut String, results: &Results) {
+    page.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"scroll\">\n<table>\n<tr><th class=\"l\">model</th><th class=\"l\">role</th><th class=\"l\">spec</th><th>params</th><th>FLOPs/example</th><th>test accuracy</th><th>errors</th><th>NLL</th><th>ECE</th><th>agreement with ensemble</th><th>gap recovered</th><th>T</th><th>alpha</th><th>latency b=1 (ms)</th><th>throughput (ex/s)</th></tr>\n");
+    let best_student = results
+        .models
+        .iter()
+        .filter(|m| m.role.is_student())
+        .max_by(|a, b| a.test.accuracy.total_cmp(&b.test.accuracy))
+        .map(|m| m.name.as_str());
+    for model in &results.models {
+        let class = if Some(model.name.as_str()) == best_student {
+            " class=\"best\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            page,
+            "<tr{class}><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&model.name),
+            model.role.label(),
+            escape(&model.spec),
+            compact(model.params),
+            compact(model.flops_per_example),
+            percent(model.test.accuracy),
+            model.test.errors,
+            model.test.examples,
+            model.test.nll,
+            model.test.ece,
+            optional(model.test.agreement_with_ensemble, percent),
+            optional(model.gap_recovered, percent),
+            optional(model.temperature.map(f64::from), |t| format!("{t}")),
+            optional(model.alpha.map(f64::from), |a| format!("{a}")),
+            optional(
+                model.serving.as_ref().map(|s| s.latency_batch1_ms),
+                |v| format!("{v:.3}")
+            ),
+            optional(
+                model.serving.as_ref().map(|s| s.throughput_per_s),
+                |v| format!("{v:.0}")
+            ),
+        );
+    }
+    page.push_str("</table>\n</div>\n<p class=\"meta\">Gap recovered: (student - hard-label student) / (ensemble - hard-label student), test accuracy. ECE: 15 equal-width confidence bins. Bold: the best student.</p>\n</section>\n");
+}
+
+/// A plot area with margins and linear or log10 axes.
+struct Plot {
+    width: f64,
+    height: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+    x_log: bool,
+}
+
+impl Plot {
+    fn new(width: f64, height: f64, x_range: (f64, f64), y_range: (f64, f64), x_log: bool) -> Plot {
+        let pad = |(lo, hi): (f64, f64)| {
+            if hi - lo > 1e-12 {
+                (lo, hi)
+            } else {
+                (lo - 0.5, hi + 0.5)
+            }
+        };
+        Plot {
+            width,
+            height,
+            left: 62.0,
+            right: 16.0,
+            top: 14.0,
+            bottom: 44.0,
+            x_range: pad(x_range),
+            y_range: pad(y_range),
+            x_log,
+        }
+    }
+
+    fn x(&self, value: f64) -> f64 {
+        let (lo, hi, v) = if self.x_log {
+            (
+                self.x_range.0.log10(),
+                self.x_range.1.log10(),
+                value.log10(),
+            )
+        } else {
+            (self.x_range.0, self.x_range.1, value)
+        };
+        self.left + (v - lo) / (hi - lo) * (self.width - self.left - self.right)
+    }
+
+    fn y(&self, value: f64) -> f64 {
+        let (lo, hi) = self.y_range;
+        self.height
+            - self.bottom
+            - (value - lo) / (hi - lo) * (self.height - self.top - self.bottom)
+    }
+
+    /// Opens the `<svg>`, draws the frame, ticks and axis labels.
+    fn begin(
+        &self,
+        svg: &mut String,
+        x_label: &str,
+        y_label: &str,
+        y_format: impl Fn(f64) -> String,
+    ) {
+        let _ = writeln!(
+            svg,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\">",
+            w = self.width,
+            h = self.height
+        );
+        let (x0, x1) = (self.left, self.width - self.right);
+        let (y0, y1) = (self.height - self.bottom, self.top);
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{x0}\" y=\"{y1}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#999\"/>",
+            x1 - x0,
+            y0 - y1
+        );
+        for i in 0..=4 {
+            let value = self.y_range.0 + (self.y_range.1 - self.y_range.0) * i as f64 / 4.0;
+            let y = self.y(value);
+            let _ = writeln!(
+                svg,
+                "<line x1=\"{x0}\" y1=\"{y:.1}\" x2=\"{x1}\" y2=\"{y:.1}\" stroke=\"#e4e4e4\"/>"
+            );
+            let _ = writeln!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
+                x0 - 4.0,
+                y + 4.0,
+                escape(&y_format(value))
+            );
+        }
+        for value in self.x_ticks() {
+            let x = self.x(value);
+            let label = if self.x_log {
+                compact(value.round() as u64)
+            } else {
+                format!("{value}")
+            };
+            let _ = writeln!(
+                svg,
+                "<line x1=\"{x:.1}\" y1=\"{y0}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#999\"/>",
+                y0 + 4.0
+            );
+            let _ = writeln!(
+                svg,
+                "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
+                y0 + 16.0,
+                escape(&label)
+            );
+        }
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"middle\">{}</text>",
+            (x0 + x1) / 2.0,
+            self.height - 6.0,
+            escape(x_label)
+        );
+        let _ = writeln!(
+            svg,
+            "<text x=\"12\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 12 {:.1})\">{}</text>",
+            (y0 + y1) / 2.0,
+            (y0 + y1) / 2.0,
+            escape(y_label)
+        );
+    }
+
+    fn x_ticks(&self) -> Vec<f64> {
+        let (lo, hi) = self.x_range;
+        if self.x_log {
+            let mut ticks = Vec::new();
+            let mut power = 10f64.powf(lo.log10().floor());
+            while power <= hi * 1.0001 {
+                if power >= lo * 0.9999 {
+                    ticks.push(power);
+                }
+                power *= 10.0;
+            }
+            if ticks.len() < 2 {
+                ticks = vec![lo, hi];
+            }
+            ticks
+        } else {
+            let span = (hi - lo).max(1.0);
+            let step = (span / 8.0).ceil().max(1.0);
+            let mut ticks = Vec::new();
+            let mut value = lo.ceil();
+            while value <= hi + 1e-9 {
+                ticks.push(value);
+                value += step;
+            }
+            ticks
+        }
+    }
+}
+
+fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    values
+        .filter(|v| v.is_finite())
+        .fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
+}
+
+fn legend(page: &mut String, models: &[(&ModelResult, &str)]) {
+    page.push_str("<p class=\"meta\">");
+    for (model, colour) in models {
+        let _ = write!(
+            page,
+            "<span style=\"color:{colour}\">&#9632;</span> {} &nbsp; ",
+            escape(&model.name)
+        );
+    }
+    page.push_str("</p>\n");
+}
+
+/// Caption, y-axis label, the plotted value of an epoch, whether it is a percentage.
+type CurveChart = (&'static str, &'static str, fn(&EpochStats) -> f64, bool);
+
+/// Axis label and a model's position on it (None: not measured).
+type CostAxis = (&'static str, fn(&ModelResult) -> Option<f64>);
+
+fn curves_section(page: &mut String, results: &Results) {
+    let trained: Vec<(&ModelResult, &str)> = results
+        .models
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.curve.is_empty())
+        // Colour by position among all models, so a model has one colour in every figure.
+        .map(|(i, m)| (m, PALETTE[i % PALETTE.len()]))
+        .collect();
+    page.push_str("<section id=\"curves\">\n<h2>Learning curves</h2>\n");
+    if trained.is_empty() {
+        page.push_str("<p>No training curves recorded.</p>\n</section>\n");
+        return;
+    }
+    let epochs = trained
+        .iter()
+        .flat_map(|(m, _)| m.curve.iter().map(|e| e.epoch as f64));
+    let x_range = range(epochs).unwrap_or((1.0, 1.0));
+    let charts: [CurveChart; 2] = [
+        (
+            "validation accuracy",
+            "validation accuracy (%)",
+            |e| e.validation_accuracy,
+            true,
+        ),
+        ("training loss", "training loss", |e| e.train_loss, false),
+    ];
+    page.push_str("<div class=\"row\">\n");
+    for (caption, y_label, value, is_percent) in charts {
+        let values = trained.iter().flat_map(|(m, _)| m.curve.iter().map(value));
+        let Some(y_range) = range(values) else {
+            continue;
+        };
+        let plot = Plot::new(500.0, 300.0, x_range, y_range, false);
+        page.push_str("<figure>\n");
+        plot.begin(page, "epoch", y_label, |v| {
+            if is_percent {
+                format!("{:.1}", 100.0 * v)
+            } else {
+                format!("{v:.3}")
+            }
+        });
+        for (model, colour) in &trained {
+            let points: Vec<String> = model
+                .curve
+                .iter()
+                .filter(|e| value(e).is_finite())
+                .map(|e| format!("{:.1},{:.1}", plot.x(e.epoch as f64), plot.y(value(e))))
+                .collect();
+            let _ = writeln!(
+                page,
+                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+                points.join(" ")
+            );
+        }
+        page.push_str("</svg>\n");
+        let _ = writeln!(
+            page,
+            "<figcaption>{caption} per epoch</figcaption>\n</figure>"
+        );
+    }
+    page.push_str("</div>\n");
+    legend(page, &trained);
+    page.push_str("</section>\n");
+}
+
+fn cost_section(page: &mut String, results: &Results) {
+    page.push_str(
+        "<section id=\"cost\">\n<h2>Accuracy against serving cost</h2>\n<div class=\"row\">\n",
+    );
+    let coloured: Vec<(&ModelResult, &str)> = results
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m, PALETTE[i % PALETTE.len()]))
+        .collect();
+    let y_range = range(results.models.iter().map(|m| m.test.accuracy)).unwrap_or((0.0, 1.0));
+    let y_range = (y_range.0 - 0.005, y_range.1 + 0.005);
+    let axes: [CostAxis; 2] = [
+        ("FLOPs per example (log scale)", |m| {
+            Some(m.flops_per_example as f64).filter(|&v| v > 0.0)
+        }),
+        ("latency at batch 1, ms (log scale)", |m| {
+            m.serving
+                .as_ref()
+                .map(|s| s.latency_batch1_ms)
+                .filter(|&v| v > 0.0)
+        }),
+    ];
+    for (x_label, x_of) in axes {
+        let points: Vec<(&ModelResult, &str, f64)> = coloured
+            .iter()
+            .filter_map(|&(m, c)| x_of(m).map(|x| (m, c, x)))
+            .collect();
+        let Some((lo, hi)) = range(points.iter().map(|p| p.2)) else {
+            continue;
+        };
+        let plot = Plot::new(500.0, 320.0, (lo / 1.6, hi * 1.6), y_range, true);
+        page.push_str("<figure>\n");
+        plot.begin(page, x_label, "test accuracy (%)", |v| {
+            format!("{:.1}", 100.0 * v)
+        });
+        for (model, colour, x) in &points {
+            let (px, py) = (plot.x(*x), plot.y(model.test.accuracy));
+            let _ = writeln!(
+                page,
+                "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"{colour}\"><title>{}</title></circle>",
+                escape(&model.name)
+            );
+            let _ = writeln!(
+                page,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{}</text>",
+                px + 7.0,
+                py - 6.0,
+                escape(&model.name)
+            );
+        }
+        page.push_str("</svg>\n");
+        let _ = writeln!(
+            page,
+            "<figcaption>test accuracy against {}</figcaption>\n</figure>",
+            escape(x_label)
+        );
+    }
+    page.push_str("</div>\n</section>\n");
+}
+
+fn grid_section(page: &mut String, results: &Results) {
+    if results.grid.is_empty() {
+        return;
+    }
+    page.push_str("<section id=\"grid\">\n<h2>Temperature and alpha, chosen on validation</h2>\n<table>\n<tr><th>T</th><th>alpha</th><th>validation accuracy</th><th>validation NLL</th><th class=\"l\">chosen</th></tr>\n");
+    for point in &results.grid {
+        let _ = writeln!(
+            page,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            if point.chosen { " class=\"best\"" } else { "" },
+            point.temperature,
+            point.alpha,
+            percent(point.validation_accuracy),
+            optional(point.validation_nll, |v| format!("{v:.4}")),
+            if point.chosen { "&#10003;" } else { "" },
+        );
+    }
+    page.push_str("</table>\n</section>\n");
+}
+
+fn per_class_section(page: &mut String, results: &Results) {
+    let names = &results.run.dataset.class_names;
+    page.push_str("<section id=\"per-class\">\n<h2>Test accuracy per class</h2>\n<table>\n<tr><th class=\"l\">model</th>");
+    for name in names {
+        let _ = write!(page, "<th>{}</th>", escape(name));
+    }
+    page.push_str("</tr>\n");
+    for model in &results.models {
+        let _ = write!(page, "<tr><td class=\"l\">{}</td>", escape(&model.name));
+        for value in &model.test.per_class_accuracy {
+            let _ = write!(
+                page,
+                "<td>{}</td>",
+                optional(*value, |v| format!("{:.1}", 100.0 * v))
+            );
+        }
+        page.push_str("</tr>\n");
+    }
+    page.push_str("</table>\n</section>\n");
+}
+
+fn class_name(names: &[String], index: usize) -> String {
+    names
+        .get(index)
+        .cloned()
+        .unwrap_or_else(|| format!("class {index}"))
+}
+
+fn dark_knowledge_section(page: &mut String, dark: &DarkKnowledge, names: &[String]) {
+    page.push_str("<section id=\"dark-knowledge\">\n<h2>Dark knowledge</h2>\n");
+    let _ = writeln!(
+        page,
+        "<p>The ensemble's class probabilities for test example {} (true class: {}) at several temperatures. At T = 1 nearly all mass is on one class; raising T reveals which wrong classes the ensemble finds similar: the information a student learns from soft targets.</p>",
+        dark.example_index,
+        escape(&class_name(names, dark.true_class))
+    );
+    page.push_str("<div class=\"row\">\n<figure>\n");
+    let cell = 6.0;
+    let _ = writeln!(
+        page,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" shape-rendering=\"crispEdges\" role=\"img\">",
+        w = dark.width as f64 * cell,
+        h = dark.height as f64 * cell
+    );
+    for (index, &pixel) in dark.image.iter().enumerate().take(dark.width * dark.height) {
+        let (row, col) = (index / dark.width.max(1), index % dark.width.max(1));
+        let _ = writeln!(
+            page,
+            "<rect x=\"{}\" y=\"{}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgb({pixel},{pixel},{pixel})\"/>",
+            col as f64 * cell,
+            row as f64 * cell
+        );
+    }
+    let _ = writeln!(
+        page,
+        "</svg>\n<figcaption>test example {} ({})</figcaption>\n</figure>",
+        dark.example_index,
+        escape(&class_name(names, dark.true_class))
+    );
+    for at in &dark.probabilities {
+        bar_chart(
+            page,
+            &at.probabilities,
+            names,
+            dark.true_class,
+            at.temperature,
+        );
+    }
+    page.push_str("</div>\n");
+    heatmap(
+        page,
+        &dark.mean_soft_targets,
+        names,
+        dark.soft_target_temperature,
+    );
+    page.push_str("</section>\n");
+}
+
+/// Horizontal bars, one per class, probabilities on a linear 0..1 scale with the value printed.
+fn bar_chart(
+    page: &mut String,
+    probabilities: &[f32],
+    names: &[String],
+    true_class: usize,
+    temperature: f32,
+) {
+    let (label_width, bar_width, row_height) = (82.0, 120.0, 17.0);
+    let height = row_height * probabilities.len() as f64 + 4.0;
+    let width = label_width + bar_width + 50.0;
+    let _ = writeln!(
+        page,
+        "<figure>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\">"
+    );
+    for (class, &p) in probabilities.iter().enumerate() {
+        let y = class as f64 * row_height + 2.0;
+        let colour = if class == true_class {
+            "#2ca02c"
+        } else {
+            "#1f77b4"
+        };
+        let _ = writeln!(
+            page,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
+            label_width - 4.0,
+            y + 12.0,
+            escape(&class_name(names, class))
+        );
+        let _ = writeln!(
+            page,
+            "<rect x=\"{label_width}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"/>",
+            (p as f64).clamp(0.0, 1.0) * bar_width,
+            row_height - 4.0
+        );
+        let _ = writeln!(
+            page,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{}</text>",
+            label_width + (p as f64).clamp(0.0, 1.0) * bar_width + 3.0,
+            y + 11.0,
+            format_probability(p as f64)
+        );
+    }
+    let _ = writeln!(
+        page,
+        "</svg>\n<figcaption>T = {temperature}</figcaption>\n</figure>"
+    );
+}
+
+fn format_probability(p: f64) -> String {
+    if p >= 0.01 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.0e}")
+    }
+}
+
+/// True class (rows) x class (columns) matrix of mean probabilities; colour = sqrt(p) so the
+/// small off-diagonal values stay visible.
+fn heatmap(page: &mut String, matrix: &[Vec<f64>], names: &[String], temperature: f32) {
+    let classes = matrix.len();
+    if classes == 0 {
+        return;
+    }
+    let (label, cell) = (90.0, 44.0);
+    let size_x = label + cell * classes as f64 + 60.0;
+    let size_y = 80.0 + cell * classes as f64 + 10.0;
+    let _ = writeln!(
+        page,
+        "<h3>Mean soft targets at T = {temperature}</h3>\n<p>Row: true class; column: the ensemble's mean probability for each class over the test examples of that class. Off the diagonal lies the dark knowledge.</p>"
+    );
+    let _ = writeln!(
+        page,
+        "<figure>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{size_x}\" height=\"{size_y}\" viewBox=\"0 0 {size_x} {size_y}\" role=\"img\">"
+    );
+    for column in 0..classes {
+        let x = label + (column as f64 + 0.5) * cell;
+        let _ = writeln!(
+            page,
+            "<text x=\"{x:.1}\" y=\"76\" font-size=\"10\" text-anchor=\"start\" transform=\"rotate(-40 {x:.1} 76)\">{}</text>",
+            escape(&class_name(names, column))
+        );
+    }
+    for (row, values) in matrix.iter().enumerate() {
+        let y = 80.0 + row as f64 * cell;
+        let _ = writeln!(
+            page,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
+            label - 4.0,
+            y + cell / 2.0 + 4.0,
+            escape(&class_name(names, row))
+        );
+        for (column, &p) in values.iter().enumerate() {
+            let shade = p.clamp(0.0, 1.0).sqrt();
+            let level = (255.0 * (1.0 - shade)).round() as u8;
+            let text_colour = if shade > 0.6 { "#fff" } else { "#000" };
+            let x = label + column as f64 * cell;
+            let _ = writeln!(
+                page,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgb({level},{level},255)\" stroke=\"#fff\"/>"
+            );
+            let _ = writeln!(
+                page,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"middle\" fill=\"{text_colour}\">{}</text>",
+                x + cell / 2.0,
+                y + cell / 2.0 + 3.0,
+                format_probability(p)
+            );
+        }
+    }
+    let _ = writeln!(
+        page,
+        "</svg>\n<figcaption>mean softmax(ensemble logits / {temperature}) by true class</figcaption>\n</figure>"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::sample_results;
+
+    /// Checks that every opened tag of the elements this module emits is closed in order
+    /// (void and self-closing tags aside).
+    fn assert_balanced(html: &str) {
+        let void = ["meta", "br", "hr", "img", "link", "!DOCTYPE"];
+        let mut stack: Vec<String> = Vec::new();
+        let mut rest = html;
+        while let Some(start) = rest.find('<') {
+            let end = rest[start..].find('>').expect("unterminated tag") + start;
+            let tag = &rest[start + 1..end];
+            rest = &rest[end + 1..];
+            let name: String = tag
+                .trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '!')
+                .collect();
+            if tag.ends_with('/') || void.iter().any(|v| v.eq_ignore_ascii_case(&name)) {
+                continue;
+            }
+            if tag.starts_with('/') {
+                let open = stack
+                    .pop()
+                    .unwrap_or_else(|| panic!("</{name}> closes nothing"));
+                assert_eq!(open, name, "</{name}> closes <{open}>");
+            } else {
+                stack.push(name);
+            }
+        }
+        assert!(stack.is_empty(), "unclosed: {stack:?}");
+    }
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
+    }
+
+    #[test]
+    fn page_is_balanced_and_has_every_section() {
+        let results = sample_results();
+        let html = render_report(&results);
+        assert_balanced(&html);
+        for id in [
+            "warnings",
+            "summary",
+            "curves",
+            "cost",
+            "grid",
+            "per-class",
+            "dark-knowledge",
+        ] {
+            assert!(
+                html.contains(&format!("<section id=\"{id}\">")),
+                "missing section {id}"
+            );
+        }
+        // The sample warning contains markup: it must arrive escaped.
+        assert!(html.contains("example warning &lt;with&gt; markup &amp; ampersand"));
+        assert!(!html.contains("<with>"));
+        assert!(!html.contains("<script"), "no scripts");
+        assert!(
+            !html.contains("http://")
+                || html.matches("http://").count()
+                    == html.matches("http://www.w3.org/2000/svg").count(),
+            "only the SVG namespace URL"
+        );
+        // 28 x 28 pixel rects, four bar charts, a 10 x 10 heatmap.
+        assert_eq!(
+            html.matches("fill=\"rgb(200,200,200)\"").count()
+                + html.matches("fill=\"rgb(30,30,30)\"").count(),
+            784
+        );
+        for t in ["T = 1", "T = 2", "T = 5", "T = 20"] {
+            assert!(
+                html.contains(&format!("<figcaption>{t}</figcaption>")),
+                "missing {t}"
+            );
+        }
+        assert!(html.contains("Ankle boot") && html.contains("T-shirt/top"));
+    }
+
+    #[test]
+    fn renders_sparse_results() {
+        let mut results = sample_results();
+        results.dark_knowledge = None;
+        results.grid.clear();
+        results.warnings.clear();
+        for model in &mut results.models {
+            model.curve.clear();
+            model.serving = None;
+        }
+        results.models.truncate(1);
+        let html = render_report(&results);
+        assert_balanced(&html);
+        assert!(html.contains("No training curves recorded."));
+        assert!(!html.contains("id=\"dark-knowledge\""));
+    }
+
+    #[test]
+    fn log_axis_ticks_are_powers_of_ten() {
+        let plot = Plot::new(400.0, 300.0, (3e4, 4e7), (0.8, 0.9), true);
+        assert_eq!(plot.x_ticks(), vec![1e5, 1e6, 1e7]);
+        assert!(plot.x(1e5) < plot.x(1e6) && plot.x(1e6) < plot.x(1e7));
+        // Equal steps per decade.
+        let step = plot.x(1e6) - plot.x(1e5);
+        assert!((plot.x(1e7) - plot.x(1e6) - step).abs() < 1e-9);
+    }
+
+    /// Writes the sample report for a visual check:
+    /// `cargo test -p dk-distill --lib report::tests::write_preview -- --ignored`.
+    #[test]
+    #[ignore = "writes a preview file for a visual check"]
+    fn write_preview() {
+        let path = std::env::temp_dir().join("dk-report-preview.html");
+        write_report(&path, &sample_results()).unwrap();
+        assert!(path.is_file());
+        println!("wrote {}", path.display());
+    }
+}

@@ -141,11 +141,13 @@ impl GpuContext {
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
         let features = adapter.features() & wanted;
-        let mut device_desc = wgpu::DeviceDescriptor::default();
-        device_desc.label = Some("darkknowledge");
-        device_desc.required_features = features;
-        device_desc.required_limits = limits.clone();
-        device_desc.memory_hints = wgpu::MemoryHints::Performance;
+        let device_desc = wgpu::DeviceDescriptor {
+            label: Some("darkknowledge"),
+            required_features: features,
+            required_limits: limits.clone(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            ..Default::default()
+        };
         let (device, queue) = adapter
             .request_device(&device_desc)
             .await
@@ -177,7 +179,9 @@ impl GpuContext {
 
     /// The largest storage buffer one binding may cover on this adapter.
     pub fn max_binding_bytes(&self) -> u64 {
-        u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// A compute pipeline for `entry` of `shader`, compiled once per set of override constants.

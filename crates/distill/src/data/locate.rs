@@ -336,7 +336,7 @@ fn check_downloaded(path: &Path, slot: usize, source: &DatasetSource) -> Result<
         found,
         expected: expected.to_string(),
     };
-    if slot % 2 == 0 {
+    if slot.is_multiple_of(2) {
         let images = idx::read_images(path)?;
         for (field, found, expected) in [
             ("image count", images.n, count),

@@ -26,7 +26,7 @@ struct CeilingParams {
 
 fn check_vec4(op: &'static str, t: &Tensor) -> Result<u32> {
     t.expect_dtype(op, DType::F32)?;
-    if t.len() % 4 != 0 || t.is_empty() {
+    if !t.len().is_multiple_of(4) || t.is_empty() {
         return Err(shape_error(
             op,
             format!(

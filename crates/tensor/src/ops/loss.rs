@@ -1,1 +1,0 @@
-//! loss kernels (shaders/loss.wgsl): launchers, CPU reference, tests.

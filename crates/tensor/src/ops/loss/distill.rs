@@ -1,0 +1,197 @@
+//! Launchers of the distillation loss: the fused kernel and the same loss from simple kernels.
+
+use super::{DISTILL_SHADER, DistillLossParams, WG, check_operands};
+use crate::context::GpuContext;
+use crate::error::{Result, invalid_argument};
+use crate::kernel::{Binding, Dispatch, grid_1d, groups_for};
+use crate::ops::softmax::{
+    check_row_threads, check_temperature, default_row_threads, prepare_argmax, prepare_log_softmax,
+};
+use crate::tensor::{DType, Tensor};
+
+const OP: &str = "distill_loss";
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DistillParams {
+    rows: u32,
+    cols: u32,
+    temperature: f32,
+    alpha: f32,
+}
+
+fn check_params(teacher: Option<&Tensor>, p: DistillLossParams) -> Result<()> {
+    check_temperature(OP, p.temperature)?;
+    if !(0.0..=1.0).contains(&p.alpha) {
+        return Err(invalid_argument(
+            OP,
+            format!("alpha must be in [0, 1], got {}", p.alpha),
+        ));
+    }
+    if teacher.is_none() && p.alpha != 0.0 {
+        return Err(invalid_argument(
+            OP,
+            format!(
+                "alpha is {} but no teacher logits were given (hard labels only need alpha = 0)",
+                p.alpha
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Prepare the fused distillation loss: one kernel reads student logits `z` and teacher
+/// logits `t` (f32 `[B, C]`) and labels (U32 `[B]`), writes `grad = dL/dz` of the batch-mean
+/// loss (f32 `[B, C]`) and adds the loss sum, correct count and `B` into `stats`.
+///
+/// Per example: `alpha * T^2 * CE(softmax(t/T), softmax(z/T)) + (1 - alpha) * CE(onehot(y), softmax(z))`.
+/// The soft term is a cross-entropy, so the loss value includes the teacher's entropy
+/// `H(softmax(t/T))` (constant for the student; the gradient equals that of the KL divergence).
+/// `teacher: None` means hard labels only and requires `alpha == 0`.
+pub fn prepare_distill_loss(
+    ctx: &GpuContext,
+    student: &Tensor,
+    teacher: Option<&Tensor>,
+    labels: &Tensor,
+    grad: &Tensor,
+    stats: &Tensor,
+    p: DistillLossParams,
+) -> Result<Dispatch> {
+    let cols = student.shape().last().copied().unwrap_or(1);
+    let threads = default_row_threads(ctx, cols);
+    prepare_distill_loss_with(ctx, student, teacher, labels, grad, stats, p, threads)
+}
+
+/// [`prepare_distill_loss`] with an explicit number of invocations per row (power of two <= 64).
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_distill_loss_with(
+    ctx: &GpuContext,
+    student: &Tensor,
+    teacher: Option<&Tensor>,
+    labels: &Tensor,
+    grad: &Tensor,
+    stats: &Tensor,
+    p: DistillLossParams,
+    threads_per_row: u32,
+) -> Result<Dispatch> {
+    let (rows, cols) = check_operands(OP, student, teacher, labels, grad, stats)?;
+    check_params(teacher, p)?;
+    check_row_threads(OP, threads_per_row)?;
+    let params = DistillParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        temperature: p.temperature,
+        alpha: p.alpha,
+    };
+    let constants = [
+        ("WG", f64::from(WG)),
+        ("ROW_THREADS", f64::from(threads_per_row)),
+        ("HAS_TEACHER", if teacher.is_some() { 1.0 } else { 0.0 }),
+    ];
+    Ok(Dispatch::new(
+        ctx,
+        &DISTILL_SHADER,
+        "distill_loss",
+        &constants,
+        &[
+            (0, Binding::Tensor(student)),
+            (1, Binding::Tensor(teacher.unwrap_or(student))),
+            (2, Binding::Tensor(labels)),
+            (3, Binding::Tensor(grad)),
+            (4, Binding::Tensor(stats)),
+        ],
+        Some((5, bytemuck::bytes_of(&params))),
+        grid_1d(groups_for(rows, (WG / threads_per_row) as usize)),
+    ))
+}
+
+/// Record the fused distillation loss into `encoder`.
+#[allow(clippy::too_many_arguments)]
+pub fn call_distill_loss(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    student: &Tensor,
+    teacher: Option<&Tensor>,
+    labels: &Tensor,
+    grad: &Tensor,
+    stats: &Tensor,
+    p: DistillLossParams,
+) -> Result<()> {
+    prepare_distill_loss(ctx, student, teacher, labels, grad, stats, p)?.encode(encoder);
+    Ok(())
+}
+
+/// The same loss, gradient and stats as [`prepare_distill_loss`], composed of simple kernels
+/// (for comparing fused against unfused): log-softmax of `z/T`, `t/T` and `z`, argmax of `z`,
+/// an elementwise gradient/loss-term kernel, then a per-row reduction into the stats.
+/// Allocates its scratch tensors (4 x `[B, C]` f32 and `[B]` u32); the dispatches keep them
+/// alive. Record the returned dispatches in order (e.g. with `record_all`).
+pub fn prepare_distill_loss_unfused(
+    ctx: &GpuContext,
+    student: &Tensor,
+    teacher: Option<&Tensor>,
+    labels: &Tensor,
+    grad: &Tensor,
+    stats: &Tensor,
+    p: DistillLossParams,
+) -> Result<Vec<Dispatch>> {
+    let (rows, cols) = check_operands(OP, student, teacher, labels, grad, stats)?;
+    check_params(teacher, p)?;
+    let scratch = || Tensor::zeros(ctx, &[rows, cols], DType::F32);
+    let log_q = scratch()?;
+    let log_q1 = scratch()?;
+    let row_loss = scratch()?;
+    let argmax = Tensor::zeros(ctx, &[rows], DType::U32)?;
+    let mut dispatches = vec![
+        prepare_log_softmax(ctx, student, &log_q, p.temperature)?,
+        prepare_log_softmax(ctx, student, &log_q1, 1.0)?,
+        prepare_argmax(ctx, student, &argmax)?,
+    ];
+    // Without a teacher alpha is 0 and the soft term vanishes: reuse log q for log p.
+    let log_p = match teacher {
+        Some(teacher) => {
+            let log_p = scratch()?;
+            dispatches.push(prepare_log_softmax(ctx, teacher, &log_p, p.temperature)?);
+            log_p
+        }
+        None => log_q.clone(),
+    };
+    let params = DistillParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        temperature: p.temperature,
+        alpha: p.alpha,
+    };
+    let constants = [("WG", f64::from(WG))];
+    dispatches.push(Dispatch::new(
+        ctx,
+        &DISTILL_SHADER,
+        "distill_terms",
+        &constants,
+        &[
+            (0, Binding::Tensor(&log_q)),
+            (1, Binding::Tensor(&log_p)),
+            (2, Binding::Tensor(labels)),
+            (3, Binding::Tensor(grad)),
+            (6, Binding::Tensor(&log_q1)),
+            (7, Binding::Tensor(&row_loss)),
+        ],
+        Some((5, bytemuck::bytes_of(&params))),
+        grid_1d(groups_for(rows * cols, WG as usize)),
+    ));
+    dispatches.push(Dispatch::new(
+        ctx,
+        &DISTILL_SHADER,
+        "distill_stats",
+        &constants,
+        &[
+            (2, Binding::Tensor(labels)),
+            (4, Binding::Tensor(stats)),
+            (7, Binding::Tensor(&row_loss)),
+            (8, Binding::Tensor(&argmax)),
+        ],
+        Some((5, bytemuck::bytes_of(&params))),
+        grid_1d(groups_for(rows, WG as usize)),
+    ));
+    Ok(dispatches)
+}

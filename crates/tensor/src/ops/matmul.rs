@@ -1,1 +1,0 @@
-//! matmul kernels (shaders/matmul.wgsl): launchers, CPU reference, tests.

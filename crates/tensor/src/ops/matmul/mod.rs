@@ -1,0 +1,410 @@
+//! `matmul`: C = relu?((accumulate ? C : 0) + op(A) op(B) + bias) (shaders/matmul.wgsl).
+//!
+//! Two kernel shapes live in the one shader, each with a few tile sizes ([`MatmulVariant`]):
+//! register blocking without workgroup memory (fastest on software Vulkan such as lavapipe,
+//! where barriers are very costly) and workgroup tiles in shared memory (fastest on real
+//! GPUs). Which one runs is, in order of precedence: [`MatmulOptions::variant`], the
+//! environment variable `DK_MATMUL_VARIANT=<name>`, or the per-adapter choice made by timing
+//! the candidates once ([`tune_matmul`], cached on disk; see [`tuning`]).
+
+pub mod tuning;
+
+use crate::context::{GpuContext, ShaderSource};
+use crate::error::{Result, invalid_argument, shape_error};
+use crate::kernel::{Binding, Dispatch, MAX_GROUPS_PER_DIM, groups_for};
+use crate::tensor::{DType, Tensor};
+
+pub use tuning::{MatmulTuning, ShapeClass, retune_matmul, tune_matmul};
+
+pub const SHADER: ShaderSource = ShaderSource {
+    name: "matmul",
+    wgsl: include_str!("../../../../../shaders/matmul.wgsl"),
+};
+
+const OP: &str = "matmul";
+
+/// Environment variable that forces one variant by name (see [`MatmulVariant::name`]).
+pub const VARIANT_ENV: &str = "DK_MATMUL_VARIANT";
+
+/// A kernel shape and its tile sizes. Every variant is correct for every shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulVariant {
+    /// 4x4 outputs per invocation, no workgroup memory, 8x8 invocations per workgroup.
+    Register4x4,
+    /// 8x8 outputs per invocation, no workgroup memory, 8x8 invocations per workgroup.
+    Register8x8,
+    /// 64x64 workgroup tiles in workgroup memory, 4x4 outputs per invocation, k slices of 16.
+    Tiled64,
+    /// 128x128 workgroup tiles in workgroup memory, 8x8 outputs per invocation, k slices of 8.
+    Tiled128,
+}
+
+/// Entry point and override constants of one variant.
+struct VariantConfig {
+    entry: &'static str,
+    tm: u32,
+    tn: u32,
+    wg_x: u32,
+    wg_y: u32,
+    bk: u32,
+}
+
+impl MatmulVariant {
+    /// Every variant, in the order the tuner tries them.
+    pub const ALL: [MatmulVariant; 4] = [
+        MatmulVariant::Register4x4,
+        MatmulVariant::Register8x8,
+        MatmulVariant::Tiled64,
+        MatmulVariant::Tiled128,
+    ];
+
+    /// The name used by `DK_MATMUL_VARIANT` and the tuning cache.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulVariant::Register4x4 => "register4x4",
+            MatmulVariant::Register8x8 => "register8x8",
+            MatmulVariant::Tiled64 => "tiled64",
+            MatmulVariant::Tiled128 => "tiled128",
+        }
+    }
+
+    /// The variant called `name` (case-insensitive), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let name = name.trim().to_ascii_lowercase();
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    fn config(self) -> VariantConfig {
+        let (entry, tm, tn, wg_x, wg_y, bk) = match self {
+            MatmulVariant::Register4x4 => ("matmul_register", 4, 4, 8, 8, 1),
+            MatmulVariant::Register8x8 => ("matmul_register", 8, 8, 8, 8, 1),
+            MatmulVariant::Tiled64 => ("matmul_tiled", 4, 4, 16, 16, 16),
+            MatmulVariant::Tiled128 => ("matmul_tiled", 8, 8, 16, 16, 8),
+        };
+        VariantConfig {
+            entry,
+            tm,
+            tn,
+            wg_x,
+            wg_y,
+            bk,
+        }
+    }
+}
+
+impl std::fmt::Display for MatmulVariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for MatmulVariant {
+    type Err = crate::error::TensorError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::from_name(s).ok_or_else(|| {
+            invalid_argument(
+                OP,
+                format!("unknown variant {s:?}; known: {}", variant_names()),
+            )
+        })
+    }
+}
+
+fn variant_names() -> String {
+    MatmulVariant::ALL.map(MatmulVariant::name).join(", ")
+}
+
+/// Options of one matmul. `Default` is a plain C = A B.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatmulOptions<'a> {
+    /// A is stored [k, m] and used transposed.
+    pub trans_a: bool,
+    /// B is stored [n, k] and used transposed (a linear layer's `x W^T`).
+    pub trans_b: bool,
+    /// Added to every row of the product, shape [n].
+    pub bias: Option<&'a Tensor>,
+    /// Clamp the result at zero.
+    pub relu: bool,
+    /// Add the product to what C holds instead of overwriting it.
+    pub accumulate: bool,
+    /// Force a variant; `None` uses `DK_MATMUL_VARIANT` or the adapter's tuned choice.
+    pub variant: Option<MatmulVariant>,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+}
+
+const FLAG_BIAS: u32 = 1;
+const FLAG_RELU: u32 = 2;
+const FLAG_ACCUMULATE: u32 = 4;
+
+/// The problem size `(m, n, k)` after checking dtypes, shapes and aliasing.
+fn validate(a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions) -> Result<[usize; 3]> {
+    for (name, t) in [("A", a), ("B", b), ("C", c)] {
+        if t.dtype() != DType::F32 {
+            return Err(shape_error(
+                OP,
+                format!(
+                    "{name} must be F32, got {:?} of shape {:?}",
+                    t.dtype(),
+                    t.shape()
+                ),
+            ));
+        }
+        if t.shape().len() != 2 {
+            return Err(shape_error(
+                OP,
+                format!("{name} must be a matrix, got shape {:?}", t.shape()),
+            ));
+        }
+    }
+    let (sa, sb, sc) = (a.shape(), b.shape(), c.shape());
+    let (m, ka) = if opts.trans_a {
+        (sa[1], sa[0])
+    } else {
+        (sa[0], sa[1])
+    };
+    let (kb, n) = if opts.trans_b {
+        (sb[1], sb[0])
+    } else {
+        (sb[0], sb[1])
+    };
+    let describe = |name: &str, shape: &[usize], trans: bool| {
+        format!(
+            "{name} is {shape:?}{}",
+            if trans { " (transposed)" } else { "" }
+        )
+    };
+    if ka != kb {
+        return Err(shape_error(
+            OP,
+            format!(
+                "{} but {} (inner dims {ka} != {kb})",
+                describe("A", sa, opts.trans_a),
+                describe("B", sb, opts.trans_b)
+            ),
+        ));
+    }
+    if sc != [m, n] {
+        return Err(shape_error(
+            OP,
+            format!(
+                "C is {sc:?} but op(A) op(B) is [{m}, {n}] ({}, {})",
+                describe("A", sa, opts.trans_a),
+                describe("B", sb, opts.trans_b)
+            ),
+        ));
+    }
+    if let Some(bias) = opts.bias {
+        bias.expect_dtype(OP, DType::F32)?;
+        if bias.shape() != [n] {
+            return Err(shape_error(
+                OP,
+                format!(
+                    "bias is {:?} but C is {sc:?} (bias must be [{n}])",
+                    bias.shape()
+                ),
+            ));
+        }
+        if bias.same_buffer(c) {
+            return Err(invalid_argument(OP, "bias and C share a buffer"));
+        }
+    }
+    if c.same_buffer(a) || c.same_buffer(b) {
+        return Err(invalid_argument(
+            OP,
+            format!(
+                "C {:?} shares a buffer with A {:?} or B {:?}; the output must be a separate tensor",
+                c.shape(),
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    Ok([m, n, ka])
+}
+
+/// The variant that `opts`, the environment or the adapter's tuning picks for this shape.
+pub fn choose_variant(
+    ctx: &GpuContext,
+    m: usize,
+    n: usize,
+    k: usize,
+    opts: &MatmulOptions,
+) -> Result<MatmulVariant> {
+    if let Some(v) = opts.variant {
+        return Ok(v);
+    }
+    if let Some(v) = variant_from_env()? {
+        return Ok(v);
+    }
+    Ok(tune_matmul(ctx)?.choice(ShapeClass::of(m, n, k)))
+}
+
+/// The variant forced by `DK_MATMUL_VARIANT`, if set and not empty.
+pub fn variant_from_env() -> Result<Option<MatmulVariant>> {
+    match std::env::var(VARIANT_ENV) {
+        Ok(name) if !name.trim().is_empty() => {
+            MatmulVariant::from_name(&name).map(Some).ok_or_else(|| {
+                invalid_argument(
+                    OP,
+                    format!(
+                        "{VARIANT_ENV}={name:?} is not a variant; known: {}",
+                        variant_names()
+                    ),
+                )
+            })
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Prepare C = relu?((accumulate ? C : 0) + op(A) op(B) + bias); see [`MatmulOptions`].
+pub fn prepare_matmul(
+    ctx: &GpuContext,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: &MatmulOptions,
+) -> Result<Dispatch> {
+    let [m, n, k] = validate(a, b, c, opts)?;
+    let variant = choose_variant(ctx, m, n, k, opts)?;
+    let cfg = variant.config();
+    let groups = [
+        groups_for(n, (cfg.tn * cfg.wg_x) as usize),
+        groups_for(m, (cfg.tm * cfg.wg_y) as usize),
+        1,
+    ];
+    if groups[0] > MAX_GROUPS_PER_DIM || groups[1] > MAX_GROUPS_PER_DIM {
+        return Err(invalid_argument(
+            OP,
+            format!(
+                "C of [{m}, {n}] needs a grid of {groups:?} workgroups with {variant}, over {MAX_GROUPS_PER_DIM} per dimension"
+            ),
+        ));
+    }
+    let flags = opts.bias.map_or(0, |_| FLAG_BIAS)
+        | if opts.relu { FLAG_RELU } else { 0 }
+        | if opts.accumulate { FLAG_ACCUMULATE } else { 0 };
+    let params = MatmulParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        flags,
+    };
+    // WebGPU needs every binding of the layout; without a bias a one-element stand-in is bound.
+    let dummy_bias;
+    let bias = match opts.bias {
+        Some(bias) => bias,
+        None => {
+            dummy_bias = Tensor::zeros(ctx, &[1], DType::F32)?;
+            &dummy_bias
+        }
+    };
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    let constants = [
+        ("TRANS_A", flag(opts.trans_a)),
+        ("TRANS_B", flag(opts.trans_b)),
+        ("TM", f64::from(cfg.tm)),
+        ("TN", f64::from(cfg.tn)),
+        ("WG_X", f64::from(cfg.wg_x)),
+        ("WG_Y", f64::from(cfg.wg_y)),
+        ("BK", f64::from(cfg.bk)),
+    ];
+    Ok(Dispatch::new(
+        ctx,
+        &SHADER,
+        cfg.entry,
+        &constants,
+        &[
+            (0, Binding::Tensor(a)),
+            (1, Binding::Tensor(b)),
+            (2, Binding::Tensor(c)),
+            (3, Binding::Tensor(bias)),
+        ],
+        Some((4, bytemuck::bytes_of(&params))),
+        groups,
+    ))
+}
+
+/// Record C = relu?((accumulate ? C : 0) + op(A) op(B) + bias) into `encoder`.
+pub fn call_matmul(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: &MatmulOptions,
+) -> Result<()> {
+    prepare_matmul(ctx, a, b, c, opts)?.encode(encoder);
+    Ok(())
+}
+
+/// CPU reference.
+pub mod cpu {
+    /// Options of the reference, mirroring [`super::MatmulOptions`].
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Options<'a> {
+        pub trans_a: bool,
+        pub trans_b: bool,
+        pub bias: Option<&'a [f32]>,
+        pub relu: bool,
+        pub accumulate: bool,
+    }
+
+    /// C[m, n] = relu?((accumulate ? C : 0) + op(A) op(B) + bias), summed in f64.
+    pub fn matmul(
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        m: usize,
+        n: usize,
+        k: usize,
+        opts: Options,
+    ) {
+        assert_eq!(a.len(), m * k, "A length");
+        assert_eq!(b.len(), k * n, "B length");
+        assert_eq!(c.len(), m * n, "C length");
+        let a_at = |i: usize, p: usize| {
+            if opts.trans_a {
+                a[p * m + i]
+            } else {
+                a[i * k + p]
+            }
+        };
+        let b_at = |p: usize, j: usize| {
+            if opts.trans_b {
+                b[j * k + p]
+            } else {
+                b[p * n + j]
+            }
+        };
+        for i in 0..m {
+            for j in 0..n {
+                let mut sum: f64 = (0..k)
+                    .map(|p| f64::from(a_at(i, p)) * f64::from(b_at(p, j)))
+                    .sum();
+                if opts.accumulate {
+                    sum += f64::from(c[i * n + j]);
+                }
+                if let Some(bias) = opts.bias {
+                    sum += f64::from(bias[j]);
+                }
+                if opts.relu {
+                    sum = sum.max(0.0);
+                }
+                c[i * n + j] = sum as f32;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,238 @@
+//! GPU against the CPU reference for every variant, layout and epilogue, on shapes that are
+//! not multiples of any tile size.
+
+use super::*;
+use crate::testing::{ctx, random_f32};
+
+/// (m, n, k) products to check: degenerate, odd, several tiles with ragged edges, tall.
+const SHAPES: [[usize; 3]; 4] = [[1, 1, 1], [7, 5, 13], [129, 33, 65], [300, 11, 70]];
+
+/// f32 sums of k products of values in [-1, 1] drift by about sqrt(k) ulps of the terms.
+fn tolerance(k: usize) -> f32 {
+    1e-4 * (k as f32).sqrt().max(1.0)
+}
+
+/// Run one product on the GPU and on the CPU, and compare.
+fn check(
+    variant: MatmulVariant,
+    [m, n, k]: [usize; 3],
+    trans_a: bool,
+    trans_b: bool,
+    epilogue: u32,
+) {
+    let ctx = ctx();
+    let (with_bias, relu, accumulate) = (epilogue & 1 != 0, epilogue & 2 != 0, epilogue & 4 != 0);
+    let seed = (m * 31 + n * 7 + k) as u64;
+    let a_data = random_f32(m * k, seed, 1.0);
+    let b_data = random_f32(k * n, seed + 1, 1.0);
+    let c_data = random_f32(m * n, seed + 2, 1.0);
+    let bias_data = random_f32(n, seed + 3, 1.0);
+    let a_shape = if trans_a { [k, m] } else { [m, k] };
+    let b_shape = if trans_b { [n, k] } else { [k, n] };
+    let a = Tensor::from_f32(ctx, &a_data, &a_shape).unwrap();
+    let b = Tensor::from_f32(ctx, &b_data, &b_shape).unwrap();
+    let c = Tensor::from_f32(ctx, &c_data, &[m, n]).unwrap();
+    let bias = Tensor::from_f32(ctx, &bias_data, &[n]).unwrap();
+    let opts = MatmulOptions {
+        trans_a,
+        trans_b,
+        bias: with_bias.then_some(&bias),
+        relu,
+        accumulate,
+        variant: Some(variant),
+    };
+    let mut encoder = ctx.encoder();
+    call_matmul(ctx, &mut encoder, &a, &b, &c, &opts).unwrap();
+    ctx.submit_and_wait(encoder);
+
+    let mut expected = c_data;
+    let cpu_opts = cpu::Options {
+        trans_a,
+        trans_b,
+        bias: with_bias.then_some(&bias_data[..]),
+        relu,
+        accumulate,
+    };
+    cpu::matmul(&a_data, &b_data, &mut expected, m, n, k, cpu_opts);
+    let got = c.to_f32(ctx).unwrap();
+    let tol = tolerance(k);
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert!(
+            (g - e).abs() <= tol * (1.0 + e.abs()),
+            "{variant} m={m} n={n} k={k} trans_a={trans_a} trans_b={trans_b} bias={with_bias} \
+             relu={relu} accumulate={accumulate}: C[{}, {}] = {g}, expected {e} \
+             (tolerance {tol} * (1 + |expected|))",
+            i / n,
+            i % n
+        );
+    }
+}
+
+/// Every layout on every shape, plain and with the full epilogue; every epilogue
+/// combination (bias, relu, accumulate) in every layout on one odd shape.
+fn check_variant(variant: MatmulVariant) {
+    const ALL_EPILOGUES: u32 = 7;
+    for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+        for shape in SHAPES {
+            for epilogue in [0, ALL_EPILOGUES] {
+                check(variant, shape, trans_a, trans_b, epilogue);
+            }
+        }
+        for epilogue in 1..ALL_EPILOGUES {
+            check(variant, SHAPES[1], trans_a, trans_b, epilogue);
+        }
+    }
+}
+
+#[test]
+fn register4x4_matches_cpu() {
+    check_variant(MatmulVariant::Register4x4);
+}
+
+#[test]
+fn register8x8_matches_cpu() {
+    check_variant(MatmulVariant::Register8x8);
+}
+
+#[test]
+fn tiled64_matches_cpu() {
+    check_variant(MatmulVariant::Tiled64);
+}
+
+#[test]
+fn tiled128_matches_cpu() {
+    check_variant(MatmulVariant::Tiled128);
+}
+
+#[test]
+fn automatic_choice_is_tuned_and_correct() {
+    let ctx = ctx();
+    let tuning = tune_matmul(ctx).unwrap();
+    assert_eq!(tuning.choices.len(), ShapeClass::ALL.len(), "{tuning}");
+    // A second request is answered from memory, with the same choices.
+    assert_eq!(tune_matmul(ctx).unwrap().choices, tuning.choices);
+    let [m, n, k] = [37, 19, 45];
+    let a_data = random_f32(m * k, 5, 1.0);
+    let b_data = random_f32(k * n, 6, 1.0);
+    let a = Tensor::from_f32(ctx, &a_data, &[m, k]).unwrap();
+    let b = Tensor::from_f32(ctx, &b_data, &[k, n]).unwrap();
+    let c = Tensor::zeros(ctx, &[m, n], DType::F32).unwrap();
+    let mut encoder = ctx.encoder();
+    call_matmul(ctx, &mut encoder, &a, &b, &c, &MatmulOptions::default()).unwrap();
+    ctx.submit_and_wait(encoder);
+    let mut expected = vec![0.0; m * n];
+    cpu::matmul(
+        &a_data,
+        &b_data,
+        &mut expected,
+        m,
+        n,
+        k,
+        cpu::Options::default(),
+    );
+    crate::testing::assert_close(
+        &c.to_f32(ctx).unwrap(),
+        &expected,
+        tolerance(k),
+        tolerance(k),
+        "automatic variant, tolerance 1e-4 * sqrt(k)",
+    );
+}
+
+#[test]
+fn shape_errors_name_both_shapes() {
+    let ctx = ctx();
+    let a = Tensor::zeros(ctx, &[7, 13], DType::F32).unwrap();
+    let b = Tensor::zeros(ctx, &[12, 5], DType::F32).unwrap();
+    let c = Tensor::zeros(ctx, &[7, 5], DType::F32).unwrap();
+    let err = prepare_matmul(ctx, &a, &b, &c, &MatmulOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[7, 13]") && err.contains("[12, 5]"), "{err}");
+
+    let b = Tensor::zeros(ctx, &[13, 5], DType::F32).unwrap();
+    let wrong_c = Tensor::zeros(ctx, &[5, 7], DType::F32).unwrap();
+    let err = prepare_matmul(ctx, &a, &b, &wrong_c, &MatmulOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[5, 7]") && err.contains("[7, 5]"), "{err}");
+
+    let bias = Tensor::zeros(ctx, &[7], DType::F32).unwrap();
+    let opts = MatmulOptions {
+        bias: Some(&bias),
+        ..Default::default()
+    };
+    let err = prepare_matmul(ctx, &a, &b, &c, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[7]") && err.contains("[7, 5]"), "{err}");
+
+    let integer = Tensor::zeros(ctx, &[13, 5], DType::U32).unwrap();
+    let err = prepare_matmul(ctx, &a, &integer, &c, &MatmulOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("F32") && err.contains("U32"), "{err}");
+
+    let err = prepare_matmul(ctx, &a, &b, &a, &MatmulOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[7, 13]"), "aliased output: {err}");
+}
+
+#[test]
+fn variant_names_round_trip() {
+    for v in MatmulVariant::ALL {
+        assert_eq!(v.name().parse::<MatmulVariant>().unwrap(), v);
+    }
+    let err = "fastest".parse::<MatmulVariant>().unwrap_err().to_string();
+    assert!(err.contains("register8x8"), "{err}");
+}
+
+/// Throughput of every variant on square products (sizes from `DK_MATMUL_SIZES`, default
+/// 512,1024): `cargo test -p dk-tensor --lib ops::matmul -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, not a check; slow on software adapters"]
+fn measure_square_throughput() {
+    let ctx = ctx();
+    let sizes: Vec<usize> = std::env::var("DK_MATMUL_SIZES")
+        .unwrap_or_else(|_| "512,1024".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let started = std::time::Instant::now();
+    let tuning = retune_matmul(ctx).unwrap();
+    println!("{tuning} (wall {:.2} s)", started.elapsed().as_secs_f64());
+    for t in &tuning.timings {
+        println!(
+            "  tuning {:?} {}: {:.2} GFLOP/s",
+            t.class,
+            t.variant,
+            t.gflops()
+        );
+    }
+    for size in sizes {
+        let a = Tensor::from_f32(ctx, &random_f32(size * size, 1, 1.0), &[size, size]).unwrap();
+        let b = Tensor::from_f32(ctx, &random_f32(size * size, 2, 1.0), &[size, size]).unwrap();
+        let c = Tensor::zeros(ctx, &[size, size], DType::F32).unwrap();
+        for variant in MatmulVariant::ALL {
+            let opts = MatmulOptions {
+                variant: Some(variant),
+                ..Default::default()
+            };
+            let dispatch = prepare_matmul(ctx, &a, &b, &c, &opts).unwrap();
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                let mut encoder = ctx.encoder();
+                dispatch.encode(&mut encoder);
+                ctx.submit_and_wait(encoder);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            let gflops = 2.0 * (size as f64).powi(3) / best / 1e9;
+            println!(
+                "{size}^3 {variant:<12} {:9.2} ms {gflops:7.2} GFLOP/s",
+                best * 1e3
+            );
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! Per-adapter choice of the matmul variant: time each candidate once on a representative
+//! shape of every [`ShapeClass`], keep the fastest, and cache the result on disk in
+//! `$XDG_CACHE_HOME/darkknowledge/matmul-tuning-<adapter>.txt` (or `~/.cache/...`).
+//!
+//! The cache is plain text, one `<class> <variant>` line per class after a header that names
+//! the adapter and a hash of the shader. A missing, stale or unreadable cache is re-tuned.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::{MatmulOptions, MatmulVariant, SHADER, prepare_matmul};
+use crate::context::GpuContext;
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+const CACHE_VERSION: &str = "darkknowledge-matmul-tuning 1";
+
+/// Tuning stops trying further candidates once this much time has gone by.
+const TIME_BUDGET: Duration = Duration::from_secs(3);
+
+/// Problem sizes that favour different kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShapeClass {
+    /// Under 128^3 multiply-adds: launch overhead and occupancy dominate.
+    Small,
+    /// m or n of at most 16 (a classifier layer, its gradients): big tiles would idle.
+    Skinny,
+    /// Everything else.
+    Large,
+}
+
+impl ShapeClass {
+    pub const ALL: [ShapeClass; 3] = [ShapeClass::Small, ShapeClass::Skinny, ShapeClass::Large];
+
+    /// The class of an m x k by k x n product.
+    pub fn of(m: usize, n: usize, k: usize) -> Self {
+        if m.min(n) <= 16 {
+            ShapeClass::Skinny
+        } else if m * n * k < 128 * 128 * 128 {
+            ShapeClass::Small
+        } else {
+            ShapeClass::Large
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ShapeClass::Small => "small",
+            ShapeClass::Skinny => "skinny",
+            ShapeClass::Large => "large",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The `(m, n, k)` timed for this class: modest, so that tuning stays quick on lavapipe.
+    pub fn representative(self) -> [usize; 3] {
+        match self {
+            ShapeClass::Small => [64, 64, 64],
+            ShapeClass::Skinny => [256, 12, 256],
+            ShapeClass::Large => [192, 192, 192],
+        }
+    }
+}
+
+/// One measurement taken while tuning.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    pub class: ShapeClass,
+    pub variant: MatmulVariant,
+    /// Best of a few submit-and-wait runs.
+    pub seconds: f64,
+}
+
+impl Timing {
+    pub fn gflops(&self) -> f64 {
+        let [m, n, k] = self.class.representative();
+        2.0 * (m * n * k) as f64 / self.seconds / 1e9
+    }
+}
+
+/// The variant chosen for each shape class on one adapter.
+#[derive(Clone, Debug)]
+pub struct MatmulTuning {
+    pub adapter: String,
+    pub choices: Vec<(ShapeClass, MatmulVariant)>,
+    /// What was measured; empty when the choice came from the cache.
+    pub timings: Vec<Timing>,
+    pub from_cache: bool,
+    /// Wall-clock time spent tuning (or reading the cache).
+    pub seconds: f64,
+    pub cache_path: Option<PathBuf>,
+}
+
+impl MatmulTuning {
+    /// The chosen variant for `class` (register blocking if the class is somehow missing).
+    pub fn choice(&self, class: ShapeClass) -> MatmulVariant {
+        self.choices
+            .iter()
+            .find(|(c, _)| *c == class)
+            .map_or(MatmulVariant::Register8x8, |(_, v)| *v)
+    }
+}
+
+impl std::fmt::Display for MatmulTuning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = if self.from_cache { "cached" } else { "tuned" };
+        write!(
+            f,
+            "matmul on {} ({how} in {:.2} s):",
+            self.adapter, self.seconds
+        )?;
+        for (class, variant) in &self.choices {
+            write!(f, " {}={variant}", class.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// Tunings of this process, by adapter; the mutex also keeps two threads from tuning at once.
+fn memo() -> &'static Mutex<HashMap<String, MatmulTuning>> {
+    static MEMO: OnceLock<Mutex<HashMap<String, MatmulTuning>>> = OnceLock::new();
+    MEMO.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The tuning of this adapter: from memory, else from the disk cache, else by timing.
+pub fn tune_matmul(ctx: &GpuContext) -> Result<MatmulTuning> {
+    let mut memo = memo().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(t) = memo.get(&ctx.summary.name) {
+        return Ok(t.clone());
+    }
+    let started = Instant::now();
+    let path = cache_path(&ctx.summary.name);
+    let cached = path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| parse_cache(&text, &ctx.summary.name));
+    let tuning = match cached {
+        Some(choices) => MatmulTuning {
+            adapter: ctx.summary.name.clone(),
+            choices,
+            timings: Vec::new(),
+            from_cache: true,
+            seconds: started.elapsed().as_secs_f64(),
+            cache_path: path,
+        },
+        None => measure_and_store(ctx, path)?,
+    };
+    memo.insert(ctx.summary.name.clone(), tuning.clone());
+    Ok(tuning)
+}
+
+/// Time the candidates again, ignoring and then overwriting any cached choice.
+pub fn retune_matmul(ctx: &GpuContext) -> Result<MatmulTuning> {
+    let mut memo = memo().lock().unwrap_or_else(|e| e.into_inner());
+    let tuning = measure_and_store(ctx, cache_path(&ctx.summary.name))?;
+    memo.insert(ctx.summary.name.clone(), tuning.clone());
+    Ok(tuning)
+}
+
+fn measure_and_store(ctx: &GpuContext, path: Option<PathBuf>) -> Result<MatmulTuning> {
+    let started = Instant::now();
+    let mut choices = Vec::new();
+    let mut timings = Vec::new();
+    for class in ShapeClass::ALL {
+        let (best, measured) = tune_class(ctx, class, started)?;
+        choices.push((class, best));
+        timings.extend(measured);
+    }
+    if let Some(p) = &path {
+        // A cache that cannot be written only costs a re-tune next time.
+        let _ = p
+            .parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .and_then(|_| std::fs::write(p, format_cache(&ctx.summary.name, &choices)));
+    }
+    Ok(MatmulTuning {
+        adapter: ctx.summary.name.clone(),
+        choices,
+        timings,
+        from_cache: false,
+        seconds: started.elapsed().as_secs_f64(),
+        cache_path: path,
+    })
+}
+
+/// The fastest variant on `class`'s representative shape, and what each candidate took.
+fn tune_class(
+    ctx: &GpuContext,
+    class: ShapeClass,
+    started: Instant,
+) -> Result<(MatmulVariant, Vec<Timing>)> {
+    const RUNS: usize = 3;
+    let [m, n, k] = class.representative();
+    let a = Tensor::from_f32(ctx, &crate::testing::random_f32(m * k, 1, 1.0), &[m, k])?;
+    let b = Tensor::from_f32(ctx, &crate::testing::random_f32(k * n, 2, 1.0), &[k, n])?;
+    let c = Tensor::zeros(ctx, &[m, n], crate::tensor::DType::F32)?;
+    let mut timings: Vec<Timing> = Vec::new();
+    let mut best: Option<(MatmulVariant, f64)> = None;
+    for variant in MatmulVariant::ALL {
+        if best.is_some() && started.elapsed() > TIME_BUDGET {
+            break;
+        }
+        let opts = MatmulOptions {
+            variant: Some(variant),
+            ..Default::default()
+        };
+        let dispatch = prepare_matmul(ctx, &a, &b, &c, &opts)?;
+        let run_once = || {
+            let t = Instant::now();
+            let mut encoder = ctx.encoder();
+            dispatch.encode(&mut encoder);
+            ctx.submit_and_wait(encoder);
+            t.elapsed().as_secs_f64()
+        };
+        run_once(); // warm-up: first use of the pipeline
+        let mut fastest = f64::INFINITY;
+        for _ in 0..RUNS {
+            fastest = fastest.min(run_once());
+            // A candidate far behind the leader needs no more runs to be ruled out.
+            if best.is_some_and(|(_, s)| fastest > 4.0 * s) {
+                break;
+            }
+        }
+        timings.push(Timing {
+            class,
+            variant,
+            seconds: fastest,
+        });
+        if best.is_none_or(|(_, s)| fastest < s) {
+            best = Some((variant, fastest));
+        }
+    }
+    let (variant, _) = best.expect("at least one candidate is always timed");
+    Ok((variant, timings))
+}
+
+/// `$XDG_CACHE_HOME` or `~/.cache`, then `darkknowledge/matmul-tuning-<adapter>.txt`.
+pub fn cache_path(adapter: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let safe: String = adapter
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '-' {
+                ch
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Some(
+        base.join("darkknowledge")
+            .join(format!("matmul-tuning-{safe}.txt")),
+    )
+}
+
+/// FNV-1a of the shader source: a cache written for another kernel version is ignored.
+fn shader_hash() -> u64 {
+    SHADER.wgsl.bytes().fold(0xcbf2_9ce4_8422_2325, |h, byte| {
+        (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn format_cache(adapter: &str, choices: &[(ShapeClass, MatmulVariant)]) -> String {
+    let mut text = format!(
+        "{CACHE_VERSION}\nadapter {adapter}\nshader {:016x}\n",
+        shader_hash()
+    );
+    for (class, variant) in choices {
+        text.push_str(&format!("{} {variant}\n", class.name()));
+    }
+    text
+}
+
+/// The choices in a cache file, or `None` unless it is complete and made for this adapter
+/// and shader.
+fn parse_cache(text: &str, adapter: &str) -> Option<Vec<(ShapeClass, MatmulVariant)>> {
+    let mut lines = text.lines();
+    if lines.next()? != CACHE_VERSION
+        || lines.next()?.strip_prefix("adapter ")? != adapter
+        || lines.next()?.strip_prefix("shader ")? != format!("{:016x}", shader_hash())
+    {
+        return None;
+    }
+    let mut choices = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let (class, variant) = line.split_once(' ')?;
+        choices.push((
+            ShapeClass::from_name(class)?,
+            MatmulVariant::from_name(variant)?,
+        ));
+    }
+    let complete = ShapeClass::ALL
+        .iter()
+        .all(|class| choices.iter().any(|(c, _)| c == class));
+    complete.then_some(choices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_round_trips_and_rejects_damage() {
+        let choices = vec![
+            (ShapeClass::Small, MatmulVariant::Register4x4),
+            (ShapeClass::Skinny, MatmulVariant::Register8x8),
+            (ShapeClass::Large, MatmulVariant::Tiled64),
+        ];
+        let text = format_cache("Some GPU", &choices);
+        assert_eq!(parse_cache(&text, "Some GPU"), Some(choices));
+        assert_eq!(parse_cache(&text, "Other GPU"), None, "other adapter");
+        assert_eq!(
+            parse_cache(&text.replace("tiled64", "tiled7"), "Some GPU"),
+            None
+        );
+        assert_eq!(
+            parse_cache(&text.replace("large tiled64\n", ""), "Some GPU"),
+            None
+        );
+        assert_eq!(parse_cache("garbage", "Some GPU"), None);
+    }
+
+    #[test]
+    fn shape_classes() {
+        assert_eq!(ShapeClass::of(128, 10, 1200), ShapeClass::Skinny);
+        assert_eq!(ShapeClass::of(64, 64, 64), ShapeClass::Small);
+        assert_eq!(ShapeClass::of(128, 1200, 784), ShapeClass::Large);
+        for class in ShapeClass::ALL {
+            let [m, n, k] = class.representative();
+            assert_eq!(
+                ShapeClass::of(m, n, k),
+                class,
+                "representative of {class:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,281 @@
+// distill_loss.wgsl — knowledge-distillation loss (Hinton et al. 2015): forward, backward and
+// batch statistics fused into one kernel; plus the same loss split into simple kernels.
+//
+// Computes, for each row r of student logits z [rows, cols], teacher logits t [rows, cols],
+// label y = labels[r], temperature T > 0, weight alpha in [0, 1], B = rows:
+//   p = softmax(t / T),  q = softmax(z / T),  q1 = softmax(z)
+//   loss_r = alpha * T^2 * CE(p, q) + (1 - alpha) * CE(onehot(y), q1)
+//          = alpha * T^2 * (-sum_j p_j log q_j) + (1 - alpha) * (-log q1_y)
+//     CE(p, q) = KL(p || q) + H(p): the value includes the teacher's entropy (constant for
+//     the student, so the gradient is that of the KL divergence).
+//   grad[r, j] = d(sum_r loss_r / B) / dz[r, j]
+//              = (alpha * T * (q_j - p_j) + (1 - alpha) * (q1_j - [j == y])) / B
+//   stats[0] += sum_r loss_r (f32 bits; atomic compare-exchange loop, so the summation order,
+//               and the last bits, vary between runs)
+//   stats[1] += #{r : argmax_j z[r, j] == y}    (first index of the max)
+//   stats[2] += B
+// Labels >= cols are clamped to cols - 1 for the hard-label term and never count as correct.
+// Stability: every exp() takes (x - row max) / T <= 0; every log() takes a sum >= 1; log q is
+// formed as (z - max) / T - log(sum), so |logits| up to 1e4 and T in [0.5, 100] stay finite.
+//
+// Bindings (group 0):
+//   @binding(0) student  : array<f32>, read        [rows, cols]
+//   @binding(1) teacher  : array<f32>, read        [rows, cols]  (unused when HAS_TEACHER = false;
+//                                                     bind the student buffer there)
+//   @binding(2) labels   : array<u32>, read        [rows]
+//   @binding(3) grad     : array<f32>, read_write  [rows, cols]  (must not alias any other binding)
+//   @binding(4) stats    : array<atomic<u32>>, read_write [4]: loss-sum f32 bits, correct, count, 0
+//   @binding(5) params   : uniform DistillParams { rows: u32, cols: u32, temperature: f32, alpha: f32 }
+//   Unfused entry points only:
+//   @binding(6) log_q1   : array<f32>, read        [rows, cols]  log softmax(z)
+//   @binding(7) row_loss : array<f32>, read_write  [rows, cols]  per-element loss terms
+//   @binding(8) argmax   : array<u32>, read        [rows]        argmax_j z[r, j]
+//
+// Entry points and dispatch (2-D grids: when groups exceed 65535, x = min(groups, 65535),
+// y = ceil(groups / x), group index = wid.x + wid.y * nwg.x):
+//   distill_loss (fused; bindings 0-5): a workgroup of WG invocations handles WG / ROW_THREADS
+//     consecutive rows, ROW_THREADS invocations per row. Each row is read once to build the
+//     three softmax normalisers, the teacher-weighted cross term and the argmax online, then
+//     once more to write the gradient. ceil(rows / (WG / ROW_THREADS)) workgroups.
+//   distill_terms (unfused step 2 of 3; bindings 1 = log p, 0 = log q, 6, 2, 3, 7, 5): one
+//     invocation per element, writes grad and row_loss from log-softmaxes computed by
+//     softmax.wgsl. ceil(rows * cols / WG) workgroups.
+//   distill_stats (unfused step 3 of 3; bindings 7, 8, 2, 4, 5): one invocation per row sums
+//     row_loss and counts argmax == label. ceil(rows / WG) workgroups.
+// Overrides: WG (workgroup size, default 64); ROW_THREADS (power of two dividing WG, default 1:
+//   one invocation per row and no barriers, best for short rows and CPU rasterizers; 32-64
+//   for long rows on GPUs); HAS_TEACHER (bool, default true; false = hard labels only, alpha = 0).
+
+override WG: u32 = 64u;
+override ROW_THREADS: u32 = 1u;
+override HAS_TEACHER: bool = true;
+
+struct DistillParams {
+    rows: u32,
+    cols: u32,
+    temperature: f32,
+    alpha: f32,
+}
+
+@group(0) @binding(0) var<storage, read> student: array<f32>;
+@group(0) @binding(1) var<storage, read> teacher: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<atomic<u32>>;
+@group(0) @binding(5) var<uniform> params: DistillParams;
+@group(0) @binding(6) var<storage, read> log_q1: array<f32>;
+@group(0) @binding(7) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(8) var<storage, read> argmax: array<u32>;
+
+// Online statistics of part of a row. With m = max z, mt = max t:
+//   sum_soft = sum exp((z - m) / T), sum_hard = sum exp(z - m), sum_teacher = sum exp((t - mt) / T),
+//   cross = sum exp((t - mt) / T) * (z - m) / T, so that CE(p, q) = log(sum_soft) - cross / sum_teacher.
+// Keeping cross centred on m (not on 0) avoids cancelling two numbers of size |z| / T.
+struct RowState {
+    max_z: f32,
+    argmax: u32,
+    sum_soft: f32,
+    sum_hard: f32,
+    max_t: f32,
+    sum_teacher: f32,
+    cross: f32,
+    count: u32,
+}
+
+var<workgroup> partials: array<RowState, WG>;
+
+fn teacher_logit(i: u32) -> f32 {
+    if HAS_TEACHER {
+        return teacher[i];
+    }
+    return student[i];
+}
+
+// Add element j (student z, teacher t) to a non-empty state.
+fn push(state: RowState, z: f32, t: f32, j: u32, inv_t: f32) -> RowState {
+    var s = state;
+    if z > s.max_z {
+        let shift = s.max_z - z;
+        s.sum_soft = s.sum_soft * exp(shift * inv_t) + 1.0;
+        s.sum_hard = s.sum_hard * exp(shift) + 1.0;
+        s.cross += s.sum_teacher * shift * inv_t;
+        s.max_z = z;
+        s.argmax = j;
+    } else {
+        let shift = z - s.max_z;
+        s.sum_soft += exp(shift * inv_t);
+        s.sum_hard += exp(shift);
+    }
+    let z_centred = (z - s.max_z) * inv_t;
+    if t > s.max_t {
+        let scale = exp((s.max_t - t) * inv_t);
+        s.sum_teacher = s.sum_teacher * scale + 1.0;
+        s.cross = s.cross * scale + z_centred;
+        s.max_t = t;
+    } else {
+        let weight = exp((t - s.max_t) * inv_t);
+        s.sum_teacher += weight;
+        s.cross += weight * z_centred;
+    }
+    s.count += 1u;
+    return s;
+}
+
+fn merge(a: RowState, b: RowState, inv_t: f32) -> RowState {
+    if b.count == 0u {
+        return a;
+    }
+    if a.count == 0u {
+        return b;
+    }
+    var s: RowState;
+    s.max_z = max(a.max_z, b.max_z);
+    let take_b = b.max_z > a.max_z || (b.max_z == a.max_z && b.argmax < a.argmax);
+    s.argmax = select(a.argmax, b.argmax, take_b);
+    let shift_a = a.max_z - s.max_z;
+    let shift_b = b.max_z - s.max_z;
+    s.sum_soft = a.sum_soft * exp(shift_a * inv_t) + b.sum_soft * exp(shift_b * inv_t);
+    s.sum_hard = a.sum_hard * exp(shift_a) + b.sum_hard * exp(shift_b);
+    s.max_t = max(a.max_t, b.max_t);
+    let scale_a = exp((a.max_t - s.max_t) * inv_t);
+    let scale_b = exp((b.max_t - s.max_t) * inv_t);
+    s.sum_teacher = a.sum_teacher * scale_a + b.sum_teacher * scale_b;
+    s.cross = (a.cross + a.sum_teacher * shift_a * inv_t) * scale_a
+        + (b.cross + b.sum_teacher * shift_b * inv_t) * scale_b;
+    s.count = a.count + b.count;
+    return s;
+}
+
+fn add_loss(value: f32) {
+    var seen = atomicLoad(&stats[0]);
+    loop {
+        let next = bitcast<u32>(bitcast<f32>(seen) + value);
+        let result = atomicCompareExchangeWeak(&stats[0], seen, next);
+        if result.exchanged {
+            break;
+        }
+        seen = result.old_value;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn distill_loss(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let lane = lid % ROW_THREADS;
+    let row = (wid.x + wid.y * nwg.x) * (WG / ROW_THREADS) + lid / ROW_THREADS;
+    let cols = params.cols;
+    let base = row * cols;
+    let temperature = params.temperature;
+    let inv_t = 1.0 / temperature;
+
+    var state: RowState;
+    state.count = 0u;
+    if row < params.rows && lane < cols {
+        let z = student[base + lane];
+        state = RowState(z, lane, 1.0, 1.0, teacher_logit(base + lane), 1.0, 0.0, 1u);
+        for (var j = lane + ROW_THREADS; j < cols; j += ROW_THREADS) {
+            state = push(state, student[base + j], teacher_logit(base + j), j, inv_t);
+        }
+    }
+    if ROW_THREADS > 1u {
+        partials[lid] = state;
+        for (var stride = ROW_THREADS / 2u; stride > 0u; stride >>= 1u) {
+            workgroupBarrier();
+            if lane < stride {
+                partials[lid] = merge(partials[lid], partials[lid + stride], inv_t);
+            }
+        }
+        workgroupBarrier();
+        state = partials[lid - lane];
+    }
+    if row >= params.rows {
+        return;
+    }
+
+    let alpha = params.alpha;
+    let label = min(labels[row], cols - 1u);
+    let inv_batch = 1.0 / f32(params.rows);
+    let soft_weight = alpha * temperature * inv_batch;
+    let hard_weight = (1.0 - alpha) * inv_batch;
+    let inv_soft = 1.0 / state.sum_soft;
+    let inv_hard = 1.0 / state.sum_hard;
+    let inv_teacher = 1.0 / state.sum_teacher;
+    for (var j = lane; j < cols; j += ROW_THREADS) {
+        let shift = student[base + j] - state.max_z;
+        let q = exp(shift * inv_t) * inv_soft;
+        let p = exp((teacher_logit(base + j) - state.max_t) * inv_t) * inv_teacher;
+        let q1 = exp(shift) * inv_hard;
+        let one_hot = select(0.0, 1.0, j == label);
+        grad[base + j] = soft_weight * (q - p) + hard_weight * (q1 - one_hot);
+    }
+
+    if lane == 0u {
+        let soft_ce = log(state.sum_soft) - state.cross * inv_teacher;
+        let hard_ce = log(state.sum_hard) - (student[base + label] - state.max_z);
+        add_loss(alpha * temperature * temperature * soft_ce + (1.0 - alpha) * hard_ce);
+        if labels[row] < cols && state.argmax == labels[row] {
+            atomicAdd(&stats[1], 1u);
+        }
+        if row == 0u {
+            atomicAdd(&stats[2], params.rows);
+        }
+    }
+}
+
+// Unfused step 2: elementwise gradient and loss terms from log p (binding 1), log q (binding 0)
+// and log q1 (binding 6).
+@compute @workgroup_size(WG)
+fn distill_terms(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let cols = params.cols;
+    if i >= params.rows * cols {
+        return;
+    }
+    let row = i / cols;
+    let j = i - row * cols;
+    let label = min(labels[row], cols - 1u);
+    let temperature = params.temperature;
+    let alpha = params.alpha;
+    let inv_batch = 1.0 / f32(params.rows);
+    let log_p = teacher[i];
+    let log_q = student[i];
+    let p = exp(log_p);
+    let one_hot = select(0.0, 1.0, j == label);
+    // -one_hot * log_q1 without 0 * (-inf) when a probability underflows.
+    let hard_term = select(0.0, -log_q1[i], j == label);
+    grad[i] = (alpha * temperature * (exp(log_q) - p)
+        + (1.0 - alpha) * (exp(log_q1[i]) - one_hot)) * inv_batch;
+    row_loss[i] = alpha * temperature * temperature * (-p * log_q) + (1.0 - alpha) * hard_term;
+}
+
+// Unfused step 3: per-row loss sums and correct counts into the stats.
+@compute @workgroup_size(WG)
+fn distill_stats(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = (wid.x + wid.y * nwg.x) * WG + lid;
+    if row >= params.rows {
+        return;
+    }
+    let cols = params.cols;
+    var total = 0.0;
+    for (var j = 0u; j < cols; j += 1u) {
+        total += row_loss[row * cols + j];
+    }
+    add_loss(total);
+    if labels[row] < cols && argmax[row] == labels[row] {
+        atomicAdd(&stats[1], 1u);
+    }
+    if row == 0u {
+        atomicAdd(&stats[2], params.rows);
+    }
+}

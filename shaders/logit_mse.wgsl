@@ -1,0 +1,127 @@
+// logit_mse.wgsl — logit matching (Ba & Caruana 2014): L2 regression of student logits onto
+// teacher logits, with gradient and batch statistics in one kernel.
+//
+// Computes, for each row r of student logits z [rows, cols], teacher logits t [rows, cols],
+// label y = labels[r], B = rows, C = cols:
+//   loss_r     = (1 / C) * sum_j (z[r, j] - t[r, j])^2
+//   grad[r, j] = d(sum_r loss_r / B) / dz[r, j] = 2 (z[r, j] - t[r, j]) / (C * B)
+//   stats[0] += sum_r loss_r (f32 bits; atomic compare-exchange loop, summation order varies)
+//   stats[1] += #{r : argmax_j z[r, j] == y}   (first index of the max; labels >= C never count)
+//   stats[2] += B
+// Bindings (group 0):
+//   @binding(0) student : array<f32>, read        [rows, cols]
+//   @binding(1) teacher : array<f32>, read        [rows, cols]
+//   @binding(2) labels  : array<u32>, read        [rows]
+//   @binding(3) grad    : array<f32>, read_write  [rows, cols]  (must not alias any other binding)
+//   @binding(4) stats   : array<atomic<u32>>, read_write [4]: loss-sum f32 bits, correct, count, 0
+//   @binding(5) params  : uniform MseParams { rows: u32, cols: u32, pad0: u32, pad1: u32 }
+// Dispatch: a workgroup of WG invocations handles WG / ROW_THREADS consecutive rows with
+//   ROW_THREADS invocations per row (one read of each row, then a tree merge in workgroup
+//   memory). ceil(rows / (WG / ROW_THREADS)) workgroups, as a 2-D grid when that exceeds 65535:
+//   x = min(groups, 65535), y = ceil(groups / x); group index = wid.x + wid.y * nwg.x.
+// Overrides: WG (workgroup size, default 64); ROW_THREADS (power of two dividing WG, default 1:
+//   one invocation per row and no barriers; 32-64 for long rows on GPUs).
+
+override WG: u32 = 64u;
+override ROW_THREADS: u32 = 1u;
+
+struct MseParams {
+    rows: u32,
+    cols: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> student: array<f32>;
+@group(0) @binding(1) var<storage, read> teacher: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<atomic<u32>>;
+@group(0) @binding(5) var<uniform> params: MseParams;
+
+// Squared-error sum and student argmax over part of a row; count == 0 means empty.
+struct RowState {
+    squares: f32,
+    max_z: f32,
+    argmax: u32,
+    count: u32,
+}
+
+var<workgroup> partials: array<RowState, WG>;
+
+fn merge(a: RowState, b: RowState) -> RowState {
+    if b.count == 0u {
+        return a;
+    }
+    if a.count == 0u {
+        return b;
+    }
+    let take_b = b.max_z > a.max_z || (b.max_z == a.max_z && b.argmax < a.argmax);
+    return RowState(
+        a.squares + b.squares,
+        select(a.max_z, b.max_z, take_b),
+        select(a.argmax, b.argmax, take_b),
+        a.count + b.count,
+    );
+}
+
+fn add_loss(value: f32) {
+    var seen = atomicLoad(&stats[0]);
+    loop {
+        let next = bitcast<u32>(bitcast<f32>(seen) + value);
+        let result = atomicCompareExchangeWeak(&stats[0], seen, next);
+        if result.exchanged {
+            break;
+        }
+        seen = result.old_value;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn logit_mse(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let lane = lid % ROW_THREADS;
+    let row = (wid.x + wid.y * nwg.x) * (WG / ROW_THREADS) + lid / ROW_THREADS;
+    let cols = params.cols;
+    let base = row * cols;
+    let grad_scale = 2.0 / (f32(cols) * f32(params.rows));
+
+    var state = RowState(0.0, 0.0, 0u, 0u);
+    if row < params.rows {
+        for (var j = lane; j < cols; j += ROW_THREADS) {
+            let z = student[base + j];
+            let diff = z - teacher[base + j];
+            grad[base + j] = grad_scale * diff;
+            state.squares += diff * diff;
+            if state.count == 0u || z > state.max_z {
+                state.max_z = z;
+                state.argmax = j;
+            }
+            state.count += 1u;
+        }
+    }
+    if ROW_THREADS > 1u {
+        partials[lid] = state;
+        for (var stride = ROW_THREADS / 2u; stride > 0u; stride >>= 1u) {
+            workgroupBarrier();
+            if lane < stride {
+                partials[lid] = merge(partials[lid], partials[lid + stride]);
+            }
+        }
+        workgroupBarrier();
+        state = partials[lid - lane];
+    }
+    if row >= params.rows || lane != 0u {
+        return;
+    }
+    add_loss(state.squares / f32(cols));
+    if labels[row] < cols && state.argmax == labels[row] {
+        atomicAdd(&stats[1], 1u);
+    }
+    if row == 0u {
+        atomicAdd(&stats[2], params.rows);
+    }
+}
