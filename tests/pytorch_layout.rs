@@ -3,9 +3,9 @@
 
 use std::process::Command;
 
+use darkknowledge::nn::ModelSpec;
 use darkknowledge::nn::checkpoint::{self, INPUT_SHAPE_KEY, SPEC_KEY};
 use darkknowledge::nn::init::he_normal;
-use darkknowledge::nn::ModelSpec;
 
 const PYTHON_READER: &str = r#"
 import json, sys
@@ -39,7 +39,10 @@ fn checkpoint_loads_in_python_with_pytorch_names_and_shapes() {
     );
     let spec = ModelSpec::parse("1x8x8-c3k3-p2-d0.5-f5-4").unwrap();
     let values = he_normal(&spec, 21);
-    let path = std::env::temp_dir().join(format!("dk-pytorch-layout-{}.safetensors", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "dk-pytorch-layout-{}.safetensors",
+        std::process::id()
+    ));
     checkpoint::save(&path, &spec, &values).unwrap();
     let output = Command::new("python3")
         .args(["-c", PYTHON_READER])
@@ -65,7 +68,12 @@ fn checkpoint_loads_in_python_with_pytorch_names_and_shapes() {
         ("7.bias", vec![4]),
     ];
     let tensors = read["tensors"].as_object().unwrap();
-    assert_eq!(tensors.len(), expected.len(), "tensor names in the file: {:?}", tensors.keys());
+    assert_eq!(
+        tensors.len(),
+        expected.len(),
+        "tensor names in the file: {:?}",
+        tensors.keys()
+    );
     for ((name, shape), values) in expected.iter().zip(&values) {
         let t = &tensors[*name];
         let found: Vec<usize> = serde_json::from_value(t["shape"].clone()).unwrap();
