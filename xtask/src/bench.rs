@@ -26,10 +26,18 @@ pub enum Work {
 /// Seconds per submission of `dispatches` (recorded into one pass), GPU work included:
 /// one warm-up, then repeats until `budget` has passed (at least 3 runs), median taken.
 pub fn time_dispatches(ctx: &GpuContext, dispatches: &[&Dispatch], budget: Duration) -> f64 {
-    let run = || {
+    time_closure(ctx, budget, || {
         let mut enc = ctx.encoder();
         record_all(&mut enc, dispatches.iter().copied());
-        ctx.submit_and_wait(enc);
+        ctx.queue.submit(Some(enc.finish()));
+    })
+}
+
+/// Seconds per call of `run` (which submits GPU work), waiting for the GPU after each call.
+pub fn time_closure(ctx: &GpuContext, budget: Duration, mut run: impl FnMut()) -> f64 {
+    let mut run = || {
+        run();
+        ctx.wait();
     };
     run();
     let mut samples = Vec::new();

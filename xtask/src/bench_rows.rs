@@ -251,5 +251,52 @@ pub fn kernel_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row
     rows.extend(epilogue_rows(ctx, budget)?);
     rows.extend(loss_rows(ctx, budget)?);
     rows.extend(conv_rows(ctx, budget)?);
+    rows.extend(train_step_rows(ctx, budget)?);
+    Ok(rows)
+}
+
+/// Whole training steps (forward, loss, backward, Adam) recorded into one encoder and
+/// submitted once, as examples per second: the teacher and student MLPs of Hinton et al.,
+/// on hard labels and distilling at T = 4.
+pub fn train_step_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
+    use dk_nn::{LossConfig, Model, ModelSpec, Optimizer, TrainConfig, Trainer};
+    let mut rows = Vec::new();
+    let cases = [
+        ("784-1200-1200-10", LossConfig::HardLabels),
+        ("784-800-800-10", LossConfig::HardLabels),
+        (
+            "784-800-800-10",
+            LossConfig::Distill {
+                temperature: 4.0,
+                alpha: 0.9,
+            },
+        ),
+    ];
+    for batch in [128, 256] {
+        for (text, loss) in cases {
+            let spec = ModelSpec::parse(text)?;
+            let model = Model::new(ctx, spec, 1)?;
+            let inputs = random_tensor(ctx, &[batch, 784], 9)?;
+            let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+            let labels = Tensor::from_u32(ctx, &labels, &[batch])?;
+            let teacher = random_tensor(ctx, &[batch, 10], 10)?;
+            let teacher = matches!(loss, LossConfig::Distill { .. }).then_some(&teacher);
+            let mut config = TrainConfig::new(Optimizer::adam(1e-3));
+            config.loss = loss;
+            let mut trainer = Trainer::new(ctx, &model, &inputs, &labels, teacher, config)?;
+            let seconds = crate::bench::time_closure(ctx, budget, || trainer.step(ctx));
+            let kind = if teacher.is_some() {
+                "distill step T=4"
+            } else {
+                "train step"
+            };
+            rows.push(Row {
+                kernel: format!("{kind} {text}"),
+                shape: format!("batch {batch}, Adam"),
+                work: Work::Examples(batch as f64),
+                seconds,
+            });
+        }
+    }
     Ok(rows)
 }
