@@ -7,6 +7,11 @@ use crate::testing::{ctx, random_f32};
 /// (m, n, k) products to check: degenerate, odd, several tiles with ragged edges, tall.
 const SHAPES: [[usize; 3]; 4] = [[1, 1, 1], [7, 5, 13], [129, 33, 65], [300, 11, 70]];
 
+/// Products whose dimensions are multiples of 4 (the vec4 fast path runs them in every
+/// layout) but not of any tile size, and one where only k and n are (it runs them only
+/// with A untransposed).
+const FOUR_SHAPES: [[usize; 3]; 4] = [[4, 4, 4], [36, 20, 44], [132, 68, 24], [6, 8, 12]];
+
 /// f32 sums of k products of values in [-1, 1] drift by about sqrt(k) ulps of the terms.
 fn tolerance(k: usize) -> f32 {
     1e-4 * (k as f32).sqrt().max(1.0)
@@ -82,6 +87,76 @@ fn check_variant(variant: MatmulVariant) {
             check(variant, SHAPES[1], trans_a, trans_b, epilogue);
         }
     }
+}
+
+/// The vec4 fast path in every layout on shapes of multiples of 4, with every epilogue, and
+/// its fallback on the odd shapes.
+fn check_fast_path(variant: MatmulVariant) {
+    const ALL_EPILOGUES: u32 = 7;
+    for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+        for shape in FOUR_SHAPES {
+            check(variant, shape, trans_a, trans_b, ALL_EPILOGUES);
+        }
+        for epilogue in 0..ALL_EPILOGUES {
+            check(variant, FOUR_SHAPES[1], trans_a, trans_b, epilogue);
+        }
+        for shape in &SHAPES[1..3] {
+            check(variant, *shape, trans_a, trans_b, ALL_EPILOGUES);
+        }
+    }
+}
+
+#[test]
+fn subgroup32x8_matches_cpu() {
+    check_fast_path(MatmulVariant::Subgroup32x8);
+}
+
+#[test]
+fn subgroup16x8_matches_cpu() {
+    check_fast_path(MatmulVariant::Subgroup16x8);
+}
+
+#[test]
+fn fast_path_runs_rows_of_four_and_falls_back_otherwise() {
+    let ctx = ctx();
+    let fast = MatmulVariant::Subgroup32x8;
+    let has_subgroups = subgroups_of_eight(ctx);
+    for trans_a in [false, true] {
+        for trans_b in [false, true] {
+            assert_eq!(
+                fast.runs(ctx, [36, 20, 44], trans_a, trans_b),
+                has_subgroups,
+                "multiples of 4, trans_a={trans_a} trans_b={trans_b}"
+            );
+            assert!(!fast.runs(ctx, [36, 20, 45], trans_a, trans_b), "odd k");
+        }
+    }
+    // m only matters when A is stored transposed, n only when B is not.
+    assert_eq!(fast.runs(ctx, [6, 8, 12], false, false), has_subgroups);
+    assert!(
+        !fast.runs(ctx, [6, 8, 12], true, false),
+        "odd m, A transposed"
+    );
+    assert_eq!(fast.runs(ctx, [8, 6, 12], false, true), has_subgroups);
+    assert!(!fast.runs(ctx, [8, 6, 12], false, false), "odd n, B plain");
+    for v in MatmulVariant::ALL.into_iter().filter(|v| v.is_general()) {
+        assert!(v.runs(ctx, [7, 5, 13], true, true), "{v} is general");
+    }
+
+    let forced = |m, n, k| {
+        let opts = MatmulOptions {
+            variant: Some(fast),
+            ..Default::default()
+        };
+        choose_variant(ctx, m, n, k, &opts).unwrap()
+    };
+    assert_eq!(forced(7, 5, 13), fast.general_fallback());
+    let expected = if has_subgroups {
+        fast
+    } else {
+        fast.general_fallback()
+    };
+    assert_eq!(forced(36, 20, 44), expected);
 }
 
 #[test]
