@@ -175,22 +175,33 @@ fn store_output(row: u32, col: u32, value: f32) {
     c[index] = v;
 }
 
-fn store_tile(row: u32, col: u32, tile: mat4x4<f32>) {
+// The block as rows of 4 outputs: block[(r * TN + c) / 4] = C[row0 + r, col0 + c .. + 4].
+const MAX_BLOCK4: u32 = 64u;
+
+fn gather_rows8(block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>, group: u32, acc: Rows8) {
+    let tn4 = TN / 4u;
     for (var i = 0u; i < 4u; i++) {
-        let v = tile[i];
-        store_output(row + i, col, v.x);
-        store_output(row + i, col + 1u, v.y);
-        store_output(row + i, col + 2u, v.z);
-        store_output(row + i, col + 3u, v.w);
+        (*block)[(group * 8u + i) * tn4] = acc.upper0[i];
+        (*block)[(group * 8u + 4u + i) * tn4] = acc.lower0[i];
+        if TN > 4u {
+            (*block)[(group * 8u + i) * tn4 + 1u] = acc.upper1[i];
+            (*block)[(group * 8u + 4u + i) * tn4 + 1u] = acc.lower1[i];
+        }
     }
 }
 
-fn store_rows8(row: u32, col: u32, acc: Rows8) {
-    store_tile(row, col, acc.upper0);
-    store_tile(row + 4u, col, acc.lower0);
-    if TN > 4u {
-        store_tile(row, col + 4u, acc.upper1);
-        store_tile(row + 4u, col + 4u, acc.lower1);
+// One loop over the block rather than an unrolled store per output: the epilogue runs once,
+// and unrolling it made the pipeline many times slower to compile on lavapipe.
+fn store_block(row0: u32, col0: u32, block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>) {
+    let tn4 = TN / 4u;
+    for (var e = 0u; e < TM * tn4; e++) {
+        let v = (*block)[e];
+        let row = row0 + e / tn4;
+        let col = col0 + (e % tn4) * 4u;
+        store_output(row, col, v.x);
+        store_output(row, col + 1u, v.y);
+        store_output(row, col + 2u, v.z);
+        store_output(row, col + 3u, v.w);
     }
 }
 
@@ -222,12 +233,14 @@ fn matmul_subgroup(
             accumulate_rows8(&rows3, a_share(row0 + 24u, k0, lane), b0, b1);
         }
     }
-    store_rows8(row0, col0, rows0);
+    var block: array<vec4<f32>, MAX_BLOCK4>;
+    gather_rows8(&block, 0u, rows0);
     if TM > 8u {
-        store_rows8(row0 + 8u, col0, rows1);
+        gather_rows8(&block, 1u, rows1);
     }
     if TM > 16u {
-        store_rows8(row0 + 16u, col0, rows2);
-        store_rows8(row0 + 24u, col0, rows3);
+        gather_rows8(&block, 2u, rows2);
+        gather_rows8(&block, 3u, rows3);
     }
+    store_block(row0, col0, &block);
 }

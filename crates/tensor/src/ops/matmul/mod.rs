@@ -37,7 +37,8 @@ const OP: &str = "matmul";
 /// Environment variable that forces one variant by name (see [`MatmulVariant::name`]).
 pub const VARIANT_ENV: &str = "DK_MATMUL_VARIANT";
 
-/// A kernel shape and its tile sizes. Every variant is correct for every shape.
+/// A kernel shape and its tile sizes. Every variant gives correct results for every shape; a
+/// subgroup variant does so by running its general fallback where it cannot ([`Self::runs`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulVariant {
     /// 32x8 outputs per invocation, vec4 loads, rows of A shared by subgroup broadcast,
