@@ -27,6 +27,10 @@
 // epilogue runs once per output element, where a uniform branch costs nothing and saves
 // compiling eight times as many pipelines.
 //
+// See matmul_subgroup.wgsl for a faster kernel of the same product (vec4 loads, rows of A
+// shared by subgroup broadcast) where the subgroup feature exists and the contiguous
+// dimensions are multiples of 4; it is a separate file because it needs that feature.
+//
 // Edges: row and column indices are clamped into the matrix before the k loop, so the
 // inner loop reads in bounds without a branch; results of clamped rows and columns are
 // simply not stored.

@@ -1,11 +1,16 @@
 //! `matmul`: C = relu?((accumulate ? C : 0) + op(A) op(B) + bias) (shaders/matmul.wgsl).
 //!
-//! Two kernel shapes live in the one shader, each with a few tile sizes ([`MatmulVariant`]):
-//! register blocking without workgroup memory (fastest on software Vulkan such as lavapipe,
-//! where barriers are very costly) and workgroup tiles in shared memory (fastest on real
-//! GPUs). Which one runs is, in order of precedence: [`MatmulOptions::variant`], the
-//! environment variable `DK_MATMUL_VARIANT=<name>`, or the per-adapter choice made by timing
-//! the candidates once ([`tune_matmul`], cached on disk; see [`tuning`]).
+//! Three kernel shapes, each with a few tile sizes ([`MatmulVariant`]): register blocking
+//! without workgroup memory and workgroup tiles in shared memory (both in
+//! shaders/matmul.wgsl, correct for every shape), and a vec4 + subgroup-broadcast register
+//! kernel (shaders/matmul_subgroup.wgsl) for shapes whose contiguous dimensions are
+//! multiples of 4 on adapters with subgroups of at least 8 lanes. Software Vulkan such as
+//! lavapipe, where every storage load is costly and barriers more so, wants the last; real
+//! GPUs usually want shared-memory tiles. Which one runs is, in order of precedence:
+//! [`MatmulOptions::variant`], the environment variable `DK_MATMUL_VARIANT=<name>`, or the
+//! per-adapter choice made by timing the candidates once ([`tune_matmul`], cached on disk;
+//! see [`tuning`]). A subgroup variant asked for a shape or adapter it cannot run falls
+//! back to a general variant ([`MatmulVariant::runs`]).
 
 pub mod tuning;
 
@@ -14,11 +19,17 @@ use crate::error::{Result, invalid_argument, shape_error};
 use crate::kernel::{Binding, Dispatch, MAX_GROUPS_PER_DIM, groups_for};
 use crate::tensor::{DType, Tensor};
 
-pub use tuning::{MatmulTuning, ShapeClass, retune_matmul, tune_matmul};
+pub use tuning::{ClassChoice, MatmulTuning, ShapeClass, retune_matmul, tune_matmul};
 
 pub const SHADER: ShaderSource = ShaderSource {
     name: "matmul",
     wgsl: include_str!("../../../../../shaders/matmul.wgsl"),
+};
+
+/// The vec4 + subgroup fast path; a separate module because it needs the subgroup feature.
+pub const SUBGROUP_SHADER: ShaderSource = ShaderSource {
+    name: "matmul_subgroup",
+    wgsl: include_str!("../../../../../shaders/matmul_subgroup.wgsl"),
 };
 
 const OP: &str = "matmul";
@@ -26,9 +37,16 @@ const OP: &str = "matmul";
 /// Environment variable that forces one variant by name (see [`MatmulVariant::name`]).
 pub const VARIANT_ENV: &str = "DK_MATMUL_VARIANT";
 
-/// A kernel shape and its tile sizes. Every variant is correct for every shape.
+/// A kernel shape and its tile sizes. Every variant gives correct results for every shape; a
+/// subgroup variant does so by running its general fallback where it cannot ([`Self::runs`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulVariant {
+    /// 32x8 outputs per invocation, vec4 loads, rows of A shared by subgroup broadcast,
+    /// 64 invocations per workgroup. Only for shapes and adapters where [`Self::runs`].
+    Subgroup32x8,
+    /// 16x8 outputs per invocation, otherwise as `Subgroup32x8` (cheaper to compile, more
+    /// workgroups on small products).
+    Subgroup16x8,
     /// 4x4 outputs per invocation, no workgroup memory, 8x8 invocations per workgroup.
     Register4x4,
     /// 8x8 outputs per invocation, no workgroup memory, 8x8 invocations per workgroup.
@@ -39,8 +57,9 @@ pub enum MatmulVariant {
     Tiled128,
 }
 
-/// Entry point and override constants of one variant.
+/// Shader, entry point and override constants of one variant.
 struct VariantConfig {
+    shader: &'static ShaderSource,
     entry: &'static str,
     tm: u32,
     tn: u32,
@@ -50,8 +69,11 @@ struct VariantConfig {
 }
 
 impl MatmulVariant {
-    /// Every variant, in the order the tuner tries them.
-    pub const ALL: [MatmulVariant; 4] = [
+    /// Every variant, in the order the tuner tries them: the fast paths first, since tuning
+    /// stops trying candidates once its time budget is spent.
+    pub const ALL: [MatmulVariant; 6] = [
+        MatmulVariant::Subgroup32x8,
+        MatmulVariant::Subgroup16x8,
         MatmulVariant::Register4x4,
         MatmulVariant::Register8x8,
         MatmulVariant::Tiled64,
@@ -61,6 +83,8 @@ impl MatmulVariant {
     /// The name used by `DK_MATMUL_VARIANT` and the tuning cache.
     pub fn name(self) -> &'static str {
         match self {
+            MatmulVariant::Subgroup32x8 => "subgroup32x8",
+            MatmulVariant::Subgroup16x8 => "subgroup16x8",
             MatmulVariant::Register4x4 => "register4x4",
             MatmulVariant::Register8x8 => "register8x8",
             MatmulVariant::Tiled64 => "tiled64",
@@ -74,14 +98,55 @@ impl MatmulVariant {
         Self::ALL.into_iter().find(|v| v.name() == name)
     }
 
+    /// Whether this variant runs every shape on every adapter (the subgroup ones do not).
+    pub fn is_general(self) -> bool {
+        !matches!(
+            self,
+            MatmulVariant::Subgroup32x8 | MatmulVariant::Subgroup16x8
+        )
+    }
+
+    /// Whether this variant can compute an `m x k` by `k x n` product in the given layout on
+    /// `ctx`'s adapter. The subgroup variants read A and B as vec4, so they need `k` and the
+    /// stored row length of each operand to be multiples of 4, and subgroups of >= 8 lanes.
+    pub fn runs(
+        self,
+        ctx: &GpuContext,
+        [m, n, k]: [usize; 3],
+        trans_a: bool,
+        trans_b: bool,
+    ) -> bool {
+        if self.is_general() {
+            return true;
+        }
+        let rows_of_four = k % 4 == 0 && (!trans_a || m % 4 == 0) && (trans_b || n % 4 == 0);
+        rows_of_four && subgroups_of_eight(ctx)
+    }
+
+    /// The variant that runs in place of this one where it cannot ([`Self::runs`]).
+    pub fn general_fallback(self) -> MatmulVariant {
+        if self.is_general() {
+            self
+        } else {
+            MatmulVariant::Register8x8
+        }
+    }
+
     fn config(self) -> VariantConfig {
         let (entry, tm, tn, wg_x, wg_y, bk) = match self {
+            MatmulVariant::Subgroup32x8 => ("matmul_subgroup", 32, 8, 64, 1, 0),
+            MatmulVariant::Subgroup16x8 => ("matmul_subgroup", 16, 8, 64, 1, 0),
             MatmulVariant::Register4x4 => ("matmul_register", 4, 4, 8, 8, 1),
             MatmulVariant::Register8x8 => ("matmul_register", 8, 8, 8, 8, 1),
             MatmulVariant::Tiled64 => ("matmul_tiled", 4, 4, 16, 16, 16),
             MatmulVariant::Tiled128 => ("matmul_tiled", 8, 8, 16, 16, 8),
         };
         VariantConfig {
+            shader: if self.is_general() {
+                &SHADER
+            } else {
+                &SUBGROUP_SHADER
+            },
             entry,
             tm,
             tn,
@@ -109,6 +174,11 @@ impl std::str::FromStr for MatmulVariant {
             )
         })
     }
+}
+
+/// Subgroup operations are enabled on the device and every subgroup has lanes 0..7.
+fn subgroups_of_eight(ctx: &GpuContext) -> bool {
+    ctx.features.contains(wgpu::Features::SUBGROUP) && ctx.adapter.get_info().subgroup_min_size >= 8
 }
 
 fn variant_names() -> String {
@@ -231,7 +301,8 @@ fn validate(a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions) -> Result<
     Ok([m, n, ka])
 }
 
-/// The variant that `opts`, the environment or the adapter's tuning picks for this shape.
+/// The variant that runs this shape: the one `opts`, the environment or the adapter's
+/// tuning picks, or its general fallback where that one cannot run the shape.
 pub fn choose_variant(
     ctx: &GpuContext,
     m: usize,
@@ -239,13 +310,21 @@ pub fn choose_variant(
     k: usize,
     opts: &MatmulOptions,
 ) -> Result<MatmulVariant> {
-    if let Some(v) = opts.variant {
-        return Ok(v);
+    let runs = |v: MatmulVariant| v.runs(ctx, [m, n, k], opts.trans_a, opts.trans_b);
+    if let Some(v) = opts
+        .variant
+        .map_or_else(variant_from_env, |v| Ok(Some(v)))?
+    {
+        return Ok(if runs(v) { v } else { v.general_fallback() });
     }
-    if let Some(v) = variant_from_env()? {
-        return Ok(v);
-    }
-    Ok(tune_matmul(ctx)?.choice(ShapeClass::of(m, n, k)))
+    let tuning = tune_matmul(ctx)?;
+    let class = ShapeClass::of(m, n, k);
+    let best = tuning.choice(class);
+    Ok(if runs(best) {
+        best
+    } else {
+        tuning.general_choice(class)
+    })
 }
 
 /// The variant forced by `DK_MATMUL_VARIANT`, if set and not empty.
@@ -309,18 +388,20 @@ pub fn prepare_matmul(
         }
     };
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
-    let constants = [
+    let mut constants = vec![
         ("TRANS_A", flag(opts.trans_a)),
         ("TRANS_B", flag(opts.trans_b)),
         ("TM", f64::from(cfg.tm)),
         ("TN", f64::from(cfg.tn)),
         ("WG_X", f64::from(cfg.wg_x)),
-        ("WG_Y", f64::from(cfg.wg_y)),
-        ("BK", f64::from(cfg.bk)),
     ];
+    // The subgroup kernel's workgroup is one row wide and has no k slices.
+    if variant.is_general() {
+        constants.extend([("WG_Y", f64::from(cfg.wg_y)), ("BK", f64::from(cfg.bk))]);
+    }
     Ok(Dispatch::new(
         ctx,
-        &SHADER,
+        cfg.shader,
         cfg.entry,
         &constants,
         &[

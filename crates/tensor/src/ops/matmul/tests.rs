@@ -7,6 +7,11 @@ use crate::testing::{ctx, random_f32};
 /// (m, n, k) products to check: degenerate, odd, several tiles with ragged edges, tall.
 const SHAPES: [[usize; 3]; 4] = [[1, 1, 1], [7, 5, 13], [129, 33, 65], [300, 11, 70]];
 
+/// Products whose dimensions are multiples of 4 (the vec4 fast path runs them in every
+/// layout) but not of any tile size, and one where only k and n are (it runs them only
+/// with A untransposed).
+const FOUR_SHAPES: [[usize; 3]; 4] = [[4, 4, 4], [36, 20, 44], [132, 68, 24], [6, 8, 12]];
+
 /// f32 sums of k products of values in [-1, 1] drift by about sqrt(k) ulps of the terms.
 fn tolerance(k: usize) -> f32 {
     1e-4 * (k as f32).sqrt().max(1.0)
@@ -82,6 +87,76 @@ fn check_variant(variant: MatmulVariant) {
             check(variant, SHAPES[1], trans_a, trans_b, epilogue);
         }
     }
+}
+
+/// The vec4 fast path in every layout on shapes of multiples of 4, with every epilogue, and
+/// its fallback on the odd shapes.
+fn check_fast_path(variant: MatmulVariant) {
+    const ALL_EPILOGUES: u32 = 7;
+    for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+        for shape in FOUR_SHAPES {
+            check(variant, shape, trans_a, trans_b, ALL_EPILOGUES);
+        }
+        for epilogue in 0..ALL_EPILOGUES {
+            check(variant, FOUR_SHAPES[1], trans_a, trans_b, epilogue);
+        }
+        for shape in &SHAPES[1..3] {
+            check(variant, *shape, trans_a, trans_b, ALL_EPILOGUES);
+        }
+    }
+}
+
+#[test]
+fn subgroup32x8_matches_cpu() {
+    check_fast_path(MatmulVariant::Subgroup32x8);
+}
+
+#[test]
+fn subgroup16x8_matches_cpu() {
+    check_fast_path(MatmulVariant::Subgroup16x8);
+}
+
+#[test]
+fn fast_path_runs_rows_of_four_and_falls_back_otherwise() {
+    let ctx = ctx();
+    let fast = MatmulVariant::Subgroup32x8;
+    let has_subgroups = subgroups_of_eight(ctx);
+    for trans_a in [false, true] {
+        for trans_b in [false, true] {
+            assert_eq!(
+                fast.runs(ctx, [36, 20, 44], trans_a, trans_b),
+                has_subgroups,
+                "multiples of 4, trans_a={trans_a} trans_b={trans_b}"
+            );
+            assert!(!fast.runs(ctx, [36, 20, 45], trans_a, trans_b), "odd k");
+        }
+    }
+    // m only matters when A is stored transposed, n only when B is not.
+    assert_eq!(fast.runs(ctx, [6, 8, 12], false, false), has_subgroups);
+    assert!(
+        !fast.runs(ctx, [6, 8, 12], true, false),
+        "odd m, A transposed"
+    );
+    assert_eq!(fast.runs(ctx, [8, 6, 12], false, true), has_subgroups);
+    assert!(!fast.runs(ctx, [8, 6, 12], false, false), "odd n, B plain");
+    for v in MatmulVariant::ALL.into_iter().filter(|v| v.is_general()) {
+        assert!(v.runs(ctx, [7, 5, 13], true, true), "{v} is general");
+    }
+
+    let forced = |m, n, k| {
+        let opts = MatmulOptions {
+            variant: Some(fast),
+            ..Default::default()
+        };
+        choose_variant(ctx, m, n, k, &opts).unwrap()
+    };
+    assert_eq!(forced(7, 5, 13), fast.general_fallback());
+    let expected = if has_subgroups {
+        fast
+    } else {
+        fast.general_fallback()
+    };
+    assert_eq!(forced(36, 20, 44), expected);
 }
 
 #[test]
@@ -188,16 +263,48 @@ fn variant_names_round_trip() {
     assert!(err.contains("register8x8"), "{err}");
 }
 
-/// Throughput of every variant on square products (sizes from `DK_MATMUL_SIZES`, default
-/// 512,1024): `cargo test -p dk-tensor --lib ops::matmul -- --ignored --nocapture`.
+/// Best-of-3 seconds of one prepared product, after a warm-up run.
+fn time_product(ctx: &GpuContext, [m, n, k]: [usize; 3], opts: &MatmulOptions) -> f64 {
+    let a_shape = if opts.trans_a { [k, m] } else { [m, k] };
+    let b_shape = if opts.trans_b { [n, k] } else { [k, n] };
+    let a = Tensor::from_f32(ctx, &random_f32(m * k, 1, 1.0), &a_shape).unwrap();
+    let b = Tensor::from_f32(ctx, &random_f32(k * n, 2, 1.0), &b_shape).unwrap();
+    let c = Tensor::zeros(ctx, &[m, n], DType::F32).unwrap();
+    let dispatch = prepare_matmul(ctx, &a, &b, &c, opts).unwrap();
+    let run = || {
+        let t = std::time::Instant::now();
+        let mut encoder = ctx.encoder();
+        dispatch.encode(&mut encoder);
+        ctx.submit_and_wait(encoder);
+        t.elapsed().as_secs_f64()
+    };
+    run();
+    (0..3).map(|_| run()).fold(f64::INFINITY, f64::min)
+}
+
+/// Throughput of every variant (or those named in `DK_MATMUL_VARIANTS`) on square products
+/// (sizes from `DK_MATMUL_SIZES`, default 512,1024) and on the layer products of a
+/// 784-1200 layer at batch 128 in the layouts training uses:
+/// `cargo test -p dk-tensor --lib ops::matmul -- --ignored --nocapture`.
 #[test]
 #[ignore = "measurement, not a check; slow on software adapters"]
 fn measure_square_throughput() {
     let ctx = ctx();
-    let sizes: Vec<usize> = std::env::var("DK_MATMUL_SIZES")
-        .unwrap_or_else(|_| "512,1024".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
+    let list = |name: &str, default: &str| -> Vec<String> {
+        std::env::var(name)
+            .unwrap_or_else(|_| default.into())
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let sizes: Vec<usize> = list("DK_MATMUL_SIZES", "512,1024")
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let variants: Vec<MatmulVariant> = list("DK_MATMUL_VARIANTS", &variant_names())
+        .iter()
+        .map(|s| s.parse().unwrap())
         .collect();
     let started = std::time::Instant::now();
     let tuning = retune_matmul(ctx).unwrap();
@@ -210,29 +317,41 @@ fn measure_square_throughput() {
             t.gflops()
         );
     }
+    let report = |what: &str, [m, n, k]: [usize; 3], opts: &MatmulOptions| {
+        let ran = choose_variant(ctx, m, n, k, opts).unwrap();
+        let best = time_product(ctx, [m, n, k], opts);
+        let gflops = 2.0 * (m * n * k) as f64 / best / 1e9;
+        println!(
+            "{what:<34} {:<13} {:9.2} ms {gflops:7.2} GFLOP/s",
+            ran.name(),
+            best * 1e3
+        );
+    };
     for size in sizes {
-        let a = Tensor::from_f32(ctx, &random_f32(size * size, 1, 1.0), &[size, size]).unwrap();
-        let b = Tensor::from_f32(ctx, &random_f32(size * size, 2, 1.0), &[size, size]).unwrap();
-        let c = Tensor::zeros(ctx, &[size, size], DType::F32).unwrap();
-        for variant in MatmulVariant::ALL {
+        for &variant in &variants {
             let opts = MatmulOptions {
                 variant: Some(variant),
                 ..Default::default()
             };
-            let dispatch = prepare_matmul(ctx, &a, &b, &c, &opts).unwrap();
-            let mut best = f64::INFINITY;
-            for _ in 0..3 {
-                let t = std::time::Instant::now();
-                let mut encoder = ctx.encoder();
-                dispatch.encode(&mut encoder);
-                ctx.submit_and_wait(encoder);
-                best = best.min(t.elapsed().as_secs_f64());
-            }
-            let gflops = 2.0 * (size as f64).powi(3) / best / 1e9;
-            println!(
-                "{size}^3 {variant:<12} {:9.2} ms {gflops:7.2} GFLOP/s",
-                best * 1e3
-            );
+            report(&format!("{size}^3"), [size; 3], &opts);
+        }
+    }
+    // Forward x W^T, input gradient dY W, weight gradient dY^T X, and the fourth layout.
+    let layers = [
+        ("forward 128x1200x784 (B^T)", [128, 1200, 784], false, true),
+        ("dX 128x784x1200 (plain)", [128, 784, 1200], false, false),
+        ("dW 1200x784x128 (A^T)", [1200, 784, 128], true, false),
+        ("128x1200x784 (A^T B^T)", [128, 1200, 784], true, true),
+    ];
+    for (what, shape, trans_a, trans_b) in layers {
+        for variant in std::iter::once(None).chain(variants.iter().copied().map(Some)) {
+            let opts = MatmulOptions {
+                trans_a,
+                trans_b,
+                variant,
+                ..Default::default()
+            };
+            report(what, shape, &opts);
         }
     }
 }

@@ -2,20 +2,24 @@
 //! shape of every [`ShapeClass`], keep the fastest, and cache the result on disk in
 //! `$XDG_CACHE_HOME/darkknowledge/matmul-tuning-<adapter>.txt` (or `~/.cache/...`).
 //!
-//! The cache is plain text, one `<class> <variant>` line per class after a header that names
-//! the adapter and a hash of the shader. A missing, stale or unreadable cache is re-tuned.
+//! Each class keeps two choices: the fastest variant, and the fastest general one (which
+//! runs every shape) for shapes the fastest cannot run ([`MatmulVariant::runs`]).
+//!
+//! The cache is plain text, one `<class> <variant> <general variant>` line per class after a
+//! header that names the adapter and a hash of the shaders. A missing, stale or unreadable
+//! cache is re-tuned.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::{MatmulOptions, MatmulVariant, SHADER, prepare_matmul};
+use super::{MatmulOptions, MatmulVariant, SHADER, SUBGROUP_SHADER, prepare_matmul};
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
-const CACHE_VERSION: &str = "darkknowledge-matmul-tuning 1";
+const CACHE_VERSION: &str = "darkknowledge-matmul-tuning 2";
 
 /// Tuning stops trying further candidates once this much time has gone by.
 const TIME_BUDGET: Duration = Duration::from_secs(3);
@@ -83,11 +87,19 @@ impl Timing {
     }
 }
 
-/// The variant chosen for each shape class on one adapter.
+/// The variants chosen for one shape class: the fastest, and the fastest general one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassChoice {
+    pub class: ShapeClass,
+    pub best: MatmulVariant,
+    pub general: MatmulVariant,
+}
+
+/// The variants chosen for each shape class on one adapter.
 #[derive(Clone, Debug)]
 pub struct MatmulTuning {
     pub adapter: String,
-    pub choices: Vec<(ShapeClass, MatmulVariant)>,
+    pub choices: Vec<ClassChoice>,
     /// What was measured; empty when the choice came from the cache.
     pub timings: Vec<Timing>,
     pub from_cache: bool,
@@ -97,12 +109,20 @@ pub struct MatmulTuning {
 }
 
 impl MatmulTuning {
-    /// The chosen variant for `class` (register blocking if the class is somehow missing).
+    /// The fastest variant for `class` (register blocking if the class is somehow missing).
     pub fn choice(&self, class: ShapeClass) -> MatmulVariant {
-        self.choices
-            .iter()
-            .find(|(c, _)| *c == class)
-            .map_or(MatmulVariant::Register8x8, |(_, v)| *v)
+        self.class_choice(class)
+            .map_or(MatmulVariant::Register8x8, |c| c.best)
+    }
+
+    /// The fastest variant for `class` among those that run every shape.
+    pub fn general_choice(&self, class: ShapeClass) -> MatmulVariant {
+        self.class_choice(class)
+            .map_or(MatmulVariant::Register8x8, |c| c.general)
+    }
+
+    fn class_choice(&self, class: ShapeClass) -> Option<&ClassChoice> {
+        self.choices.iter().find(|c| c.class == class)
     }
 }
 
@@ -114,8 +134,11 @@ impl std::fmt::Display for MatmulTuning {
             "matmul on {} ({how} in {:.2} s):",
             self.adapter, self.seconds
         )?;
-        for (class, variant) in &self.choices {
-            write!(f, " {}={variant}", class.name())?;
+        for c in &self.choices {
+            write!(f, " {}={}", c.class.name(), c.best)?;
+            if c.general != c.best {
+                write!(f, " (else {})", c.general)?;
+            }
         }
         Ok(())
     }
@@ -167,8 +190,8 @@ fn measure_and_store(ctx: &GpuContext, path: Option<PathBuf>) -> Result<MatmulTu
     let mut choices = Vec::new();
     let mut timings = Vec::new();
     for class in ShapeClass::ALL {
-        let (best, measured) = tune_class(ctx, class, started)?;
-        choices.push((class, best));
+        let (choice, measured) = tune_class(ctx, class, started)?;
+        choices.push(choice);
         timings.extend(measured);
     }
     if let Some(p) = &path {
@@ -189,12 +212,12 @@ fn measure_and_store(ctx: &GpuContext, path: Option<PathBuf>) -> Result<MatmulTu
     })
 }
 
-/// The fastest variant on `class`'s representative shape, and what each candidate took.
+/// The fastest variants on `class`'s representative shape, and what each candidate took.
 fn tune_class(
     ctx: &GpuContext,
     class: ShapeClass,
     started: Instant,
-) -> Result<(MatmulVariant, Vec<Timing>)> {
+) -> Result<(ClassChoice, Vec<Timing>)> {
     const RUNS: usize = 3;
     let [m, n, k] = class.representative();
     let a = Tensor::from_f32(ctx, &crate::testing::random_f32(m * k, 1, 1.0), &[m, k])?;
@@ -202,8 +225,13 @@ fn tune_class(
     let c = Tensor::zeros(ctx, &[m, n], crate::tensor::DType::F32)?;
     let mut timings: Vec<Timing> = Vec::new();
     let mut best: Option<(MatmulVariant, f64)> = None;
+    let mut best_general: Option<(MatmulVariant, f64)> = None;
     for variant in MatmulVariant::ALL {
-        if best.is_some() && started.elapsed() > TIME_BUDGET {
+        if !variant.runs(ctx, [m, n, k], false, false) {
+            continue;
+        }
+        // Past the budget, only a missing general choice is still worth a measurement.
+        if best_general.is_some() && started.elapsed() > TIME_BUDGET {
             break;
         }
         let opts = MatmulOptions {
@@ -235,9 +263,21 @@ fn tune_class(
         if best.is_none_or(|(_, s)| fastest < s) {
             best = Some((variant, fastest));
         }
+        if variant.is_general() && best_general.is_none_or(|(_, s)| fastest < s) {
+            best_general = Some((variant, fastest));
+        }
     }
-    let (variant, _) = best.expect("at least one candidate is always timed");
-    Ok((variant, timings))
+    let (Some((best, _)), Some((general, _))) = (best, best_general) else {
+        unreachable!("general variants run every shape, so one is always timed");
+    };
+    Ok((
+        ClassChoice {
+            class,
+            best,
+            general,
+        },
+        timings,
+    ))
 }
 
 /// `$XDG_CACHE_HOME` or `~/.cache`, then `darkknowledge/matmul-tuning-<adapter>.txt`.
@@ -262,27 +302,31 @@ pub fn cache_path(adapter: &str) -> Option<PathBuf> {
     )
 }
 
-/// FNV-1a of the shader source: a cache written for another kernel version is ignored.
+/// FNV-1a of the shader sources: a cache written for another kernel version is ignored.
 fn shader_hash() -> u64 {
-    SHADER.wgsl.bytes().fold(0xcbf2_9ce4_8422_2325, |h, byte| {
-        (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    SHADER
+        .wgsl
+        .bytes()
+        .chain(SUBGROUP_SHADER.wgsl.bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, byte| {
+            (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
-fn format_cache(adapter: &str, choices: &[(ShapeClass, MatmulVariant)]) -> String {
+fn format_cache(adapter: &str, choices: &[ClassChoice]) -> String {
     let mut text = format!(
         "{CACHE_VERSION}\nadapter {adapter}\nshader {:016x}\n",
         shader_hash()
     );
-    for (class, variant) in choices {
-        text.push_str(&format!("{} {variant}\n", class.name()));
+    for c in choices {
+        text.push_str(&format!("{} {} {}\n", c.class.name(), c.best, c.general));
     }
     text
 }
 
 /// The choices in a cache file, or `None` unless it is complete and made for this adapter
 /// and shader.
-fn parse_cache(text: &str, adapter: &str) -> Option<Vec<(ShapeClass, MatmulVariant)>> {
+fn parse_cache(text: &str, adapter: &str) -> Option<Vec<ClassChoice>> {
     let mut lines = text.lines();
     if lines.next()? != CACHE_VERSION
         || lines.next()?.strip_prefix("adapter ")? != adapter
@@ -292,15 +336,20 @@ fn parse_cache(text: &str, adapter: &str) -> Option<Vec<(ShapeClass, MatmulVaria
     }
     let mut choices = Vec::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
-        let (class, variant) = line.split_once(' ')?;
-        choices.push((
-            ShapeClass::from_name(class)?,
-            MatmulVariant::from_name(variant)?,
-        ));
+        let mut words = line.split_whitespace();
+        let choice = ClassChoice {
+            class: ShapeClass::from_name(words.next()?)?,
+            best: MatmulVariant::from_name(words.next()?)?,
+            general: MatmulVariant::from_name(words.next()?)?,
+        };
+        if !choice.general.is_general() || words.next().is_some() {
+            return None;
+        }
+        choices.push(choice);
     }
     let complete = ShapeClass::ALL
         .iter()
-        .all(|class| choices.iter().any(|(c, _)| c == class));
+        .all(|class| choices.iter().any(|c| c.class == *class));
     complete.then_some(choices)
 }
 
@@ -310,10 +359,27 @@ mod tests {
 
     #[test]
     fn cache_round_trips_and_rejects_damage() {
+        let choice = |class, best, general| ClassChoice {
+            class,
+            best,
+            general,
+        };
         let choices = vec![
-            (ShapeClass::Small, MatmulVariant::Register4x4),
-            (ShapeClass::Skinny, MatmulVariant::Register8x8),
-            (ShapeClass::Large, MatmulVariant::Tiled64),
+            choice(
+                ShapeClass::Small,
+                MatmulVariant::Subgroup16x8,
+                MatmulVariant::Register4x4,
+            ),
+            choice(
+                ShapeClass::Skinny,
+                MatmulVariant::Register8x8,
+                MatmulVariant::Register8x8,
+            ),
+            choice(
+                ShapeClass::Large,
+                MatmulVariant::Tiled64,
+                MatmulVariant::Tiled64,
+            ),
         ];
         let text = format_cache("Some GPU", &choices);
         assert_eq!(parse_cache(&text, "Some GPU"), Some(choices));
@@ -323,8 +389,13 @@ mod tests {
             None
         );
         assert_eq!(
-            parse_cache(&text.replace("large tiled64\n", ""), "Some GPU"),
+            parse_cache(&text.replace("large tiled64 tiled64\n", ""), "Some GPU"),
             None
+        );
+        assert_eq!(
+            parse_cache(&text.replace("register4x4", "subgroup32x8"), "Some GPU"),
+            None,
+            "a fallback that is not general"
         );
         assert_eq!(parse_cache("garbage", "Some GPU"), None);
     }
