@@ -1,0 +1,468 @@
+//! Plain CPU reference of whole-model forward and backward passes, in f64.
+//!
+//! Straight loops with no tiling, written to be obviously right rather than fast. The tests
+//! hold the GPU layers to it and it to finite differences. Parameters are ordered and
+//! shaped as [`ModelSpec::parameters`] lists them; activations are row-major `[batch, ...]`.
+
+use crate::spec::{LayerSpec, ModelSpec};
+
+/// Which elements dropout keeps: `keep(layer index, element index)` over the layer's
+/// whole `[batch, ...]` activation. `None` runs the model in evaluation mode.
+pub type KeepMask<'a> = Option<&'a dyn Fn(usize, usize) -> bool>;
+
+/// Everything the backward pass needs from a forward pass.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    /// `values[0]` is the input, `values[i + 1]` the output of layer i; the last is the logits.
+    pub values: Vec<Vec<f64>>,
+    /// For each MaxPool2d layer, the flat input index each output came from.
+    pool_sources: Vec<Vec<usize>>,
+}
+
+impl Trace {
+    pub fn logits(&self) -> &[f64] {
+        self.values.last().expect("trace of a model with layers")
+    }
+}
+
+/// Forward pass of `batch` examples stacked in `input`.
+pub fn forward(
+    spec: &ModelSpec,
+    params: &[Vec<f64>],
+    input: &[f64],
+    batch: usize,
+    keep: KeepMask<'_>,
+) -> Trace {
+    assert_eq!(
+        input.len(),
+        batch * spec.input_len(),
+        "reference input size"
+    );
+    let mut shape = spec.input_shape().to_vec();
+    let mut values = vec![input.to_vec()];
+    let mut pool_sources = Vec::new();
+    let mut next_param = 0;
+    for (index, layer) in spec.layers().iter().enumerate() {
+        let x = values.last().unwrap();
+        let out_shape = layer.output_shape(&shape);
+        let out_len: usize = out_shape.iter().product();
+        let y = match *layer {
+            LayerSpec::Linear {
+                in_features,
+                out_features,
+            } => {
+                let (w, b) = (&params[next_param], &params[next_param + 1]);
+                next_param += 2;
+                let mut y = vec![0.0; batch * out_features];
+                for n in 0..batch {
+                    for o in 0..out_features {
+                        let row = &w[o * in_features..(o + 1) * in_features];
+                        let xs = &x[n * in_features..(n + 1) * in_features];
+                        y[n * out_features + o] =
+                            b[o] + row.iter().zip(xs).map(|(a, b)| a * b).sum::<f64>();
+                    }
+                }
+                y
+            }
+            LayerSpec::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+            } => {
+                let (w, b) = (&params[next_param], &params[next_param + 1]);
+                next_param += 2;
+                let g = ConvShape::new(&shape, &out_shape, in_channels, out_channels, kernel);
+                let mut y = vec![0.0; batch * out_len];
+                for n in 0..batch {
+                    for o in 0..out_channels {
+                        for i in 0..g.ho {
+                            for j in 0..g.wo {
+                                let mut acc = b[o];
+                                g.for_taps(n, o, i, j, stride, padding, |xi, wi| {
+                                    acc += x[xi] * w[wi]
+                                });
+                                y[((n * out_channels + o) * g.ho + i) * g.wo + j] = acc;
+                            }
+                        }
+                    }
+                }
+                y
+            }
+            LayerSpec::Relu => x.iter().map(|v| v.max(0.0)).collect(),
+            LayerSpec::Dropout { rate } => match keep {
+                None => x.clone(),
+                Some(keep) => {
+                    let scale = 1.0 / (1.0 - f64::from(rate));
+                    x.iter()
+                        .enumerate()
+                        .map(|(e, v)| if keep(index, e) { v * scale } else { 0.0 })
+                        .collect()
+                }
+            },
+            LayerSpec::MaxPool2d { kernel, stride } => {
+                let (c, h, w) = (shape[0], shape[1], shape[2]);
+                let (ho, wo) = (out_shape[1], out_shape[2]);
+                let mut y = vec![0.0; batch * out_len];
+                let mut sources = vec![0; batch * out_len];
+                for plane in 0..batch * c {
+                    for i in 0..ho {
+                        for j in 0..wo {
+                            let mut best = (f64::NEG_INFINITY, 0);
+                            for ki in 0..kernel {
+                                for kj in 0..kernel {
+                                    let src = (plane * h + i * stride + ki) * w + j * stride + kj;
+                                    if x[src] > best.0 {
+                                        best = (x[src], src);
+                                    }
+                                }
+                            }
+                            let out = (plane * ho + i) * wo + j;
+                            (y[out], sources[out]) = best;
+                        }
+                    }
+                }
+                pool_sources.push(sources);
+                y
+            }
+            LayerSpec::Flatten => x.clone(),
+        };
+        values.push(y);
+        shape = out_shape;
+    }
+    Trace {
+        values,
+        pool_sources,
+    }
+}
+
+/// Backward pass: gradients of every parameter (in [`ModelSpec::parameters`] order) given
+/// the gradient of the loss with respect to the logits.
+pub fn backward(
+    spec: &ModelSpec,
+    params: &[Vec<f64>],
+    trace: &Trace,
+    grad_logits: &[f64],
+    batch: usize,
+    keep: KeepMask<'_>,
+) -> Vec<Vec<f64>> {
+    let mut grads: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let shapes = {
+        let mut s = vec![spec.input_shape().to_vec()];
+        s.extend(spec.activation_shapes());
+        s
+    };
+    let mut next_param = params.len();
+    let mut next_pool = trace.pool_sources.len();
+    let mut dy = grad_logits.to_vec();
+    for (index, layer) in spec.layers().iter().enumerate().rev() {
+        let x = &trace.values[index];
+        let y = &trace.values[index + 1];
+        let (shape, out_shape) = (&shapes[index], &shapes[index + 1]);
+        let mut dx = vec![0.0; x.len()];
+        match *layer {
+            LayerSpec::Linear {
+                in_features,
+                out_features,
+            } => {
+                next_param -= 2;
+                let w = &params[next_param];
+                let (gw, rest) = grads[next_param..].split_at_mut(1);
+                let (gw, gb) = (&mut gw[0], &mut rest[0]);
+                for n in 0..batch {
+                    for o in 0..out_features {
+                        let g = dy[n * out_features + o];
+                        gb[o] += g;
+                        for i in 0..in_features {
+                            gw[o * in_features + i] += g * x[n * in_features + i];
+                            dx[n * in_features + i] += g * w[o * in_features + i];
+                        }
+                    }
+                }
+            }
+            LayerSpec::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+            } => {
+                next_param -= 2;
+                let w = &params[next_param];
+                let (gw, rest) = grads[next_param..].split_at_mut(1);
+                let (gw, gb) = (&mut gw[0], &mut rest[0]);
+                let g = ConvShape::new(shape, out_shape, in_channels, out_channels, kernel);
+                for n in 0..batch {
+                    for o in 0..out_channels {
+                        for i in 0..g.ho {
+                            for j in 0..g.wo {
+                                let d = dy[((n * out_channels + o) * g.ho + i) * g.wo + j];
+                                gb[o] += d;
+                                g.for_taps(n, o, i, j, stride, padding, |xi, wi| {
+                                    gw[wi] += d * x[xi];
+                                    dx[xi] += d * w[wi];
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            LayerSpec::Relu => {
+                for e in 0..dx.len() {
+                    dx[e] = if y[e] > 0.0 { dy[e] } else { 0.0 };
+                }
+            }
+            LayerSpec::Dropout { rate } => match keep {
+                None => dx.copy_from_slice(&dy),
+                Some(keep) => {
+                    let scale = 1.0 / (1.0 - f64::from(rate));
+                    for e in 0..dx.len() {
+                        dx[e] = if keep(index, e) { dy[e] * scale } else { 0.0 };
+                    }
+                }
+            },
+            LayerSpec::MaxPool2d { .. } => {
+                next_pool -= 1;
+                for (out, &src) in trace.pool_sources[next_pool].iter().enumerate() {
+                    dx[src] += dy[out];
+                }
+            }
+            LayerSpec::Flatten => dx.copy_from_slice(&dy),
+        }
+        dy = dx;
+    }
+    grads
+}
+
+/// Index arithmetic of one convolution, NCHW input and `[out, in, k, k]` weights.
+struct ConvShape {
+    cin: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    k: usize,
+}
+
+impl ConvShape {
+    fn new(input: &[usize], output: &[usize], cin: usize, _cout: usize, k: usize) -> Self {
+        Self {
+            cin,
+            h: input[1],
+            w: input[2],
+            ho: output[1],
+            wo: output[2],
+            k,
+        }
+    }
+
+    /// Call `tap(input index, weight index)` for every in-bounds tap of output (n, o, i, j).
+    #[allow(clippy::too_many_arguments)]
+    fn for_taps(
+        &self,
+        n: usize,
+        o: usize,
+        i: usize,
+        j: usize,
+        stride: usize,
+        padding: usize,
+        mut tap: impl FnMut(usize, usize),
+    ) {
+        for c in 0..self.cin {
+            for ki in 0..self.k {
+                let row = (i * stride + ki) as isize - padding as isize;
+                if row < 0 || row >= self.h as isize {
+                    continue;
+                }
+                for kj in 0..self.k {
+                    let col = (j * stride + kj) as isize - padding as isize;
+                    if col < 0 || col >= self.w as isize {
+                        continue;
+                    }
+                    let xi = ((n * self.cin + c) * self.h + row as usize) * self.w + col as usize;
+                    let wi = ((o * self.cin + c) * self.k + ki) * self.k + kj;
+                    tap(xi, wi);
+                }
+            }
+        }
+    }
+}
+
+/// Log-softmax of one row at temperature `t`, max-subtracted.
+fn log_softmax(row: &[f64], t: f64) -> Vec<f64> {
+    let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v / t));
+    let lse = max + row.iter().map(|&v| (v / t - max).exp()).sum::<f64>().ln();
+    row.iter().map(|&v| v / t - lse).collect()
+}
+
+/// Batch-mean loss and its gradient with respect to the student logits `[batch, classes]`.
+///
+/// Per example: `alpha * T^2 * CE(softmax(t / T), softmax(z / T)) + (1 - alpha) * CE(y, softmax(z))`;
+/// with `teacher = None` alpha must be 0 (hard labels only).
+pub fn distill_loss(
+    logits: &[f64],
+    teacher: Option<&[f64]>,
+    labels: &[u32],
+    classes: usize,
+    temperature: f64,
+    alpha: f64,
+) -> (f64, Vec<f64>) {
+    let batch = labels.len();
+    assert!(
+        teacher.is_some() || alpha == 0.0,
+        "hard labels need alpha 0"
+    );
+    let mut loss = 0.0;
+    let mut grad = vec![0.0; logits.len()];
+    for n in 0..batch {
+        let z = &logits[n * classes..(n + 1) * classes];
+        let log_q1 = log_softmax(z, 1.0);
+        let label = labels[n] as usize;
+        loss += (1.0 - alpha) * -log_q1[label];
+        for c in 0..classes {
+            let onehot = if c == label { 1.0 } else { 0.0 };
+            grad[n * classes + c] += (1.0 - alpha) * (log_q1[c].exp() - onehot) / batch as f64;
+        }
+        if let Some(teacher) = teacher {
+            let t = &teacher[n * classes..(n + 1) * classes];
+            let log_p = log_softmax(t, temperature);
+            let log_q = log_softmax(z, temperature);
+            let ce: f64 = log_p.iter().zip(&log_q).map(|(p, q)| -p.exp() * q).sum();
+            loss += alpha * temperature * temperature * ce;
+            for c in 0..classes {
+                grad[n * classes + c] +=
+                    alpha * temperature * (log_q[c].exp() - log_p[c].exp()) / batch as f64;
+            }
+        }
+    }
+    (loss / batch as f64, grad)
+}
+
+/// Batch-mean of per-example `mean_j (z_j - t_j)^2` and its gradient.
+pub fn logit_mse(logits: &[f64], teacher: &[f64], batch: usize) -> (f64, Vec<f64>) {
+    let classes = logits.len() / batch;
+    let scale = (classes * batch) as f64;
+    let loss = logits
+        .iter()
+        .zip(teacher)
+        .map(|(z, t)| (z - t) * (z - t))
+        .sum::<f64>()
+        / scale;
+    let grad = logits
+        .iter()
+        .zip(teacher)
+        .map(|(z, t)| 2.0 * (z - t) / scale)
+        .collect();
+    (loss, grad)
+}
+
+/// Number of rows whose largest logit is at the label (first maximum wins ties).
+pub fn correct(logits: &[f64], labels: &[u32]) -> usize {
+    let classes = logits.len() / labels.len();
+    labels
+        .iter()
+        .enumerate()
+        .filter(|&(n, &label)| {
+            let row = &logits[n * classes..(n + 1) * classes];
+            let best = (0..classes).fold(0, |b, c| if row[c] > row[b] { c } else { b });
+            best == label as usize
+        })
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::he_normal;
+
+    fn to_f64(v: &[Vec<f32>]) -> Vec<Vec<f64>> {
+        v.iter()
+            .map(|p| p.iter().map(|&x| f64::from(x)).collect())
+            .collect()
+    }
+
+    /// Central differences of the hard-label loss against the analytic backward pass.
+    fn check_finite_differences(spec: &ModelSpec, batch: usize, seed: u64) {
+        let mut params = to_f64(&he_normal(spec, seed));
+        // Nonzero biases so that a bias-gradient bug can not hide behind zeros.
+        for (p, ps) in params.iter_mut().zip(spec.parameters()) {
+            if ps.kind == crate::spec::ParamKind::Bias {
+                p.iter_mut()
+                    .enumerate()
+                    .for_each(|(i, b)| *b = 0.05 * ((i % 5) as f64 - 2.0));
+            }
+        }
+        let input: Vec<f64> = dk_tensor::testing::random_f32(batch * spec.input_len(), seed, 1.0)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let labels: Vec<u32> = (0..batch as u32)
+            .map(|n| n % spec.classes() as u32)
+            .collect();
+        let loss_of = |params: &[Vec<f64>]| {
+            let trace = forward(spec, params, &input, batch, None);
+            distill_loss(trace.logits(), None, &labels, spec.classes(), 1.0, 0.0).0
+        };
+        let trace = forward(spec, &params, &input, batch, None);
+        let (_, grad_logits) =
+            distill_loss(trace.logits(), None, &labels, spec.classes(), 1.0, 0.0);
+        let grads = backward(spec, &params, &trace, &grad_logits, batch, None);
+        let eps = 1e-6;
+        for (t, ps) in spec.parameters().iter().enumerate() {
+            // A spread of entries per tensor keeps the test fast on large layers.
+            let stride = (ps.len() / 17).max(1);
+            for i in (0..ps.len()).step_by(stride) {
+                let saved = params[t][i];
+                params[t][i] = saved + eps;
+                let up = loss_of(&params);
+                params[t][i] = saved - eps;
+                let down = loss_of(&params);
+                params[t][i] = saved;
+                let numeric = (up - down) / (2.0 * eps);
+                let analytic = grads[t][i];
+                assert!(
+                    (numeric - analytic).abs() <= 1e-6 + 1e-4 * numeric.abs(),
+                    "{} [{i}] of `{spec}`: finite difference {numeric}, backward {analytic} (tolerance 1e-6 + 1e-4 rel)",
+                    ps.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn mlp_backward_matches_finite_differences() {
+        check_finite_differences(&ModelSpec::parse("7-9-5-3").unwrap(), 4, 1);
+    }
+
+    #[test]
+    fn cnn_backward_matches_finite_differences() {
+        let spec = ModelSpec::parse("2x7x6-c3k3-p2-c4k3-f6-3").unwrap();
+        check_finite_differences(&spec, 3, 2);
+    }
+
+    #[test]
+    fn distill_gradient_matches_finite_differences() {
+        let (batch, classes) = (3, 5);
+        let z: Vec<f64> = (0..15).map(|i| ((i * 7) % 11) as f64 * 0.3 - 1.5).collect();
+        let t: Vec<f64> = (0..15).map(|i| ((i * 5) % 13) as f64 * 0.4 - 2.0).collect();
+        let labels = [1, 4, 0];
+        for (temperature, alpha) in [(1.0, 0.0), (4.0, 0.9), (2.0, 0.5)] {
+            let (_, grad) = distill_loss(&z, Some(&t), &labels, classes, temperature, alpha);
+            for i in 0..batch * classes {
+                let mut zp = z.clone();
+                zp[i] += 1e-6;
+                let mut zm = z.clone();
+                zm[i] -= 1e-6;
+                let up = distill_loss(&zp, Some(&t), &labels, classes, temperature, alpha).0;
+                let down = distill_loss(&zm, Some(&t), &labels, classes, temperature, alpha).0;
+                let numeric = (up - down) / 2e-6;
+                assert!(
+                    (numeric - grad[i]).abs() < 1e-7,
+                    "T={temperature} alpha={alpha} logit {i}: numeric {numeric}, analytic {} (tolerance 1e-7)",
+                    grad[i]
+                );
+            }
+        }
+    }
+}
