@@ -11,7 +11,7 @@
 //! - [`Inference`]: batched evaluation-mode forward passes for any number of examples.
 //! - [`reference`]: a plain CPU forward/backward of whole models that the tests trust.
 //!
-//! ```ignore
+//! ```no_run
 //! use dk_nn::{Model, ModelSpec, Optimizer, TrainConfig, Trainer};
 //! use dk_tensor::{DType, GpuContext, Tensor};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,12 +34,19 @@
 pub mod checkpoint;
 pub mod error;
 pub mod init;
-// pub mod layers;
-// pub mod model;
+pub mod layers;
+pub mod model;
 pub mod reference;
-// pub mod sequential;
+pub mod sequential;
 pub mod spec;
-// pub mod trainer;
+pub mod trainer;
+
+#[cfg(test)]
+mod gpu_tests;
 
 pub use error::{NnError, Result};
+pub use layers::{Layer, Mode, ParamGrad};
+pub use model::{Inference, Model};
+pub use sequential::Sequential;
 pub use spec::{LayerSpec, ModelSpec, ParamKind, ParamSpec};
+pub use trainer::{LossConfig, Optimizer, TrainConfig, Trainer, dropout_seed};

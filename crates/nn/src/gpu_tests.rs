@@ -1,0 +1,403 @@
+//! Whole-model GPU tests: gradients and updates against the CPU reference, learning a toy
+//! task, checkpoints and inference. Shapes are tiny and odd (no multiple of a tile size)
+//! so they run on a software adapter.
+
+use dk_tensor::ops::dropout::cpu::keep as dropout_keeps;
+use dk_tensor::testing::{ctx, random_f32};
+use dk_tensor::{DType, Tensor};
+
+use crate::init::he_normal;
+use crate::reference;
+use crate::{
+    LossConfig, Model, ModelSpec, Optimizer, ParamKind, TrainConfig, Trainer, dropout_seed,
+};
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+/// He weights plus small nonzero biases, so bias paths are exercised.
+fn test_values(spec: &ModelSpec, seed: u64) -> Vec<Vec<f32>> {
+    let mut values = he_normal(spec, seed);
+    for (v, p) in values.iter_mut().zip(spec.parameters()) {
+        if p.kind == ParamKind::Bias {
+            *v = random_f32(v.len(), seed + 100, 0.1);
+        }
+    }
+    values
+}
+
+/// Largest |gpu - cpu| relative to the largest |cpu| of the tensor, so that tiny entries
+/// of large gradients are judged on the tensor's scale.
+fn relative_error(gpu: &[f32], cpu: &[f64]) -> f64 {
+    let scale = cpu.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
+    gpu.iter()
+        .zip(cpu)
+        .map(|(g, c)| (f64::from(*g) - c).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
+struct Setup {
+    spec: ModelSpec,
+    values: Vec<Vec<f32>>,
+    inputs: Vec<f32>,
+    labels: Vec<u32>,
+    teacher: Vec<f32>,
+    batch: usize,
+}
+
+impl Setup {
+    fn new(text: &str, batch: usize, seed: u64) -> Self {
+        let spec = ModelSpec::parse(text).unwrap();
+        let values = test_values(&spec, seed);
+        let inputs = random_f32(batch * spec.input_len(), seed + 1, 1.0);
+        let classes = spec.classes();
+        let labels = (0..batch).map(|n| ((n * 7 + 3) % classes) as u32).collect();
+        let teacher = random_f32(batch * classes, seed + 2, 3.0);
+        Self {
+            spec,
+            values,
+            inputs,
+            labels,
+            teacher,
+            batch,
+        }
+    }
+
+    /// Run one GPU step with `config` and return (model, trainer).
+    fn gpu_step(&self, config: TrainConfig) -> (Model, Trainer) {
+        let ctx = ctx();
+        let model = Model::from_values(ctx, self.spec.clone(), &self.values).unwrap();
+        let inputs =
+            Tensor::from_f32(ctx, &self.inputs, &[self.batch, self.spec.input_len()]).unwrap();
+        let labels = Tensor::from_u32(ctx, &self.labels, &[self.batch]).unwrap();
+        let teacher =
+            Tensor::from_f32(ctx, &self.teacher, &[self.batch, self.spec.classes()]).unwrap();
+        let teacher = (config.loss != LossConfig::HardLabels).then_some(&teacher);
+        let mut trainer = Trainer::new(ctx, &model, &inputs, &labels, teacher, config).unwrap();
+        trainer.step(ctx);
+        (model, trainer)
+    }
+
+    /// CPU loss, logits gradient and parameter gradients at step 1 of `config`.
+    fn cpu_gradients(&self, config: &TrainConfig) -> (f64, Vec<Vec<f64>>) {
+        let params: Vec<Vec<f64>> = self.values.iter().map(|v| f64s(v)).collect();
+        let masks = self.dropout_masks(config.seed);
+        let keep = |layer: usize, e: usize| masks[layer][e];
+        let trace = reference::forward(
+            &self.spec,
+            &params,
+            &f64s(&self.inputs),
+            self.batch,
+            Some(&keep),
+        );
+        let classes = self.spec.classes();
+        let teacher = f64s(&self.teacher);
+        let (loss, grad_logits) = match config.loss {
+            LossConfig::HardLabels => {
+                reference::distill_loss(trace.logits(), None, &self.labels, classes, 1.0, 0.0)
+            }
+            LossConfig::Distill { temperature, alpha } => reference::distill_loss(
+                trace.logits(),
+                Some(&teacher),
+                &self.labels,
+                classes,
+                f64::from(temperature),
+                f64::from(alpha),
+            ),
+            LossConfig::LogitMse => reference::logit_mse(trace.logits(), &teacher, self.batch),
+        };
+        let grads = reference::backward(
+            &self.spec,
+            &params,
+            &trace,
+            &grad_logits,
+            self.batch,
+            Some(&keep),
+        );
+        (loss, grads)
+    }
+
+    /// The dropout masks the GPU uses at step 1, per layer (empty for other layers).
+    fn dropout_masks(&self, seed: u64) -> Vec<Vec<bool>> {
+        let mut shape = self.spec.input_shape().to_vec();
+        self.spec
+            .layers()
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                let len = self.batch * shape.iter().product::<usize>();
+                shape = layer.output_shape(&shape);
+                match *layer {
+                    crate::LayerSpec::Dropout { rate } => (0..len)
+                        .map(|e| dropout_keeps(dropout_seed(seed, 1, index), e as u32, rate))
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn frozen(loss: LossConfig) -> TrainConfig {
+    // Learning rate 0 keeps the parameters as they were, so the gradients of the step
+    // belong to the uploaded values.
+    TrainConfig {
+        loss,
+        optimizer: Optimizer::sgd(0.0, 0.0),
+        max_norm: None,
+        seed: 11,
+    }
+}
+
+fn check_gradients(setup: &Setup, loss: LossConfig) {
+    let config = frozen(loss);
+    let (_, trainer) = setup.gpu_step(config);
+    let (cpu_loss, cpu_grads) = setup.cpu_gradients(&config);
+    let ctx = ctx();
+    for ((pg, cpu), p) in trainer
+        .gradients()
+        .iter()
+        .zip(&cpu_grads)
+        .zip(setup.spec.parameters())
+    {
+        let gpu = pg.grad.to_f32(ctx).unwrap();
+        let err = relative_error(&gpu, cpu);
+        assert!(
+            err < 1e-4,
+            "`{}` {loss:?}: gradient of {} differs from the CPU reference by {err:e} of its largest entry (tolerance 1e-4)",
+            setup.spec,
+            p.name
+        );
+    }
+    let stats = trainer.read_stats(ctx).unwrap();
+    assert_eq!(stats.count as usize, setup.batch, "stats count");
+    let gpu_loss = stats.loss_sum / setup.batch as f64;
+    assert!(
+        (gpu_loss - cpu_loss).abs() <= 1e-4 * (1.0 + cpu_loss.abs()),
+        "`{}` {loss:?}: GPU mean loss {gpu_loss}, CPU {cpu_loss} (tolerance 1e-4 relative)",
+        setup.spec
+    );
+}
+
+#[test]
+fn mlp_gradients_match_cpu_reference() {
+    let setup = Setup::new("13-d0.3-9-d0.2-7-5", 6, 1);
+    check_gradients(&setup, LossConfig::HardLabels);
+    check_gradients(
+        &setup,
+        LossConfig::Distill {
+            temperature: 3.0,
+            alpha: 0.7,
+        },
+    );
+    check_gradients(&setup, LossConfig::LogitMse);
+}
+
+#[test]
+fn cnn_gradients_match_cpu_reference() {
+    let setup = Setup::new("2x9x7-c4k3-p2-c5k3-d0.25-f6-3", 3, 2);
+    check_gradients(&setup, LossConfig::HardLabels);
+}
+
+#[test]
+fn one_optimizer_step_matches_cpu_reference() {
+    let setup = Setup::new("1x5x5-c3k3-p2-d0.5-6-4", 5, 3);
+    let (lr, beta1, beta2, eps) = (0.01f32, 0.9f32, 0.999f32, 1e-8f32);
+    for optimizer in [Optimizer::adam(lr), Optimizer::sgd(lr, 0.9)] {
+        let config = TrainConfig {
+            max_norm: None,
+            seed: 5,
+            ..TrainConfig::new(optimizer)
+        };
+        let (model, _) = setup.gpu_step(config);
+        let (_, grads) = setup.cpu_gradients(&config);
+        let after = model.read_values(ctx()).unwrap();
+        for (((new, old), g), p) in after
+            .iter()
+            .zip(&setup.values)
+            .zip(&grads)
+            .zip(setup.spec.parameters())
+        {
+            let expected: Vec<f64> = old
+                .iter()
+                .zip(g)
+                .map(|(&w, &g)| {
+                    let w = f64::from(w);
+                    match optimizer {
+                        // Step 1: m = (1 - b1) g, v = (1 - b2) g^2, both bias-corrected back to g and g^2.
+                        Optimizer::Adam { .. } => {
+                            let m = (1.0 - f64::from(beta1)) * g / (1.0 - f64::from(beta1));
+                            let v = (1.0 - f64::from(beta2)) * g * g / (1.0 - f64::from(beta2));
+                            w - f64::from(lr) * m / (v.sqrt() + f64::from(eps))
+                        }
+                        // Step 1 of momentum SGD: velocity = g.
+                        Optimizer::Sgd { .. } => w - f64::from(lr) * g,
+                    }
+                })
+                .collect();
+            let err = new
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (f64::from(*a) - b).abs())
+                .fold(0.0, f64::max);
+            // Adam's first step moves each weight by about lr * sign(g); 1e-4 * lr absolute
+            // leaves room for f32 rounding of g near zero.
+            assert!(
+                err <= 2e-5,
+                "{optimizer:?}: {} after one step differs from the CPU update by {err:e} (tolerance 2e-5)",
+                p.name
+            );
+        }
+    }
+}
+
+/// 64 examples whose class is the argmax of a fixed random linear map: separable, so a
+/// small net must reach 100% training accuracy.
+fn toy_task(input_len: usize, classes: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let n = 64;
+    let inputs = random_f32(n * input_len, seed, 1.0);
+    let map = random_f32(classes * input_len, seed + 1, 1.0);
+    let labels = (0..n)
+        .map(|i| {
+            let x = &inputs[i * input_len..(i + 1) * input_len];
+            let score = |c: usize| -> f32 {
+                map[c * input_len..(c + 1) * input_len]
+                    .iter()
+                    .zip(x)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            };
+            (0..classes).fold(0, |best, c| if score(c) > score(best) { c } else { best }) as u32
+        })
+        .collect();
+    (inputs, labels)
+}
+
+fn learns_toy_task(text: &str, steps: usize) {
+    let ctx = ctx();
+    let spec = ModelSpec::parse(text).unwrap();
+    let (inputs, labels) = toy_task(spec.input_len(), spec.classes(), 9);
+    let model = Model::new(ctx, spec.clone(), 4).unwrap();
+    let x = Tensor::from_f32(ctx, &inputs, &[64, spec.input_len()]).unwrap();
+    let y = Tensor::from_u32(ctx, &labels, &[64]).unwrap();
+    let mut trainer = Trainer::new(
+        ctx,
+        &model,
+        &x,
+        &y,
+        None,
+        TrainConfig::new(Optimizer::adam(0.01)),
+    )
+    .unwrap();
+    for _ in 0..steps {
+        trainer.step(ctx);
+    }
+    let first = trainer.take_stats(ctx).unwrap();
+    trainer.step(ctx);
+    let last = trainer.take_stats(ctx).unwrap();
+    assert_eq!(
+        last.correct,
+        64,
+        "`{text}` after {steps} Adam steps: {} of 64 training examples right, loss {} (mean over the run {})",
+        last.correct,
+        last.mean_loss(),
+        first.mean_loss()
+    );
+    // Evaluation-mode inference agrees with the training pass's accuracy.
+    let logits = model.predict(ctx, &inputs, 24).unwrap();
+    let logits = f64s(&logits);
+    assert_eq!(
+        reference::correct(&logits, &labels),
+        64,
+        "`{text}`: inference accuracy"
+    );
+}
+
+#[test]
+fn small_mlp_learns_toy_task() {
+    learns_toy_task("10-32-4", 200);
+}
+
+#[test]
+fn small_cnn_learns_toy_task() {
+    learns_toy_task("1x6x6-c6k3-p2-16-3", 300);
+}
+
+#[test]
+fn inference_matches_reference_including_partial_batch() {
+    let ctx = ctx();
+    let spec = ModelSpec::parse("2x6x5-c3k3-p2-d0.5-7-4").unwrap();
+    let values = test_values(&spec, 8);
+    let model = Model::from_values(ctx, spec.clone(), &values).unwrap();
+    let n = 11;
+    let inputs = random_f32(n * spec.input_len(), 12, 1.0);
+    let gpu = model.predict(ctx, &inputs, 4).unwrap();
+    let params: Vec<Vec<f64>> = values.iter().map(|v| f64s(v)).collect();
+    let cpu = reference::forward(&spec, &params, &f64s(&inputs), n, None);
+    assert_eq!(gpu.len(), n * 4, "logits for every example");
+    let err = relative_error(&gpu, cpu.logits());
+    assert!(
+        err < 1e-5,
+        "inference logits differ from the CPU reference by {err:e} (tolerance 1e-5)"
+    );
+}
+
+#[test]
+fn checkpoint_round_trips_bitwise_through_the_gpu() {
+    let ctx = ctx();
+    let setup = Setup::new("1x5x5-c2k3-p2-5-3", 4, 6);
+    let (model, _) = setup.gpu_step(TrainConfig::new(Optimizer::adam(0.01)));
+    let path = std::env::temp_dir().join(format!("dk-nn-gpu-{}.safetensors", std::process::id()));
+    model.save(ctx, &path).unwrap();
+    let loaded = Model::load(ctx, &path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(loaded.spec(), model.spec());
+    let bits = |m: &Model| -> Vec<u32> {
+        m.read_values(ctx)
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|x| x.to_bits())
+            .collect()
+    };
+    assert_eq!(
+        bits(&loaded),
+        bits(&model),
+        "parameters after a save/load round trip"
+    );
+}
+
+#[test]
+fn trainer_rejects_mismatched_tensors() {
+    let ctx = ctx();
+    let spec = ModelSpec::parse("6-4-3").unwrap();
+    let model = Model::new(ctx, spec, 1).unwrap();
+    let x = Tensor::zeros(ctx, &[5, 6], DType::F32).unwrap();
+    let wrong_x = Tensor::zeros(ctx, &[5, 7], DType::F32).unwrap();
+    let y = Tensor::zeros(ctx, &[5], DType::U32).unwrap();
+    let wrong_y = Tensor::zeros(ctx, &[4], DType::U32).unwrap();
+    let config = TrainConfig::new(Optimizer::adam(1e-3));
+    let e = Trainer::new(ctx, &model, &wrong_x, &y, None, config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("[5, 7]") && e.contains("[batch, 6]"), "{e}");
+    let e = Trainer::new(ctx, &model, &x, &wrong_y, None, config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("[5]") && e.contains("[4]"), "{e}");
+    let distill = TrainConfig {
+        loss: LossConfig::Distill {
+            temperature: 2.0,
+            alpha: 0.5,
+        },
+        ..config
+    };
+    let e = Trainer::new(ctx, &model, &x, &y, None, distill)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("teacher logits"), "{e}");
+}

@@ -1,0 +1,145 @@
+//! `Sequential`: the layers of a [`ModelSpec`] chained for one fixed batch size.
+
+use dk_tensor::{GpuContext, Tensor};
+
+use crate::error::{Result, config_error};
+use crate::layers::{Conv2d, Dropout, Flatten, Layer, Linear, MaxPool2d, Mode, ParamGrad, Relu};
+use crate::spec::{LayerSpec, ModelSpec};
+
+/// Layers of one model bound to one input tensor `[batch, ...]`.
+pub struct Sequential {
+    layers: Vec<Box<dyn Layer>>,
+    input: Tensor,
+    mode: Mode,
+}
+
+impl Sequential {
+    /// Build every layer of `spec` over `input`, sharing the parameter tensors `params`
+    /// (ordered as [`ModelSpec::parameters`]). `input` may have any shape whose leading
+    /// dimension is the batch and whose remaining elements match the spec's input.
+    pub fn new(
+        ctx: &GpuContext,
+        spec: &ModelSpec,
+        params: &[Tensor],
+        input: &Tensor,
+        mode: Mode,
+    ) -> Result<Self> {
+        let batch = *input.shape().first().unwrap_or(&0);
+        if batch == 0 || input.len() != batch * spec.input_len() {
+            return Err(config_error(format!(
+                "model `{spec}` takes inputs of shape [batch, {}] but the input tensor is {:?}",
+                spec.input_shape_text(),
+                input.shape()
+            )));
+        }
+        let mut shape = vec![batch];
+        shape.extend_from_slice(spec.input_shape());
+        let input = input.reshape(&shape)?;
+
+        let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(spec.layers().len());
+        let mut next_param = 0;
+        for (index, layer) in spec.layers().iter().enumerate() {
+            let (x, dx) = match layers.last() {
+                Some(prev) => (prev.output().clone(), prev.grad_output().cloned()),
+                None => (input.clone(), None),
+            };
+            let fused = spec.relu_follows(index);
+            let built: Box<dyn Layer> = match *layer {
+                LayerSpec::Linear { .. } => {
+                    let (w, b) = (&params[next_param], &params[next_param + 1]);
+                    next_param += 2;
+                    Box::new(Linear::new(ctx, w, b, &x, dx.as_ref(), fused, mode)?)
+                }
+                LayerSpec::Conv2d {
+                    stride, padding, ..
+                } => {
+                    let (w, b) = (&params[next_param], &params[next_param + 1]);
+                    next_param += 2;
+                    Box::new(Conv2d::new(
+                        ctx,
+                        w,
+                        b,
+                        &x,
+                        dx.as_ref(),
+                        stride,
+                        padding,
+                        fused,
+                        mode,
+                    )?)
+                }
+                LayerSpec::Relu => {
+                    let after_fusable = index > 0 && spec.relu_follows(index - 1);
+                    Box::new(Relu::new(ctx, &x, dx.as_ref(), after_fusable, mode)?)
+                }
+                LayerSpec::Dropout { rate } => {
+                    Box::new(Dropout::new(ctx, &x, dx.as_ref(), rate, mode)?)
+                }
+                LayerSpec::MaxPool2d { kernel, stride } => {
+                    Box::new(MaxPool2d::new(ctx, &x, dx.as_ref(), kernel, stride, mode)?)
+                }
+                LayerSpec::Flatten => Box::new(Flatten::new(&x, dx.as_ref())?),
+            };
+            layers.push(built);
+        }
+        Ok(Self {
+            layers,
+            input,
+            mode,
+        })
+    }
+
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Examples per pass.
+    pub fn batch(&self) -> usize {
+        self.input.shape()[0]
+    }
+
+    /// The input tensor viewed as `[batch, ...input shape]`.
+    pub fn input(&self) -> &Tensor {
+        &self.input
+    }
+
+    /// Logits `[batch, classes]`.
+    pub fn output(&self) -> &Tensor {
+        self.layers.last().expect("a model has layers").output()
+    }
+
+    /// Where the loss writes dL/dlogits (training mode).
+    pub fn grad_output(&self) -> Option<&Tensor> {
+        self.layers
+            .last()
+            .expect("a model has layers")
+            .grad_output()
+    }
+
+    /// Parameters and their gradient buffers, ordered as [`ModelSpec::parameters`].
+    pub fn parameters(&self) -> Vec<ParamGrad> {
+        self.layers.iter().flat_map(|l| l.parameters()).collect()
+    }
+
+    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for layer in &self.layers {
+            layer.record_forward(pass);
+        }
+    }
+
+    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for layer in self.layers.iter().rev() {
+            layer.record_backward(pass);
+        }
+    }
+
+    /// Give every dropout layer its mask seed for the coming step: `seed_of(layer index)`.
+    pub fn set_seeds(&mut self, ctx: &GpuContext, seed_of: impl Fn(usize) -> u32) {
+        for (index, layer) in self.layers.iter_mut().enumerate() {
+            layer.set_seed(ctx, seed_of(index));
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! `Trainer`: one training step (forward, loss, backward, optimizer update) recorded into
+//! one command encoder, with every launch prepared once and replayed.
+//!
+//! Nothing is read back per step: the loss kernel adds the batch's loss sum, correct count
+//! and example count to a small stats buffer on the GPU, read with [`Trainer::read_stats`]
+//! every N steps or at the end of an epoch.
+
+use dk_tensor::ops::loss::{
+    DistillLossParams, LossStats, new_loss_stats, prepare_distill_loss, prepare_logit_mse,
+    read_loss_stats, reset_loss_stats,
+};
+use dk_tensor::ops::optim::{
+    AdamParams, OptimDispatch, SgdParams, prepare_adam, prepare_max_norm, prepare_sgd,
+};
+use dk_tensor::{DType, Dispatch, GpuContext, Tensor};
+
+use crate::error::{Result, config_error};
+use crate::layers::{Mode, ParamGrad};
+use crate::model::Model;
+use crate::sequential::Sequential;
+use crate::spec::{ParamKind, ParamSpec};
+
+/// What the student is trained to match.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LossConfig {
+    /// Cross-entropy to the labels.
+    HardLabels,
+    /// Hinton et al.: `alpha * T^2 * CE(softmax(t/T), softmax(z/T)) + (1 - alpha) * CE(y, softmax(z))`
+    /// against teacher logits `t`.
+    Distill { temperature: f32, alpha: f32 },
+    /// Ba & Caruana: mean squared difference between student and teacher logits.
+    LogitMse,
+}
+
+impl LossConfig {
+    fn needs_teacher(self) -> bool {
+        !matches!(self, LossConfig::HardLabels)
+    }
+}
+
+/// Optimizer and its hyper-parameters. Weight decay applies to every parameter tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    /// Adam; with `decoupled` the weight decay is AdamW's.
+    Adam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+        decoupled: bool,
+    },
+    /// SGD with (optionally Nesterov) momentum.
+    Sgd {
+        lr: f32,
+        momentum: f32,
+        nesterov: bool,
+        weight_decay: f32,
+    },
+}
+
+impl Optimizer {
+    /// Adam with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8), no weight decay.
+    pub fn adam(lr: f32) -> Self {
+        Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+        }
+    }
+
+    /// AdamW with PyTorch's default betas and eps.
+    pub fn adamw(lr: f32, weight_decay: f32) -> Self {
+        Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+            decoupled: true,
+        }
+    }
+
+    /// SGD with classical momentum.
+    pub fn sgd(lr: f32, momentum: f32) -> Self {
+        Optimizer::Sgd {
+            lr,
+            momentum,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+
+    pub fn lr(&self) -> f32 {
+        match *self {
+            Optimizer::Adam { lr, .. } | Optimizer::Sgd { lr, .. } => lr,
+        }
+    }
+}
+
+/// Everything a [`Trainer`] needs besides the model and the batch tensors.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub loss: LossConfig,
+    pub optimizer: Optimizer,
+    /// After each update, rescale every weight row (incoming weights of one unit) whose L2
+    /// norm exceeds this (Hinton et al.'s max-norm constraint). Biases are left alone.
+    pub max_norm: Option<f32>,
+    /// Seed of the dropout masks; step `s` of layer `i` uses [`dropout_seed`]`(seed, s, i)`.
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Hard labels, the given optimizer, no max-norm, seed 0.
+    pub fn new(optimizer: Optimizer) -> Self {
+        Self {
+            loss: LossConfig::HardLabels,
+            optimizer,
+            max_norm: None,
+            seed: 0,
+        }
+    }
+}
+
+/// Mask seed of dropout layer `layer` at training step `step` (1-based): a SplitMix64 hash,
+/// so masks differ between steps and layers and are reproducible from the config seed.
+pub fn dropout_seed(seed: u64, step: u32, layer: usize) -> u32 {
+    let mut z = seed
+        .wrapping_add(u64::from(step).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add((layer as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as u32
+}
+
+/// A model bound to batch tensors, with every launch of a training step prepared.
+pub struct Trainer {
+    net: Sequential,
+    config: TrainConfig,
+    params: Vec<ParamGrad>,
+    loss: Dispatch,
+    updates: Vec<OptimDispatch>,
+    max_norms: Vec<Dispatch>,
+    /// Moments or velocities, one or two per parameter, zero at the start.
+    optimizer_state: Vec<Tensor>,
+    stats: Tensor,
+    step: u32,
+    lr: f32,
+}
+
+impl Trainer {
+    /// Prepare training of `model` on batches the caller writes into `inputs` (`[batch, ...]`
+    /// F32), `labels` (U32 `[batch]`) and, for distillation or logit matching,
+    /// `teacher_logits` (`[batch, classes]`). The batch size is `inputs.shape()[0]`.
+    pub fn new(
+        ctx: &GpuContext,
+        model: &Model,
+        inputs: &Tensor,
+        labels: &Tensor,
+        teacher_logits: Option<&Tensor>,
+        config: TrainConfig,
+    ) -> Result<Self> {
+        let spec = model.spec();
+        let net = Sequential::new(ctx, spec, model.parameters(), inputs, Mode::Train)?;
+        let batch = net.batch();
+        if labels.dtype() != DType::U32 || labels.shape() != [batch] {
+            return Err(config_error(format!(
+                "labels must be U32 [{batch}] to match inputs {:?}, but are {:?} {:?}",
+                inputs.shape(),
+                labels.dtype(),
+                labels.shape()
+            )));
+        }
+        let teacher = match (config.loss.needs_teacher(), teacher_logits) {
+            (true, None) => {
+                return Err(config_error(format!(
+                    "loss {:?} needs teacher logits [{batch}, {}]",
+                    config.loss,
+                    spec.classes()
+                )));
+            }
+            (false, Some(_)) => {
+                return Err(config_error(
+                    "teacher logits were given but the loss is HardLabels, which ignores them",
+                ));
+            }
+            (_, t) => t,
+        };
+        let logits = net.output();
+        let grad = net
+            .grad_output()
+            .expect("a training network has a logits gradient");
+        let stats = new_loss_stats(ctx)?;
+        let loss = match config.loss {
+            LossConfig::HardLabels => prepare_distill_loss(
+                ctx,
+                logits,
+                None,
+                labels,
+                grad,
+                &stats,
+                DistillLossParams {
+                    temperature: 1.0,
+                    alpha: 0.0,
+                },
+            )?,
+            LossConfig::Distill { temperature, alpha } => prepare_distill_loss(
+                ctx,
+                logits,
+                teacher,
+                labels,
+                grad,
+                &stats,
+                DistillLossParams { temperature, alpha },
+            )?,
+            LossConfig::LogitMse => {
+                prepare_logit_mse(ctx, logits, teacher.unwrap(), labels, grad, &stats)?
+            }
+        };
+
+        let params = net.parameters();
+        let specs: Vec<ParamSpec> = spec.parameters();
+        let mut updates = Vec::with_capacity(params.len());
+        let mut optimizer_state = Vec::new();
+        let mut max_norms = Vec::new();
+        for (pg, ps) in params.iter().zip(&specs) {
+            let mut state = || -> Result<Tensor> {
+                let t = Tensor::zeros(ctx, pg.param.shape(), DType::F32)?;
+                optimizer_state.push(t.clone());
+                Ok(t)
+            };
+            updates.push(match config.optimizer {
+                Optimizer::Adam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    decoupled,
+                } => prepare_adam(
+                    ctx,
+                    &pg.param,
+                    &pg.grad,
+                    &state()?,
+                    &state()?,
+                    AdamParams {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                        decoupled,
+                    },
+                )?,
+                Optimizer::Sgd {
+                    lr,
+                    momentum,
+                    nesterov,
+                    weight_decay,
+                } => prepare_sgd(
+                    ctx,
+                    &pg.param,
+                    &pg.grad,
+                    &state()?,
+                    SgdParams {
+                        lr,
+                        momentum,
+                        nesterov,
+                        weight_decay,
+                    },
+                )?,
+            });
+            if let (Some(limit), ParamKind::Weight) = (config.max_norm, ps.kind) {
+                let rows = ps.shape[0];
+                let as_matrix = pg.param.reshape(&[rows, ps.len() / rows])?;
+                max_norms.push(prepare_max_norm(ctx, &as_matrix, limit)?);
+            }
+        }
+        Ok(Self {
+            net,
+            lr: config.optimizer.lr(),
+            config,
+            params,
+            loss,
+            updates,
+            max_norms,
+            optimizer_state,
+            stats,
+            step: 0,
+        })
+    }
+
+    /// Record one training step into `encoder`, reading whatever the inputs, labels and
+    /// teacher-logits tensors hold when it runs.
+    ///
+    /// Per-step values (dropout seeds, the optimizer's step count and learning rate) are
+    /// uniform buffers updated through the queue, which takes effect at the next submit:
+    /// submit the encoder before recording the following step.
+    pub fn record_step(&mut self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder) {
+        self.step += 1;
+        let (seed, step) = (self.config.seed, self.step);
+        self.net
+            .set_seeds(ctx, |layer| dropout_seed(seed, step, layer));
+        for update in &self.updates {
+            update.set_step(ctx, self.step, self.lr);
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        self.net.record_forward(&mut pass);
+        self.loss.record(&mut pass);
+        self.net.record_backward(&mut pass);
+        for update in &self.updates {
+            update.dispatch().record(&mut pass);
+        }
+        for clamp in &self.max_norms {
+            clamp.record(&mut pass);
+        }
+    }
+
+    /// Record one step, submit it and wait for it (tests, benchmarks, simple loops).
+    pub fn step(&mut self, ctx: &GpuContext) {
+        let mut encoder = ctx.encoder();
+        self.record_step(ctx, &mut encoder);
+        ctx.submit_and_wait(encoder);
+    }
+
+    /// Loss sum, correct count and example count accumulated since the last reset (blocks).
+    pub fn read_stats(&self, ctx: &GpuContext) -> Result<LossStats> {
+        Ok(read_loss_stats(ctx, &self.stats)?)
+    }
+
+    /// Clear the accumulated stats (recorded; takes effect in order with the steps).
+    pub fn reset_stats(&self, encoder: &mut wgpu::CommandEncoder) {
+        reset_loss_stats(encoder, &self.stats);
+    }
+
+    /// Read the stats and clear them.
+    pub fn take_stats(&self, ctx: &GpuContext) -> Result<LossStats> {
+        let stats = self.read_stats(ctx)?;
+        let mut encoder = ctx.encoder();
+        self.reset_stats(&mut encoder);
+        ctx.submit_and_wait(encoder);
+        Ok(stats)
+    }
+
+    /// Learning rate of the following steps (schedules).
+    pub fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    pub fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+
+    /// Steps recorded so far.
+    pub fn steps(&self) -> u32 {
+        self.step
+    }
+
+    pub fn batch(&self) -> usize {
+        self.net.batch()
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Logits `[batch, classes]` of the last forward pass.
+    pub fn logits(&self) -> &Tensor {
+        self.net.output()
+    }
+
+    /// Parameters and the gradient buffers of the last step, in checkpoint order.
+    pub fn gradients(&self) -> &[ParamGrad] {
+        &self.params
+    }
+
+    /// Optimizer state tensors (Adam: m and v per parameter; SGD: velocity).
+    pub fn optimizer_state(&self) -> &[Tensor] {
+        &self.optimizer_state
+    }
+
+    pub fn network(&self) -> &Sequential {
+        &self.net
+    }
+}
