@@ -7,6 +7,19 @@
 //! - [`serving`]: latency and throughput on the adapter.
 //! - [`specs`]: architecture strings to model specs (input check, dropout).
 //! - [`study`]: the phases of a run in order, producing [`crate::results::Results`].
+//!
+//! Choices worth knowing:
+//! - Training drops the last partial batch of each epoch (its zero-filled padding rows would
+//!   count as label-0 examples); the shuffle changes every epoch, so every example is seen.
+//!   Evaluation pads the last batch and cuts the padding rows: every example counts once.
+//! - Soft targets are the ensemble's mean log-softmax; logit matching (Ba & Caruana)
+//!   regresses the mean of the members' raw logits instead, since log-softmax values carry
+//!   a per-example shift that a student's logits need not reproduce.
+//! - Teacher logits on the transfer set are cached under [`default_cache_dir`] (the run
+//!   folder's `cache/` when [`RunOptions::cache_dir`] is `None`), one file per teacher,
+//!   keyed by the training images, labels and that teacher's checkpoint bytes.
+//! - Every seed (initialisation, dropout masks, shuffles, shifts) derives from the run's
+//!   master seed ([`seeds::derive_seed`]); all students share initial weights and batch order.
 
 pub mod evaluate;
 pub mod gpu_data;
