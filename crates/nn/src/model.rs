@@ -186,7 +186,7 @@ impl Inference {
     /// Logits `[n, classes]` for any number `n` of examples stacked in `inputs`. The last
     /// partial batch is padded with zeros and its padding rows dropped from the result.
     pub fn predict(&self, ctx: &GpuContext, inputs: &[f32]) -> Result<Vec<f32>> {
-        if inputs.len() % self.input_len != 0 {
+        if !inputs.len().is_multiple_of(self.input_len) {
             return Err(config_error(format!(
                 "{} input values are not a whole number of examples of {} values",
                 inputs.len(),
