@@ -260,17 +260,17 @@ impl RunConfig {
                 },
                 teacher: ModelConfig {
                     spec: "784-256-256-10".into(),
-                    epochs: 4,
-                    max_shift: 1,
+                    epochs: 3,
                     ..ModelConfig::default()
                 },
                 student: ModelConfig {
-                    spec: "784-64-10".into(),
+                    spec: "784-32-10".into(),
                     epochs: 5,
                     ..ModelConfig::default()
                 },
                 distill: DistillConfig {
                     temperature_grid: vec![2.0, 4.0],
+                    alpha_grid: vec![0.5],
                     ..DistillConfig::default()
                 },
                 ..RunConfig::preset(Preset::Default)

@@ -8,9 +8,11 @@
 //! - [`report`]: the self-contained `report.html`.
 //! - [`teacher_cache`]: the teachers' logits on the transfer set, cached on disk by content key.
 //! - [`run_dir`]: the run folder and atomic file writes.
+//! - [`driver`]: the study itself on the GPU: training, distillation, evaluation, serving cost.
 
 pub mod config;
 pub mod data;
+pub mod driver;
 pub mod metrics;
 pub mod report;
 pub mod results;

@@ -1,20 +1,21 @@
 //! `dk-distill`: the command line of the distillation study (`cargo xtask distill`).
 //!
-//! Resolves the settings (preset, `--config FILE.toml`, flags), finds or downloads
-//! Fashion-MNIST, reads and splits it, and states the plan. The training part (teachers,
-//! soft targets, students, evaluation on the GPU) plugs in where `train_and_report` stops.
+//! Resolves the settings (preset, `--config FILE.toml`, flags; `quick` on a software adapter
+//! unless a preset is named), finds or downloads Fashion-MNIST, reads and splits it, states
+//! the plan, runs the study (`dk_distill::driver`) and prints the final table.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
+use dk_tensor::GpuContext;
 
-use dk_distill::config::{Overrides, RunConfig, effective_config_toml, load_config};
-use dk_distill::data::Dataset;
-use dk_distill::data::locate::{self, CurlFetch, DataFiles, FASHION_MNIST, Fetch, SearchEnv};
-use dk_distill::data::split::{Split, subsample, train_validation_split};
+use dk_distill::config::{Overrides, Preset, RunConfig, effective_config_toml, load_config};
+use dk_distill::data::locate::FASHION_MNIST;
+use dk_distill::driver::study::summary_table;
+use dk_distill::driver::{RunOptions, StudyData, default_cache_dir, load_data, run_study};
 use dk_distill::report::write_report;
 use dk_distill::results::Results;
 use dk_distill::run_dir::folder_timestamp;
@@ -46,70 +47,13 @@ struct Cli {
     report_from: Option<PathBuf>,
 }
 
-/// Stands in for the downloader under `--no-download`.
-struct NoDownload;
-
-impl Fetch for NoDownload {
-    fn fetch(&self, _: &str, _: &std::path::Path, _: u64) -> Result<(), String> {
-        Err("downloads disabled by --no-download".into())
-    }
-}
-
-/// The data of a run, split and ready for training.
-struct RunData {
-    files: DataFiles,
-    train: Dataset,
-    validation: Dataset,
-    test: Dataset,
-}
-
-fn load_data(config: &RunConfig, no_download: bool) -> Result<RunData> {
-    let env = SearchEnv::from_process();
-    let fetcher: &dyn Fetch = if no_download { &NoDownload } else { &CurlFetch };
-    let files =
-        locate::locate_or_download(config.data.dir.as_deref(), &env, &FASHION_MNIST, fetcher)?;
-    let (full_train, full_test) = files.load(&FASHION_MNIST)?;
-    let data = &config.data;
-    let Split { train, validation } = train_validation_split(
-        &full_train.labels,
-        data.validation_size,
-        data.train_size,
-        data.stratified,
-        config.seed,
-    )
-    .context("splitting the training set")?;
-    let all_test: Vec<usize> = (0..full_test.n).collect();
-    let test_indices = match data.test_size {
-        Some(size) if size > full_test.n => {
-            bail!(
-                "data.test_size = {size}, but the test set has only {} examples",
-                full_test.n
-            )
-        }
-        Some(size) => subsample(
-            &all_test,
-            &full_test.labels,
-            size,
-            data.stratified,
-            config.seed,
-        ),
-        None => all_test,
-    };
-    Ok(RunData {
-        train: full_train.select(&train),
-        validation: full_train.select(&validation),
-        test: full_test.select(&test_indices),
-        files,
-    })
-}
-
-fn print_plan(config: &RunConfig, data: &RunData) {
+fn print_plan(config: &RunConfig, data: &StudyData) {
     let train = &data.train;
     println!(
         "{} from {} ({}): train {}, validation {}, test {} images of {}x{}, {} classes",
         FASHION_MNIST.name,
-        data.files.dir.display(),
-        data.files.origin,
+        data.source_dir.display(),
+        data.origin,
         train.n,
         data.validation.n,
         data.test.n,
@@ -159,11 +103,49 @@ fn print_plan(config: &RunConfig, data: &RunData) {
     println!("  output: {}", out.display());
 }
 
-fn train_and_report(config: &RunConfig, data: &RunData) -> Result<()> {
+fn train_and_report(ctx: &GpuContext, config: &RunConfig, data: &StudyData) -> Result<()> {
     print_plan(config, data);
-    bail!(
-        "the training driver is not built yet: settings and data are valid, but teachers and students cannot be trained by this build"
-    )
+    let options = RunOptions {
+        cache_dir: default_cache_dir(),
+        quiet: false,
+    };
+    let outcome = run_study(ctx, config, data, &options)?;
+    let results = &outcome.results;
+    println!();
+    print!("{}", summary_table(results));
+    if let Some(point) = results.grid.iter().find(|p| p.chosen) {
+        println!(
+            "distillation settings chosen on validation: T = {}, alpha = {} ({} candidates)",
+            point.temperature,
+            point.alpha,
+            results.grid.len()
+        );
+    }
+    for warning in &results.warnings {
+        println!("warning: {warning}");
+    }
+    println!(
+        "wrote {} (results.json, report.html, checkpoints) in {:.0} s",
+        outcome.run_dir.display(),
+        results.run.duration_s.unwrap_or(0.0)
+    );
+    Ok(())
+}
+
+/// True when the settings name a preset: the --preset flag or a `preset` key in the file.
+fn preset_given(cli: &Cli) -> Result<bool> {
+    if cli.overrides.preset.is_some() {
+        return Ok(true);
+    }
+    let Some(path) = &cli.config else {
+        return Ok(false);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read config file", path.display()))?;
+    Ok(text
+        .parse::<toml::Table>()
+        .map(|table| table.contains_key("preset"))
+        .unwrap_or(false))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -181,8 +163,23 @@ fn run(cli: Cli) -> Result<()> {
         print!("{}", effective_config_toml(&config));
         return Ok(());
     }
+    let ctx = GpuContext::new().context("opening a GPU adapter")?;
+    let config = if ctx.summary.is_cpu && !preset_given(&cli)? {
+        println!(
+            "adapter {} is a software (CPU) adapter and no preset was given: using preset quick (pass --preset default to override)",
+            ctx.summary.name
+        );
+        let mut overrides = cli.overrides.clone();
+        overrides.preset = Some(Preset::Quick);
+        let config = load_config(cli.config.as_deref(), &overrides)?;
+        config.validate()?;
+        config
+    } else {
+        println!("adapter: {} ({})", ctx.summary.name, ctx.summary.backend);
+        config
+    };
     let data = load_data(&config, cli.no_download)?;
-    train_and_report(&config, &data)
+    train_and_report(&ctx, &config, &data)
 }
 
 fn main() -> ExitCode {

@@ -126,7 +126,7 @@ pub struct ModelResult {
     pub name: String,
     /// What the model is.
     pub role: Role,
-    /// Architecture spec; for the ensemble, the members' specs joined by " + ".
+    /// Architecture spec; for the ensemble, "K x spec" (K members of that spec).
     pub spec: String,
     /// Trainable parameters (the ensemble: sum over members).
     pub params: u64,

@@ -1,0 +1,110 @@
+//! End to end: the `tiny` preset through the library API into a temporary folder, on
+//! whatever adapter the machine has (lavapipe in CI). Skips, saying so, only when the
+//! Fashion-MNIST files are not installed (`apt-get install dataset-fashion-mnist`).
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dk_distill::config::{Preset, RunConfig};
+use dk_distill::data::locate::{FASHION_MNIST, SearchEnv, locate};
+use dk_distill::driver::{RunOptions, load_data, run_study};
+use dk_distill::results::{Results, Role};
+use dk_tensor::GpuContext;
+
+fn temp_dir() -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("dk-distill-tiny-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn tiny_preset_runs_end_to_end() {
+    let env = SearchEnv::from_process();
+    if !matches!(locate(None, &env, &FASHION_MNIST), Ok(Some(_))) {
+        eprintln!(
+            "SKIPPED tiny_preset_runs_end_to_end: Fashion-MNIST not found (install dataset-fashion-mnist or set the data folder variable)"
+        );
+        return;
+    }
+    let root = temp_dir();
+    let mut config = RunConfig::preset(Preset::Tiny);
+    config.out_dir = Some(root.join("run"));
+    let data = load_data(&config, true).expect("loading Fashion-MNIST");
+    let ctx = GpuContext::new().expect("a GPU adapter (lavapipe on CPU-only machines)");
+    let options = RunOptions {
+        cache_dir: Some(root.join("cache")),
+        quiet: true,
+    };
+    let outcome = run_study(&ctx, &config, &data, &options).expect("the tiny study");
+    let run = outcome.run_dir;
+
+    let results = Results::read(&run.join("results.json")).expect("results.json parses");
+    assert_eq!(
+        results, outcome.results,
+        "results.json holds what the run returned"
+    );
+    for role in [
+        Role::Teacher,
+        Role::Ensemble,
+        Role::StudentHard,
+        Role::StudentKd,
+        Role::StudentLogitMse,
+        Role::StudentKdBestTeacher,
+    ] {
+        assert!(
+            results.model(role).is_some(),
+            "results.json lacks role {role:?}"
+        );
+    }
+    let teachers = results
+        .models
+        .iter()
+        .filter(|m| m.role == Role::Teacher)
+        .count();
+    assert_eq!(teachers, config.teachers);
+    for model in &results.models {
+        let test = &model.test;
+        assert_eq!(
+            test.examples, data.test.n,
+            "{} covers the whole test set",
+            model.name
+        );
+        assert!(
+            (0.0..=1.0).contains(&test.accuracy) && test.nll.is_finite(),
+            "{}: accuracy {} nll {}",
+            model.name,
+            test.accuracy,
+            test.nll
+        );
+        // Ten classes: anything trained must beat guessing clearly.
+        assert!(
+            test.accuracy > 0.3,
+            "{} learned nothing: {}",
+            model.name,
+            test.accuracy
+        );
+        assert!(
+            model.params > 0 && model.flops_per_example > 0,
+            "{}",
+            model.name
+        );
+        let serving = model.serving.as_ref().expect("serving cost measured");
+        assert!(serving.latency_batch1_ms > 0.0 && serving.throughput_per_s > 0.0);
+        if let Some(checkpoint) = &model.checkpoint {
+            assert!(run.join(checkpoint).is_file(), "{checkpoint} written");
+        }
+    }
+    assert_eq!(
+        results.grid.iter().filter(|p| p.chosen).count(),
+        1,
+        "exactly one (T, alpha) chosen"
+    );
+    assert!(results.dark_knowledge.is_some());
+    assert!(run.join("report.html").is_file(), "report.html written");
+    assert!(run.join("config.toml").is_file(), "config.toml written");
+    std::fs::remove_dir_all(&root).ok();
+}
