@@ -20,7 +20,7 @@ use thiserror::Error;
 pub enum Preset {
     /// The full study, sized for a laptop GPU (a few minutes there): CNN teachers, 55k/5k split.
     Default,
-    /// For software adapters such as lavapipe: MLP teachers, 10k examples, a few epochs
+    /// For software adapters such as lavapipe: MLP teachers, 20k examples, a few epochs (about 5 minutes on 2 cores)
     /// (meant to stay under about 10 minutes on 2 CPU cores).
     Quick,
     /// A smoke test for CI: 1.5k examples, 1-2 epochs, tiny nets (well under 2 minutes on lavapipe).
@@ -254,18 +254,18 @@ impl RunConfig {
             Preset::Quick => RunConfig {
                 preset,
                 data: DataConfig {
-                    train_size: Some(10_000),
+                    train_size: Some(20_000),
                     validation_size: 2_000,
                     ..DataConfig::default()
                 },
                 teacher: ModelConfig {
                     spec: "784-256-256-10".into(),
-                    epochs: 3,
+                    epochs: 5,
                     ..ModelConfig::default()
                 },
                 student: ModelConfig {
-                    spec: "784-32-10".into(),
-                    epochs: 5,
+                    spec: "784-64-10".into(),
+                    epochs: 8,
                     ..ModelConfig::default()
                 },
                 distill: DistillConfig {
