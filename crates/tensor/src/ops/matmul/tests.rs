@@ -183,6 +183,7 @@ fn tiled128_matches_cpu() {
 fn automatic_choice_is_tuned_and_correct() {
     let ctx = ctx();
     let tuning = tune_matmul(ctx).unwrap();
+    eprintln!("matmul tuning: {tuning}");
     assert_eq!(tuning.choices.len(), ShapeClass::ALL.len(), "{tuning}");
     // A second request is answered from memory, with the same choices.
     assert_eq!(tune_matmul(ctx).unwrap().choices, tuning.choices);
