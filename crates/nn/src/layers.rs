@@ -75,6 +75,29 @@ fn grad_buffer(
     })
 }
 
+/// The (parameter, gradient) pairs of a layer with a weight and a bias; none when the layer
+/// was built without gradients (inference).
+fn weight_and_bias(
+    weight: &Tensor,
+    bias: &Tensor,
+    grad_weight: Option<&Tensor>,
+    grad_bias: Option<&Tensor>,
+) -> Vec<ParamGrad> {
+    match (grad_weight, grad_bias) {
+        (Some(dw), Some(db)) => vec![
+            ParamGrad {
+                param: weight.clone(),
+                grad: dw.clone(),
+            },
+            ParamGrad {
+                param: bias.clone(),
+                grad: db.clone(),
+            },
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Fully connected layer `y = x W^T + b`, W `[out, in]`, optionally with ReLU fused into
 /// the matmul epilogue (then the following [`Relu`] is built as fused and only does backward).
 pub struct Linear {
@@ -182,19 +205,12 @@ impl Layer for Linear {
         record(pass, &self.grad_input_launch);
     }
     fn parameters(&self) -> Vec<ParamGrad> {
-        match (&self.grad_weight, &self.grad_bias) {
-            (Some(dw), Some(db)) => vec![
-                ParamGrad {
-                    param: self.weight.clone(),
-                    grad: dw.clone(),
-                },
-                ParamGrad {
-                    param: self.bias.clone(),
-                    grad: db.clone(),
-                },
-            ],
-            _ => Vec::new(),
-        }
+        weight_and_bias(
+            &self.weight,
+            &self.bias,
+            self.grad_weight.as_ref(),
+            self.grad_bias.as_ref(),
+        )
     }
 }
 
@@ -294,19 +310,12 @@ impl Layer for Conv2d {
         record(pass, &self.grad_input_launch);
     }
     fn parameters(&self) -> Vec<ParamGrad> {
-        match (&self.grad_weight, &self.grad_bias) {
-            (Some(dw), Some(db)) => vec![
-                ParamGrad {
-                    param: self.weight.clone(),
-                    grad: dw.clone(),
-                },
-                ParamGrad {
-                    param: self.bias.clone(),
-                    grad: db.clone(),
-                },
-            ],
-            _ => Vec::new(),
-        }
+        weight_and_bias(
+            &self.weight,
+            &self.bias,
+            self.grad_weight.as_ref(),
+            self.grad_bias.as_ref(),
+        )
     }
 }
 
