@@ -7,6 +7,12 @@
 //! their confidence (the top softmax probability at T = 1); bin `b` holds confidences in
 //! `(b/bins, (b+1)/bins]` (a confidence of exactly 0 goes to the first bin). ECE is
 //! `sum_b (n_b / N) * |accuracy_b - mean confidence_b|`; the standard choice is 15 bins.
+//!
+//! Output-bias shift: a student distilled on a transfer set that lacks one class learns from
+//! soft targets alone that the class exists, but its output bias for it ends up too low
+//! (Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network", 2015: MNIST with
+//! every 3 left out, fixed by raising the bias of 3 by 3.5). [`best_bias_shift`] picks that
+//! raise from a grid by accuracy on a validation set, never on the test set.
 
 /// Checks that `logits` holds `rows x classes` values.
 fn rows(logits: &[f32], classes: usize) -> usize {
@@ -178,6 +184,72 @@ pub fn per_class_accuracy(logits: &[f32], classes: usize, labels: &[u8]) -> Vec<
         .zip(&right)
         .map(|(&s, &r)| (s > 0).then(|| r as f64 / s as f64))
         .collect()
+}
+
+/// Shifts tried by default for [`best_bias_shift`]: 0, 0.25, ..., 10.
+pub fn default_bias_shift_grid() -> Vec<f32> {
+    (0..=40).map(|step| step as f32 * 0.25).collect()
+}
+
+/// Accuracy after adding a shift to one class's logit in every row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShiftedAccuracy {
+    pub shift: f32,
+    /// Over all rows.
+    pub accuracy: f64,
+    /// Over the rows labelled with the shifted class; `None` when there are none.
+    pub class_accuracy: Option<f64>,
+    pub per_class_accuracy: Vec<Option<f64>>,
+}
+
+/// Accuracies of `logits` once `shift` (finite, >= 0) is added to logit `class` of every row.
+pub fn accuracy_with_bias_shift(
+    logits: &[f32],
+    classes: usize,
+    labels: &[u8],
+    class: usize,
+    shift: f32,
+) -> ShiftedAccuracy {
+    check_labels(logits, classes, labels);
+    assert!(
+        class < classes,
+        "metrics: shifted class {class}, expected < {classes}"
+    );
+    assert!(
+        shift.is_finite() && shift >= 0.0,
+        "metrics: bias shift {shift}, expected a finite number >= 0"
+    );
+    let mut shifted = logits.to_vec();
+    for row in shifted.chunks_exact_mut(classes) {
+        row[class] += shift;
+    }
+    let per_class_accuracy = per_class_accuracy(&shifted, classes, labels);
+    ShiftedAccuracy {
+        shift,
+        accuracy: accuracy(&shifted, classes, labels),
+        class_accuracy: per_class_accuracy[class],
+        per_class_accuracy,
+    }
+}
+
+/// The shift of `grid` whose [`accuracy_with_bias_shift`] is highest; on ties the smallest
+/// shift, since raising a bias further than needed only risks false positives elsewhere.
+pub fn best_bias_shift(
+    logits: &[f32],
+    classes: usize,
+    labels: &[u8],
+    class: usize,
+    grid: &[f32],
+) -> ShiftedAccuracy {
+    assert!(!grid.is_empty(), "metrics: the bias shift grid is empty");
+    grid.iter()
+        .map(|&shift| accuracy_with_bias_shift(logits, classes, labels, class, shift))
+        .reduce(|best, next| {
+            let better = next.accuracy > best.accuracy
+                || (next.accuracy == best.accuracy && next.shift < best.shift);
+            if better { next } else { best }
+        })
+        .expect("grid is not empty")
 }
 
 /// Share of the teacher-over-student gap that distillation recovered:
@@ -369,5 +441,57 @@ mod tests {
         assert_eq!((m[2], m[3]), (0.0, 0.0));
         let all = evaluate(&logits, 2, &[0, 0], 15);
         assert_eq!((all.examples, all.errors), (2, 1));
+    }
+
+    /// Class 2 is the "omitted" class: its logits are too low. Rows (label: logits):
+    /// row 0 (2: [1, 0, -0.5]) becomes right once the shift exceeds 1.5 (at exactly 1.5 the
+    /// tie goes to class 0), row 1 (2: [0, 2, 0.2]) beyond 1.8, while row 2 (0: [3, 0, 0])
+    /// turns wrong beyond 3 and row 3 (1: [0, 2.5, 0]) beyond 2.5. So accuracy is 2/4 up to
+    /// 1.5, 3/4 up to 1.8, 4/4 on (1.8, 2.5], 3/4 up to 3, then 2/4.
+    const OMITTED_LOGITS: [f32; 12] = [1.0, 0.0, -0.5, 0.0, 2.0, 0.2, 3.0, 0.0, 0.0, 0.0, 2.5, 0.0];
+    const OMITTED_LABELS: [u8; 4] = [2, 2, 0, 1];
+
+    #[test]
+    fn best_bias_shift_is_the_smallest_of_the_best() {
+        let grid = default_bias_shift_grid();
+        let best = best_bias_shift(&OMITTED_LOGITS, 3, &OMITTED_LABELS, 2, &grid);
+        // The grid points in (1.8, 2.5] are 2, 2.25 and 2.5; the smallest wins.
+        assert_eq!((best.shift, best.accuracy), (2.0, 1.0));
+        // The same in any grid order.
+        let best = best_bias_shift(&OMITTED_LOGITS, 3, &OMITTED_LABELS, 2, &[2.5, 2.25, 0.0]);
+        assert_eq!(best.shift, 2.25);
+        // Shifting class 0 only turns rows of other classes wrong: no shift is best.
+        let best = best_bias_shift(&OMITTED_LOGITS, 3, &OMITTED_LABELS, 0, &[3.0, 1.0, 0.0]);
+        assert_eq!((best.shift, best.accuracy), (0.0, 0.5));
+    }
+
+    #[test]
+    fn accuracy_with_bias_shift_by_hand() {
+        // 1.75: row 0 right, row 1 not yet (see OMITTED_LOGITS), rows 2 and 3 still right.
+        let at = |shift| accuracy_with_bias_shift(&OMITTED_LOGITS, 3, &OMITTED_LABELS, 2, shift);
+        let shifted = at(1.75);
+        assert_eq!(shifted.accuracy, 0.75);
+        assert_eq!(shifted.class_accuracy, Some(0.5));
+        assert_eq!(
+            shifted.per_class_accuracy,
+            vec![Some(1.0), Some(1.0), Some(0.5)]
+        );
+        // Exactly at a tie (1.5 for row 0) the class with the lower index keeps the row.
+        assert_eq!(at(1.5).class_accuracy, Some(0.0));
+        // 3.5: rows 2 and 3 are lost to class 2.
+        assert_eq!(
+            at(3.5).per_class_accuracy,
+            vec![Some(0.0), Some(0.0), Some(1.0)]
+        );
+        // No row of class 1 in a set: its accuracy is None.
+        let none = accuracy_with_bias_shift(&OMITTED_LOGITS[..3], 3, &[2], 1, 1.0);
+        assert_eq!(none.class_accuracy, None);
+    }
+
+    #[test]
+    fn default_grid_steps_by_a_quarter_up_to_ten() {
+        let grid = default_bias_shift_grid();
+        assert_eq!((grid.len(), grid[0], grid[grid.len() - 1]), (41, 0.0, 10.0));
+        assert!(grid.windows(2).all(|pair| pair[1] - pair[0] == 0.25));
     }
 }
