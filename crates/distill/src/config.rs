@@ -199,6 +199,179 @@ impl Default for EvalConfig {
     }
 }
 
+/// A study from the papers, run instead of the standard comparison (`--experiment NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Experiment {
+    /// Bucila et al. 2006: a student on N labeled examples against students on N + M teacher-labeled ones
+    Compression,
+    /// Bucila et al. 2006: MUNGE synthetic examples labeled by the ensemble, as the multiplier k grows
+    Munge,
+    /// Hinton et al. 2015: one class left out of the transfer set, then its output bias raised
+    OmitClass,
+    /// Accuracy against the temperature for several alphas, distillation against logit matching
+    Temperature,
+    /// Hinton et al. 2015: the student on a few percent of the data, hard labels against soft targets
+    SmallData,
+}
+
+impl Experiment {
+    pub const ALL: [Experiment; 5] = [
+        Experiment::Compression,
+        Experiment::Munge,
+        Experiment::OmitClass,
+        Experiment::Temperature,
+        Experiment::SmallData,
+    ];
+
+    /// The name on the command line and in results.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Experiment::Compression => "compression",
+            Experiment::Munge => "munge",
+            Experiment::OmitClass => "omit-class",
+            Experiment::Temperature => "temperature",
+            Experiment::SmallData => "small-data",
+        }
+    }
+}
+
+/// `compression`: the teachers label training images whose labels are withheld.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompressionConfig {
+    /// Labeled examples N: a stratified subsample of the training split, the only labels the
+    /// teachers see; the rest of the split joins the unlabeled pool (absent: the whole split).
+    pub labeled: Option<usize>,
+    /// Sizes M of the teacher-labeled sets added to the N labeled training examples, each
+    /// capped at the unused part of the official training set.
+    pub extra_examples: Vec<usize>,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            labeled: None,
+            extra_examples: vec![10_000, 40_000],
+        }
+    }
+}
+
+/// `munge`: the MUNGE synthetic transfer set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MungeConfig {
+    /// Original examples MUNGE starts from (a stratified subsample of the training split;
+    /// its nearest-neighbour search costs base_size^2 distance computations).
+    pub base_size: usize,
+    /// Size multipliers k: each adds k x base_size synthetic examples.
+    pub multipliers: Vec<usize>,
+    /// Probability p that an attribute is swapped with the nearest neighbour's.
+    pub swap_probability: f32,
+    /// Local variance parameter s: a swapped value is drawn with sd = |a - b| / s.
+    pub local_variance: f32,
+}
+
+impl Default for MungeConfig {
+    fn default() -> Self {
+        MungeConfig {
+            base_size: 5_000,
+            multipliers: vec![1, 2, 4],
+            swap_probability: 0.5,
+            local_variance: 1.0,
+        }
+    }
+}
+
+/// `omit-class`: one class removed from the student's transfer set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OmitClassConfig {
+    /// The omitted class, by name or label index (absent: "Dress" on Fashion-MNIST, else 3).
+    pub class: Option<String>,
+    /// Largest output-bias shift tried on validation.
+    pub max_bias_shift: f32,
+    /// Step of the bias-shift grid.
+    pub bias_shift_step: f32,
+}
+
+impl Default for OmitClassConfig {
+    fn default() -> Self {
+        OmitClassConfig {
+            class: None,
+            max_bias_shift: 10.0,
+            bias_shift_step: 0.25,
+        }
+    }
+}
+
+/// `temperature`: the sweep over temperatures and alphas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemperatureSweepConfig {
+    pub temperatures: Vec<f32>,
+    pub alphas: Vec<f32>,
+}
+
+impl Default for TemperatureSweepConfig {
+    fn default() -> Self {
+        TemperatureSweepConfig {
+            temperatures: vec![1.0, 2.0, 4.0, 8.0, 20.0],
+            alphas: vec![0.5, 0.9],
+        }
+    }
+}
+
+/// `small-data`: the student on a small share of the training split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmallDataConfig {
+    /// Share of the training split the students see (stratified, seeded).
+    pub fraction: f32,
+    /// Student epochs on the small set (absent: student.epochs / fraction, at most 100, so
+    /// the students take about as many steps as on the whole split).
+    pub epochs: Option<usize>,
+}
+
+impl Default for SmallDataConfig {
+    fn default() -> Self {
+        SmallDataConfig {
+            fraction: 0.03,
+            epochs: None,
+        }
+    }
+}
+
+/// Settings of the experiments (`--experiment NAME`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentsConfig {
+    /// Distillation temperature of the experiments that use one setting (all but `temperature`).
+    pub temperature: f32,
+    /// Soft-target weight where true labels may be used (omit-class, small-data);
+    /// compression and munge use 1: their students never see a true label.
+    pub alpha: f32,
+    pub compression: CompressionConfig,
+    pub munge: MungeConfig,
+    pub omit_class: OmitClassConfig,
+    pub temperature_sweep: TemperatureSweepConfig,
+    pub small_data: SmallDataConfig,
+}
+
+impl Default for ExperimentsConfig {
+    fn default() -> Self {
+        ExperimentsConfig {
+            temperature: 4.0,
+            alpha: 0.9,
+            compression: CompressionConfig::default(),
+            munge: MungeConfig::default(),
+            omit_class: OmitClassConfig::default(),
+            temperature_sweep: TemperatureSweepConfig::default(),
+            small_data: SmallDataConfig::default(),
+        }
+    }
+}
+
 /// Every setting of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -216,6 +389,9 @@ pub struct RunConfig {
     pub student: ModelConfig,
     pub distill: DistillConfig,
     pub eval: EvalConfig,
+    /// The experiment to run instead of the standard comparison (absent: the standard study).
+    pub experiment: Option<Experiment>,
+    pub experiments: ExperimentsConfig,
 }
 
 impl Default for RunConfig {
@@ -250,6 +426,15 @@ impl RunConfig {
                 },
                 distill: DistillConfig::default(),
                 eval: EvalConfig::default(),
+                experiment: None,
+                experiments: ExperimentsConfig {
+                    // The whole training split is labeled in this preset: withhold most of it.
+                    compression: CompressionConfig {
+                        labeled: Some(15_000),
+                        extra_examples: vec![10_000, 40_000],
+                    },
+                    ..ExperimentsConfig::default()
+                },
             },
             Preset::Quick => RunConfig {
                 preset,
@@ -272,6 +457,13 @@ impl RunConfig {
                     temperature_grid: vec![2.0, 4.0],
                     alpha_grid: vec![0.5],
                     ..DistillConfig::default()
+                },
+                experiments: ExperimentsConfig {
+                    compression: CompressionConfig {
+                        labeled: None,
+                        extra_examples: vec![10_000, 38_000],
+                    },
+                    ..ExperimentsConfig::default()
                 },
                 ..RunConfig::preset(Preset::Default)
             },
@@ -299,6 +491,26 @@ impl RunConfig {
                     temperature_grid: vec![1.0, 4.0],
                     alpha_grid: vec![0.5],
                     ..DistillConfig::default()
+                },
+                experiments: ExperimentsConfig {
+                    compression: CompressionConfig {
+                        labeled: None,
+                        extra_examples: vec![1_500],
+                    },
+                    munge: MungeConfig {
+                        base_size: 300,
+                        multipliers: vec![1, 2],
+                        ..MungeConfig::default()
+                    },
+                    temperature_sweep: TemperatureSweepConfig {
+                        temperatures: vec![1.0, 4.0],
+                        alphas: vec![0.5],
+                    },
+                    small_data: SmallDataConfig {
+                        fraction: 0.1,
+                        epochs: Some(4),
+                    },
+                    ..ExperimentsConfig::default()
                 },
                 ..RunConfig::preset(Preset::Default)
             },
@@ -415,6 +627,7 @@ impl RunConfig {
                 format!("distill.alpha_grid contains {a}: expected values in [0, 1]"),
             );
         }
+        self.experiment_problems(&mut check);
         check(
             self.eval.ece_bins >= 1,
             "eval.ece_bins = 0: need at least 1 bin".into(),
@@ -435,6 +648,109 @@ impl RunConfig {
             );
         }
         problems
+    }
+
+    fn experiment_problems(&self, check: &mut impl FnMut(bool, String)) {
+        let e = &self.experiments;
+        check(
+            e.temperature.is_finite() && e.temperature > 0.0,
+            format!(
+                "experiments.temperature = {}: expected a finite number > 0",
+                e.temperature
+            ),
+        );
+        check(
+            (0.0..=1.0).contains(&e.alpha),
+            format!(
+                "experiments.alpha = {}: expected a value in [0, 1]",
+                e.alpha
+            ),
+        );
+        let c = &e.compression;
+        check(
+            c.labeled != Some(0),
+            "experiments.compression.labeled = 0: need at least 1 labeled example (omit the key for the whole training split)".into(),
+        );
+        check(
+            !c.extra_examples.is_empty() && !c.extra_examples.contains(&0),
+            format!(
+                "experiments.compression.extra_examples = {:?}: expected one or more sizes >= 1",
+                c.extra_examples
+            ),
+        );
+        let m = &e.munge;
+        check(
+            m.base_size >= 2,
+            format!(
+                "experiments.munge.base_size = {}: MUNGE needs at least 2 examples",
+                m.base_size
+            ),
+        );
+        check(
+            !m.multipliers.is_empty() && !m.multipliers.contains(&0),
+            format!(
+                "experiments.munge.multipliers = {:?}: expected one or more multipliers >= 1",
+                m.multipliers
+            ),
+        );
+        check(
+            (0.0..=1.0).contains(&m.swap_probability),
+            format!(
+                "experiments.munge.swap_probability = {}: expected a probability in [0, 1]",
+                m.swap_probability
+            ),
+        );
+        check(
+            m.local_variance.is_finite() && m.local_variance > 0.0,
+            format!(
+                "experiments.munge.local_variance = {}: expected a finite number > 0",
+                m.local_variance
+            ),
+        );
+        let o = &e.omit_class;
+        check(
+            o.max_bias_shift.is_finite() && o.max_bias_shift >= 0.0,
+            format!(
+                "experiments.omit_class.max_bias_shift = {}: expected a number >= 0",
+                o.max_bias_shift
+            ),
+        );
+        check(
+            o.bias_shift_step.is_finite() && o.bias_shift_step > 0.0,
+            format!(
+                "experiments.omit_class.bias_shift_step = {}: expected a number > 0",
+                o.bias_shift_step
+            ),
+        );
+        let sweep = &e.temperature_sweep;
+        check(
+            !sweep.temperatures.is_empty()
+                && sweep.temperatures.iter().all(|t| t.is_finite() && *t > 0.0),
+            format!(
+                "experiments.temperature_sweep.temperatures = {:?}: expected one or more finite numbers > 0",
+                sweep.temperatures
+            ),
+        );
+        check(
+            !sweep.alphas.is_empty() && sweep.alphas.iter().all(|a| (0.0..=1.0).contains(a)),
+            format!(
+                "experiments.temperature_sweep.alphas = {:?}: expected one or more values in [0, 1]",
+                sweep.alphas
+            ),
+        );
+        let small = &e.small_data;
+        check(
+            small.fraction > 0.0 && small.fraction <= 1.0,
+            format!(
+                "experiments.small_data.fraction = {}: expected a share in (0, 1]",
+                small.fraction
+            ),
+        );
+        check(
+            small.epochs != Some(0),
+            "experiments.small_data.epochs = 0: need at least 1 (omit the key for the default)"
+                .into(),
+        );
     }
 
     /// `Ok` when [`RunConfig::problems`] finds nothing.
@@ -473,6 +789,9 @@ pub struct Overrides {
     /// Preset of defaults: default (laptop GPU), quick (software Vulkan such as lavapipe), tiny (CI smoke test)
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
+    /// Run one of the papers' experiments instead of the standard comparison
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub experiment: Option<Experiment>,
     /// Folder holding the Fashion-MNIST IDX files (skips the search)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -566,6 +885,9 @@ impl Overrides {
             }
         }
         set(&mut config.preset, &self.preset);
+        if self.experiment.is_some() {
+            config.experiment = self.experiment;
+        }
         if self.data_dir.is_some() {
             config.data.dir = self.data_dir.clone();
         }
@@ -852,6 +1174,50 @@ mod tests {
         config = RunConfig::preset(Preset::Tiny);
         config.distill.temperature = Some(f32::INFINITY);
         assert_eq!(config.problems().len(), 1);
+    }
+
+    #[test]
+    fn experiment_flag_and_settings_are_checked() {
+        let config = load_config_text(
+            "[experiments.munge]\nmultipliers = [3]\n",
+            &["--experiment", "omit-class"],
+        );
+        assert_eq!(config.experiment, Some(Experiment::OmitClass));
+        assert_eq!(config.experiments.munge.multipliers, vec![3]);
+        assert_eq!(config.problems(), Vec::<String>::new());
+        let mut config = RunConfig::preset(Preset::Quick);
+        config.experiments.temperature = 0.0;
+        config.experiments.alpha = 2.0;
+        config.experiments.compression.extra_examples = vec![];
+        config.experiments.munge.swap_probability = -0.1;
+        config.experiments.munge.local_variance = 0.0;
+        config.experiments.temperature_sweep.temperatures = vec![4.0, -1.0];
+        config.experiments.small_data.fraction = 0.0;
+        let problems = config.problems();
+        assert_eq!(problems.len(), 7, "{problems:#?}");
+        for needle in [
+            "experiments.temperature = 0",
+            "experiments.alpha = 2",
+            "experiments.compression.extra_examples = []",
+            "experiments.munge.swap_probability = -0.1",
+            "experiments.munge.local_variance = 0",
+            "experiments.temperature_sweep.temperatures = [4.0, -1.0]",
+            "experiments.small_data.fraction = 0",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(needle)),
+                "missing {needle}: {problems:#?}"
+            );
+        }
+        let err = TestCli::try_parse_from(["dk-distill", "--experiment", "munging"])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("omit-class"), "{err}");
+        for experiment in Experiment::ALL {
+            let config =
+                load_config_text("", &["--experiment", experiment.name(), "--preset", "tiny"]);
+            assert_eq!(config.experiment, Some(experiment));
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use dk_tensor::GpuContext;
 
 use dk_distill::config::{Overrides, Preset, RunConfig, effective_config_toml, load_config};
 use dk_distill::data::locate::FASHION_MNIST;
+use dk_distill::driver::experiments::{experiment_summary, text_table};
 use dk_distill::driver::study::summary_table;
 use dk_distill::driver::{RunOptions, StudyData, default_cache_dir, load_data, run_study};
 use dk_distill::report::write_report;
@@ -41,6 +42,11 @@ struct Cli {
     /// Never download the data; fail with instructions when it is not found
     #[arg(long)]
     no_download: bool,
+
+    /// Load the teachers from an earlier run folder (same data and teacher settings)
+    /// instead of training them
+    #[arg(long, value_name = "RUN_DIR")]
+    teachers_from: Option<PathBuf>,
 
     /// Render report.html from an existing results.json (written next to it) and exit
     #[arg(long, value_name = "RESULTS_JSON")]
@@ -79,40 +85,61 @@ fn print_plan(config: &RunConfig, data: &StudyData) {
         config.teacher.dropout_input,
         config.teacher.dropout_hidden
     );
-    let candidates = config.distill.candidates();
-    let settings: Vec<String> = candidates
-        .iter()
-        .map(|(t, a)| format!("T={t} alpha={a}"))
-        .collect();
-    println!(
-        "  students: {} for {} epochs: hard labels, distilled ({}){}{}",
-        config.student.spec,
-        config.student.epochs,
-        settings.join(", "),
-        if config.distill.logit_mse {
-            ", logit MSE"
-        } else {
-            ""
-        },
-        if config.distill.best_teacher {
-            ", distilled from the best teacher"
-        } else {
-            ""
-        },
-    );
+    match config.experiment {
+        Some(experiment) => println!(
+            "  experiment {}: {} ({}, {} epochs)",
+            experiment.name(),
+            experiment_summary(experiment),
+            config.student.spec,
+            config.student.epochs
+        ),
+        None => {
+            let candidates = config.distill.candidates();
+            let settings: Vec<String> = candidates
+                .iter()
+                .map(|(t, a)| format!("T={t} alpha={a}"))
+                .collect();
+            println!(
+                "  students: {} for {} epochs: hard labels, distilled ({}){}{}",
+                config.student.spec,
+                config.student.epochs,
+                settings.join(", "),
+                if config.distill.logit_mse {
+                    ", logit MSE"
+                } else {
+                    ""
+                },
+                if config.distill.best_teacher {
+                    ", distilled from the best teacher"
+                } else {
+                    ""
+                },
+            );
+        }
+    }
     println!("  output: {}", out.display());
 }
 
-fn train_and_report(ctx: &GpuContext, config: &RunConfig, data: &StudyData) -> Result<()> {
+fn train_and_report(
+    ctx: &GpuContext,
+    config: &RunConfig,
+    data: &StudyData,
+    teachers_from: Option<PathBuf>,
+) -> Result<()> {
     print_plan(config, data);
     let options = RunOptions {
         cache_dir: default_cache_dir(),
+        teachers_from,
         quiet: false,
     };
     let outcome = run_study(ctx, config, data, &options)?;
     let results = &outcome.results;
     println!();
     print!("{}", summary_table(results));
+    if let Some(table) = &results.experiment {
+        println!();
+        print!("{}", text_table(table));
+    }
     if let Some(point) = results.grid.iter().find(|p| p.chosen) {
         println!(
             "distillation settings chosen on validation: T = {}, alpha = {} ({} candidates)",
@@ -179,7 +206,7 @@ fn run(cli: Cli) -> Result<()> {
         config
     };
     let data = load_data(&config, cli.no_download)?;
-    train_and_report(&ctx, &config, &data)
+    train_and_report(&ctx, &config, &data, cli.teachers_from)
 }
 
 fn main() -> ExitCode {

@@ -202,6 +202,16 @@ pub struct ShiftedAccuracy {
     pub per_class_accuracy: Vec<Option<f64>>,
 }
 
+/// `logits` with `shift` added to logit `class` of every row: what raising that class's
+/// output bias by `shift` does to a model's outputs.
+pub fn with_bias_shift(logits: &[f32], classes: usize, class: usize, shift: f32) -> Vec<f32> {
+    let mut shifted = logits.to_vec();
+    for row in shifted.chunks_exact_mut(classes) {
+        row[class] += shift;
+    }
+    shifted
+}
+
 /// Accuracies of `logits` once `shift` (finite, >= 0) is added to logit `class` of every row.
 pub fn accuracy_with_bias_shift(
     logits: &[f32],
@@ -219,10 +229,7 @@ pub fn accuracy_with_bias_shift(
         shift.is_finite() && shift >= 0.0,
         "metrics: bias shift {shift}, expected a finite number >= 0"
     );
-    let mut shifted = logits.to_vec();
-    for row in shifted.chunks_exact_mut(classes) {
-        row[class] += shift;
-    }
+    let shifted = with_bias_shift(logits, classes, class, shift);
     let per_class_accuracy = per_class_accuracy(&shifted, classes, labels);
     ShiftedAccuracy {
         shift,

@@ -1,8 +1,11 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no external
-//! resources) rendered from [`Results`]: the summary table, learning curves, accuracy
-//! against serving cost, the (T, alpha) search, and the dark knowledge itself.
+//! resources) rendered from [`Results`]: the experiment's table and chart (when the run
+//! made one), the summary table, learning curves, accuracy against serving cost, the
+//! (T, alpha) search, and the dark knowledge itself.
 //!
 //! Every piece of text from the results is HTML-escaped.
+
+mod experiment;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -98,6 +101,9 @@ pub fn render_report(results: &Results) -> String {
             let _ = writeln!(page, "<p class=\"warn\">{}</p>", escape(warning));
         }
         page.push_str("</section>\n");
+    }
+    if let Some(table) = &results.experiment {
+        experiment::experiment_section(&mut page, table);
     }
     summary_section(&mut page, results);
     curves_section(&mut page, results);
@@ -732,6 +738,7 @@ mod tests {
             "grid",
             "per-class",
             "dark-knowledge",
+            "experiment",
         ] {
             assert!(
                 html.contains(&format!("<section id=\"{id}\">")),

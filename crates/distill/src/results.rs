@@ -27,6 +27,10 @@ pub struct Results {
     pub warnings: Vec<String>,
     /// The data behind the report's dark-knowledge figures (absent when not computed).
     pub dark_knowledge: Option<DarkKnowledge>,
+    /// The table of the experiment the run made (`--experiment NAME`); absent for the
+    /// standard study.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentTable>,
 }
 
 /// Facts about the run as a whole.
@@ -98,6 +102,9 @@ pub enum Role {
     StudentLogitMse,
     /// The student distilled from the single best teacher instead of the ensemble.
     StudentKdBestTeacher,
+    /// A student of an experiment, trained on the transfer set its name and the experiment
+    /// table describe.
+    StudentExperiment,
 }
 
 impl Role {
@@ -110,6 +117,7 @@ impl Role {
             Role::StudentKd => "student-kd",
             Role::StudentLogitMse => "student-logit-mse",
             Role::StudentKdBestTeacher => "student-kd-best-teacher",
+            Role::StudentExperiment => "student-experiment",
         }
     }
 
@@ -241,6 +249,79 @@ pub struct TemperatureProbabilities {
     pub probabilities: Vec<f32>,
 }
 
+/// One experiment's results as a table, with the settings that shaped it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentTable {
+    /// The experiment's name, e.g. "compression".
+    pub name: String,
+    /// Heading of the table.
+    pub title: String,
+    /// What is compared and why, one paragraph.
+    pub description: String,
+    /// Settings that shaped the table, as name/value text.
+    pub settings: Vec<Setting>,
+    pub columns: Vec<Column>,
+    /// One value per column: a number (fractions for `percent` columns), a string, or null.
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// Sentences that read the table, computed from its numbers.
+    pub findings: Vec<String>,
+    /// A line chart of the table (absent when the experiment has none).
+    pub chart: Option<LineChart>,
+}
+
+/// A named setting, as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Setting {
+    pub name: String,
+    pub value: String,
+}
+
+/// A column of an experiment table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    pub label: String,
+    pub kind: ColumnKind,
+}
+
+/// How a column's values are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnKind {
+    Text,
+    /// A fraction shown as a percentage.
+    Percent,
+    /// A whole number.
+    Count,
+    /// Any other number.
+    Number,
+}
+
+/// A line chart: series of (x, y) points, and horizontal reference lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineChart {
+    pub x_label: String,
+    pub y_label: String,
+    /// Logarithmic x axis.
+    pub log_x: bool,
+    pub series: Vec<Series>,
+    pub references: Vec<Reference>,
+}
+
+/// One line of a chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub name: String,
+    /// (x, y) points in x order.
+    pub points: Vec<[f64; 2]>,
+}
+
+/// A horizontal line at `y`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    pub name: String,
+    pub y: f64,
+}
+
 impl Results {
     /// The first model with `role`.
     pub fn model(&self, role: Role) -> Option<&ModelResult> {
@@ -270,11 +351,10 @@ impl Results {
                 ));
             }
         }
-        for model in self
-            .models
-            .iter()
-            .filter(|m| m.role.is_student() && m.role != Role::StudentHard)
-        {
+        for model in self.models.iter().filter(|m| {
+            // Experiment students learn from other transfer sets on purpose.
+            m.role.is_student() && !matches!(m.role, Role::StudentHard | Role::StudentExperiment)
+        }) {
             if model.test.accuracy < hard.test.accuracy {
                 warnings.push(format!(
                     "{} ({:.2}%) is below the hard-label student ({:.2}%) on test",
@@ -485,6 +565,56 @@ pub fn sample_results() -> Results {
                 .collect(),
             soft_target_temperature: 4.0,
             mean_soft_targets,
+        }),
+        experiment: Some(ExperimentTable {
+            name: "temperature".into(),
+            title: "Accuracy against the temperature".into(),
+            description: "Students distilled at several temperatures <and> alphas.".into(),
+            settings: vec![Setting {
+                name: "student".into(),
+                value: "784-64-10, 8 epochs".into(),
+            }],
+            columns: vec![
+                Column {
+                    label: "T".into(),
+                    kind: ColumnKind::Number,
+                },
+                Column {
+                    label: "test accuracy".into(),
+                    kind: ColumnKind::Percent,
+                },
+                Column {
+                    label: "errors".into(),
+                    kind: ColumnKind::Count,
+                },
+                Column {
+                    label: "note".into(),
+                    kind: ColumnKind::Text,
+                },
+            ],
+            rows: vec![
+                vec![1.0.into(), 0.851.into(), 1490.into(), "".into()],
+                vec![
+                    4.0.into(),
+                    0.862.into(),
+                    1380.into(),
+                    serde_json::Value::Null,
+                ],
+            ],
+            findings: vec!["T = 4 beats T = 1 by 1.1 points.".into()],
+            chart: Some(LineChart {
+                x_label: "temperature".into(),
+                y_label: "test accuracy".into(),
+                log_x: true,
+                series: vec![Series {
+                    name: "alpha 0.5".into(),
+                    points: vec![[1.0, 0.851], [4.0, 0.862]],
+                }],
+                references: vec![Reference {
+                    name: "hard labels".into(),
+                    y: 0.849,
+                }],
+            }),
         }),
     }
 }

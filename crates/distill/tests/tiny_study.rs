@@ -37,6 +37,7 @@ fn tiny_preset_runs_end_to_end() {
     let ctx = GpuContext::new().expect("a GPU adapter (lavapipe on CPU-only machines)");
     let options = RunOptions {
         cache_dir: Some(root.join("cache")),
+        teachers_from: None,
         quiet: true,
     };
     let outcome = run_study(&ctx, &config, &data, &options).expect("the tiny study");

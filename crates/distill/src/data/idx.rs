@@ -143,6 +143,20 @@ impl Dataset {
         }
     }
 
+    /// This data set followed by `other`'s examples (same image size and classes).
+    pub fn concat(&self, other: &Dataset) -> Dataset {
+        assert_eq!(
+            (self.height, self.width, self.classes),
+            (other.height, other.width, other.classes),
+            "concatenated data sets must have the same image size and classes"
+        );
+        let mut joined = self.clone();
+        joined.images.extend_from_slice(&other.images);
+        joined.labels.extend_from_slice(&other.labels);
+        joined.n += other.n;
+        joined
+    }
+
     /// How many examples each class has.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes];

@@ -6,7 +6,11 @@
 //! - [`evaluate`]: logits of a model over a whole split.
 //! - [`serving`]: latency and throughput on the adapter.
 //! - [`specs`]: architecture strings to model specs (input check, dropout).
-//! - [`study`]: the phases of a run in order, producing [`crate::results::Results`].
+//! - [`session`]: what every phase shares (splits on the GPU, run folder, console) and the
+//!   one way a student is trained.
+//! - [`teachers`]: the teachers (trained, or loaded from an earlier run) and their ensemble.
+//! - [`study`]: the standard study in order; [`experiments`]: the papers' experiments.
+//! - [`finish`]: test metrics, serving cost, `results.json` and `report.html`.
 //!
 //! Choices worth knowing:
 //! - Training drops the last partial batch of each epoch (its zero-filled padding rows would
@@ -22,11 +26,15 @@
 //!   master seed ([`seeds::derive_seed`]); all students share initial weights and batch order.
 
 pub mod evaluate;
+pub mod experiments;
+pub mod finish;
 pub mod gpu_data;
 pub mod seeds;
 pub mod serving;
+pub mod session;
 pub mod specs;
 pub mod study;
+pub mod teachers;
 pub mod train;
 
 use std::path::PathBuf;
@@ -38,7 +46,9 @@ use crate::data::Dataset;
 use crate::data::locate::{self, CurlFetch, FASHION_MNIST, Fetch, SearchEnv};
 use crate::data::split::{Split, subsample, train_validation_split};
 
-pub use study::{RunOptions, StudyOutcome, run_study};
+pub use finish::StudyOutcome;
+pub use session::RunOptions;
+pub use study::run_study;
 
 /// Stands in for the downloader when downloads are not allowed.
 pub struct NoDownload;
@@ -58,6 +68,10 @@ pub struct StudyData {
     pub train: Dataset,
     pub validation: Dataset,
     pub test: Dataset,
+    /// The examples of the official training set in neither the training nor the
+    /// validation split (empty when the training split takes all the rest); experiments
+    /// use them as unlabeled data.
+    pub pool: Dataset,
 }
 
 /// Finds (or, unless `no_download`, downloads) Fashion-MNIST, reads it and splits it as the
@@ -77,6 +91,11 @@ pub fn load_data(config: &RunConfig, no_download: bool) -> Result<StudyData> {
         config.seed,
     )
     .context("splitting the training set")?;
+    let mut used = vec![false; full_train.n];
+    for &index in train.iter().chain(&validation) {
+        used[index] = true;
+    }
+    let pool: Vec<usize> = (0..full_train.n).filter(|&i| !used[i]).collect();
     let all_test: Vec<usize> = (0..full_test.n).collect();
     let test_indices = match data.test_size {
         Some(size) if size > full_test.n => {
@@ -98,6 +117,7 @@ pub fn load_data(config: &RunConfig, no_download: bool) -> Result<StudyData> {
         train: full_train.select(&train),
         validation: full_train.select(&validation),
         test: full_test.select(&test_indices),
+        pool: full_train.select(&pool),
         source_dir: files.dir.clone(),
         origin: files.origin.to_string(),
     })

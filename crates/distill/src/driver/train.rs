@@ -36,11 +36,14 @@ pub struct TrainPlan<'a> {
 }
 
 /// What training produced besides the trained parameters (which live in the model).
+#[derive(Debug, Clone)]
 pub struct Trained {
     pub curve: Vec<EpochStats>,
     pub seconds: f64,
     /// Validation logits after the last epoch.
     pub validation_logits: Vec<f32>,
+    /// Validation accuracy after the last epoch.
+    pub validation_accuracy: f64,
 }
 
 pub fn train(
@@ -146,6 +149,7 @@ pub fn train(
         }
     }
     Ok(Trained {
+        validation_accuracy: curve.last().map_or(0.0, |e| e.validation_accuracy),
         curve,
         seconds: started.elapsed().as_secs_f64(),
         validation_logits,

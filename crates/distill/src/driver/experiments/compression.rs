@@ -1,0 +1,236 @@
+//! `compression` (Bucila, Caruana, Niculescu-Mizil, "Model Compression", KDD 2006): a
+//! small model learns from a large transfer set that the ensemble labels, and needs no true
+//! label for it.
+//!
+//! The teachers see only the N labeled examples of the training split. Training images
+//! outside it (the unused part of the official training set, plus the part of the split
+//! withheld by `experiments.compression.labeled`) have their labels withheld: the
+//! ensemble labels them. Compared on test: the student on the N examples with their true
+//! labels, the student on the same N labeled by the ensemble, and students on the N plus M
+//! ensemble-labeled examples, for each M. The ensemble-labeled students never see a true
+//! label (alpha = 1 and their label buffer holds the ensemble's argmax).
+
+use anyhow::{Result, bail};
+use dk_nn::LossConfig;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use super::{ExperimentOutcome, columns, common_settings, points, relabel, settings, test_score};
+use crate::config::RunConfig;
+use crate::data::split::subsample;
+use crate::driver::StudyData;
+use crate::driver::gpu_data::GpuSplit;
+use crate::driver::seeds::derive_seed;
+use crate::driver::session::{Session, StudentJob};
+use crate::driver::teachers::Teachers;
+use crate::results::{ColumnKind, ExperimentTable, LineChart, Reference, Role, Series};
+
+/// With `labeled` set, keeps that many examples of the training split (stratified) and
+/// moves the rest into the unlabeled pool, before any teacher is trained.
+pub fn prepare_data(config: &RunConfig, data: &StudyData) -> Result<Option<StudyData>> {
+    let Some(labeled) = config.experiments.compression.labeled else {
+        return Ok(None);
+    };
+    let train = &data.train;
+    if labeled >= train.n {
+        bail!(
+            "experiments.compression.labeled = {labeled}: the training split has only {} examples; choose fewer labeled examples or omit the key",
+            train.n
+        );
+    }
+    let all: Vec<usize> = (0..train.n).collect();
+    let keep = subsample(
+        &all,
+        &train.labels,
+        labeled,
+        config.data.stratified,
+        derive_seed(config.seed, "compression-labeled", 0),
+    );
+    let mut kept = vec![false; train.n];
+    for &i in &keep {
+        kept[i] = true;
+    }
+    let withheld: Vec<usize> = all.into_iter().filter(|&i| !kept[i]).collect();
+    Ok(Some(StudyData {
+        source_dir: data.source_dir.clone(),
+        origin: data.origin.clone(),
+        train: train.select(&keep),
+        validation: data.validation.clone(),
+        test: data.test.clone(),
+        pool: train.select(&withheld).concat(&data.pool),
+    }))
+}
+
+pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> {
+    let config = session.config;
+    let settings_of = &config.experiments.compression;
+    let temperature = config.experiments.temperature;
+    let pool = &session.data.pool;
+    if pool.n == 0 {
+        bail!(
+            "the compression experiment needs training images outside the training and validation splits to label: set data.train_size (e.g. --train-size 20000) or experiments.compression.labeled"
+        );
+    }
+    let n = session.train.n;
+    let mut extra: Vec<usize> = settings_of
+        .extra_examples
+        .iter()
+        .map(|&m| m.min(pool.n))
+        .collect();
+    extra.sort_unstable();
+    extra.dedup();
+    if settings_of.extra_examples.iter().any(|&m| m > pool.n) {
+        session.warn(format!(
+            "experiments.compression.extra_examples asks for more than the {} unlabeled images there are: capped at {}",
+            pool.n, pool.n
+        ));
+    }
+    // Unlabeled data cannot be stratified by its (withheld) labels: a plain seeded shuffle,
+    // and each M takes a prefix, so the sets are nested.
+    let mut order: Vec<usize> = (0..pool.n).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
+        config.seed,
+        "compression-pool",
+        0,
+    )));
+    let largest = *extra.last().expect("at least one size");
+    let unlabeled = pool.select(&order[..largest]);
+    session.console.say(format!(
+        "the ensemble labels {largest} of the {} withheld training images",
+        pool.n
+    ));
+    let unlabeled_split = GpuSplit::upload(session.ctx, "unlabeled", &unlabeled)?;
+    let unlabeled_targets = teachers.label(session, &unlabeled_split)?;
+    drop(unlabeled_split);
+
+    let epochs = config.student.epochs;
+    let soft = LossConfig::Distill {
+        temperature,
+        alpha: 1.0,
+    };
+    let mut students = Vec::new();
+    let hard = session.train_student(StudentJob {
+        name: format!("student-hard-n{n}"),
+        role: Role::StudentHard,
+        loss: LossConfig::HardLabels,
+        split: &session.train,
+        targets: None,
+        epochs,
+        transfer_set: format!("{n} labeled examples, true labels"),
+    })?;
+    students.push(hard);
+    let mut sizes = vec![0];
+    sizes.extend(&extra);
+    for &m in &sizes {
+        let classes = session.classes;
+        let mut targets = teachers.ensemble_targets.clone();
+        targets.extend_from_slice(&unlabeled_targets[..m * classes]);
+        let images = session
+            .data
+            .train
+            .concat(&unlabeled.select(&(0..m).collect::<Vec<_>>()));
+        let transfer = relabel(&images, &targets);
+        let split = GpuSplit::upload(session.ctx, "transfer", &transfer)?;
+        let targets = session.upload_targets(&targets)?;
+        students.push(session.train_student(StudentJob {
+            name: format!("student-soft-n{n}-m{m}"),
+            role: Role::StudentExperiment,
+            loss: soft,
+            split: &split,
+            targets: Some(&targets),
+            epochs,
+            transfer_set: format!("{n} + {m} examples, all labeled by the ensemble"),
+        })?);
+    }
+
+    let mut accuracies = Vec::with_capacity(students.len());
+    for student in &mut students {
+        accuracies.push(test_score(session, student)?.accuracy);
+    }
+    let mut rows = Vec::new();
+    for (student, &accuracy) in students.iter().zip(&accuracies) {
+        let true_labels = if student.role == Role::StudentHard {
+            n
+        } else {
+            0
+        };
+        rows.push(vec![
+            Value::from(student.transfer_set.clone()),
+            Value::from(true_labels),
+            Value::from(student.final_validation()),
+            Value::from(accuracy),
+        ]);
+    }
+    let hard_accuracy = accuracies[0];
+    let soft_alone = accuracies[1];
+    let (best_m, best) = sizes
+        .iter()
+        .zip(&accuracies[1..])
+        .skip(1)
+        .map(|(&m, &a)| (m, a))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("at least one M");
+    let mut findings = vec![format!(
+        "With {best_m} ensemble-labeled examples added, the student reaches {:.2}% on test: {} over the {n} labeled examples with their true labels and {} over the same {n} labeled by the ensemble.",
+        100.0 * best,
+        points(hard_accuracy, best),
+        points(soft_alone, best)
+    )];
+    findings.push(if best > hard_accuracy {
+        "The teacher-labeled data helps: more unlabeled images, labeled by the ensemble, make a better student than the true labels alone.".into()
+    } else {
+        "The teacher-labeled data does not help here: the student does no better than on the true labels alone.".into()
+    });
+    let chart = LineChart {
+        x_label: "examples in the transfer set (N + M)".into(),
+        y_label: "test accuracy".into(),
+        log_x: false,
+        series: vec![Series {
+            name: "labeled by the ensemble".into(),
+            points: sizes
+                .iter()
+                .zip(&accuracies[1..])
+                .map(|(&m, &a)| [(n + m) as f64, a])
+                .collect(),
+        }],
+        references: vec![Reference {
+            name: format!("true labels on N = {n}"),
+            y: hard_accuracy,
+        }],
+    };
+    let mut table_settings = common_settings(session);
+    table_settings.extend([
+        ("labeled examples N", n.to_string()),
+        (
+            "teacher-labeled examples M",
+            format!("{sizes:?} of {} withheld", pool.n),
+        ),
+        (
+            "targets",
+            format!("ensemble soft targets at T = {temperature}, alpha = 1"),
+        ),
+        ("student epochs", epochs.to_string()),
+    ]);
+    Ok(ExperimentOutcome {
+        students,
+        table: ExperimentTable {
+            name: "compression".into(),
+            title: "Model compression: unlabeled data labeled by the ensemble".into(),
+            description: format!(
+                "Bucila, Caruana and Niculescu-Mizil (2006) train a small model on a large transfer set labeled by an ensemble. The teachers here saw only the N = {n} labeled examples; M further training images have their labels withheld and are labeled by the ensemble. The ensemble-labeled students never see a true label."
+            ),
+            settings: settings(table_settings),
+            columns: columns(&[
+                ("transfer set", ColumnKind::Text),
+                ("true labels seen", ColumnKind::Count),
+                ("validation accuracy", ColumnKind::Percent),
+                ("test accuracy", ColumnKind::Percent),
+            ]),
+            rows,
+            findings,
+            chart: Some(chart),
+        },
+    })
+}

@@ -1,0 +1,188 @@
+//! `small-data` (Hinton et al. 2015, section 3: a speech model trained on 3% of the data
+//! reached 44.5% with hard labels and 57.0% with soft targets): soft targets carry so much
+//! more information per example than a label that a student learns well from few examples,
+//! and overfits less.
+//!
+//! The teachers are trained on the whole training split; the students see only a
+//! stratified share of it, for enough epochs to take about as many steps as on the whole
+//! split. Reported: the accuracy after the last epoch (no early stopping), the best
+//! validation accuracy over the epochs, and the final training accuracy (overfitting shows
+//! as a gap between the two).
+
+use anyhow::{Result, bail};
+use dk_nn::LossConfig;
+use serde_json::Value;
+
+use super::{
+    ExperimentOutcome, columns, common_settings, points, select_rows, settings, test_score,
+};
+use crate::data::split::subsample;
+use crate::driver::gpu_data::GpuSplit;
+use crate::driver::seeds::derive_seed;
+use crate::driver::session::{Session, StudentJob, Trainee};
+use crate::driver::teachers::Teachers;
+use crate::results::{ColumnKind, ExperimentTable, LineChart, Role, Series};
+
+/// The most epochs the default schedule gives the small-data students.
+const MAX_DEFAULT_EPOCHS: usize = 100;
+
+pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> {
+    let config = session.config;
+    let small = &config.experiments.small_data;
+    let train = &session.data.train;
+    let size = ((small.fraction as f64 * train.n as f64).round() as usize).min(train.n);
+    if size < config.batch_size.min(train.n) || size < session.classes {
+        bail!(
+            "experiments.small_data.fraction = {}: {size} of {} training examples is less than one batch ({}) or one per class; raise the fraction or lower batch_size",
+            small.fraction,
+            train.n,
+            config.batch_size
+        );
+    }
+    let epochs = small.epochs.unwrap_or_else(|| {
+        ((config.student.epochs as f64 / small.fraction as f64).ceil() as usize)
+            .clamp(config.student.epochs, MAX_DEFAULT_EPOCHS)
+    });
+    let all: Vec<usize> = (0..train.n).collect();
+    let chosen = subsample(
+        &all,
+        &train.labels,
+        size,
+        config.data.stratified,
+        derive_seed(config.seed, "small-data", 0),
+    );
+    let subset = train.select(&chosen);
+    let split = GpuSplit::upload(session.ctx, "small", &subset)?;
+    let targets = session.upload_targets(&select_rows(
+        &teachers.ensemble_targets,
+        session.classes,
+        &chosen,
+    ))?;
+    let (temperature, alpha) = (config.experiments.temperature, config.experiments.alpha);
+    let percent = 100.0 * size as f64 / train.n as f64;
+
+    let full = session.train_student(StudentJob {
+        name: "student-hard".into(),
+        role: Role::StudentHard,
+        loss: LossConfig::HardLabels,
+        split: &session.train,
+        targets: None,
+        epochs: config.student.epochs,
+        transfer_set: format!("all {} examples, hard labels", train.n),
+    })?;
+    let hard_small = session.train_student(StudentJob {
+        name: "student-hard-small".into(),
+        role: Role::StudentExperiment,
+        loss: LossConfig::HardLabels,
+        split: &split,
+        targets: None,
+        epochs,
+        transfer_set: format!("{size} examples ({percent:.1}%), hard labels"),
+    })?;
+    let soft_small = session.train_student(StudentJob {
+        name: "student-soft-small".into(),
+        role: Role::StudentExperiment,
+        loss: LossConfig::Distill { temperature, alpha },
+        split: &split,
+        targets: Some(&targets),
+        epochs,
+        transfer_set: format!(
+            "{size} examples ({percent:.1}%), soft targets (T = {temperature}, alpha = {alpha})"
+        ),
+    })?;
+    let mut students = vec![full, hard_small, soft_small];
+    let mut rows = Vec::new();
+    let mut accuracies = Vec::new();
+    for student in &mut students {
+        let score = test_score(session, student)?;
+        accuracies.push(score.accuracy);
+        let best = student.best_epoch();
+        let last = student.trained.curve.last();
+        rows.push(vec![
+            Value::from(student.transfer_set.clone()),
+            Value::from(student.trained.curve.len()),
+            super::number(last.map(|e| e.train_accuracy)),
+            super::number(best.map(|e| e.validation_accuracy)),
+            super::number(best.map(|e| e.epoch as f64)),
+            Value::from(score.accuracy),
+        ]);
+    }
+    let (all_hard, hard, soft) = (accuracies[0], accuracies[1], accuracies[2]);
+    let findings = vec![
+        format!(
+            "On {percent:.1}% of the training data ({size} examples), soft targets reach {:.2}% on test against {:.2}% with hard labels ({}); hard labels on all {} examples reach {:.2}%.",
+            100.0 * soft,
+            100.0 * hard,
+            points(hard, soft),
+            train.n,
+            100.0 * all_hard
+        ),
+        format!(
+            "Soft targets recover {:.0}% of the accuracy that hard labels lose by training on the small share.",
+            if all_hard > hard {
+                100.0 * (soft - hard) / (all_hard - hard)
+            } else {
+                f64::NAN
+            }
+        ),
+    ];
+    let curve = |student: &Trainee| -> Vec<[f64; 2]> {
+        student
+            .trained
+            .curve
+            .iter()
+            .map(|e| [e.epoch as f64, e.validation_accuracy])
+            .collect()
+    };
+    let chart = LineChart {
+        x_label: "epoch".into(),
+        y_label: "validation accuracy".into(),
+        log_x: false,
+        series: vec![
+            Series {
+                name: "hard labels, small share".into(),
+                points: curve(&students[1]),
+            },
+            Series {
+                name: "soft targets, small share".into(),
+                points: curve(&students[2]),
+            },
+        ],
+        references: vec![crate::results::Reference {
+            name: format!("hard labels, all {} examples", train.n),
+            y: students[0].final_validation(),
+        }],
+    };
+    let mut table_settings = common_settings(session);
+    table_settings.extend([
+        (
+            "small share",
+            format!("{} ({size} examples, stratified)", small.fraction),
+        ),
+        ("small-share epochs", epochs.to_string()),
+        (
+            "soft targets",
+            format!("T = {temperature}, alpha = {alpha}"),
+        ),
+    ]);
+    Ok(ExperimentOutcome {
+        students,
+        table: ExperimentTable {
+            name: "small-data".into(),
+            title: format!("The student on {percent:.1}% of the training data"),
+            description: "Hinton et al. (2015) trained a speech model on 3% of its data: 44.5% accuracy with hard labels (with early stopping), 57.0% with the soft targets of a model trained on all of it. The teachers here saw the whole training split; the students see a small stratified share of it, for about as many steps as on the whole split, and are reported after the last epoch.".into(),
+            settings: settings(table_settings),
+            columns: columns(&[
+                ("transfer set", ColumnKind::Text),
+                ("epochs", ColumnKind::Count),
+                ("final train accuracy", ColumnKind::Percent),
+                ("best validation accuracy", ColumnKind::Percent),
+                ("at epoch", ColumnKind::Count),
+                ("test accuracy (last epoch)", ColumnKind::Percent),
+            ]),
+            rows,
+            findings,
+            chart: Some(chart),
+        },
+    })
+}

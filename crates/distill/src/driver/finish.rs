@@ -1,0 +1,247 @@
+//! The last phase of every run: checkpoints of the students, test metrics, serving cost,
+//! the dark-knowledge figures, `results.json` and `report.html`.
+
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+use super::serving;
+use super::session::{Session, Trainee};
+use super::teachers::Teachers;
+use crate::config::RunConfig;
+use crate::metrics;
+use crate::report::write_report;
+use crate::results::{
+    AdapterInfo, DarkKnowledge, DatasetInfo, ExperimentTable, GridPoint, ModelResult, Results,
+    Role, RunInfo, SCHEMA_VERSION, ServingCost, TemperatureProbabilities, TestMetrics,
+};
+use crate::run_dir::iso8601_utc;
+
+/// What a finished run leaves behind.
+pub struct StudyOutcome {
+    pub results: Results,
+    pub run_dir: std::path::PathBuf,
+}
+
+/// Evaluates every model, writes the run folder's results and returns them.
+pub fn finish(
+    session: Session,
+    mut teachers: Teachers,
+    mut students: Vec<Trainee>,
+    grid: Vec<GridPoint>,
+    experiment: Option<ExperimentTable>,
+) -> Result<StudyOutcome> {
+    for student in &students {
+        let path = session
+            .run_dir
+            .path(format!("{}.safetensors", student.name));
+        student
+            .model
+            .save(session.ctx, &path)
+            .with_context(|| format!("saving {}", path.display()))?;
+    }
+    session
+        .console
+        .say("evaluating on the test set and measuring serving cost");
+    let classes = session.classes;
+    let config = session.config;
+    let mut teacher_test = Vec::with_capacity(teachers.members.len());
+    for teacher in &mut teachers.members {
+        teacher_test.push(session.test_logits(teacher)?.to_vec());
+    }
+    let teacher_test_refs: Vec<&[f32]> = teacher_test.iter().map(Vec::as_slice).collect();
+    let ensemble_test = metrics::ensemble_logits(&teacher_test_refs, classes);
+    let labels = &session.test.host_labels;
+    let test_metrics = |logits: &[f32]| -> TestMetrics {
+        let e = metrics::evaluate(logits, classes, labels, config.eval.ece_bins);
+        TestMetrics {
+            accuracy: e.accuracy,
+            errors: e.errors,
+            examples: e.examples,
+            nll: e.nll,
+            ece: e.ece,
+            agreement_with_ensemble: Some(metrics::agreement(logits, &ensemble_test, classes)),
+            per_class_accuracy: e.per_class_accuracy,
+        }
+    };
+    let throughput_batch = config.eval.throughput_batch;
+    let mut models = Vec::new();
+    let mut member_costs = Vec::new();
+    for (teacher, logits) in teachers.members.iter().zip(&teacher_test) {
+        let cost = serving::measure(session.ctx, &teacher.model, throughput_batch)?;
+        member_costs.push(cost.clone());
+        models.push(model_result(teacher, test_metrics(logits), Some(cost)));
+    }
+    let members = &teachers.members;
+    models.push(ModelResult {
+        name: "ensemble".into(),
+        role: Role::Ensemble,
+        spec: format!("{} x {}", members.len(), session.teacher_spec.text()),
+        params: members
+            .iter()
+            .map(|t| t.model.parameter_count() as u64)
+            .sum(),
+        flops_per_example: members.iter().map(|t| t.model.flops_per_example()).sum(),
+        test: test_metrics(&ensemble_test),
+        validation_accuracy: Some(teachers.validation_accuracy),
+        gap_recovered: None,
+        temperature: None,
+        alpha: None,
+        curve: Vec::new(),
+        serving: Some(serving::ensemble(&member_costs)),
+        checkpoint: None,
+        train_seconds: Some(members.iter().map(|t| t.trained.seconds).sum()),
+    });
+    let ensemble_accuracy = models.last().expect("the ensemble").test.accuracy;
+    // Every student has the run's student spec: its serving cost is measured once.
+    let student_cost = match students.first() {
+        Some(first) => Some(serving::measure(
+            session.ctx,
+            &first.model,
+            throughput_batch,
+        )?),
+        None => None,
+    };
+    let mut student_results = Vec::with_capacity(students.len());
+    for student in &mut students {
+        let logits = session.test_logits(student)?.to_vec();
+        student_results.push(model_result(
+            student,
+            test_metrics(&logits),
+            student_cost.clone(),
+        ));
+    }
+    if let Some(hard) = student_results
+        .iter()
+        .find(|m| m.role == Role::StudentHard)
+        .map(|m| m.test.accuracy)
+    {
+        for result in &mut student_results {
+            if result.role != Role::StudentHard {
+                result.gap_recovered =
+                    metrics::gap_recovered(hard, result.test.accuracy, ensemble_accuracy);
+            }
+        }
+    }
+    models.extend(student_results);
+
+    let data = session.data;
+    let dark_knowledge = dark_knowledge(config, &data.test, &ensemble_test, classes);
+    let warnings = session.warnings.take();
+    let mut results = Results {
+        schema_version: SCHEMA_VERSION,
+        run: RunInfo {
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_utc: iso8601_utc(session.started_at),
+            finished_utc: Some(iso8601_utc(SystemTime::now())),
+            duration_s: Some(session.started.elapsed().as_secs_f64()),
+            adapter: AdapterInfo {
+                name: session.ctx.summary.name.clone(),
+                backend: session.ctx.summary.backend.clone(),
+                is_cpu: session.ctx.summary.is_cpu,
+            },
+            dataset: DatasetInfo {
+                name: crate::data::locate::FASHION_MNIST.name.to_string(),
+                source_dir: data.source_dir.display().to_string(),
+                train: data.train.n,
+                validation: data.validation.n,
+                test: data.test.n,
+                class_names: data.train.class_names.clone(),
+                height: data.train.height,
+                width: data.train.width,
+            },
+            seed: config.seed,
+            config: config.clone(),
+        },
+        models,
+        grid,
+        warnings,
+        dark_knowledge: Some(dark_knowledge),
+        experiment,
+    };
+    for warning in results.derived_warnings() {
+        // The ensemble-vs-student warning is already there in its own words.
+        if !warning.starts_with("ensemble ") && !results.warnings.contains(&warning) {
+            results.warnings.push(warning);
+        }
+    }
+    let run_dir = &session.run_dir;
+    results
+        .write(&run_dir.path("results.json"))
+        .context("writing results.json")?;
+    write_report(&run_dir.path("report.html"), &results).context("writing report.html")?;
+    Ok(StudyOutcome {
+        results,
+        run_dir: run_dir.root().to_path_buf(),
+    })
+}
+
+fn model_result(trainee: &Trainee, test: TestMetrics, serving: Option<ServingCost>) -> ModelResult {
+    ModelResult {
+        name: trainee.name.clone(),
+        role: trainee.role,
+        spec: trainee.model.spec().text().to_string(),
+        params: trainee.model.parameter_count() as u64,
+        flops_per_example: trainee.model.flops_per_example(),
+        test,
+        validation_accuracy: Some(trainee.final_validation()),
+        gap_recovered: None,
+        temperature: trainee.temperature,
+        alpha: trainee.alpha,
+        curve: trainee.trained.curve.clone(),
+        serving,
+        checkpoint: Some(format!("{}.safetensors", trainee.name)),
+        train_seconds: Some(trainee.trained.seconds),
+    }
+}
+
+/// The report's dark-knowledge data: the correctly classified test image on which the
+/// ensemble is least sure (largest runner-up probability at T = 1), its probabilities at the
+/// configured temperatures, and the mean soft targets per true class.
+fn dark_knowledge(
+    config: &RunConfig,
+    test: &crate::data::Dataset,
+    ensemble: &[f32],
+    classes: usize,
+) -> DarkKnowledge {
+    let probabilities = metrics::softmax_rows(ensemble, classes, 1.0);
+    let predictions = metrics::argmax_rows(ensemble, classes);
+    let runner_up = |row: usize| {
+        let p = &probabilities[row * classes..(row + 1) * classes];
+        let top = predictions[row];
+        p.iter()
+            .enumerate()
+            .filter(|&(c, _)| c != top)
+            .map(|(_, &v)| v)
+            .fold(0.0f32, f32::max)
+    };
+    let example_index = (0..test.n)
+        .filter(|&i| predictions[i] == test.labels[i] as usize)
+        .max_by(|&a, &b| runner_up(a).total_cmp(&runner_up(b)))
+        .unwrap_or(0);
+    let row = &ensemble[example_index * classes..(example_index + 1) * classes];
+    let matrix = metrics::mean_soft_targets(
+        ensemble,
+        classes,
+        &test.labels,
+        config.eval.soft_target_temperature,
+    );
+    DarkKnowledge {
+        example_index,
+        true_class: test.labels[example_index] as usize,
+        image: test.image(example_index).to_vec(),
+        height: test.height,
+        width: test.width,
+        probabilities: config
+            .eval
+            .probability_temperatures
+            .iter()
+            .map(|&temperature| TemperatureProbabilities {
+                temperature,
+                probabilities: metrics::softmax_rows(row, classes, temperature),
+            })
+            .collect(),
+        soft_target_temperature: config.eval.soft_target_temperature,
+        mean_soft_targets: matrix.chunks(classes).map(|r| r.to_vec()).collect(),
+    }
+}

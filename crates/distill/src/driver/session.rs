@@ -1,0 +1,295 @@
+//! What every phase of a run shares: the adapter, the settings, the splits on the GPU, the
+//! run folder, the console, and the one way a student is trained.
+//!
+//! Every student of a run starts from the same initial weights and uses the same batch
+//! order seeds, so students on the same transfer set differ only in their targets.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use dk_nn::{LossConfig, Model, ModelSpec, Optimizer, TrainConfig};
+use dk_tensor::{GpuContext, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::StudyData;
+use super::evaluate::predict;
+use super::gpu_data::GpuSplit;
+use super::seeds::derive_seed;
+use super::specs::model_spec;
+use super::train::{TrainPlan, Trained, train};
+use crate::config::{ModelConfig, OptimizerKind, RunConfig, effective_config_toml};
+use crate::results::{EpochStats, Role};
+use crate::run_dir::RunDir;
+
+/// How a run behaves beyond its settings.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Folder of the teacher-logit cache (`None`: the run folder's `cache/`).
+    pub cache_dir: Option<PathBuf>,
+    /// Load the teachers from this earlier run folder instead of training them.
+    pub teachers_from: Option<PathBuf>,
+    /// No progress bars or phase lines (tests).
+    pub quiet: bool,
+}
+
+/// Batch size of evaluation passes (independent of the training batch).
+pub const EVAL_BATCH: usize = 500;
+
+/// Phase lines and progress bars, silent in quiet mode.
+pub struct Console {
+    pub quiet: bool,
+}
+
+impl Console {
+    pub fn say(&self, line: impl AsRef<str>) {
+        if !self.quiet {
+            println!("{}", line.as_ref());
+        }
+    }
+
+    pub fn bar(&self, phase: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(1);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>24} [{bar:30}] {pos}/{len} batches {elapsed_precise} {msg}",
+            )
+            .expect("a valid progress template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(phase.to_string());
+        bar
+    }
+}
+
+/// A trained model with what the report needs of it.
+pub struct Trainee {
+    pub name: String,
+    pub role: Role,
+    pub model: Model,
+    pub trained: Trained,
+    pub temperature: Option<f32>,
+    pub alpha: Option<f32>,
+    /// What the model was trained on, in words (for experiment tables).
+    pub transfer_set: String,
+    /// Logits on the test split, filled by [`Session::test_logits`].
+    pub test_logits: Option<Vec<f32>>,
+}
+
+impl Trainee {
+    /// Validation accuracy after the last epoch.
+    pub fn final_validation(&self) -> f64 {
+        self.trained.validation_accuracy
+    }
+
+    /// The epoch with the best validation accuracy (the first of ties).
+    pub fn best_epoch(&self) -> Option<&EpochStats> {
+        self.trained.curve.iter().reduce(|best, e| {
+            if e.validation_accuracy > best.validation_accuracy {
+                e
+            } else {
+                best
+            }
+        })
+    }
+}
+
+/// One student to train.
+pub struct StudentJob<'s> {
+    pub name: String,
+    pub role: Role,
+    pub loss: LossConfig,
+    /// The transfer set: images and the labels fed to the hard-label term.
+    pub split: &'s GpuSplit,
+    /// Per-example targets `[split.n, C]` for `Distill` and `LogitMse`.
+    pub targets: Option<&'s Tensor>,
+    pub epochs: usize,
+    pub transfer_set: String,
+}
+
+/// The shared state of one run.
+pub struct Session<'a> {
+    pub ctx: &'a GpuContext,
+    pub config: &'a RunConfig,
+    pub data: &'a StudyData,
+    pub options: &'a RunOptions,
+    pub console: Console,
+    pub run_dir: RunDir,
+    pub teacher_spec: ModelSpec,
+    pub student_spec: ModelSpec,
+    pub train: GpuSplit,
+    pub validation: GpuSplit,
+    pub test: GpuSplit,
+    pub classes: usize,
+    /// Warnings for results.json and the report, in the order they arose.
+    pub warnings: RefCell<Vec<String>>,
+    pub started: Instant,
+    pub started_at: SystemTime,
+}
+
+impl<'a> Session<'a> {
+    /// Checks the specs against the data, creates the run folder (with `config.toml`) and
+    /// uploads the splits.
+    pub fn open(
+        ctx: &'a GpuContext,
+        config: &'a RunConfig,
+        data: &'a StudyData,
+        options: &'a RunOptions,
+    ) -> Result<Session<'a>> {
+        let started_at = SystemTime::now();
+        let started = Instant::now();
+        let console = Console {
+            quiet: options.quiet,
+        };
+        let (height, width) = (data.train.height, data.train.width);
+        let classes = data.train.classes;
+        let teacher_spec = model_spec(&config.teacher, "teacher", height, width)?;
+        let student_spec = model_spec(&config.student, "student", height, width)?;
+        for (role, spec) in [("teacher", &teacher_spec), ("student", &student_spec)] {
+            anyhow::ensure!(
+                spec.classes() == classes,
+                "{role}.spec `{}` ends in {} classes, but the data set has {classes}",
+                spec.text(),
+                spec.classes()
+            );
+        }
+        let run_dir = RunDir::create(config.out_dir.as_deref(), started_at)
+            .context("creating the run folder")?;
+        run_dir
+            .write("config.toml", effective_config_toml(config).as_bytes())
+            .context("writing config.toml")?;
+        console.say(format!("run folder: {}", run_dir.root().display()));
+        Ok(Session {
+            ctx,
+            config,
+            data,
+            options,
+            console,
+            run_dir,
+            teacher_spec,
+            student_spec,
+            train: GpuSplit::upload(ctx, "training", &data.train)?,
+            validation: GpuSplit::upload(ctx, "validation", &data.validation)?,
+            test: GpuSplit::upload(ctx, "test", &data.test)?,
+            classes,
+            warnings: RefCell::new(Vec::new()),
+            started,
+            started_at,
+        })
+    }
+
+    /// A student on the training split for the configured student epochs.
+    pub fn on_training_split<'s>(
+        &'s self,
+        name: &str,
+        role: Role,
+        loss: LossConfig,
+        targets: Option<&'s Tensor>,
+    ) -> StudentJob<'s> {
+        StudentJob {
+            name: name.to_string(),
+            role,
+            loss,
+            split: &self.train,
+            targets,
+            epochs: self.config.student.epochs,
+            transfer_set: "training split".into(),
+        }
+    }
+
+    /// Trains one student of the run's student spec.
+    pub fn train_student(&self, job: StudentJob) -> Result<Trainee> {
+        let config = self.config;
+        self.console.say(format!(
+            "training {} ({}, {} examples, {} epochs)",
+            job.name,
+            self.student_spec.text(),
+            job.split.n,
+            job.epochs
+        ));
+        let model = Model::new(
+            self.ctx,
+            self.student_spec.clone(),
+            derive_seed(config.seed, "student", 0),
+        )?;
+        let plan = TrainPlan {
+            epochs: job.epochs,
+            batch: config.batch_size,
+            max_shift: config.student.max_shift,
+            config: TrainConfig {
+                loss: job.loss,
+                optimizer: optimizer(&config.student),
+                max_norm: config.student.max_norm,
+                seed: derive_seed(config.seed, "student-dropout", 0),
+            },
+            teacher_logits: job.targets,
+            data_seed: derive_seed(config.seed, "student-data", 0),
+            log_epochs: !self.options.quiet,
+        };
+        let bar = self.console.bar(&job.name);
+        let trained = train(self.ctx, &model, job.split, &self.validation, &plan, &bar)
+            .with_context(|| format!("training {}", job.name))?;
+        bar.finish_and_clear();
+        let (temperature, alpha) = match job.loss {
+            LossConfig::Distill { temperature, alpha } => (Some(temperature), Some(alpha)),
+            _ => (None, None),
+        };
+        Ok(Trainee {
+            name: job.name,
+            role: job.role,
+            model,
+            trained,
+            temperature,
+            alpha,
+            transfer_set: job.transfer_set,
+            test_logits: None,
+        })
+    }
+
+    /// The trainee's logits on the test split (computed once).
+    pub fn test_logits<'t>(&self, trainee: &'t mut Trainee) -> Result<&'t [f32]> {
+        if trainee.test_logits.is_none() {
+            trainee.test_logits = Some(predict(self.ctx, &trainee.model, &self.test, EVAL_BATCH)?);
+        }
+        Ok(trainee.test_logits.as_deref().expect("just computed"))
+    }
+
+    /// Uploads per-example targets `[n, C]`.
+    pub fn upload_targets(&self, logits: &[f32]) -> Result<Tensor> {
+        let n = logits.len() / self.classes;
+        Ok(Tensor::from_f32(self.ctx, logits, &[n, self.classes])?)
+    }
+
+    /// Records a warning for results.json and the report (and says it unless quiet).
+    pub fn warn(&self, warning: String) {
+        if !self.options.quiet {
+            eprintln!("\n!!! WARNING: {warning}\n");
+        }
+        self.warnings.borrow_mut().push(warning);
+    }
+}
+
+/// The optimizer of a model's settings.
+pub fn optimizer(config: &ModelConfig) -> Optimizer {
+    let o = &config.optimizer;
+    match o.kind {
+        OptimizerKind::Adam => Optimizer::Adam {
+            lr: o.lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: o.weight_decay,
+            decoupled: false,
+        },
+        OptimizerKind::Sgd => Optimizer::Sgd {
+            lr: o.lr,
+            momentum: o.momentum,
+            nesterov: false,
+            weight_decay: o.weight_decay,
+        },
+    }
+}

@@ -1,0 +1,287 @@
+//! The teachers and their ensemble.
+//!
+//! K models from different seeds, each checkpointed (atomically) into the run folder as soon
+//! as it is trained, so an interrupted run keeps every finished teacher; or, with
+//! [`RunOptions::teachers_from`](super::RunOptions), loaded from an earlier run folder whose
+//! data and teacher settings match. Their logits on the training split (the standard
+//! transfer set) are cached on disk, keyed by the data and the checkpoint bytes, and
+//! combined into the ensemble: the mean of the members' log-softmax.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use dk_nn::{LossConfig, Model, TrainConfig};
+
+use super::evaluate::predict;
+use super::gpu_data::GpuSplit;
+use super::seeds::derive_seed;
+use super::session::{EVAL_BATCH, Session, Trainee, optimizer};
+use super::train::{TrainPlan, Trained, train};
+use crate::config::parse_config_text;
+use crate::metrics;
+use crate::results::Role;
+use crate::teacher_cache::{self, Source};
+
+/// The trained teachers and what the students learn from.
+pub struct Teachers {
+    pub members: Vec<Trainee>,
+    /// Each member's logits on the training split, in example order.
+    pub transfer_logits: Vec<Vec<f32>>,
+    /// The ensemble's targets on the training split: mean log-softmax of the members.
+    pub ensemble_targets: Vec<f32>,
+    /// Mean of the members' raw logits on the training split (logit matching's targets).
+    pub mean_raw_logits: Vec<f32>,
+    /// The ensemble's validation accuracy.
+    pub validation_accuracy: f64,
+    /// Index of the member with the best validation accuracy.
+    pub best: usize,
+}
+
+impl Teachers {
+    /// Trains (or loads) the teachers and computes the ensemble's targets on the training split.
+    pub fn prepare(session: &Session) -> Result<Teachers> {
+        let members = match &session.options.teachers_from {
+            Some(dir) => load_teachers(session, dir)?,
+            None => train_teachers(session)?,
+        };
+        let transfer_logits = transfer_logits(session, &members)?;
+        let refs: Vec<&[f32]> = transfer_logits.iter().map(Vec::as_slice).collect();
+        let classes = session.classes;
+        let ensemble_targets = metrics::ensemble_logits(&refs, classes);
+        let mean_raw_logits = mean_rows(&refs);
+        let validation: Vec<&[f32]> = members
+            .iter()
+            .map(|t| t.trained.validation_logits.as_slice())
+            .collect();
+        let validation_accuracy = metrics::accuracy(
+            &metrics::ensemble_logits(&validation, classes),
+            classes,
+            &session.validation.host_labels,
+        );
+        let best = (0..members.len())
+            .max_by(|&a, &b| {
+                members[a]
+                    .final_validation()
+                    .total_cmp(&members[b].final_validation())
+            })
+            .expect("at least one teacher");
+        session.console.say(format!(
+            "ensemble of {}: validation accuracy {:.2}% (best member {} at {:.2}%)",
+            members.len(),
+            100.0 * validation_accuracy,
+            members[best].name,
+            100.0 * members[best].final_validation()
+        ));
+        Ok(Teachers {
+            members,
+            transfer_logits,
+            ensemble_targets,
+            mean_raw_logits,
+            validation_accuracy,
+            best,
+        })
+    }
+
+    /// The ensemble's targets (mean log-softmax) on another transfer set.
+    pub fn label(&self, session: &Session, split: &GpuSplit) -> Result<Vec<f32>> {
+        let logits: Vec<Vec<f32>> = self
+            .members
+            .iter()
+            .map(|t| predict(session.ctx, &t.model, split, EVAL_BATCH))
+            .collect::<Result<_>>()?;
+        let refs: Vec<&[f32]> = logits.iter().map(Vec::as_slice).collect();
+        Ok(metrics::ensemble_logits(&refs, session.classes))
+    }
+}
+
+fn teacher_name(k: usize) -> String {
+    format!("teacher-{}", k + 1)
+}
+
+fn train_teachers(session: &Session) -> Result<Vec<Trainee>> {
+    let config = session.config;
+    let mut members = Vec::with_capacity(config.teachers);
+    for k in 0..config.teachers {
+        let name = teacher_name(k);
+        session.console.say(format!(
+            "training {name} of {} ({})",
+            config.teachers,
+            session.teacher_spec.text()
+        ));
+        let model = Model::new(
+            session.ctx,
+            session.teacher_spec.clone(),
+            derive_seed(config.seed, "teacher", k as u64),
+        )?;
+        let plan = TrainPlan {
+            epochs: config.teacher.epochs,
+            batch: config.batch_size,
+            max_shift: config.teacher.max_shift,
+            config: TrainConfig {
+                loss: LossConfig::HardLabels,
+                optimizer: optimizer(&config.teacher),
+                max_norm: config.teacher.max_norm,
+                seed: derive_seed(config.seed, "teacher-dropout", k as u64),
+            },
+            teacher_logits: None,
+            data_seed: derive_seed(config.seed, "teacher-data", k as u64),
+            log_epochs: !session.options.quiet,
+        };
+        let bar = session.console.bar(&name);
+        let trained = train(
+            session.ctx,
+            &model,
+            &session.train,
+            &session.validation,
+            &plan,
+            &bar,
+        )?;
+        bar.finish_and_clear();
+        save(session, &model, &name)?;
+        members.push(teacher(name, model, trained));
+    }
+    Ok(members)
+}
+
+fn teacher(name: String, model: Model, trained: Trained) -> Trainee {
+    Trainee {
+        name,
+        role: Role::Teacher,
+        model,
+        trained,
+        temperature: None,
+        alpha: None,
+        transfer_set: "training split, true labels".into(),
+        test_logits: None,
+    }
+}
+
+fn save(session: &Session, model: &Model, name: &str) -> Result<PathBuf> {
+    let path = session.run_dir.path(format!("{name}.safetensors"));
+    model
+        .save(session.ctx, &path)
+        .with_context(|| format!("saving {}", path.display()))?;
+    Ok(path)
+}
+
+/// Loads `teacher-k.safetensors` from an earlier run folder, after checking that its
+/// `config.toml` trained them on the same data with the same teacher settings (otherwise
+/// the teachers could have seen labels or examples that this run withholds).
+fn load_teachers(session: &Session, dir: &Path) -> Result<Vec<Trainee>> {
+    let config = session.config;
+    let config_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&config_path).with_context(|| {
+        format!(
+            "{}: cannot read the earlier run's settings (is {} a run folder?)",
+            config_path.display(),
+            dir.display()
+        )
+    })?;
+    let earlier = parse_config_text(&text, &config_path, None)?;
+    let mut differences = Vec::new();
+    if earlier.seed != config.seed {
+        differences.push(format!("seed {} vs {}", earlier.seed, config.seed));
+    }
+    if earlier.teachers != config.teachers {
+        differences.push(format!(
+            "teachers {} vs {}",
+            earlier.teachers, config.teachers
+        ));
+    }
+    if earlier.data != config.data {
+        differences.push("the [data] settings".into());
+    }
+    if earlier.teacher != config.teacher {
+        differences.push("the [teacher] settings".into());
+    }
+    if earlier.batch_size != config.batch_size {
+        differences.push("batch_size".into());
+    }
+    if !differences.is_empty() {
+        bail!(
+            "{}: the teachers there were trained with other settings ({}); train new ones (drop the teachers-from option) or match the settings",
+            config_path.display(),
+            differences.join(", ")
+        );
+    }
+    let mut members = Vec::with_capacity(config.teachers);
+    for k in 0..config.teachers {
+        let name = teacher_name(k);
+        let source = dir.join(format!("{name}.safetensors"));
+        let model = Model::load_as(session.ctx, session.teacher_spec.clone(), &source)
+            .with_context(|| format!("{}: cannot load the teacher", source.display()))?;
+        let validation_logits = predict(session.ctx, &model, &session.validation, EVAL_BATCH)?;
+        let validation_accuracy = metrics::accuracy(
+            &validation_logits,
+            session.classes,
+            &session.validation.host_labels,
+        );
+        session.console.say(format!(
+            "{name}: loaded from {} (validation accuracy {:.2}%)",
+            source.display(),
+            100.0 * validation_accuracy
+        ));
+        save(session, &model, &name)?;
+        // Trained in the earlier run: no curve in this one.
+        let trained = Trained {
+            curve: Vec::new(),
+            seconds: 0.0,
+            validation_logits,
+            validation_accuracy,
+        };
+        members.push(teacher(name, model, trained));
+    }
+    Ok(members)
+}
+
+/// Each teacher's logits on the training split, from the cache when the data and the
+/// checkpoint are the same.
+fn transfer_logits(session: &Session, members: &[Trainee]) -> Result<Vec<Vec<f32>>> {
+    let cache_dir = session
+        .options
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| session.run_dir.path("cache"));
+    std::fs::create_dir_all(&cache_dir)
+        .with_context(|| format!("creating the logit cache {}", cache_dir.display()))?;
+    let train = &session.data.train;
+    let mut all = Vec::with_capacity(members.len());
+    for teacher in members {
+        let checkpoint = session
+            .run_dir
+            .path(format!("{}.safetensors", teacher.name));
+        let bytes = std::fs::read(&checkpoint)
+            .with_context(|| format!("reading {}", checkpoint.display()))?;
+        let key = teacher_cache::transfer_key(&train.images, &train.labels, &[&bytes]);
+        let path = cache_dir.join(format!("{key:032x}.logits"));
+        let (cached, source) =
+            teacher_cache::load_or_compute(&path, key, train.n, session.classes, || {
+                predict(session.ctx, &teacher.model, &session.train, EVAL_BATCH)
+            })?;
+        let how = match source {
+            Source::Computed { reason } => format!("computed ({reason}), cached in"),
+            _ => "from the cache".into(),
+        };
+        session.console.say(format!(
+            "{}: transfer-set logits {how} {}",
+            teacher.name,
+            path.display()
+        ));
+        all.push(cached.logits);
+    }
+    Ok(all)
+}
+
+/// Element-wise mean of equally long logit arrays (the members' raw logits, the targets of
+/// logit matching: Ba & Caruana regress the logits, not log-probabilities).
+pub fn mean_rows(members: &[&[f32]]) -> Vec<f32> {
+    let mut mean = vec![0f64; members[0].len()];
+    for member in members {
+        for (m, &v) in mean.iter_mut().zip(member.iter()) {
+            *m += v as f64;
+        }
+    }
+    mean.into_iter()
+        .map(|m| (m / members.len() as f64) as f32)
+        .collect()
+}

@@ -1,0 +1,193 @@
+//! End to end: every experiment on the `tiny` preset, through the library API, into
+//! temporary folders, on one GPU device. The first experiment trains the teachers; the
+//! others load them from its run folder (the `teachers_from` option), which also checks
+//! that path. Skips, saying so, only when Fashion-MNIST is not installed.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dk_distill::config::{Experiment, Preset, RunConfig};
+use dk_distill::data::locate::{FASHION_MNIST, SearchEnv, locate};
+use dk_distill::driver::{RunOptions, StudyData, load_data, run_study};
+use dk_distill::results::{ColumnKind, ExperimentTable, Results, Role};
+use dk_tensor::GpuContext;
+
+fn temp_dir() -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "dk-distill-experiments-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Harness {
+    ctx: GpuContext,
+    root: PathBuf,
+    data: StudyData,
+}
+
+impl Harness {
+    fn config(&self, experiment: Experiment) -> RunConfig {
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.experiment = Some(experiment);
+        config.out_dir = Some(self.root.join(experiment.name()));
+        config
+    }
+
+    fn run(&self, config: &RunConfig, teachers_from: Option<&Path>) -> anyhow::Result<Results> {
+        let options = RunOptions {
+            cache_dir: Some(self.root.join("cache")),
+            teachers_from: teachers_from.map(Path::to_path_buf),
+            quiet: true,
+        };
+        let outcome = run_study(&self.ctx, config, &self.data, &options)?;
+        let written = Results::read(&outcome.run_dir.join("results.json")).unwrap();
+        assert_eq!(written, outcome.results, "results.json holds the run");
+        let report = std::fs::read_to_string(outcome.run_dir.join("report.html")).unwrap();
+        assert!(report.contains("<section id=\"experiment\">"));
+        Ok(outcome.results)
+    }
+}
+
+/// The table's shape and value types, and the named column as numbers.
+fn column(table: &ExperimentTable, label: &str) -> Vec<Option<f64>> {
+    for row in &table.rows {
+        assert_eq!(row.len(), table.columns.len(), "{}: ragged row", table.name);
+        for (value, column) in row.iter().zip(&table.columns) {
+            let ok = match column.kind {
+                ColumnKind::Text => value.is_string() || value.is_null(),
+                _ => value.is_number() || value.is_null(),
+            };
+            assert!(ok, "{}: {} holds {value}", table.name, column.label);
+        }
+    }
+    let index = table
+        .columns
+        .iter()
+        .position(|c| c.label == label)
+        .unwrap_or_else(|| panic!("{}: no column {label}", table.name));
+    table.rows.iter().map(|r| r[index].as_f64()).collect()
+}
+
+fn assert_learned(values: &[Option<f64>], what: &str) {
+    for value in values {
+        let value = value.expect("a number");
+        // Ten classes: anything trained must beat guessing clearly.
+        assert!(value > 0.3, "{what}: {value}");
+    }
+}
+
+#[test]
+fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
+    let env = SearchEnv::from_process();
+    if !matches!(locate(None, &env, &FASHION_MNIST), Ok(Some(_))) {
+        eprintln!(
+            "SKIPPED every_experiment_runs_end_to_end_on_the_tiny_preset: Fashion-MNIST not found (install dataset-fashion-mnist)"
+        );
+        return;
+    }
+    let root = temp_dir();
+    let data = load_data(&RunConfig::preset(Preset::Tiny), true).expect("Fashion-MNIST");
+    let harness = Harness {
+        ctx: GpuContext::new().expect("a GPU adapter (lavapipe on CPU-only machines)"),
+        root: root.clone(),
+        data,
+    };
+
+    // temperature: trains the teachers the others reuse.
+    let config = harness.config(Experiment::Temperature);
+    let results = harness.run(&config, None).unwrap();
+    let teachers = root.join("temperature");
+    let table = results.experiment.as_ref().unwrap();
+    let sweep = &config.experiments.temperature_sweep;
+    assert_eq!(table.name, "temperature");
+    assert_eq!(
+        table.rows.len(),
+        2 + sweep.temperatures.len() * sweep.alphas.len()
+    );
+    assert_learned(&column(table, "test accuracy"), "temperature");
+    let chart = table.chart.as_ref().unwrap();
+    assert_eq!(chart.series.len(), sweep.alphas.len());
+    assert!(results.model(Role::StudentLogitMse).is_some());
+
+    // compression: ensemble-labeled students never see a true label.
+    let config = harness.config(Experiment::Compression);
+    let results = harness.run(&config, Some(&teachers)).unwrap();
+    let table = results.experiment.as_ref().unwrap();
+    let extra = &config.experiments.compression.extra_examples;
+    assert_eq!(table.rows.len(), 2 + extra.len());
+    let seen = column(table, "true labels seen");
+    assert_eq!(seen[0], Some(harness.data.train.n as f64));
+    assert!(seen[1..].iter().all(|&s| s == Some(0.0)), "{seen:?}");
+    assert_learned(&column(table, "test accuracy"), "compression");
+    let students = results
+        .models
+        .iter()
+        .filter(|m| m.role.is_student())
+        .count();
+    assert_eq!(students, table.rows.len(), "one model per row");
+
+    // munge
+    let config = harness.config(Experiment::Munge);
+    let results = harness.run(&config, Some(&teachers)).unwrap();
+    let table = results.experiment.as_ref().unwrap();
+    assert_eq!(
+        table.rows.len(),
+        2 + config.experiments.munge.multipliers.len()
+    );
+    assert_learned(&column(table, "test accuracy"), "munge");
+
+    // omit-class: the bias can only raise the omitted class's recall.
+    let config = harness.config(Experiment::OmitClass);
+    let results = harness.run(&config, Some(&teachers)).unwrap();
+    let table = results.experiment.as_ref().unwrap();
+    assert_eq!(table.rows.len(), 5);
+    let on_class = column(table, "test accuracy on Dress");
+    let shift = column(table, "bias shift");
+    assert!(shift[3].unwrap() >= 0.0 && shift[4].unwrap() >= 0.0);
+    assert!(
+        on_class[4].unwrap() >= on_class[2].unwrap(),
+        "raising the bias lowered the class's recall: {on_class:?}"
+    );
+    let names: Vec<&str> = table.rows.iter().map(|r| r[0].as_str().unwrap()).collect();
+    assert_eq!(names[4], "student-omit-kd-bias");
+    assert!(
+        results
+            .models
+            .iter()
+            .any(|m| m.name == "student-omit-kd-bias" && m.checkpoint.is_some())
+    );
+
+    // small-data
+    let config = harness.config(Experiment::SmallData);
+    let results = harness.run(&config, Some(&teachers)).unwrap();
+    let table = results.experiment.as_ref().unwrap();
+    assert_eq!(table.rows.len(), 3);
+    let epochs = column(table, "epochs");
+    assert_eq!(
+        epochs[1],
+        config.experiments.small_data.epochs.map(|e| e as f64)
+    );
+    assert!(
+        table.rows[2][0]
+            .as_str()
+            .is_some_and(|t| t.contains("soft targets"))
+    );
+
+    // Teachers from a run with other settings are refused, naming what differs.
+    let mut config = harness.config(Experiment::Temperature);
+    config.seed += 1;
+    config.out_dir = Some(root.join("refused"));
+    let err = harness.run(&config, Some(&teachers)).err().unwrap();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("config.toml") && text.contains("seed"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&root).ok();
+}
