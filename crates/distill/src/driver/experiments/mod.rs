@@ -249,11 +249,9 @@ pub fn format_cell(value: &Value, kind: ColumnKind) -> String {
         (Value::Number(n), ColumnKind::Count) => format!("{}", n.as_f64().unwrap_or(0.0).round()),
         (Value::Number(n), _) => {
             let x = n.as_f64().unwrap_or(f64::NAN);
-            if x.fract() == 0.0 && x.abs() < 1e9 {
-                format!("{x:.0}")
-            } else {
-                format!("{x:.3}")
-            }
+            // Up to three decimals, without trailing zeros: 0.5, 0.75, 20.
+            let text = format!("{x:.3}");
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
         }
         (Value::String(s), _) => s.clone(),
         (other, _) => other.to_string(),
@@ -273,6 +271,9 @@ mod tests {
         assert_eq!(lines[0], table.title);
         assert!(lines[2].contains("85.10%"), "{text}");
         assert!(lines[2].contains("1490"), "{text}");
+        assert_eq!(format_cell(&Value::from(0.75), ColumnKind::Number), "0.75");
+        assert_eq!(format_cell(&Value::from(20.0), ColumnKind::Number), "20");
+        assert_eq!(format_cell(&Value::from(0.1234), ColumnKind::Number), "0.123");
         assert!(
             lines[3].trim_end().ends_with('-'),
             "null shows as -: {text}"
