@@ -17,7 +17,7 @@
 //!   a per-example shift that a student's logits need not reproduce.
 //! - Teacher logits on the transfer set are cached under [`default_cache_dir`] (the run
 //!   folder's `cache/` when [`RunOptions::cache_dir`] is `None`), one file per teacher,
-//!   keyed by the training images, labels and that teacher's checkpoint bytes.
+//!   keyed by the training examples' values, labels and that teacher's checkpoint bytes.
 //! - Every seed (initialisation, dropout masks, shuffles, shifts) derives from the run's
 //!   master seed ([`seeds::derive_seed`]); all students share initial weights and batch order.
 
@@ -34,9 +34,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 use crate::config::RunConfig;
-use crate::data::Dataset;
-use crate::data::locate::{self, CurlFetch, FASHION_MNIST, Fetch, SearchEnv};
+use crate::data::locate::{self, CurlFetch, DatasetSource, Fetch, SearchEnv};
 use crate::data::split::{Split, subsample, train_validation_split};
+use crate::data::tabular::{FeatureScaling, read_csv};
+use crate::data::{Dataset, DatasetKind};
 
 pub use study::{RunOptions, StudyOutcome, run_study};
 
@@ -51,23 +52,126 @@ impl Fetch for NoDownload {
 
 /// The data of a run, split and ready for training.
 pub struct StudyData {
-    /// Folder the IDX files were read from.
+    /// The data set's name, e.g. "Fashion-MNIST", or "CSV wine.csv" for the user's own file.
+    pub name: String,
+    /// Folder the data files were read from (the training file for CSV data).
     pub source_dir: PathBuf,
-    /// How that folder was found (for the plan line).
+    /// How the data was found (for the plan line).
     pub origin: String,
     pub train: Dataset,
     pub validation: Dataset,
     pub test: Dataset,
+    /// The official training examples in neither `train` nor `validation`, labels kept
+    /// (empty when `data.train_size` is absent): unlabelled transfer data for experiments.
+    pub pool: Dataset,
+    /// CSV data: the standardisation fitted on `train` and applied to every split and the
+    /// pool (a model trained here expects features scaled this way).
+    pub feature_scaling: Option<FeatureScaling>,
 }
 
-/// Finds (or, unless `no_download`, downloads) Fashion-MNIST, reads it and splits it as the
-/// configuration says (seeded by `config.seed`).
+impl StudyData {
+    /// How one example looks, for messages: "28x28 images", "3x32x32 images", "13 features".
+    pub fn example_description(&self) -> String {
+        let data = &self.train;
+        if data.is_tabular() {
+            format!("rows of {} features", data.width)
+        } else if data.channels == 1 {
+            format!("images of {}x{}", data.height, data.width)
+        } else {
+            format!("images of {}x{}x{}", data.channels, data.height, data.width)
+        }
+    }
+}
+
+/// Finds (or, unless `no_download`, downloads) the configured data set, reads it and splits
+/// it as the configuration says (seeded by `config.seed`).
 pub fn load_data(config: &RunConfig, no_download: bool) -> Result<StudyData> {
+    match config.data.dataset.source() {
+        Some(source) => load_known(config, source, no_download),
+        None => load_csv(config),
+    }
+}
+
+fn load_known(config: &RunConfig, source: &DatasetSource, no_download: bool) -> Result<StudyData> {
     let env = SearchEnv::from_process();
     let fetcher: &dyn Fetch = if no_download { &NoDownload } else { &CurlFetch };
-    let files =
-        locate::locate_or_download(config.data.dir.as_deref(), &env, &FASHION_MNIST, fetcher)?;
-    let (full_train, full_test) = files.load(&FASHION_MNIST)?;
+    let files = locate::locate_or_download(config.data.dir.as_deref(), &env, source, fetcher)?;
+    let (full_train, full_test) = files.load(source)?;
+    split_data(
+        config,
+        source.name.to_string(),
+        files.dir.clone(),
+        files.origin.to_string(),
+        full_train,
+        full_test,
+    )
+}
+
+/// The CSV data set: the training file, a test file or a held-out part of the training
+/// file, then the usual split, then standardisation with the training split's statistics.
+fn load_csv(config: &RunConfig) -> Result<StudyData> {
+    debug_assert_eq!(config.data.dataset, DatasetKind::Csv);
+    let csv = &config.data.csv;
+    let Some(train_path) = &csv.train else {
+        bail!("the csv data set needs its training file: set data.csv.train or pass --csv-train FILE");
+    };
+    let options = csv.options();
+    let table = read_csv(train_path, &options)?;
+    let classes = table.class_names()?;
+    let all = table.to_dataset(&classes)?;
+    let (full_train, full_test, origin) = match &csv.test {
+        Some(test_path) => {
+            let test_table = read_csv(test_path, &options)?;
+            table.check_same_columns(&test_table)?;
+            let test = test_table.to_dataset(&classes)?;
+            (all, test, format!("test file {}", test_path.display()))
+        }
+        None => {
+            let held_out = ((all.n as f64 * csv.test_fraction).round() as usize).clamp(1, all.n - 1);
+            let Split { train, validation } = train_validation_split(
+                &all.labels,
+                held_out,
+                None,
+                config.data.stratified,
+                seeds::derive_seed(config.seed, "csv-test", 0),
+            )
+            .context("holding out the test part of the CSV file")?;
+            let origin = format!(
+                "test set: {held_out} of its {} rows held out (data.csv.test_fraction = {})",
+                all.n, csv.test_fraction
+            );
+            (all.select(&train), all.select(&validation), origin)
+        }
+    };
+    let file_name = train_path
+        .file_name()
+        .map_or_else(|| train_path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let mut data = split_data(
+        config,
+        format!("CSV {file_name}"),
+        train_path.clone(),
+        origin,
+        full_train,
+        full_test,
+    )?;
+    let scaling = FeatureScaling::fit(&data.train);
+    for set in [&mut data.train, &mut data.validation, &mut data.test, &mut data.pool] {
+        scaling.apply(set);
+    }
+    data.feature_scaling = Some(scaling);
+    Ok(data)
+}
+
+/// Carves the validation split (and the training subsample) out of the official training
+/// set, subsamples the test set, and keeps the rest of the training set as the pool.
+fn split_data(
+    config: &RunConfig,
+    name: String,
+    source_dir: PathBuf,
+    origin: String,
+    full_train: Dataset,
+    full_test: Dataset,
+) -> Result<StudyData> {
     let data = &config.data;
     let Split { train, validation } = train_validation_split(
         &full_train.labels,
@@ -76,7 +180,14 @@ pub fn load_data(config: &RunConfig, no_download: bool) -> Result<StudyData> {
         data.stratified,
         config.seed,
     )
-    .context("splitting the training set")?;
+    .with_context(|| {
+        format!("splitting the {name} training set (see --validation-size and --train-size)")
+    })?;
+    let mut used = vec![false; full_train.n];
+    for &index in train.iter().chain(&validation) {
+        used[index] = true;
+    }
+    let pool: Vec<usize> = (0..full_train.n).filter(|&i| !used[i]).collect();
     let all_test: Vec<usize> = (0..full_test.n).collect();
     let test_indices = match data.test_size {
         Some(size) if size > full_test.n => {
@@ -95,11 +206,14 @@ pub fn load_data(config: &RunConfig, no_download: bool) -> Result<StudyData> {
         None => all_test,
     };
     Ok(StudyData {
+        name,
         train: full_train.select(&train),
         validation: full_train.select(&validation),
+        pool: full_train.select(&pool),
         test: full_test.select(&test_indices),
-        source_dir: files.dir.clone(),
-        origin: files.origin.to_string(),
+        source_dir,
+        origin,
+        feature_scaling: None,
     })
 }
 

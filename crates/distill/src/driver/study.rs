@@ -29,7 +29,6 @@ use super::serving;
 use super::specs::model_spec;
 use super::train::{TrainPlan, Trained, train};
 use crate::config::{ModelConfig, OptimizerKind, RunConfig, effective_config_toml};
-use crate::data::locate::FASHION_MNIST;
 use crate::metrics;
 use crate::report::write_report;
 use crate::results::{
@@ -129,8 +128,8 @@ pub fn run_study(
     };
     let (height, width) = (data.train.height, data.train.width);
     let classes = data.train.classes;
-    let teacher_spec = model_spec(&config.teacher, "teacher", height, width)?;
-    let student_spec = model_spec(&config.student, "student", height, width)?;
+    let teacher_spec = model_spec(&config.teacher, "teacher", &data.train)?;
+    let student_spec = model_spec(&config.student, "student", &data.train)?;
     for (role, spec) in [("teacher", &teacher_spec), ("student", &student_spec)] {
         anyhow::ensure!(
             spec.classes() == classes,
@@ -470,7 +469,7 @@ pub fn run_study(
                 is_cpu: ctx.summary.is_cpu,
             },
             dataset: DatasetInfo {
-                name: FASHION_MNIST.name.to_string(),
+                name: data.name.clone(),
                 source_dir: data.source_dir.display().to_string(),
                 train: data.train.n,
                 validation: data.validation.n,
@@ -628,11 +627,10 @@ pub fn summary_table(results: &Results) -> String {
 /// Spec check without a GPU (for `--print-config` style early validation).
 pub fn check_specs(
     config: &RunConfig,
-    height: usize,
-    width: usize,
+    data: &crate::data::Dataset,
 ) -> Result<(ModelSpec, ModelSpec)> {
     Ok((
-        model_spec(&config.teacher, "teacher", height, width)?,
-        model_spec(&config.student, "student", height, width)?,
+        model_spec(&config.teacher, "teacher", data)?,
+        model_spec(&config.student, "student", data)?,
     ))
 }
