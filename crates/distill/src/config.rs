@@ -650,7 +650,10 @@ impl Overrides {
             config.data.dir = self.data_dir.clone();
         }
         let csv = &mut config.data.csv;
-        for (target, value) in [(&mut csv.train, &self.csv_train), (&mut csv.test, &self.csv_test)] {
+        for (target, value) in [
+            (&mut csv.train, &self.csv_train),
+            (&mut csv.test, &self.csv_test),
+        ] {
             if value.is_some() {
                 target.clone_from(value);
             }
@@ -965,9 +968,19 @@ mod tests {
         assert!(config.problems().is_empty(), "{:?}", config.problems());
         let config = load_config_text(
             text,
-            &["--csv-label", "quality", "--csv-test", "wine-test.csv", "--csv-header", "true"],
+            &[
+                "--csv-label",
+                "quality",
+                "--csv-test",
+                "wine-test.csv",
+                "--csv-header",
+                "true",
+            ],
         );
-        assert_eq!(config.data.csv.label, Some(LabelColumn::Name("quality".into())));
+        assert_eq!(
+            config.data.csv.label,
+            Some(LabelColumn::Name("quality".into()))
+        );
         assert_eq!(config.data.csv.test, Some(PathBuf::from("wine-test.csv")));
         assert_eq!(config.data.csv.header, Some(true));
         let config = load_config_text("", &["--dataset", "cifar10"]);
@@ -977,12 +990,22 @@ mod tests {
         let mut config = load_config_text("", &["--dataset", "csv"]);
         config.data.csv.test_fraction = 1.0;
         let text = config.validate().unwrap_err().to_string();
-        assert!(text.contains("data.csv.train is not set") && text.contains("--csv-train"), "{text}");
+        assert!(
+            text.contains("data.csv.train is not set") && text.contains("--csv-train"),
+            "{text}"
+        );
         assert!(text.contains("data.csv.test_fraction = 1"), "{text}");
-        let err = parse_config_text("[data]\ndataset = \"imagenet\"\n", Path::new("my.toml"), None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("my.toml:2:") && err.contains("imagenet"), "{err}");
+        let err = parse_config_text(
+            "[data]\ndataset = \"imagenet\"\n",
+            Path::new("my.toml"),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("my.toml:2:") && err.contains("imagenet"),
+            "{err}"
+        );
     }
 
     #[test]

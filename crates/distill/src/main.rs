@@ -61,10 +61,7 @@ fn print_plan(config: &RunConfig, data: &StudyData) {
         data.train.classes
     );
     if data.pool.n > 0 {
-        println!(
-            "  {} more training examples unused (the pool)",
-            data.pool.n
-        );
+        println!("  {} more training examples unused (the pool)", data.pool.n);
     }
     let out = config
         .out_dir

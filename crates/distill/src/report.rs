@@ -553,7 +553,11 @@ fn example_picture(page: &mut String, dark: &DarkKnowledge, names: &[String]) {
     if channels != 1 && channels != 3 {
         return;
     }
-    let cell = if dark.width.max(dark.height) > 28 { 5.0 } else { 6.0 };
+    let cell = if dark.width.max(dark.height) > 28 {
+        5.0
+    } else {
+        6.0
+    };
     let _ = writeln!(
         page,
         "<figure>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" shape-rendering=\"crispEdges\" role=\"img\">",
@@ -806,8 +810,14 @@ mod tests {
         let html = render_report(&results);
         assert_balanced(&html);
         assert!(html.contains("<section id=\"dark-knowledge\">"));
-        assert!(!html.contains("shape-rendering=\"crispEdges\""), "no picture");
-        assert!(html.contains("<figcaption>T = 20</figcaption>"), "the bars stay");
+        assert!(
+            !html.contains("shape-rendering=\"crispEdges\""),
+            "no picture"
+        );
+        assert!(
+            html.contains("<figcaption>T = 20</figcaption>"),
+            "the bars stay"
+        );
     }
 
     #[test]

@@ -54,7 +54,9 @@ pub enum CifarError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: file size: the file is empty, expected records of {RECORD_BYTES} bytes (1 label byte + 3x32x32 pixels)")]
+    #[error(
+        "{path}: file size: the file is empty, expected records of {RECORD_BYTES} bytes (1 label byte + 3x32x32 pixels)"
+    )]
     Empty { path: PathBuf },
     #[error(
         "{path}: file size: {size} bytes is not a multiple of the {RECORD_BYTES}-byte record (1 label byte + 3x32x32 pixels): record {record} is truncated after {partial} bytes"
@@ -65,7 +67,9 @@ pub enum CifarError {
         record: usize,
         partial: usize,
     },
-    #[error("{path}: record {record}: label byte {value}, expected < {classes} (the number of classes)")]
+    #[error(
+        "{path}: record {record}: label byte {value}, expected < {classes} (the number of classes)"
+    )]
     LabelOutOfRange {
         path: PathBuf,
         record: usize,
@@ -213,9 +217,21 @@ mod tests {
         let (pixels, labels) = records(5);
         let first = dir.join("data_batch_1.bin");
         let second = dir.join("data_batch_2.bin");
-        std::fs::write(&first, encode_batch(&pixels[..3 * IMAGE_BYTES], &labels[..3])).unwrap();
-        std::fs::write(&second, encode_batch(&pixels[3 * IMAGE_BYTES..], &labels[3..])).unwrap();
-        std::fs::write(dir.join(META_FILE), "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n").unwrap();
+        std::fs::write(
+            &first,
+            encode_batch(&pixels[..3 * IMAGE_BYTES], &labels[..3]),
+        )
+        .unwrap();
+        std::fs::write(
+            &second,
+            encode_batch(&pixels[3 * IMAGE_BYTES..], &labels[3..]),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(META_FILE),
+            "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n",
+        )
+        .unwrap();
         let names = class_names_in(dir.path()).unwrap();
         assert_eq!(names[9], "truck");
         let data = load_batches(&[&first, &second], &names).unwrap();
@@ -240,13 +256,17 @@ mod tests {
         let text = error_text(read_batch(&path, 10));
         assert!(text.contains("data_batch_3.bin: file size"), "{text}");
         assert!(
-            text.contains("multiple of the 3073-byte record") && text.contains("record 2 is truncated after 3063 bytes"),
+            text.contains("multiple of the 3073-byte record")
+                && text.contains("record 2 is truncated after 3063 bytes"),
             "{text}"
         );
 
         std::fs::write(&path, []).unwrap();
         let text = error_text(read_batch(&path, 10));
-        assert!(text.contains("data_batch_3.bin: file size: the file is empty"), "{text}");
+        assert!(
+            text.contains("data_batch_3.bin: file size: the file is empty"),
+            "{text}"
+        );
 
         let mut bad_label = good.clone();
         bad_label[RECORD_BYTES] = 10;

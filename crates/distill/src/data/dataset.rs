@@ -280,7 +280,11 @@ mod tests {
         assert!(data.image(0).is_empty(), "tabular data has no picture");
         assert_eq!(data.select(&[1]).to_f32(), vec![0.25, 7.0]);
         let made = Dataset::from_f32_like(&data, &[300.0, -1e-3], vec![0]);
-        assert_eq!(made.to_f32(), vec![300.0, -1e-3], "features are not clamped");
+        assert_eq!(
+            made.to_f32(),
+            vec![300.0, -1e-3],
+            "features are not clamped"
+        );
         let bytes: &[u8] = data.images.as_ref();
         assert_eq!(bytes.len(), 16);
         assert_eq!(&bytes[..4], &1.5f32.to_le_bytes());

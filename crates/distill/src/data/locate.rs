@@ -95,8 +95,7 @@ impl DataFiles {
     pub fn load(&self, source: &DatasetSource) -> Result<(Dataset, Dataset), DataError> {
         match source.format {
             Format::Idx => {
-                let [train_images, train_labels, test_images, test_labels] = &self.files[..]
-                else {
+                let [train_images, train_labels, test_images, test_labels] = &self.files[..] else {
                     panic!("an IDX data set has four files");
                 };
                 let train = idx::load_dataset(train_images, train_labels, source.class_names)?;
@@ -411,7 +410,11 @@ fn download_archive(
     fetcher: &dyn Fetch,
     failed: &dyn Fn(String) -> LocateError,
 ) -> Result<(), LocateError> {
-    let name = source.base_url.rsplit('/').next().unwrap_or("archive.tar.gz");
+    let name = source
+        .base_url
+        .rsplit('/')
+        .next()
+        .unwrap_or("archive.tar.gz");
     let part = dir.join(format!("{name}.part"));
     let unpacked = dir.join(subfolder);
     let cleanup = || {
@@ -430,13 +433,11 @@ fn download_archive(
     }
     let _ = std::fs::remove_file(&part);
     let checked = find_in_dir(dir, Origin::Downloaded, source)
-        .map_err(|missing| {
-            DataError::Count {
-                path: dir.join(name),
-                field: "files",
-                found: source.files.len() - missing.len(),
-                expected: source.files.len(),
-            }
+        .map_err(|missing| DataError::Count {
+            path: dir.join(name),
+            field: "files",
+            found: source.files.len() - missing.len(),
+            expected: source.files.len(),
         })
         .and_then(|files| check_counts(&files, source));
     if let Err(err) = checked {
@@ -474,8 +475,18 @@ fn unpack_tar_gz(archive: &Path, dest: &Path) -> Result<(), String> {
 fn check_counts(files: &DataFiles, source: &DatasetSource) -> Result<(), DataError> {
     let (train, test) = files.load(source)?;
     for (path, field, found, expected) in [
-        (&files.files[0], "training examples", train.n, source.train_count),
-        (files.files.last().unwrap(), "test examples", test.n, source.test_count),
+        (
+            &files.files[0],
+            "training examples",
+            train.n,
+            source.train_count,
+        ),
+        (
+            files.files.last().unwrap(),
+            "test examples",
+            test.n,
+            source.test_count,
+        ),
     ] {
         if found != expected {
             return Err(DataError::Count {
@@ -490,11 +501,7 @@ fn check_counts(files: &DataFiles, source: &DatasetSource) -> Result<(), DataErr
 }
 
 /// Checks a downloaded IDX file by parsing it and comparing its shape with the source's.
-fn check_downloaded_idx(
-    path: &Path,
-    slot: usize,
-    source: &DatasetSource,
-) -> Result<(), IdxError> {
+fn check_downloaded_idx(path: &Path, slot: usize, source: &DatasetSource) -> Result<(), IdxError> {
     let count = if slot < 2 {
         source.train_count
     } else {
@@ -718,7 +725,10 @@ mod tests {
     impl Fetch for FakeArchiveServer {
         fn fetch(&self, url: &str, dest: &Path, _: u64) -> Result<(), String> {
             assert_eq!(url, SMALL_CIFAR.base_url);
-            fill_cifar(&self.staging.join("cifar-10-batches-bin"), self.label_of_test);
+            fill_cifar(
+                &self.staging.join("cifar-10-batches-bin"),
+                self.label_of_test,
+            );
             let status = Command::new("tar")
                 .arg("-czf")
                 .arg(dest)
@@ -965,7 +975,10 @@ mod tests {
         };
         let files = locate_or_download(None, &env, &SMALL_CIFAR, &server).unwrap();
         let cache = root.join("xdg/darkknowledge/small-cifar");
-        assert_eq!((files.origin, files.dir.clone()), (Origin::Downloaded, cache.clone()));
+        assert_eq!(
+            (files.origin, files.dir.clone()),
+            (Origin::Downloaded, cache.clone())
+        );
         assert_eq!(files.load(&SMALL_CIFAR).unwrap().1.labels, vec![1, 9]);
         assert!(
             !cache.join("small-cifar-binary.tar.gz.part").exists(),
@@ -991,6 +1004,10 @@ mod tests {
             "{text}"
         );
         let cache = root.join("xdg/darkknowledge/small-cifar");
-        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0, "nothing left");
+        assert_eq!(
+            std::fs::read_dir(&cache).unwrap().count(),
+            0,
+            "nothing left"
+        );
     }
 }

@@ -6,9 +6,7 @@ use super::cifar;
 use super::idx::FASHION_MNIST_CLASSES;
 
 /// The data set of a run (`data.dataset`, `--dataset`).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
     /// Zalando's Fashion-MNIST: 28x28 grey images of clothing, 10 classes

@@ -87,14 +87,18 @@ pub enum CsvError {
         found: usize,
         expected: usize,
     },
-    #[error("{path}: line {line}, column {column}: `{text}` is not a number (feature columns must be numeric)")]
+    #[error(
+        "{path}: line {line}, column {column}: `{text}` is not a number (feature columns must be numeric)"
+    )]
     NotNumeric {
         path: PathBuf,
         line: u64,
         column: String,
         text: String,
     },
-    #[error("{path}: line {line}, column {column}: `{text}` is not finite, expected a finite number (no NaN or infinity)")]
+    #[error(
+        "{path}: line {line}, column {column}: `{text}` is not finite, expected a finite number (no NaN or infinity)"
+    )]
     NotFinite {
         path: PathBuf,
         line: u64,
@@ -115,7 +119,9 @@ pub enum CsvError {
     },
     #[error("{path}: only the label column {column}, expected at least one feature column")]
     NoFeatures { path: PathBuf, column: String },
-    #[error("{path}: label column {column}: every row has the label `{value}`, expected at least 2 classes")]
+    #[error(
+        "{path}: label column {column}: every row has the label `{value}`, expected at least 2 classes"
+    )]
     SingleClass {
         path: PathBuf,
         column: String,
@@ -127,7 +133,9 @@ pub enum CsvError {
         column: String,
         found: usize,
     },
-    #[error("{path}: line {line}, column {column}: label `{value}` does not occur in the training file (classes: {classes})")]
+    #[error(
+        "{path}: line {line}, column {column}: label `{value}` does not occur in the training file (classes: {classes})"
+    )]
     UnknownLabel {
         path: PathBuf,
         line: u64,
@@ -277,7 +285,10 @@ fn find_label_column(
             .map(|name| format!("`{name}`"))
             .collect::<Vec<_>>()
             .join(", "),
-        None => format!("{columns} unnamed columns (no header row), 0 to {}", columns - 1),
+        None => format!(
+            "{columns} unnamed columns (no header row), 0 to {}",
+            columns - 1
+        ),
     };
     let missing = |wanted: String| CsvError::NoLabelColumn {
         path: path.to_path_buf(),
@@ -450,7 +461,10 @@ impl FeatureScaling {
         }
         FeatureScaling {
             mean: mean.iter().map(|&m| m as f32).collect(),
-            std: variance.iter().map(|&s| (s / count).sqrt() as f32).collect(),
+            std: variance
+                .iter()
+                .map(|&s| (s / count).sqrt() as f32)
+                .collect(),
         }
     }
 
@@ -498,7 +512,10 @@ mod tests {
         );
         // No column is named `label`, so the last one is taken and `species` is a feature.
         let message = error_text(read_csv(&path, &CsvOptions::default()));
-        assert!(message.contains("line 2, column `species`: `setosa` is not a number"), "{message}");
+        assert!(
+            message.contains("line 2, column `species`: `setosa` is not a number"),
+            "{message}"
+        );
         let options = CsvOptions {
             label: Some("species".parse().unwrap()),
             header: None,
@@ -523,14 +540,25 @@ mod tests {
         let table = read_csv(&path, &CsvOptions::default()).unwrap();
         assert!(table.header.is_none());
         assert_eq!(table.class_names().unwrap(), vec!["1", "2", "10"]);
-        assert_eq!(table.to_dataset(&table.class_names().unwrap()).unwrap().labels, vec![2, 1, 0]);
+        assert_eq!(
+            table
+                .to_dataset(&table.class_names().unwrap())
+                .unwrap()
+                .labels,
+            vec![2, 1, 0]
+        );
         // A column named `label` wins over the last column, in any case.
         let path = write(&dir, "named.csv", "Label,x\n1,0.5\n0,0.7\n");
         let table = read_csv(&path, &CsvOptions::default()).unwrap();
         assert_eq!((table.label_index, table.feature_count), (0, 1));
         // A header with a numeric name is found by comparing with the next row.
         let path = write(&dir, "numbered.csv", "1,x2,y\n0.5,0.5,a\n0.1,0.2,b\n");
-        assert!(read_csv(&path, &CsvOptions::default()).unwrap().header.is_some());
+        assert!(
+            read_csv(&path, &CsvOptions::default())
+                .unwrap()
+                .header
+                .is_some()
+        );
         // The setting overrides detection.
         let path = write(&dir, "forced.csv", "1,2,0\n3,4,1\n");
         let forced = CsvOptions {
@@ -546,59 +574,134 @@ mod tests {
     fn bad_files_name_the_file_line_and_column() {
         let dir = TempDir::new("csv-bad");
         let cases: [(&str, &str, CsvOptions, &[&str]); 10] = [
-            ("empty.csv", "", CsvOptions::default(), &["empty.csv: the file is empty"]),
-            ("header.csv", "a,b,label\n", CsvOptions::default(), &["header.csv: only a header row"]),
-            ("ragged.csv", "a,b,label\n1,2,x\n3,y\n", CsvOptions::default(), &["ragged.csv: line 3: 2 fields, expected 3"]),
-            ("text.csv", "a,b,label\n1,2,x\n3,abc,y\n", CsvOptions::default(), &["text.csv: line 3, column `b`: `abc` is not a number"]),
-            ("nan.csv", "a,b,label\n1,NaN,x\n3,4,y\n", CsvOptions::default(), &["nan.csv: line 2, column `b`: `NaN` is not finite"]),
-            ("inf.csv", "1,2,x\n3,-inf,y\n", CsvOptions::default(), &["inf.csv: line 2, column 1: `-inf` is not finite"]),
-            ("one.csv", "a,label\n1,x\n2,x\n", CsvOptions::default(), &["one.csv: label column `label`: every row has the label `x`, expected at least 2 classes"]),
+            (
+                "empty.csv",
+                "",
+                CsvOptions::default(),
+                &["empty.csv: the file is empty"],
+            ),
+            (
+                "header.csv",
+                "a,b,label\n",
+                CsvOptions::default(),
+                &["header.csv: only a header row"],
+            ),
+            (
+                "ragged.csv",
+                "a,b,label\n1,2,x\n3,y\n",
+                CsvOptions::default(),
+                &["ragged.csv: line 3: 2 fields, expected 3"],
+            ),
+            (
+                "text.csv",
+                "a,b,label\n1,2,x\n3,abc,y\n",
+                CsvOptions::default(),
+                &["text.csv: line 3, column `b`: `abc` is not a number"],
+            ),
+            (
+                "nan.csv",
+                "a,b,label\n1,NaN,x\n3,4,y\n",
+                CsvOptions::default(),
+                &["nan.csv: line 2, column `b`: `NaN` is not finite"],
+            ),
+            (
+                "inf.csv",
+                "1,2,x\n3,-inf,y\n",
+                CsvOptions::default(),
+                &["inf.csv: line 2, column 1: `-inf` is not finite"],
+            ),
+            (
+                "one.csv",
+                "a,label\n1,x\n2,x\n",
+                CsvOptions::default(),
+                &[
+                    "one.csv: label column `label`: every row has the label `x`, expected at least 2 classes",
+                ],
+            ),
             (
                 "nolabel.csv",
                 "a,b,c\n1,2,x\n3,4,y\n",
-                CsvOptions { label: Some("kind".parse().unwrap()), header: None },
+                CsvOptions {
+                    label: Some("kind".parse().unwrap()),
+                    header: None,
+                },
                 &["nolabel.csv: label column `kind` not found; the columns are: `a`, `b`, `c`"],
             ),
             (
                 "index.csv",
                 "1,2,x\n3,4,y\n",
-                CsvOptions { label: Some(LabelColumn::Index(5)), header: None },
-                &["index.csv: label column 5 not found", "3 unnamed columns (no header row), 0 to 2"],
+                CsvOptions {
+                    label: Some(LabelColumn::Index(5)),
+                    header: None,
+                },
+                &[
+                    "index.csv: label column 5 not found",
+                    "3 unnamed columns (no header row), 0 to 2",
+                ],
             ),
-            ("nofeatures.csv", "label\nx\ny\n", CsvOptions::default(), &["nofeatures.csv: only the label column `label`"]),
+            (
+                "nofeatures.csv",
+                "label\nx\ny\n",
+                CsvOptions::default(),
+                &["nofeatures.csv: only the label column `label`"],
+            ),
         ];
         for (name, text, options, needles) in cases {
             let path = write(&dir, name, text);
             let result = read_csv(&path, &options).and_then(|t| t.class_names().map(|_| t));
             let message = error_text(result);
             for needle in needles {
-                assert!(message.contains(needle), "{name}: missing {needle:?} in {message}");
+                assert!(
+                    message.contains(needle),
+                    "{name}: missing {needle:?} in {message}"
+                );
             }
         }
         let message = error_text(read_csv(&dir.join("absent.csv"), &CsvOptions::default()));
-        assert!(message.contains("absent.csv: cannot read file"), "{message}");
+        assert!(
+            message.contains("absent.csv: cannot read file"),
+            "{message}"
+        );
         let path = dir.join("latin1.csv");
         std::fs::write(&path, b"a,label\n1,x\n\n2,caf\xe9\n").unwrap();
         let message = error_text(read_csv(&path, &CsvOptions::default()));
-        assert!(message.contains("latin1.csv: line 4: invalid UTF-8 text"), "{message}");
+        assert!(
+            message.contains("latin1.csv: line 4: invalid UTF-8 text"),
+            "{message}"
+        );
         let path = write(&dir, "empty-label.csv", "a,label\n1,x\n2,\n3,y\n");
         let message = error_text(read_csv(&path, &CsvOptions::default()));
-        assert!(message.contains("empty-label.csv: line 3, column `label`: the label is empty"), "{message}");
+        assert!(
+            message.contains("empty-label.csv: line 3, column `label`: the label is empty"),
+            "{message}"
+        );
     }
 
     #[test]
     fn a_test_file_must_match_the_training_file() {
         let dir = TempDir::new("csv-test-file");
-        let train = read_csv(&write(&dir, "train.csv", "a,b,label\n1,2,x\n3,4,y\n"), &CsvOptions::default()).unwrap();
+        let train = read_csv(
+            &write(&dir, "train.csv", "a,b,label\n1,2,x\n3,4,y\n"),
+            &CsvOptions::default(),
+        )
+        .unwrap();
         let classes = train.class_names().unwrap();
-        let test = read_csv(&write(&dir, "test.csv", "a,b,label\n1,2,y\n3,4,z\n"), &CsvOptions::default()).unwrap();
+        let test = read_csv(
+            &write(&dir, "test.csv", "a,b,label\n1,2,y\n3,4,z\n"),
+            &CsvOptions::default(),
+        )
+        .unwrap();
         train.check_same_columns(&test).unwrap();
         let message = error_text(test.to_dataset(&classes));
         assert!(
             message.contains("test.csv: line 3, column `label`: label `z` does not occur in the training file (classes: x, y)"),
             "{message}"
         );
-        let other = read_csv(&write(&dir, "other.csv", "a,c,label\n1,2,y\n"), &CsvOptions::default()).unwrap();
+        let other = read_csv(
+            &write(&dir, "other.csv", "a,c,label\n1,2,y\n"),
+            &CsvOptions::default(),
+        )
+        .unwrap();
         let message = error_text(train.check_same_columns(&other));
         assert!(
             message.contains("other.csv: columns: found a, c, label, expected those of the training file: a, b, label"),

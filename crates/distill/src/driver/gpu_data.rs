@@ -226,8 +226,15 @@ mod tests {
         let names: Vec<String> = (0..10).map(|c| c.to_string()).collect();
         // 45,000 CIFAR images against lavapipe's 128 MiB: 138,240,000 bytes.
         let limit = 128 << 20;
-        let images = Dataset::from_pixels(vec![0; 45_000 * 3072], vec![0; 45_000], [3, 32, 32], names.clone());
-        let text = check_fits("training", &images, limit).unwrap_err().to_string();
+        let images = Dataset::from_pixels(
+            vec![0; 45_000 * 3072],
+            vec![0; 45_000],
+            [3, 32, 32],
+            names.clone(),
+        );
+        let text = check_fits("training", &images, limit)
+            .unwrap_err()
+            .to_string();
         assert!(!text.contains('\n'), "{text}");
         for needle in [
             "the training split is too large",
@@ -240,6 +247,9 @@ mod tests {
         assert!(check_fits("training", &images.select(&[0, 1]), limit).is_ok());
         let features = Dataset::from_features(vec![0.0; 40], vec![0; 4], 10, names);
         let text = check_fits("test", &features, 100).unwrap_err().to_string();
-        assert!(text.contains("160 bytes") && text.contains("--test-size 2 or less"), "{text}");
+        assert!(
+            text.contains("160 bytes") && text.contains("--test-size 2 or less"),
+            "{text}"
+        );
     }
 }

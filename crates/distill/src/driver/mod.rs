@@ -113,7 +113,9 @@ fn load_csv(config: &RunConfig) -> Result<StudyData> {
     debug_assert_eq!(config.data.dataset, DatasetKind::Csv);
     let csv = &config.data.csv;
     let Some(train_path) = &csv.train else {
-        bail!("the csv data set needs its training file: set data.csv.train or pass --csv-train FILE");
+        bail!(
+            "the csv data set needs its training file: set data.csv.train or pass --csv-train FILE"
+        );
     };
     let options = csv.options();
     let table = read_csv(train_path, &options)?;
@@ -127,7 +129,8 @@ fn load_csv(config: &RunConfig) -> Result<StudyData> {
             (all, test, format!("test file {}", test_path.display()))
         }
         None => {
-            let held_out = ((all.n as f64 * csv.test_fraction).round() as usize).clamp(1, all.n - 1);
+            let held_out =
+                ((all.n as f64 * csv.test_fraction).round() as usize).clamp(1, all.n - 1);
             let Split { train, validation } = train_validation_split(
                 &all.labels,
                 held_out,
@@ -143,9 +146,10 @@ fn load_csv(config: &RunConfig) -> Result<StudyData> {
             (all.select(&train), all.select(&validation), origin)
         }
     };
-    let file_name = train_path
-        .file_name()
-        .map_or_else(|| train_path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let file_name = train_path.file_name().map_or_else(
+        || train_path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let mut data = split_data(
         config,
         format!("CSV {file_name}"),
@@ -155,7 +159,12 @@ fn load_csv(config: &RunConfig) -> Result<StudyData> {
         full_test,
     )?;
     let scaling = FeatureScaling::fit(&data.train);
-    for set in [&mut data.train, &mut data.validation, &mut data.test, &mut data.pool] {
+    for set in [
+        &mut data.train,
+        &mut data.validation,
+        &mut data.test,
+        &mut data.pool,
+    ] {
         scaling.apply(set);
     }
     data.feature_scaling = Some(scaling);

@@ -30,7 +30,10 @@ pub fn model_spec(config: &ModelConfig, role: &str, data: &Dataset) -> Result<Mo
     let values = data.values_per_example();
     if parsed.input_len() != values {
         let (what, start) = if data.is_tabular() {
-            (format!("the data has {values} features"), format!("{values}"))
+            (
+                format!("the data has {values} features"),
+                format!("{values}"),
+            )
         } else {
             (
                 format!("the images are {channels}x{height}x{width} = {values} values"),
@@ -114,13 +117,18 @@ mod tests {
         let explicit = model_spec(&config("3x32x32-c4k3-p2-10", 0.0, 0.0), "teacher", &colour);
         assert_eq!(explicit.unwrap().input_shape(), &[3, 32, 32]);
         assert_eq!(
-            model_spec(&config("3072-16-10", 0.0, 0.0), "student", &colour).unwrap().input_len(),
+            model_spec(&config("3072-16-10", 0.0, 0.0), "student", &colour)
+                .unwrap()
+                .input_len(),
             3072
         );
         let text = model_spec(&config("784-16-10", 0.0, 0.0), "student", &colour)
             .unwrap_err()
             .to_string();
-        assert!(text.contains("start the spec with 3072 or 3x32x32"), "{text}");
+        assert!(
+            text.contains("start the spec with 3072 or 3x32x32"),
+            "{text}"
+        );
 
         let names = (0..3).map(|c| c.to_string()).collect();
         let table = Dataset::from_features(Vec::new(), Vec::new(), 13, names);

@@ -636,11 +636,13 @@ mod tests {
                     for x in 0..w as i32 {
                         let (sx, sy) = (x - dx, y - dy);
                         let inside = (0..w as i32).contains(&sx) && (0..h as i32).contains(&sy);
-                        let expected = if inside {
-                            f32::from(code(plane, sy as usize, sx as usize))
+                        // Uncovered pixels read as byte 0, i.e. come out as the offset.
+                        let byte = if inside {
+                            code(plane, sy as usize, sx as usize)
                         } else {
-                            -1.0
+                            0
                         };
+                        let expected = f32::from(byte) + p.offset;
                         let at = (plane * h + y as usize) * w + x as usize;
                         assert_eq!(
                             out[at], expected,
