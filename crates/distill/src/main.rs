@@ -72,12 +72,17 @@ fn print_plan(config: &RunConfig, data: &StudyData) {
         config.preset.name(),
         config.seed
     );
+    // Shifts move pixels; tabular features are never shifted.
+    let shift = if data.train.is_tabular() {
+        "no shift".to_string()
+    } else {
+        format!("shift +-{} px", config.teacher.max_shift)
+    };
     println!(
-        "  teachers: {} x {} for {} epochs (shift +-{} px, dropout {}/{})",
+        "  teachers: {} x {} for {} epochs ({shift}, dropout {}/{})",
         config.teachers,
         config.teacher.spec,
         config.teacher.epochs,
-        config.teacher.max_shift,
         config.teacher.dropout_input,
         config.teacher.dropout_hidden
     );

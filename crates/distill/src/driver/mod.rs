@@ -70,11 +70,13 @@ pub struct StudyData {
 }
 
 impl StudyData {
-    /// How one example looks, for messages: "28x28 images", "3x32x32 images", "13 features".
+    /// How the examples look, for messages: "images of 28x28", "images of 3x32x32",
+    /// "rows of 13 features".
     pub fn example_description(&self) -> String {
         let data = &self.train;
         if data.is_tabular() {
-            format!("rows of {} features", data.width)
+            let plural = if data.width == 1 { "" } else { "s" };
+            format!("rows of {} feature{plural}", data.width)
         } else if data.channels == 1 {
             format!("images of {}x{}", data.height, data.width)
         } else {
@@ -236,4 +238,106 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .or_else(|| env.home.as_ref().map(|h| h.join(".cache")))
         .or_else(|| env.local_app_data.clone())?;
     Some(base.join("darkknowledge").join("teacher-logits"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Preset;
+    use crate::testutil::TempDir;
+
+    fn names(count: usize) -> Vec<String> {
+        (0..count).map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn the_unused_training_examples_form_the_pool() {
+        // Example i has the single feature i, so the splits can be told apart by value.
+        let features: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        let labels: Vec<u8> = (0..20).map(|i| (i % 2) as u8).collect();
+        let full = Dataset::from_features(features, labels, 1, names(2));
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.data.validation_size = 4;
+        config.data.train_size = Some(10);
+        config.data.test_size = None;
+        let data = split_data(
+            &config,
+            "t".into(),
+            PathBuf::new(),
+            String::new(),
+            full.clone(),
+            full.clone(),
+        )
+        .unwrap();
+        assert_eq!((data.train.n, data.validation.n, data.pool.n), (10, 4, 6));
+        let mut seen: Vec<f32> = [&data.train, &data.validation, &data.pool]
+            .iter()
+            .flat_map(|set| set.to_f32())
+            .collect();
+        seen.sort_by(f32::total_cmp);
+        assert_eq!(
+            seen,
+            full.to_f32(),
+            "train, validation and pool partition the set"
+        );
+        for (i, value) in data.pool.to_f32().iter().enumerate() {
+            assert_eq!(
+                data.pool.labels[i],
+                (*value as usize % 2) as u8,
+                "labels kept"
+            );
+        }
+        config.data.train_size = None;
+        let data = split_data(
+            &config,
+            "t".into(),
+            PathBuf::new(),
+            String::new(),
+            full.clone(),
+            full,
+        )
+        .unwrap();
+        assert_eq!((data.train.n, data.pool.n), (16, 0));
+        assert_eq!(data.pool.example_shape(), [1, 1, 1]);
+    }
+
+    #[test]
+    fn csv_with_a_test_file_is_standardised_with_the_training_split() {
+        let dir = TempDir::new("load-csv");
+        let train = dir.join("train.csv");
+        let test = dir.join("test.csv");
+        let rows: String = (0..40)
+            .map(|i| format!("{},{}\n", 10 + i % 4, ["a", "b"][i % 2]))
+            .collect();
+        std::fs::write(&train, format!("x,label\n{rows}")).unwrap();
+        std::fs::write(&test, "x,label\n100,b\n10,a\n").unwrap();
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.data.dataset = DatasetKind::Csv;
+        config.data.csv.train = Some(train.clone());
+        config.data.csv.test = Some(test.clone());
+        config.data.validation_size = 8;
+        config.data.train_size = None;
+        config.data.test_size = None;
+        let data = load_data(&config, true).unwrap();
+        assert_eq!(data.name, "CSV train.csv");
+        assert_eq!(data.source_dir, train);
+        assert!(data.origin.contains("test.csv"), "{}", data.origin);
+        assert_eq!((data.train.n, data.validation.n, data.test.n), (32, 8, 2));
+        assert_eq!(data.example_description(), "rows of 1 feature");
+        let scaling = data.feature_scaling.as_ref().unwrap();
+        let expected = (100.0 - scaling.mean[0]) / scaling.std[0];
+        assert_eq!(data.test.example_f32(0), vec![expected]);
+        assert_eq!(data.test.labels, vec![1, 0]);
+
+        // Without a test file, a stratified fifth of the file is held out.
+        config.data.csv.test = None;
+        let data = load_data(&config, true).unwrap();
+        assert_eq!((data.train.n + data.validation.n, data.test.n), (32, 8));
+        assert_eq!(data.test.class_counts(), vec![4, 4]);
+        assert!(
+            data.origin.contains("8 of its 40 rows held out"),
+            "{}",
+            data.origin
+        );
+    }
 }
