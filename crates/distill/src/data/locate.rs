@@ -313,8 +313,7 @@ fn manual_ways(source: &DatasetSource, cache: Option<&Path>) -> String {
     );
     let download = match source.format {
         Format::Idx => format!(
-            "download the {} files ({}) from {} into {cache}",
-            source.files.len(),
+            "download the files {} from {} into {cache}",
             source
                 .files
                 .iter()
