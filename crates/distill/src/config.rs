@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::data::DatasetKind;
+use crate::data::tabular::{CsvOptions, LabelColumn};
+
 /// A named set of defaults sized for a kind of machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -100,11 +103,53 @@ impl Default for ModelConfig {
     }
 }
 
+/// The user's own CSV data (`data.dataset = "csv"`); see `data::tabular`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsvConfig {
+    /// The training file (required for the CSV data set).
+    pub train: Option<PathBuf>,
+    /// A separate test file with the same columns (absent = a seeded, stratified
+    /// `test_fraction` of the training file is held out).
+    pub test: Option<PathBuf>,
+    /// The label column: a header name or a 0-based index (absent = the column named
+    /// `label`, else the last column).
+    pub label: Option<LabelColumn>,
+    /// Whether the first row is a header (absent = detected).
+    pub header: Option<bool>,
+    /// Share of the training file held out as the test set when there is no test file.
+    pub test_fraction: f64,
+}
+
+impl Default for CsvConfig {
+    fn default() -> Self {
+        CsvConfig {
+            train: None,
+            test: None,
+            label: None,
+            header: None,
+            test_fraction: 0.2,
+        }
+    }
+}
+
+impl CsvConfig {
+    /// The reader's options.
+    pub fn options(&self) -> CsvOptions {
+        CsvOptions {
+            label: self.label.clone(),
+            header: self.header,
+        }
+    }
+}
+
 /// Which examples are used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// Folder holding the IDX files (absent = search; see `data::locate`).
+    /// The data set.
+    pub dataset: DatasetKind,
+    /// Folder holding the data set's files (absent = search; see `data::locate`).
     pub dir: Option<PathBuf>,
     /// Training examples (absent = all that the validation split leaves).
     pub train_size: Option<usize>,
@@ -114,16 +159,20 @@ pub struct DataConfig {
     pub test_size: Option<usize>,
     /// Stratify the split and subsamples by class (otherwise a plain seeded shuffle).
     pub stratified: bool,
+    /// Settings of the CSV data set.
+    pub csv: CsvConfig,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
+            dataset: DatasetKind::FashionMnist,
             dir: None,
             train_size: None,
             validation_size: 5_000,
             test_size: None,
             stratified: true,
+            csv: CsvConfig::default(),
         }
     }
 }
@@ -537,6 +586,20 @@ impl RunConfig {
             self.data.validation_size >= 1,
             "data.validation_size = 0: the validation split chooses T and alpha and checks the teachers, it needs examples".into(),
         );
+        let csv = &self.data.csv;
+        if self.data.dataset == DatasetKind::Csv {
+            check(
+                csv.train.is_some(),
+                "data.dataset = \"csv\" but data.csv.train is not set: give the training file (--csv-train FILE)".into(),
+            );
+        }
+        check(
+            csv.test_fraction > 0.0 && csv.test_fraction < 1.0,
+            format!(
+                "data.csv.test_fraction = {}: expected a share in (0, 1)",
+                csv.test_fraction
+            ),
+        );
         for (key, value) in [
             ("data.train_size", self.data.train_size),
             ("data.test_size", self.data.test_size),
@@ -792,9 +855,25 @@ pub struct Overrides {
     /// Run one of the papers' experiments instead of the standard comparison
     #[arg(long, value_enum, value_name = "NAME")]
     pub experiment: Option<Experiment>,
-    /// Folder holding the Fashion-MNIST IDX files (skips the search)
+    /// Data set: fashion-mnist, mnist, kmnist, cifar10, or csv (your own file, see --csv-train)
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub dataset: Option<DatasetKind>,
+    /// Folder holding the data set's files, or one subfolder per data set (fashion-mnist,
+    /// mnist, kmnist, cifar10): the IDX files, or CIFAR-10's cifar-10-batches-bin (skips the search)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// CSV data set: the training file (numeric feature columns and one label column)
+    #[arg(long, value_name = "FILE")]
+    pub csv_train: Option<PathBuf>,
+    /// CSV data set: a test file with the same columns [default: hold out part of the training file]
+    #[arg(long, value_name = "FILE")]
+    pub csv_test: Option<PathBuf>,
+    /// CSV data set: the label column, a header name or a 0-based index [default: `label`, else the last column]
+    #[arg(long, value_name = "COLUMN")]
+    pub csv_label: Option<LabelColumn>,
+    /// CSV data set: whether the first row is a header [default: detected]
+    #[arg(long, value_name = "BOOL")]
+    pub csv_header: Option<bool>,
     /// Run folder for checkpoints, results.json and report.html [default: runs/<UTC timestamp>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -888,8 +967,24 @@ impl Overrides {
         if self.experiment.is_some() {
             config.experiment = self.experiment;
         }
+        set(&mut config.data.dataset, &self.dataset);
         if self.data_dir.is_some() {
             config.data.dir = self.data_dir.clone();
+        }
+        let csv = &mut config.data.csv;
+        for (target, value) in [
+            (&mut csv.train, &self.csv_train),
+            (&mut csv.test, &self.csv_test),
+        ] {
+            if value.is_some() {
+                target.clone_from(value);
+            }
+        }
+        if self.csv_label.is_some() {
+            csv.label.clone_from(&self.csv_label);
+        }
+        if self.csv_header.is_some() {
+            csv.header = self.csv_header;
         }
         if self.out.is_some() {
             config.out_dir = self.out.clone();
@@ -1229,11 +1324,65 @@ mod tests {
     }
 
     #[test]
+    fn dataset_and_csv_settings_come_from_file_and_flags() {
+        let text = "[data]\ndataset = \"csv\"\n[data.csv]\ntrain = \"wine.csv\"\nlabel = 0\nheader = false\n";
+        let config = load_config_text(text, &[]);
+        assert_eq!(config.data.dataset, DatasetKind::Csv);
+        assert_eq!(config.data.csv.label, Some(LabelColumn::Index(0)));
+        assert_eq!(config.data.csv.header, Some(false));
+        assert_eq!(config.data.csv.test_fraction, 0.2);
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        let config = load_config_text(
+            text,
+            &[
+                "--csv-label",
+                "quality",
+                "--csv-test",
+                "wine-test.csv",
+                "--csv-header",
+                "true",
+            ],
+        );
+        assert_eq!(
+            config.data.csv.label,
+            Some(LabelColumn::Name("quality".into()))
+        );
+        assert_eq!(config.data.csv.test, Some(PathBuf::from("wine-test.csv")));
+        assert_eq!(config.data.csv.header, Some(true));
+        let config = load_config_text("", &["--dataset", "cifar10"]);
+        assert_eq!(config.data.dataset, DatasetKind::Cifar10);
+        assert_eq!(RunConfig::default().data.dataset, DatasetKind::FashionMnist);
+
+        let mut config = load_config_text("", &["--dataset", "csv"]);
+        config.data.csv.test_fraction = 1.0;
+        let text = config.validate().unwrap_err().to_string();
+        assert!(
+            text.contains("data.csv.train is not set") && text.contains("--csv-train"),
+            "{text}"
+        );
+        assert!(text.contains("data.csv.test_fraction = 1"), "{text}");
+        let err = parse_config_text(
+            "[data]\ndataset = \"imagenet\"\n",
+            Path::new("my.toml"),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("my.toml:2:") && err.contains("imagenet"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn effective_config_round_trips() {
         let mut config = RunConfig::preset(Preset::Quick);
         config.seed = 42;
         config.distill.temperature = Some(3.0);
         config.data.dir = Some("/data/fm".into());
+        config.data.dataset = DatasetKind::Csv;
+        config.data.csv.train = Some("/data/wine.csv".into());
+        config.data.csv.label = Some(LabelColumn::Name("quality".into()));
         let text = effective_config_toml(&config);
         assert!(text.contains("seed = 42"), "{text}");
         let back = parse_config_text(&text, Path::new("config.toml"), None).unwrap();

@@ -1,7 +1,7 @@
 //! The distillation driver's library: everything around the training loop.
 //!
-//! - [`data`]: IDX files (Fashion-MNIST, MNIST, KMNIST), where to find or fetch them, and the
-//!   seeded train/validation split.
+//! - [`data`]: IDX files (Fashion-MNIST, MNIST, KMNIST), CIFAR-10 batches and CSV tables,
+//!   where to find or fetch them, and the seeded train/validation split.
 //! - [`config`]: every setting of a run, presets, TOML files and command-line overrides.
 //! - [`metrics`]: accuracy, NLL, calibration, agreement and ensembles, from logits on the CPU.
 //! - [`results`]: the `results.json` schema (see `SCHEMA.md` in this crate).

@@ -1,8 +1,9 @@
 //! `dk-distill`: the command line of the distillation study (`cargo xtask distill`).
 //!
 //! Resolves the settings (preset, `--config FILE.toml`, flags; `quick` on a software adapter
-//! unless a preset is named), finds or downloads Fashion-MNIST, reads and splits it, states
-//! the plan, runs the study (`dk_distill::driver`) and prints the final table.
+//! unless a preset is named), finds or downloads the data set (Fashion-MNIST unless
+//! `--dataset` says otherwise), reads and splits it, states the plan, runs the study
+//! (`dk_distill::driver`) and prints the final table.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,6 @@ use clap::Parser;
 use dk_tensor::GpuContext;
 
 use dk_distill::config::{Overrides, Preset, RunConfig, effective_config_toml, load_config};
-use dk_distill::data::locate::FASHION_MNIST;
 use dk_distill::driver::experiments::{experiment_summary, text_table};
 use dk_distill::driver::study::summary_table;
 use dk_distill::driver::{RunOptions, StudyData, default_cache_dir, load_data, run_study};
@@ -21,8 +21,9 @@ use dk_distill::report::write_report;
 use dk_distill::results::Results;
 use dk_distill::run_dir::folder_timestamp;
 
-/// Train a teacher ensemble on Fashion-MNIST, distill small students from it, evaluate
-/// everything and write results.json and report.html into the run folder.
+/// Train a teacher ensemble on a data set (Fashion-MNIST, MNIST, KMNIST, CIFAR-10 or your own
+/// CSV file), distill small students from it, evaluate everything and write results.json and
+/// report.html into the run folder.
 ///
 /// Settings come from the preset, then --config FILE.toml, then the flags below.
 #[derive(Debug, Parser)]
@@ -54,19 +55,20 @@ struct Cli {
 }
 
 fn print_plan(config: &RunConfig, data: &StudyData) {
-    let train = &data.train;
     println!(
-        "{} from {} ({}): train {}, validation {}, test {} images of {}x{}, {} classes",
-        FASHION_MNIST.name,
+        "{} from {} ({}): train {}, validation {}, test {} {}, {} classes",
+        data.name,
         data.source_dir.display(),
         data.origin,
-        train.n,
+        data.train.n,
         data.validation.n,
         data.test.n,
-        train.height,
-        train.width,
-        train.classes
+        data.example_description(),
+        data.train.classes
     );
+    if data.pool.n > 0 {
+        println!("  {} more training examples unused (the pool)", data.pool.n);
+    }
     let out = config
         .out_dir
         .clone()
@@ -76,12 +78,17 @@ fn print_plan(config: &RunConfig, data: &StudyData) {
         config.preset.name(),
         config.seed
     );
+    // Shifts move pixels; tabular features are never shifted.
+    let shift = if data.train.is_tabular() {
+        "no shift".to_string()
+    } else {
+        format!("shift +-{} px", config.teacher.max_shift)
+    };
     println!(
-        "  teachers: {} x {} for {} epochs (shift +-{} px, dropout {}/{})",
+        "  teachers: {} x {} for {} epochs ({shift}, dropout {}/{})",
         config.teachers,
         config.teacher.spec,
         config.teacher.epochs,
-        config.teacher.max_shift,
         config.teacher.dropout_input,
         config.teacher.dropout_hidden
     );

@@ -527,29 +527,8 @@ fn dark_knowledge_section(page: &mut String, dark: &DarkKnowledge, names: &[Stri
         dark.example_index,
         escape(&class_name(names, dark.true_class))
     );
-    page.push_str("<div class=\"row\">\n<figure>\n");
-    let cell = 6.0;
-    let _ = writeln!(
-        page,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" shape-rendering=\"crispEdges\" role=\"img\">",
-        w = dark.width as f64 * cell,
-        h = dark.height as f64 * cell
-    );
-    for (index, &pixel) in dark.image.iter().enumerate().take(dark.width * dark.height) {
-        let (row, col) = (index / dark.width.max(1), index % dark.width.max(1));
-        let _ = writeln!(
-            page,
-            "<rect x=\"{}\" y=\"{}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgb({pixel},{pixel},{pixel})\"/>",
-            col as f64 * cell,
-            row as f64 * cell
-        );
-    }
-    let _ = writeln!(
-        page,
-        "</svg>\n<figcaption>test example {} ({})</figcaption>\n</figure>",
-        dark.example_index,
-        escape(&class_name(names, dark.true_class))
-    );
+    page.push_str("<div class=\"row\">\n");
+    example_picture(page, dark, names);
     for at in &dark.probabilities {
         bar_chart(
             page,
@@ -567,6 +546,55 @@ fn dark_knowledge_section(page: &mut String, dark: &DarkKnowledge, names: &[Stri
         dark.soft_target_temperature,
     );
     page.push_str("</section>\n");
+}
+
+/// The example as an SVG of pixel rects: grey for one channel, colour for three planes
+/// (red, green, blue). Tabular examples have no picture (an empty `image`): nothing is drawn.
+fn example_picture(page: &mut String, dark: &DarkKnowledge, names: &[String]) {
+    let plane = dark.width * dark.height;
+    if plane == 0 || dark.image.is_empty() || !dark.image.len().is_multiple_of(plane) {
+        return;
+    }
+    let channels = dark.image.len() / plane;
+    if channels != 1 && channels != 3 {
+        return;
+    }
+    let cell = if dark.width.max(dark.height) > 28 {
+        5.0
+    } else {
+        6.0
+    };
+    let _ = writeln!(
+        page,
+        "<figure>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" shape-rendering=\"crispEdges\" role=\"img\">",
+        w = dark.width as f64 * cell,
+        h = dark.height as f64 * cell
+    );
+    for index in 0..plane {
+        let (row, col) = (index / dark.width, index % dark.width);
+        let (r, g, b) = if channels == 3 {
+            (
+                dark.image[index],
+                dark.image[plane + index],
+                dark.image[2 * plane + index],
+            )
+        } else {
+            let grey = dark.image[index];
+            (grey, grey, grey)
+        };
+        let _ = writeln!(
+            page,
+            "<rect x=\"{}\" y=\"{}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgb({r},{g},{b})\"/>",
+            col as f64 * cell,
+            row as f64 * cell
+        );
+    }
+    let _ = writeln!(
+        page,
+        "</svg>\n<figcaption>test example {} ({})</figcaption>\n</figure>",
+        dark.example_index,
+        escape(&class_name(names, dark.true_class))
+    );
 }
 
 /// Horizontal bars, one per class, probabilities on a linear 0..1 scale with the value printed.
@@ -768,6 +796,35 @@ mod tests {
             );
         }
         assert!(html.contains("Ankle boot") && html.contains("T-shirt/top"));
+    }
+
+    #[test]
+    fn colour_examples_are_drawn_in_colour_and_tabular_ones_not_at_all() {
+        let mut results = sample_results();
+        let dark = results.dark_knowledge.as_mut().unwrap();
+        // A 2x3 colour image: red plane 10, green 20, blue 30.
+        dark.height = 2;
+        dark.width = 3;
+        dark.image = [vec![10; 6], vec![20; 6], vec![30; 6]].concat();
+        let html = render_report(&results);
+        assert_balanced(&html);
+        assert_eq!(html.matches("fill=\"rgb(10,20,30)\"").count(), 6);
+
+        let dark = results.dark_knowledge.as_mut().unwrap();
+        dark.height = 1;
+        dark.width = 13;
+        dark.image.clear();
+        let html = render_report(&results);
+        assert_balanced(&html);
+        assert!(html.contains("<section id=\"dark-knowledge\">"));
+        assert!(
+            !html.contains("shape-rendering=\"crispEdges\""),
+            "no picture"
+        );
+        assert!(
+            html.contains("<figcaption>T = 20</figcaption>"),
+            "the bars stay"
+        );
     }
 
     #[test]

@@ -68,9 +68,9 @@ pub struct AdapterInfo {
 /// The data set of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetInfo {
-    /// E.g. "Fashion-MNIST".
+    /// E.g. "Fashion-MNIST", "CIFAR-10", "CSV wine.csv".
     pub name: String,
-    /// Folder the IDX files were read from.
+    /// Folder the data files were read from (the training file for CSV data).
     pub source_dir: String,
     /// Training examples used (the transfer set of the students too).
     pub train: usize,
@@ -80,9 +80,9 @@ pub struct DatasetInfo {
     pub test: usize,
     /// Class names in label order.
     pub class_names: Vec<String>,
-    /// Image height in pixels.
+    /// Image height in pixels (1 for tabular data).
     pub height: usize,
-    /// Image width in pixels.
+    /// Image width in pixels, or the number of features of tabular data.
     pub width: usize,
 }
 
@@ -229,7 +229,8 @@ pub struct DarkKnowledge {
     pub example_index: usize,
     /// Its true class.
     pub true_class: usize,
-    /// Its pixels, `height x width` bytes, row-major, 0 = black.
+    /// Its pixels, `channels x height x width` bytes: one row-major plane per channel
+    /// (grey, or red, green, blue), 0 = black; empty for tabular data (no picture).
     pub image: Vec<u8>,
     pub height: usize,
     pub width: usize,

@@ -79,11 +79,16 @@ impl Fingerprint {
     }
 }
 
-/// The key of the teachers' logits on a transfer set: the transfer set's images and labels
-/// (in order) and each teacher's checkpoint bytes (in ensemble order).
-pub fn transfer_key(images: &[u8], labels: &[u8], teacher_checkpoints: &[&[u8]]) -> u128 {
+/// The key of the teachers' logits on a transfer set: the bytes of the transfer set's
+/// examples (pixels, or f32 features through [`crate::data::Storage`]'s `AsRef<[u8]>`) and
+/// labels, in order, and each teacher's checkpoint bytes (in ensemble order).
+pub fn transfer_key(
+    images: &(impl AsRef<[u8]> + ?Sized),
+    labels: &[u8],
+    teacher_checkpoints: &[&[u8]],
+) -> u128 {
     let mut fingerprint = Fingerprint::new()
-        .part("images", images)
+        .part("images", images.as_ref())
         .part("labels", labels);
     for (index, checkpoint) in teacher_checkpoints.iter().enumerate() {
         fingerprint = fingerprint.part(&format!("teacher-{index}"), checkpoint);
@@ -260,6 +265,15 @@ mod tests {
             transfer_key(&[1, 2, 3], &[0], &[b"teacher b", b"teacher a"])
         );
         assert_ne!(base, transfer_key(&[1, 2, 3], &[0], &[b"teacher a"]));
+        // Tabular features count by their f32 bits.
+        use crate::data::Storage;
+        let features = |v: f32| transfer_key(&Storage::Features(vec![0.5, v]), &[0], &[b"t"]);
+        assert_eq!(features(1.0), features(1.0));
+        assert_ne!(features(1.0), features(1.0 + f32::EPSILON));
+        assert_ne!(
+            transfer_key(&Storage::Pixels(vec![1, 2, 3]), &[0], &[b"t"]),
+            transfer_key(&Storage::Pixels(vec![1, 2, 4]), &[0], &[b"t"])
+        );
         // Boundaries matter: moving a byte from one part to the next changes the key.
         assert_ne!(
             Fingerprint::new().part("x", b"ab").part("y", b"c").finish(),

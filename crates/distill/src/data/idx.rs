@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use flate2::read::GzDecoder;
 use thiserror::Error;
 
+pub use super::dataset::Dataset;
+
 /// Fashion-MNIST's class names, in label order.
 pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "T-shirt/top",
@@ -94,77 +96,6 @@ pub enum IdxError {
         image_count: usize,
         label_count: usize,
     },
-}
-
-/// A labelled image data set held in memory as bytes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Dataset {
-    /// Pixels, `n * height * width` bytes, row-major, one image after another.
-    pub images: Vec<u8>,
-    /// One label per image, each `< classes`.
-    pub labels: Vec<u8>,
-    pub n: usize,
-    pub height: usize,
-    pub width: usize,
-    pub classes: usize,
-    /// `classes` names, in label order.
-    pub class_names: Vec<String>,
-}
-
-impl Dataset {
-    /// Number of pixels in one image.
-    pub fn pixels_per_image(&self) -> usize {
-        self.height * self.width
-    }
-
-    /// The pixels of image `index`.
-    pub fn image(&self, index: usize) -> &[u8] {
-        let size = self.pixels_per_image();
-        &self.images[index * size..(index + 1) * size]
-    }
-
-    /// A new data set made of the given examples, in the given order.
-    pub fn select(&self, indices: &[usize]) -> Dataset {
-        let size = self.pixels_per_image();
-        let mut images = Vec::with_capacity(indices.len() * size);
-        let mut labels = Vec::with_capacity(indices.len());
-        for &index in indices {
-            images.extend_from_slice(self.image(index));
-            labels.push(self.labels[index]);
-        }
-        Dataset {
-            images,
-            labels,
-            n: indices.len(),
-            height: self.height,
-            width: self.width,
-            classes: self.classes,
-            class_names: self.class_names.clone(),
-        }
-    }
-
-    /// This data set followed by `other`'s examples (same image size and classes).
-    pub fn concat(&self, other: &Dataset) -> Dataset {
-        assert_eq!(
-            (self.height, self.width, self.classes),
-            (other.height, other.width, other.classes),
-            "concatenated data sets must have the same image size and classes"
-        );
-        let mut joined = self.clone();
-        joined.images.extend_from_slice(&other.images);
-        joined.labels.extend_from_slice(&other.labels);
-        joined.n += other.n;
-        joined
-    }
-
-    /// How many examples each class has.
-    pub fn class_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.classes];
-        for &label in &self.labels {
-            counts[label as usize] += 1;
-        }
-        counts
-    }
 }
 
 /// The images of one IDX image file.
@@ -316,15 +247,12 @@ pub fn load_dataset(
             label_count: labels.len(),
         });
     }
-    Ok(Dataset {
-        images: images.pixels,
+    Ok(Dataset::from_pixels(
+        images.pixels,
         labels,
-        n: images.n,
-        height: images.height,
-        width: images.width,
-        classes: class_names.len(),
-        class_names: class_names.iter().map(|s| s.to_string()).collect(),
-    })
+        [1, images.height, images.width],
+        class_names.iter().map(|s| s.to_string()).collect(),
+    ))
 }
 
 /// Encoders for writing IDX files: used to craft test data and by tools that export subsets.
@@ -392,8 +320,8 @@ mod tests {
             let (images, labels) = tiny_files(&dir, gzip);
             let data = load_dataset(&images, &labels, &class_names(3)).unwrap();
             assert_eq!(
-                (data.n, data.height, data.width, data.classes),
-                (3, 2, 3, 3)
+                (data.n, data.channels, data.height, data.width, data.classes),
+                (3, 1, 2, 3, 3)
             );
             assert_eq!(data.labels, vec![0, 2, 1]);
             assert_eq!(data.image(1), &[10, 11, 12, 13, 14, 15]);

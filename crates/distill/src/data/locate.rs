@@ -1,13 +1,20 @@
-//! Finding the four IDX files of a data set, and downloading them when they are nowhere.
+//! Finding the files of a data set, and downloading them when they are nowhere.
 //!
-//! Folders are searched in this order; the first one holding all four files wins:
+//! Folders are searched in this order; the first one holding all the data set's files wins:
 //! 1. `--data-dir DIR` (explicit: when given and incomplete, that is an error, no fallback),
 //! 2. `$DARKKNOWLEDGE_DATA` (explicit too, same rule),
 //! 3. the user cache: `$XDG_CACHE_HOME/darkknowledge/<name>`, else `~/.cache/darkknowledge/<name>`
 //!    (`%LOCALAPPDATA%\darkknowledge\<name>` on Windows),
 //! 4. the system folder `/usr/share/datasets/<name>` (Debian's `dataset-fashion-mnist`).
 //!
-//! Each file may be gzip-compressed (`<stem>.gz`) or raw (`<stem>`); `.gz` is preferred.
+//! `<name>` is the data set's [`DatasetSource::folder`]. `--data-dir DIR` and
+//! `$DARKKNOWLEDGE_DATA` may hold one subfolder per data set (`DIR/<name>`, taken when it
+//! exists) or the files themselves; the variable holds the files themselves only for data
+//! sets whose file names are their own ([`DatasetSource::env_flat`]), and is passed over for
+//! the others when it has no `<name>` subfolder.
+//!
+//! IDX files may be gzip-compressed (`<stem>.gz`) or raw (`<stem>`); `.gz` is preferred.
+//! CIFAR-10's batches may sit in the folder or in its `cifar-10-batches-bin` subfolder.
 //! When no folder is complete, the missing files are downloaded into the cache folder
 //! (see [`Fetch`]), checked by parsing, and only then given their final names.
 
@@ -18,51 +25,33 @@ use std::process::{Command, Stdio};
 
 use thiserror::Error;
 
+use super::cifar::{self, CifarError};
 use super::idx::{self, Dataset, IdxError};
+pub use super::sources::{
+    CIFAR10, DatasetSource, FASHION_MNIST, Format, IDX_FILE_STEMS, KMNIST, MNIST,
+};
+
+/// File stems of the IDX data sets (kept under its old name).
+pub const FILE_STEMS: [&str; 4] = IDX_FILE_STEMS;
 
 /// The environment variable naming a folder that holds the data files.
 pub const DATA_ENV_VAR: &str = "DARKKNOWLEDGE_DATA";
 
-/// Where a data set comes from and what its files must contain.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DatasetSource {
-    /// Human name, e.g. "Fashion-MNIST".
-    pub name: &'static str,
-    /// Folder name under the cache and system folders.
-    pub folder: &'static str,
-    /// Base URL; each file is `<base_url>/<stem>.gz`.
-    pub base_url: &'static str,
-    /// Approximate compressed file sizes in bytes, train images/labels, test images/labels:
-    /// only used to size the progress bar.
-    pub approx_sizes: [u64; 4],
-    pub train_count: usize,
-    pub test_count: usize,
-    pub height: usize,
-    pub width: usize,
-    pub class_names: &'static [&'static str],
+/// Why the files of a data set are not valid.
+#[derive(Debug, Error)]
+pub enum DataError {
+    #[error(transparent)]
+    Idx(#[from] IdxError),
+    #[error(transparent)]
+    Cifar(#[from] CifarError),
+    #[error("{path}: {field}: found {found}, expected {expected}")]
+    Count {
+        path: PathBuf,
+        field: &'static str,
+        found: usize,
+        expected: usize,
+    },
 }
-
-/// Fashion-MNIST from its official repository.
-pub const FASHION_MNIST: DatasetSource = DatasetSource {
-    name: "Fashion-MNIST",
-    folder: "fashion-mnist",
-    base_url: "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion",
-    approx_sizes: [26_421_880, 29_515, 4_422_102, 5_148],
-    train_count: 60_000,
-    test_count: 10_000,
-    height: 28,
-    width: 28,
-    class_names: &idx::FASHION_MNIST_CLASSES,
-};
-
-/// File stems shared by MNIST-style data sets, in the order train images, train labels,
-/// test images, test labels.
-pub const FILE_STEMS: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
 
 /// Which search location a folder came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,33 +75,44 @@ impl fmt::Display for Origin {
     }
 }
 
-/// The four files of a data set, found in one folder.
+/// The files of a data set, found in one folder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataFiles {
+    /// The folder searched (CIFAR-10's batches may sit in a subfolder of it).
     pub dir: PathBuf,
     pub origin: Origin,
-    pub train_images: PathBuf,
-    pub train_labels: PathBuf,
-    pub test_images: PathBuf,
-    pub test_labels: PathBuf,
+    /// One path per [`DatasetSource::files`] entry, in that order.
+    pub files: Vec<PathBuf>,
 }
 
 impl DataFiles {
-    /// All four paths, in [`FILE_STEMS`] order.
-    pub fn paths(&self) -> [&Path; 4] {
-        [
-            &self.train_images,
-            &self.train_labels,
-            &self.test_images,
-            &self.test_labels,
-        ]
+    /// All paths, in [`DatasetSource::files`] order.
+    pub fn paths(&self) -> Vec<&Path> {
+        self.files.iter().map(PathBuf::as_path).collect()
     }
 
     /// Reads and validates the training and test sets.
-    pub fn load(&self, source: &DatasetSource) -> Result<(Dataset, Dataset), IdxError> {
-        let train = idx::load_dataset(&self.train_images, &self.train_labels, source.class_names)?;
-        let test = idx::load_dataset(&self.test_images, &self.test_labels, source.class_names)?;
-        Ok((train, test))
+    pub fn load(&self, source: &DatasetSource) -> Result<(Dataset, Dataset), DataError> {
+        match source.format {
+            Format::Idx => {
+                let [train_images, train_labels, test_images, test_labels] = &self.files[..] else {
+                    panic!("an IDX data set has four files");
+                };
+                let train = idx::load_dataset(train_images, train_labels, source.class_names)?;
+                let test = idx::load_dataset(test_images, test_labels, source.class_names)?;
+                Ok((train, test))
+            }
+            Format::CifarBinary { .. } => {
+                let folder = self.files[0].parent().unwrap_or(&self.dir);
+                let names = cifar::class_names_in(folder)?;
+                let (train, test) = self.files.split_at(self.files.len() - 1);
+                let train: Vec<&Path> = train.iter().map(PathBuf::as_path).collect();
+                Ok((
+                    cifar::load_batches(&train, &names)?,
+                    cifar::load_batches(&[&test[0]], &names)?,
+                ))
+            }
+        }
     }
 }
 
@@ -170,18 +170,26 @@ pub enum LocateError {
     },
     #[error(
         "{name} not found and the download failed ({reason}). Get the data one of these ways: \
-         `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or download the four files \
-         ({files}) from {base_url} into {cache}, or pass --data-dir DIR"
+         {ways}, or pass --data-dir DIR"
     )]
     DownloadFailed {
         name: &'static str,
         reason: String,
-        files: String,
-        base_url: &'static str,
-        cache: String,
+        ways: String,
     },
     #[error("downloaded {path} is not valid: {source}")]
-    DownloadInvalid { path: PathBuf, source: IdxError },
+    DownloadInvalid { path: PathBuf, source: DataError },
+}
+
+/// The folder of `source` under an explicit folder `dir`: `dir/<folder>` when it exists,
+/// else `dir` itself when `flat` allows, else `None`.
+fn explicit_folder(dir: &Path, source: &DatasetSource, flat: bool) -> Option<PathBuf> {
+    let nested = dir.join(source.folder);
+    if nested.is_dir() {
+        Some(nested)
+    } else {
+        flat.then(|| dir.to_path_buf())
+    }
 }
 
 /// The folders to search, in order, with where each came from.
@@ -191,11 +199,15 @@ pub fn search_order(
     source: &DatasetSource,
 ) -> Vec<(Origin, PathBuf)> {
     let mut order = Vec::new();
-    if let Some(dir) = data_dir {
-        order.push((Origin::DataDirFlag, dir.to_path_buf()));
+    if let Some(dir) = data_dir.and_then(|dir| explicit_folder(dir, source, true)) {
+        order.push((Origin::DataDirFlag, dir));
     }
-    if let Some(dir) = &env.data_var {
-        order.push((Origin::EnvironmentVariable, dir.clone()));
+    if let Some(dir) = env
+        .data_var
+        .as_deref()
+        .and_then(|dir| explicit_folder(dir, source, source.env_flat))
+    {
+        order.push((Origin::EnvironmentVariable, dir));
     }
     if let Some(dir) = env.cache_dir(source) {
         order.push((Origin::UserCache, dir));
@@ -206,35 +218,57 @@ pub fn search_order(
     order
 }
 
-/// The path of file `stem` in `dir` (`.gz` preferred over raw), or `None`.
-fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
-    [format!("{stem}.gz"), stem.to_string()]
+/// The path of `name` in `dir` (for IDX `.gz` preferred over raw), or `None`.
+fn find_file(dir: &Path, name: &str, format: Format) -> Option<PathBuf> {
+    let candidates = match format {
+        Format::Idx => vec![format!("{name}.gz"), name.to_string()],
+        Format::CifarBinary { .. } => vec![name.to_string()],
+    };
+    candidates
         .into_iter()
-        .map(|name| dir.join(name))
+        .map(|candidate| dir.join(candidate))
         .find(|path| path.is_file())
 }
 
-/// The four files in `dir`, or the names of the missing ones.
-pub fn find_in_dir(dir: &Path, origin: Origin) -> Result<DataFiles, Vec<&'static str>> {
-    let found: Vec<Option<PathBuf>> = FILE_STEMS.iter().map(|stem| find_file(dir, stem)).collect();
-    let missing: Vec<&'static str> = FILE_STEMS
+/// The files of `source` found directly in `dir`, one `Option` per file.
+fn find_files(dir: &Path, source: &DatasetSource) -> Vec<Option<PathBuf>> {
+    source
+        .files
+        .iter()
+        .map(|name| find_file(dir, name, source.format))
+        .collect()
+}
+
+/// The files in `dir` (or, for CIFAR-10, its subfolder), or the names of the missing ones.
+pub fn find_in_dir(
+    dir: &Path,
+    origin: Origin,
+    source: &DatasetSource,
+) -> Result<DataFiles, Vec<String>> {
+    let mut found = find_files(dir, source);
+    if let Format::CifarBinary { subfolder } = source.format {
+        let nested = find_files(&dir.join(subfolder), source);
+        if found.iter().any(Option::is_none) && nested.iter().all(Option::is_some) {
+            found = nested;
+        }
+    }
+    let missing: Vec<String> = source
+        .files
         .iter()
         .zip(&found)
         .filter(|(_, path)| path.is_none())
-        .map(|(stem, _)| *stem)
+        .map(|(name, _)| match source.format {
+            Format::Idx => format!("{name}(.gz)"),
+            Format::CifarBinary { .. } => name.to_string(),
+        })
         .collect();
     if !missing.is_empty() {
         return Err(missing);
     }
-    let mut paths = found.into_iter().flatten();
-    let mut next = || paths.next().expect("four files found");
     Ok(DataFiles {
         dir: dir.to_path_buf(),
         origin,
-        train_images: next(),
-        train_labels: next(),
-        test_images: next(),
-        test_labels: next(),
+        files: found.into_iter().flatten().collect(),
     })
 }
 
@@ -245,16 +279,15 @@ pub fn locate(
     source: &DatasetSource,
 ) -> Result<Option<DataFiles>, LocateError> {
     for (origin, dir) in search_order(data_dir, env, source) {
-        match find_in_dir(&dir, origin) {
+        match find_in_dir(&dir, origin, source) {
             Ok(files) => return Ok(Some(files)),
             Err(missing) => {
                 let explicit = matches!(origin, Origin::DataDirFlag | Origin::EnvironmentVariable);
                 if explicit {
-                    let missing = missing
-                        .iter()
-                        .map(|stem| format!("{stem}(.gz)"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let mut missing = missing.join(", ");
+                    if let Format::CifarBinary { subfolder } = source.format {
+                        missing.push_str(&format!(" (directly or in {subfolder}/)"));
+                    }
                     return Err(LocateError::Incomplete {
                         origin,
                         dir,
@@ -265,6 +298,39 @@ pub fn locate(
         }
     }
     Ok(None)
+}
+
+/// What to do by hand when the download fails: install, download, unpack.
+fn manual_ways(source: &DatasetSource, cache: Option<&Path>) -> String {
+    let cache = cache.map_or_else(
+        || {
+            format!(
+                "~/.cache/darkknowledge/{} (no cache folder: HOME is unset)",
+                source.folder
+            )
+        },
+        |dir| dir.display().to_string(),
+    );
+    let download = match source.format {
+        Format::Idx => format!(
+            "download the files {} from {} into {cache}",
+            source
+                .files
+                .iter()
+                .map(|stem| format!("{stem}.gz"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            source.base_url
+        ),
+        Format::CifarBinary { subfolder } => format!(
+            "download {} and unpack it into {cache} (it holds {subfolder}/)",
+            source.base_url
+        ),
+    };
+    match source.install_hint {
+        Some(hint) => format!("{hint}, or {download}"),
+        None => download,
+    }
 }
 
 /// Like [`locate`], but downloads the missing files into the user cache when no folder is
@@ -282,20 +348,34 @@ pub fn locate_or_download(
     let failed = |reason: String| LocateError::DownloadFailed {
         name: source.name,
         reason,
-        files: FILE_STEMS.map(|stem| format!("{stem}.gz")).join(", "),
-        base_url: source.base_url,
-        cache: cache.as_ref().map_or_else(
-            || "~/.cache/darkknowledge/fashion-mnist (no cache folder: HOME is unset)".into(),
-            |dir| dir.display().to_string(),
-        ),
+        ways: manual_ways(source, cache.as_deref()),
     };
     let Some(dir) = cache.clone() else {
         return Err(failed("no cache folder to download into".into()));
     };
     std::fs::create_dir_all(&dir)
         .map_err(|err| failed(format!("cannot create {}: {err}", dir.display())))?;
-    for (slot, stem) in FILE_STEMS.iter().enumerate() {
-        if find_file(&dir, stem).is_some() {
+    match source.format {
+        Format::Idx => download_idx(&dir, source, fetcher, &failed)?,
+        Format::CifarBinary { subfolder } => {
+            download_archive(&dir, subfolder, source, fetcher, &failed)?
+        }
+    }
+    let mut files = find_in_dir(&dir, Origin::Downloaded, source)
+        .map_err(|missing| failed(format!("still missing after download: {missing:?}")))?;
+    files.origin = Origin::Downloaded;
+    Ok(files)
+}
+
+/// Fetches each missing IDX file as `<stem>.gz`, checks it, then gives it its final name.
+fn download_idx(
+    dir: &Path,
+    source: &DatasetSource,
+    fetcher: &dyn Fetch,
+    failed: &dyn Fn(String) -> LocateError,
+) -> Result<(), LocateError> {
+    for (slot, stem) in source.files.iter().enumerate() {
+        if find_file(dir, stem, source.format).is_some() {
             continue;
         }
         let name = format!("{stem}.gz");
@@ -307,24 +387,120 @@ pub fn locate_or_download(
                 let _ = std::fs::remove_file(&part);
                 failed(reason)
             })?;
-        if let Err(err) = check_downloaded(&part, slot, source) {
+        if let Err(err) = check_downloaded_idx(&part, slot, source) {
             let _ = std::fs::remove_file(&part);
             return Err(LocateError::DownloadInvalid {
                 path: dir.join(&name),
-                source: err,
+                source: err.into(),
             });
         }
         std::fs::rename(&part, dir.join(&name))
             .map_err(|err| failed(format!("cannot rename {}: {err}", part.display())))?;
     }
-    let mut files = find_in_dir(&dir, Origin::Downloaded)
-        .map_err(|missing| failed(format!("still missing after download: {missing:?}")))?;
-    files.origin = Origin::Downloaded;
-    Ok(files)
+    Ok(())
 }
 
-/// Checks a downloaded file by parsing it and comparing its shape with the source's.
-fn check_downloaded(path: &Path, slot: usize, source: &DatasetSource) -> Result<(), IdxError> {
+/// Fetches the archive, unpacks it into `dir` (giving `dir/subfolder`), checks the batches
+/// by reading them, and removes the archive. An invalid download leaves nothing behind.
+fn download_archive(
+    dir: &Path,
+    subfolder: &str,
+    source: &DatasetSource,
+    fetcher: &dyn Fetch,
+    failed: &dyn Fn(String) -> LocateError,
+) -> Result<(), LocateError> {
+    let name = source
+        .base_url
+        .rsplit('/')
+        .next()
+        .unwrap_or("archive.tar.gz");
+    let part = dir.join(format!("{name}.part"));
+    let unpacked = dir.join(subfolder);
+    let cleanup = || {
+        let _ = std::fs::remove_file(&part);
+        let _ = std::fs::remove_dir_all(&unpacked);
+    };
+    fetcher
+        .fetch(source.base_url, &part, source.approx_sizes[0])
+        .map_err(|reason| {
+            let _ = std::fs::remove_file(&part);
+            failed(reason)
+        })?;
+    if let Err(reason) = unpack_tar_gz(&part, dir) {
+        cleanup();
+        return Err(failed(reason));
+    }
+    let _ = std::fs::remove_file(&part);
+    let checked = find_in_dir(dir, Origin::Downloaded, source)
+        .map_err(|missing| DataError::Count {
+            path: dir.join(name),
+            field: "files",
+            found: source.files.len() - missing.len(),
+            expected: source.files.len(),
+        })
+        .and_then(|files| check_counts(&files, source));
+    if let Err(err) = checked {
+        cleanup();
+        return Err(LocateError::DownloadInvalid {
+            path: dir.join(name),
+            source: err,
+        });
+    }
+    Ok(())
+}
+
+/// Unpacks a `.tar.gz` archive into `dest` with the `tar` program (on Linux, macOS and
+/// Windows 10+ alike, as `curl` is), which keeps an archive reader out of this crate.
+fn unpack_tar_gz(archive: &Path, dest: &Path) -> Result<(), String> {
+    let output = Command::new("tar")
+        .arg("-xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(dest)
+        .output()
+        .map_err(|err| format!("cannot run tar: {err}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(format!(
+        "tar could not unpack {}: {}",
+        archive.display(),
+        stderr.trim().lines().last().unwrap_or("no message")
+    ))
+}
+
+/// Loads the data set and compares its example counts with the source's.
+fn check_counts(files: &DataFiles, source: &DatasetSource) -> Result<(), DataError> {
+    let (train, test) = files.load(source)?;
+    for (path, field, found, expected) in [
+        (
+            &files.files[0],
+            "training examples",
+            train.n,
+            source.train_count,
+        ),
+        (
+            files.files.last().unwrap(),
+            "test examples",
+            test.n,
+            source.test_count,
+        ),
+    ] {
+        if found != expected {
+            return Err(DataError::Count {
+                path: path.clone(),
+                field,
+                found,
+                expected,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a downloaded IDX file by parsing it and comparing its shape with the source's.
+fn check_downloaded_idx(path: &Path, slot: usize, source: &DatasetSource) -> Result<(), IdxError> {
     let count = if slot < 2 {
         source.train_count
     } else {
@@ -426,20 +602,47 @@ impl Fetch for CurlFetch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::cifar::{IMAGE_BYTES, encode_batch};
     use crate::data::idx::write;
+    use crate::data::sources::CIFAR10_FILES;
     use crate::testutil::TempDir;
 
     /// A two-class, 2x2-pixel data set with 4 training and 2 test examples.
     const SMALL: DatasetSource = DatasetSource {
         name: "Small",
         folder: "small",
+        format: Format::Idx,
+        files: &IDX_FILE_STEMS,
         base_url: "https://example.invalid/small",
-        approx_sizes: [100, 100, 100, 100],
+        approx_sizes: &[100, 100, 100, 100],
+        install_hint: Some("`apt-get install dataset-small`"),
+        env_flat: true,
         train_count: 4,
         test_count: 2,
+        channels: 1,
         height: 2,
         width: 2,
         class_names: &["zero", "one"],
+    };
+
+    /// CIFAR-10's layout with one training image per batch and two test images.
+    const SMALL_CIFAR: DatasetSource = DatasetSource {
+        name: "Small CIFAR",
+        folder: "small-cifar",
+        format: Format::CifarBinary {
+            subfolder: "cifar-10-batches-bin",
+        },
+        files: &CIFAR10_FILES,
+        base_url: "https://example.invalid/small-cifar-binary.tar.gz",
+        approx_sizes: &[100],
+        install_hint: None,
+        env_flat: true,
+        train_count: 5,
+        test_count: 2,
+        channels: 3,
+        height: 32,
+        width: 32,
+        class_names: &crate::data::cifar::CIFAR10_CLASSES,
     };
 
     fn file_bytes(slot: usize) -> Vec<u8> {
@@ -460,6 +663,21 @@ mod tests {
                 (stem.to_string(), file_bytes(slot))
             };
             std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+
+    /// Writes CIFAR batches (one record per training batch, two test records) into `dir`;
+    /// `label_of_test` is the first test record's label byte.
+    fn fill_cifar(dir: &Path, label_of_test: u8) {
+        std::fs::create_dir_all(dir).unwrap();
+        for (slot, name) in CIFAR10_FILES.iter().enumerate() {
+            let labels = if slot < 5 {
+                vec![slot as u8]
+            } else {
+                vec![label_of_test, 9]
+            };
+            let pixels = vec![slot as u8 * 40; labels.len() * IMAGE_BYTES];
+            std::fs::write(dir.join(name), encode_batch(&pixels, &labels)).unwrap();
         }
     }
 
@@ -495,6 +713,30 @@ mod tests {
                 bytes.push(0);
             }
             std::fs::write(dest, write::gzip(&bytes)).map_err(|err| err.to_string())
+        }
+    }
+
+    /// Serves a CIFAR-style `.tar.gz` made with the `tar` program from a crafted folder.
+    struct FakeArchiveServer {
+        staging: PathBuf,
+        label_of_test: u8,
+    }
+    impl Fetch for FakeArchiveServer {
+        fn fetch(&self, url: &str, dest: &Path, _: u64) -> Result<(), String> {
+            assert_eq!(url, SMALL_CIFAR.base_url);
+            fill_cifar(
+                &self.staging.join("cifar-10-batches-bin"),
+                self.label_of_test,
+            );
+            let status = Command::new("tar")
+                .arg("-czf")
+                .arg(dest)
+                .arg("-C")
+                .arg(&self.staging)
+                .arg("cifar-10-batches-bin")
+                .status()
+                .map_err(|err| err.to_string())?;
+            status.success().then_some(()).ok_or("tar failed".into())
         }
     }
 
@@ -535,7 +777,7 @@ mod tests {
         fill(&root.join("home/.cache/darkknowledge/small"), false);
         let found = locate(None, &env, &SMALL).unwrap().unwrap();
         assert_eq!(found.origin, Origin::UserCache);
-        assert!(found.train_images.ends_with("train-images-idx3-ubyte"));
+        assert!(found.files[0].ends_with("train-images-idx3-ubyte"));
         env.data_var = Some(root.join("env"));
         fill(&root.join("env"), true);
         assert_eq!(
@@ -550,6 +792,46 @@ mod tests {
     }
 
     #[test]
+    fn explicit_folders_may_hold_one_subfolder_per_data_set() {
+        let root = TempDir::new("locate-per-set");
+        let mut env = env_in(&root);
+        // The variable holds Fashion-MNIST-style files directly: the sets that share those
+        // file names do not take them for theirs, they look for their own subfolder.
+        fill(&root.join("env"), true);
+        let shared_names = DatasetSource {
+            env_flat: false,
+            ..SMALL
+        };
+        assert!(
+            search_order(None, &env, &shared_names)
+                .iter()
+                .all(|(origin, _)| *origin != Origin::EnvironmentVariable)
+        );
+        assert_eq!(locate(None, &env, &shared_names).unwrap(), None);
+        fill(&root.join("env/small"), false);
+        let found = locate(None, &env, &shared_names).unwrap().unwrap();
+        assert_eq!(
+            (found.origin, found.dir.clone()),
+            (Origin::EnvironmentVariable, root.join("env/small"))
+        );
+        // The flag takes DIR/<folder> when it exists, else DIR.
+        let flag = root.join("flag");
+        fill(&flag.join("small"), true);
+        let found = locate(Some(&flag), &env, &SMALL).unwrap().unwrap();
+        assert_eq!(found.dir, flag.join("small"));
+        // Each data set has its own cache folder.
+        env.data_var = None;
+        assert_eq!(
+            env.cache_dir(&MNIST),
+            Some(root.join("xdg/darkknowledge/mnist"))
+        );
+        assert_eq!(
+            env.cache_dir(&KMNIST),
+            Some(root.join("xdg/darkknowledge/kmnist"))
+        );
+    }
+
+    #[test]
     fn an_incomplete_explicit_folder_is_an_error() {
         let root = TempDir::new("locate-explicit");
         let env = env_in(&root);
@@ -560,6 +842,16 @@ mod tests {
         let text = locate(Some(&flag), &env, &SMALL).unwrap_err().to_string();
         assert!(text.starts_with("--data-dir folder"), "{text}");
         assert!(text.contains("lacks t10k-labels-idx1-ubyte(.gz)"), "{text}");
+
+        std::fs::create_dir_all(root.join("cifar")).unwrap();
+        let text = locate(Some(&root.join("cifar")), &env, &SMALL_CIFAR)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("lacks data_batch_1.bin")
+                && text.contains("test_batch.bin (directly or in cifar-10-batches-bin/)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -572,7 +864,7 @@ mod tests {
         assert!(!text.contains('\n'), "one line: {text}");
         for needle in [
             "Could not resolve host",
-            "apt-get install dataset-fashion-mnist",
+            "apt-get install dataset-small",
             "--data-dir",
             "train-images-idx3-ubyte.gz",
             "https://example.invalid/small",
@@ -583,6 +875,33 @@ mod tests {
         assert!(text.contains(&cache.display().to_string()), "{text}");
         // No partial file is left behind.
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+
+        // Each data set names its own files, address and cache folder.
+        let text = locate_or_download(None, &env, &MNIST, &Offline)
+            .unwrap_err()
+            .to_string();
+        assert!(text.starts_with("MNIST not found"), "{text}");
+        assert!(
+            text.contains("https://ossci-datasets.s3.amazonaws.com/mnist")
+                && text.contains("xdg/darkknowledge/mnist")
+                && !text.contains("apt-get"),
+            "{text}"
+        );
+        let text = locate_or_download(None, &env, &FASHION_MNIST, &Offline)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("apt-get install dataset-fashion-mnist"),
+            "{text}"
+        );
+        let text = locate_or_download(None, &env, &CIFAR10, &Offline)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("download https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz and unpack it into")
+                && text.contains("xdg/darkknowledge/cifar10 (it holds cifar-10-batches-bin/)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -627,5 +946,67 @@ mod tests {
         let cache = root.join("xdg/darkknowledge/small");
         assert!(!cache.join("t10k-labels-idx1-ubyte.gz").exists());
         assert!(!cache.join("t10k-labels-idx1-ubyte.gz.part").exists());
+    }
+
+    #[test]
+    fn cifar_batches_are_found_in_their_subfolder_and_loaded() {
+        let root = TempDir::new("locate-cifar");
+        let env = env_in(&root);
+        let flag = root.join("flag");
+        fill_cifar(&flag.join("cifar-10-batches-bin"), 3);
+        let found = locate(Some(&flag), &env, &SMALL_CIFAR).unwrap().unwrap();
+        assert!(found.files[5].ends_with("cifar-10-batches-bin/test_batch.bin"));
+        let (train, test) = found.load(&SMALL_CIFAR).unwrap();
+        assert_eq!((train.n, test.n, train.channels), (5, 2, 3));
+        assert_eq!(train.labels, vec![0, 1, 2, 3, 4], "batches in order");
+        assert_eq!(test.labels, vec![3, 9]);
+        assert_eq!(train.class_names[0], "airplane");
+    }
+
+    #[test]
+    fn cifar_download_unpacks_checks_and_cleans_up() {
+        let root = TempDir::new("locate-cifar-download");
+        let mut env = env_in(&root);
+        env.data_var = None;
+        let server = FakeArchiveServer {
+            staging: root.join("staging"),
+            label_of_test: 1,
+        };
+        let files = locate_or_download(None, &env, &SMALL_CIFAR, &server).unwrap();
+        let cache = root.join("xdg/darkknowledge/small-cifar");
+        assert_eq!(
+            (files.origin, files.dir.clone()),
+            (Origin::Downloaded, cache.clone())
+        );
+        assert_eq!(files.load(&SMALL_CIFAR).unwrap().1.labels, vec![1, 9]);
+        assert!(
+            !cache.join("small-cifar-binary.tar.gz.part").exists(),
+            "the archive is removed once unpacked"
+        );
+        let again = locate_or_download(None, &env, &SMALL_CIFAR, &Offline).unwrap();
+        assert_eq!(again.origin, Origin::UserCache);
+
+        // An archive whose test batch holds a label out of range is refused, and removed.
+        let root = TempDir::new("locate-cifar-download-bad");
+        let mut env = env_in(&root);
+        env.data_var = None;
+        let server = FakeArchiveServer {
+            staging: root.join("staging"),
+            label_of_test: 12,
+        };
+        let text = locate_or_download(None, &env, &SMALL_CIFAR, &server)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("small-cifar-binary.tar.gz is not valid")
+                && text.contains("test_batch.bin: record 0: label byte 12"),
+            "{text}"
+        );
+        let cache = root.join("xdg/darkknowledge/small-cifar");
+        assert_eq!(
+            std::fs::read_dir(&cache).unwrap().count(),
+            0,
+            "nothing left"
+        );
     }
 }

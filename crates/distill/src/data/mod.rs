@@ -1,12 +1,19 @@
-//! Data sets: reading IDX files, finding (or downloading) them, splitting them, and growing a
-//! synthetic transfer set from them (MUNGE).
+//! Data sets: reading IDX files (Fashion-MNIST, MNIST, KMNIST), CIFAR-10 batches and CSV
+//! tables, finding (or downloading) the files, splitting them, and growing a synthetic
+//! transfer set from them (MUNGE).
 
+pub mod cifar;
+pub mod dataset;
 pub mod idx;
 pub mod locate;
 pub mod munge;
 pub mod neighbours;
+pub mod sources;
 pub mod split;
+pub mod tabular;
 
-pub use idx::{Dataset, FASHION_MNIST_CLASSES, IdxError};
+pub use dataset::{Dataset, Storage};
+pub use idx::{FASHION_MNIST_CLASSES, IdxError};
 pub use munge::{MungeError, MungeParams, munge};
 pub use neighbours::nearest_neighbours;
+pub use sources::{DatasetKind, DatasetSource};

@@ -141,7 +141,7 @@ pub fn finish(
                 is_cpu: session.ctx.summary.is_cpu,
             },
             dataset: DatasetInfo {
-                name: crate::data::locate::FASHION_MNIST.name.to_string(),
+                name: data.name.clone(),
                 source_dir: data.source_dir.display().to_string(),
                 train: data.train.n,
                 validation: data.validation.n,

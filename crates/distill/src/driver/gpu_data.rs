@@ -1,12 +1,13 @@
 //! The data set resident on the GPU, and the per-batch gathers that feed a model from it.
 //!
-//! Each split is uploaded once: images as U8 `[N, H, W]` (a quarter of f32's size), labels
-//! as U32 `[N]`. A [`BatchFeed`] owns an index buffer `[N]` (shuffled once per epoch for
-//! training, the identity for evaluation) and the gather launches that fill the model's
-//! input, label and teacher-logit tensors for the batch starting at a position in it. The
-//! gathers are recorded into the same encoder as the step that consumes them.
+//! Each split is uploaded once: images as U8 `[N, C, H, W]` (a quarter of f32's size),
+//! tabular features as F32 `[N, D]` (never quantised), labels as U32 `[N]`. A [`BatchFeed`]
+//! owns an index buffer `[N]` (shuffled once per epoch for training, the identity for
+//! evaluation) and the gather launches that fill the model's input, label and
+//! teacher-logit tensors for the batch starting at a position in it. The gathers are
+//! recorded into the same encoder as the step that consumes them.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use dk_tensor::ops::gather::{
     GatherDispatch, GatherImageParams, prepare_gather_images, prepare_gather_labels,
     prepare_gather_rows,
@@ -16,37 +17,71 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Storage};
 
 /// One split (train, validation or test) on the GPU, with its labels kept on the CPU too.
 pub struct GpuSplit {
     pub name: &'static str,
-    /// U8 `[N, H, W]`.
+    /// U8 `[N, C, H, W]` pixels, or F32 `[N, D]` features (see [`GpuSplit::tabular`]).
     pub images: Tensor,
     /// U32 `[N]`.
     pub labels: Tensor,
     pub host_labels: Vec<u8>,
     pub n: usize,
+    pub channels: usize,
     pub height: usize,
     pub width: usize,
+    /// True when `images` holds f32 features (gathered as rows, never shifted).
+    pub tabular: bool,
+}
+
+/// The flag that makes split `name` smaller.
+fn size_flag(name: &str) -> &'static str {
+    match name {
+        "validation" => "--validation-size",
+        "test" => "--test-size",
+        _ => "--train-size",
+    }
+}
+
+/// Error unless the values of split `name` fit in one storage binding of `limit` bytes.
+pub fn check_fits(name: &str, data: &Dataset, limit: u64) -> Result<()> {
+    // U8 tensors are padded to whole 4-byte words.
+    let bytes = match &data.images {
+        Storage::Pixels(pixels) => pixels.len().div_ceil(4) as u64 * 4,
+        Storage::Features(features) => 4 * features.len() as u64,
+    };
+    if bytes <= limit {
+        return Ok(());
+    }
+    let per_example_bytes = (bytes / data.n.max(1) as u64).max(1);
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    bail!(
+        "the {name} split is too large for this adapter: {} examples of {} values take {bytes} bytes ({:.1} MiB), over its max_storage_buffer_binding_size of {limit} bytes ({:.1} MiB); pass {} {} or less",
+        data.n,
+        data.values_per_example(),
+        mib(bytes),
+        mib(limit),
+        size_flag(name),
+        limit / per_example_bytes
+    )
 }
 
 impl GpuSplit {
+    /// Uploads `data`. A split larger than one storage binding of the adapter is refused
+    /// with the sizes and the flag that shrinks it (never silently cut).
     pub fn upload(ctx: &GpuContext, name: &'static str, data: &Dataset) -> Result<GpuSplit> {
-        let shape = [data.n, data.height, data.width];
-        // U8 tensors are packed four to a word; pad the byte count to whole words.
-        let mut bytes = data.images.clone();
-        bytes.resize(bytes.len().div_ceil(4) * 4, 0);
-        let images = if bytes.len() == data.images.len() {
-            Tensor::from_u8(ctx, &bytes, &shape)
-        } else {
-            // An odd pixel count: keep the padded bytes as extra (never indexed) rows.
-            let row = data.height * data.width;
-            let rows = bytes.len().div_ceil(row);
-            bytes.resize(rows * row, 0);
-            Tensor::from_u8(ctx, &bytes, &[rows, data.height, data.width])
+        check_fits(name, data, ctx.max_binding_bytes())?;
+        let per_example = data.values_per_example();
+        let images = match &data.images {
+            Storage::Pixels(pixels) => Tensor::from_u8(
+                ctx,
+                pixels,
+                &[data.n, data.channels, data.height, data.width],
+            ),
+            Storage::Features(features) => Tensor::from_f32(ctx, features, &[data.n, per_example]),
         }
-        .with_context(|| format!("uploading the {name} images"))?;
+        .with_context(|| format!("uploading the {name} examples"))?;
         let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
         let labels = Tensor::from_u32(ctx, &labels, &[data.n])
             .with_context(|| format!("uploading the {name} labels"))?;
@@ -56,16 +91,28 @@ impl GpuSplit {
             labels,
             host_labels: data.labels.clone(),
             n: data.n,
+            channels: data.channels,
             height: data.height,
             width: data.width,
+            tabular: data.is_tabular(),
         })
+    }
+
+    /// The shape of one batch of model inputs: `[batch, C, H, W]` or `[batch, D]`.
+    fn batch_shape(&self, batch: usize) -> Vec<usize> {
+        if self.tabular {
+            vec![batch, self.width]
+        } else {
+            vec![batch, self.channels, self.height, self.width]
+        }
     }
 }
 
 /// What a feed gathers besides the images.
 pub struct FeedOptions<'a> {
     pub batch: usize,
-    /// Random translation of each image by up to this many pixels (training only).
+    /// Random translation of each image by up to this many pixels, each channel plane
+    /// alike (training only; ignored for tabular data).
     pub max_shift: u32,
     /// Per-example teacher logits `[N, C]`, gathered with the same indices as the images.
     pub teacher_logits: Option<&'a Tensor>,
@@ -88,9 +135,12 @@ impl BatchFeed {
         let batch = options.batch;
         let identity: Vec<u32> = (0..split.n as u32).collect();
         let indices = Tensor::from_u32(ctx, &identity, &[split.n])?;
-        let inputs = Tensor::zeros(ctx, &[batch, split.height, split.width], DType::F32)?;
+        let inputs = Tensor::zeros(ctx, &split.batch_shape(batch), DType::F32)?;
         let labels = Tensor::zeros(ctx, &[batch], DType::U32)?;
-        let mut gathers = vec![
+        let input_gather = if split.tabular {
+            prepare_gather_rows(ctx, &split.images, &indices, &inputs)
+                .with_context(|| format!("gathering {} features", split.name))?
+        } else {
             prepare_gather_images(
                 ctx,
                 &split.images,
@@ -101,7 +151,10 @@ impl BatchFeed {
                     ..GatherImageParams::default()
                 },
             )
-            .with_context(|| format!("gathering {} images", split.name))?,
+            .with_context(|| format!("gathering {} images", split.name))?
+        };
+        let mut gathers = vec![
+            input_gather,
             prepare_gather_labels(ctx, &split.labels, &indices, &labels)?,
         ];
         let teacher = match options.teacher_logits {
@@ -161,5 +214,42 @@ impl BatchFeed {
     /// Batches that cover every example, the last one padded (evaluation).
     pub fn covering_batches(&self) -> usize {
         self.n.div_ceil(self.batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_over_the_binding_limit_is_refused_with_sizes_and_a_flag() {
+        let names: Vec<String> = (0..10).map(|c| c.to_string()).collect();
+        // 45,000 CIFAR images against lavapipe's 128 MiB: 138,240,000 bytes.
+        let limit = 128 << 20;
+        let images = Dataset::from_pixels(
+            vec![0; 45_000 * 3072],
+            vec![0; 45_000],
+            [3, 32, 32],
+            names.clone(),
+        );
+        let text = check_fits("training", &images, limit)
+            .unwrap_err()
+            .to_string();
+        assert!(!text.contains('\n'), "{text}");
+        for needle in [
+            "the training split is too large",
+            "45000 examples of 3072 values take 138240000 bytes (131.8 MiB)",
+            "max_storage_buffer_binding_size of 134217728 bytes (128.0 MiB)",
+            "pass --train-size 43690 or less",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in {text}");
+        }
+        assert!(check_fits("training", &images.select(&[0, 1]), limit).is_ok());
+        let features = Dataset::from_features(vec![0.0; 40], vec![0; 4], 10, names);
+        let text = check_fits("test", &features, 100).unwrap_err().to_string();
+        assert!(
+            text.contains("160 bytes") && text.contains("--test-size 2 or less"),
+            "{text}"
+        );
     }
 }

@@ -21,7 +21,7 @@
 //!   a per-example shift that a student's logits need not reproduce.
 //! - Teacher logits on the transfer set are cached under [`default_cache_dir`] (the run
 //!   folder's `cache/` when [`RunOptions::cache_dir`] is `None`), one file per teacher,
-//!   keyed by the training images, labels and that teacher's checkpoint bytes.
+//!   keyed by the training examples' values, labels and that teacher's checkpoint bytes.
 //! - Every seed (initialisation, dropout masks, shuffles, shifts) derives from the run's
 //!   master seed ([`seeds::derive_seed`]); all students share initial weights and batch order.
 
@@ -42,9 +42,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 use crate::config::RunConfig;
-use crate::data::Dataset;
-use crate::data::locate::{self, CurlFetch, FASHION_MNIST, Fetch, SearchEnv};
+use crate::data::locate::{self, CurlFetch, DatasetSource, Fetch, SearchEnv};
 use crate::data::split::{Split, subsample, train_validation_split};
+use crate::data::tabular::{FeatureScaling, read_csv};
+use crate::data::{Dataset, DatasetKind};
 
 pub use finish::StudyOutcome;
 pub use session::RunOptions;
@@ -60,28 +61,139 @@ impl Fetch for NoDownload {
 }
 
 /// The data of a run, split and ready for training.
+#[derive(Debug, Clone)]
 pub struct StudyData {
-    /// Folder the IDX files were read from.
+    /// The data set's name, e.g. "Fashion-MNIST", or "CSV wine.csv" for the user's own file.
+    pub name: String,
+    /// Folder the data files were read from (the training file for CSV data).
     pub source_dir: PathBuf,
-    /// How that folder was found (for the plan line).
+    /// How the data was found (for the plan line).
     pub origin: String,
     pub train: Dataset,
     pub validation: Dataset,
     pub test: Dataset,
-    /// The examples of the official training set in neither the training nor the
-    /// validation split (empty when the training split takes all the rest); experiments
-    /// use them as unlabeled data.
+    /// The official training examples in neither `train` nor `validation`, labels kept
+    /// (empty when `data.train_size` is absent): unlabelled transfer data for experiments.
     pub pool: Dataset,
+    /// CSV data: the standardisation fitted on `train` and applied to every split and the
+    /// pool (a model trained here expects features scaled this way).
+    pub feature_scaling: Option<FeatureScaling>,
 }
 
-/// Finds (or, unless `no_download`, downloads) Fashion-MNIST, reads it and splits it as the
-/// configuration says (seeded by `config.seed`).
+impl StudyData {
+    /// How the examples look, for messages: "images of 28x28", "images of 3x32x32",
+    /// "rows of 13 features".
+    pub fn example_description(&self) -> String {
+        let data = &self.train;
+        if data.is_tabular() {
+            let plural = if data.width == 1 { "" } else { "s" };
+            format!("rows of {} feature{plural}", data.width)
+        } else if data.channels == 1 {
+            format!("images of {}x{}", data.height, data.width)
+        } else {
+            format!("images of {}x{}x{}", data.channels, data.height, data.width)
+        }
+    }
+}
+
+/// Finds (or, unless `no_download`, downloads) the configured data set, reads it and splits
+/// it as the configuration says (seeded by `config.seed`).
 pub fn load_data(config: &RunConfig, no_download: bool) -> Result<StudyData> {
+    match config.data.dataset.source() {
+        Some(source) => load_known(config, source, no_download),
+        None => load_csv(config),
+    }
+}
+
+fn load_known(config: &RunConfig, source: &DatasetSource, no_download: bool) -> Result<StudyData> {
     let env = SearchEnv::from_process();
     let fetcher: &dyn Fetch = if no_download { &NoDownload } else { &CurlFetch };
-    let files =
-        locate::locate_or_download(config.data.dir.as_deref(), &env, &FASHION_MNIST, fetcher)?;
-    let (full_train, full_test) = files.load(&FASHION_MNIST)?;
+    let files = locate::locate_or_download(config.data.dir.as_deref(), &env, source, fetcher)?;
+    let (full_train, full_test) = files.load(source)?;
+    split_data(
+        config,
+        source.name.to_string(),
+        files.dir.clone(),
+        files.origin.to_string(),
+        full_train,
+        full_test,
+    )
+}
+
+/// The CSV data set: the training file, a test file or a held-out part of the training
+/// file, then the usual split, then standardisation with the training split's statistics.
+fn load_csv(config: &RunConfig) -> Result<StudyData> {
+    debug_assert_eq!(config.data.dataset, DatasetKind::Csv);
+    let csv = &config.data.csv;
+    let Some(train_path) = &csv.train else {
+        bail!(
+            "the csv data set needs its training file: set data.csv.train or pass --csv-train FILE"
+        );
+    };
+    let options = csv.options();
+    let table = read_csv(train_path, &options)?;
+    let classes = table.class_names()?;
+    let all = table.to_dataset(&classes)?;
+    let (full_train, full_test, origin) = match &csv.test {
+        Some(test_path) => {
+            let test_table = read_csv(test_path, &options)?;
+            table.check_same_columns(&test_table)?;
+            let test = test_table.to_dataset(&classes)?;
+            (all, test, format!("test file {}", test_path.display()))
+        }
+        None => {
+            let held_out =
+                ((all.n as f64 * csv.test_fraction).round() as usize).clamp(1, all.n - 1);
+            let Split { train, validation } = train_validation_split(
+                &all.labels,
+                held_out,
+                None,
+                config.data.stratified,
+                seeds::derive_seed(config.seed, "csv-test", 0),
+            )
+            .context("holding out the test part of the CSV file")?;
+            let origin = format!(
+                "test set: {held_out} of its {} rows held out (data.csv.test_fraction = {})",
+                all.n, csv.test_fraction
+            );
+            (all.select(&train), all.select(&validation), origin)
+        }
+    };
+    let file_name = train_path.file_name().map_or_else(
+        || train_path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut data = split_data(
+        config,
+        format!("CSV {file_name}"),
+        train_path.clone(),
+        origin,
+        full_train,
+        full_test,
+    )?;
+    let scaling = FeatureScaling::fit(&data.train);
+    for set in [
+        &mut data.train,
+        &mut data.validation,
+        &mut data.test,
+        &mut data.pool,
+    ] {
+        scaling.apply(set);
+    }
+    data.feature_scaling = Some(scaling);
+    Ok(data)
+}
+
+/// Carves the validation split (and the training subsample) out of the official training
+/// set, subsamples the test set, and keeps the rest of the training set as the pool.
+fn split_data(
+    config: &RunConfig,
+    name: String,
+    source_dir: PathBuf,
+    origin: String,
+    full_train: Dataset,
+    full_test: Dataset,
+) -> Result<StudyData> {
     let data = &config.data;
     let Split { train, validation } = train_validation_split(
         &full_train.labels,
@@ -90,7 +202,9 @@ pub fn load_data(config: &RunConfig, no_download: bool) -> Result<StudyData> {
         data.stratified,
         config.seed,
     )
-    .context("splitting the training set")?;
+    .with_context(|| {
+        format!("splitting the {name} training set (see --validation-size and --train-size)")
+    })?;
     let mut used = vec![false; full_train.n];
     for &index in train.iter().chain(&validation) {
         used[index] = true;
@@ -114,12 +228,14 @@ pub fn load_data(config: &RunConfig, no_download: bool) -> Result<StudyData> {
         None => all_test,
     };
     Ok(StudyData {
+        name,
         train: full_train.select(&train),
         validation: full_train.select(&validation),
-        test: full_test.select(&test_indices),
         pool: full_train.select(&pool),
-        source_dir: files.dir.clone(),
-        origin: files.origin.to_string(),
+        test: full_test.select(&test_indices),
+        source_dir,
+        origin,
+        feature_scaling: None,
     })
 }
 
@@ -133,4 +249,106 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .or_else(|| env.home.as_ref().map(|h| h.join(".cache")))
         .or_else(|| env.local_app_data.clone())?;
     Some(base.join("darkknowledge").join("teacher-logits"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Preset;
+    use crate::testutil::TempDir;
+
+    fn names(count: usize) -> Vec<String> {
+        (0..count).map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn the_unused_training_examples_form_the_pool() {
+        // Example i has the single feature i, so the splits can be told apart by value.
+        let features: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        let labels: Vec<u8> = (0..20).map(|i| (i % 2) as u8).collect();
+        let full = Dataset::from_features(features, labels, 1, names(2));
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.data.validation_size = 4;
+        config.data.train_size = Some(10);
+        config.data.test_size = None;
+        let data = split_data(
+            &config,
+            "t".into(),
+            PathBuf::new(),
+            String::new(),
+            full.clone(),
+            full.clone(),
+        )
+        .unwrap();
+        assert_eq!((data.train.n, data.validation.n, data.pool.n), (10, 4, 6));
+        let mut seen: Vec<f32> = [&data.train, &data.validation, &data.pool]
+            .iter()
+            .flat_map(|set| set.to_f32())
+            .collect();
+        seen.sort_by(f32::total_cmp);
+        assert_eq!(
+            seen,
+            full.to_f32(),
+            "train, validation and pool partition the set"
+        );
+        for (i, value) in data.pool.to_f32().iter().enumerate() {
+            assert_eq!(
+                data.pool.labels[i],
+                (*value as usize % 2) as u8,
+                "labels kept"
+            );
+        }
+        config.data.train_size = None;
+        let data = split_data(
+            &config,
+            "t".into(),
+            PathBuf::new(),
+            String::new(),
+            full.clone(),
+            full,
+        )
+        .unwrap();
+        assert_eq!((data.train.n, data.pool.n), (16, 0));
+        assert_eq!(data.pool.example_shape(), [1, 1, 1]);
+    }
+
+    #[test]
+    fn csv_with_a_test_file_is_standardised_with_the_training_split() {
+        let dir = TempDir::new("load-csv");
+        let train = dir.join("train.csv");
+        let test = dir.join("test.csv");
+        let rows: String = (0..40)
+            .map(|i| format!("{},{}\n", 10 + i % 4, ["a", "b"][i % 2]))
+            .collect();
+        std::fs::write(&train, format!("x,label\n{rows}")).unwrap();
+        std::fs::write(&test, "x,label\n100,b\n10,a\n").unwrap();
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.data.dataset = DatasetKind::Csv;
+        config.data.csv.train = Some(train.clone());
+        config.data.csv.test = Some(test.clone());
+        config.data.validation_size = 8;
+        config.data.train_size = None;
+        config.data.test_size = None;
+        let data = load_data(&config, true).unwrap();
+        assert_eq!(data.name, "CSV train.csv");
+        assert_eq!(data.source_dir, train);
+        assert!(data.origin.contains("test.csv"), "{}", data.origin);
+        assert_eq!((data.train.n, data.validation.n, data.test.n), (32, 8, 2));
+        assert_eq!(data.example_description(), "rows of 1 feature");
+        let scaling = data.feature_scaling.as_ref().unwrap();
+        let expected = (100.0 - scaling.mean[0]) / scaling.std[0];
+        assert_eq!(data.test.example_f32(0), vec![expected]);
+        assert_eq!(data.test.labels, vec![1, 0]);
+
+        // Without a test file, a stratified fifth of the file is held out.
+        config.data.csv.test = None;
+        let data = load_data(&config, true).unwrap();
+        assert_eq!((data.train.n + data.validation.n, data.test.n), (32, 8));
+        assert_eq!(data.test.class_counts(), vec![4, 4]);
+        assert!(
+            data.origin.contains("8 of its 40 rows held out"),
+            "{}",
+            data.origin
+        );
+    }
 }

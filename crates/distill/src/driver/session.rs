@@ -145,10 +145,9 @@ impl<'a> Session<'a> {
         let console = Console {
             quiet: options.quiet,
         };
-        let (height, width) = (data.train.height, data.train.width);
         let classes = data.train.classes;
-        let teacher_spec = model_spec(&config.teacher, "teacher", height, width)?;
-        let student_spec = model_spec(&config.student, "student", height, width)?;
+        let teacher_spec = model_spec(&config.teacher, "teacher", &data.train)?;
+        let student_spec = model_spec(&config.student, "student", &data.train)?;
         for (role, spec) in [("teacher", &teacher_spec), ("student", &student_spec)] {
             anyhow::ensure!(
                 spec.classes() == classes,

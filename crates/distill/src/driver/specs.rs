@@ -4,33 +4,44 @@ use anyhow::{Result, bail};
 use dk_nn::ModelSpec;
 
 use crate::config::ModelConfig;
+use crate::data::Dataset;
 
-/// The spec of `role` (`"teacher"` or `"student"`) for images of `height` x `width`, with the
+/// The spec of `role` (`"teacher"` or `"student"`) for the examples of `data`, with the
 /// configured dropout inserted: after the input (`dropout_input`) and after every hidden
 /// fully connected layer (`dropout_hidden`).
 ///
-/// A spec may omit its input token (`c16k3-p2-256-10`): the input is then one grey channel of
-/// the image size. A spec whose input does not match the images is an error naming both.
-pub fn model_spec(
-    config: &ModelConfig,
-    role: &str,
-    height: usize,
-    width: usize,
-) -> Result<ModelSpec> {
+/// A spec may omit its input token (`c16k3-p2-256-10`): the input is then the data's
+/// `[channels, height, width]` (`[1, 1, features]` for tabular data). A spec whose input does
+/// not match the data is an error naming both: MLPs take `channels * height * width`
+/// values (`3072-256-10` on CIFAR-10, `13-64-3` on 13 features), CNNs `CxHxW`
+/// (`3x32x32-c16k3-p2-256-10`).
+pub fn model_spec(config: &ModelConfig, role: &str, data: &Dataset) -> Result<ModelSpec> {
     let text = config.spec.trim();
     let first = text.split('-').next().unwrap_or("");
     let has_input_token =
         !first.is_empty() && first.chars().all(|c| c.is_ascii_digit() || c == 'x');
+    let [channels, height, width] = data.example_shape();
     let parsed = if has_input_token {
         ModelSpec::parse(text)
     } else {
-        ModelSpec::parse_with_input(text, &[1, height, width])
+        ModelSpec::parse_with_input(text, &[channels, height, width])
     }
     .map_err(|err| anyhow::anyhow!("{role}.spec: {err}"))?;
-    let pixels = height * width;
-    if parsed.input_len() != pixels {
+    let values = data.values_per_example();
+    if parsed.input_len() != values {
+        let (what, start) = if data.is_tabular() {
+            (
+                format!("the data has {values} features"),
+                format!("{values}"),
+            )
+        } else {
+            (
+                format!("the images are {channels}x{height}x{width} = {values} values"),
+                format!("{values} or {channels}x{height}x{width}"),
+            )
+        };
         bail!(
-            "{role}.spec `{text}` takes inputs of {} values ({}), but the images are {height}x{width} = {pixels} pixels: start the spec with {pixels} or 1x{height}x{width}",
+            "{role}.spec `{text}` takes inputs of {} values ({}), but {what}: start the spec with {start}",
             parsed.input_len(),
             parsed.input_shape_text()
         );
@@ -69,25 +80,66 @@ mod tests {
         }
     }
 
+    fn images(shape: [usize; 3]) -> Dataset {
+        let names = (0..10).map(|c| c.to_string()).collect();
+        Dataset::from_pixels(Vec::new(), Vec::new(), shape, names)
+    }
+
     #[test]
     fn dropout_goes_after_input_and_hidden_dense_layers() {
-        let spec = model_spec(&config("784-100-50-10", 0.2, 0.5), "teacher", 28, 28).unwrap();
+        let grey = images([1, 28, 28]);
+        let spec = model_spec(&config("784-100-50-10", 0.2, 0.5), "teacher", &grey).unwrap();
         assert_eq!(spec.text(), "784-d0.2-100-d0.5-50-d0.5-10");
-        let plain = model_spec(&config("784-100-10", 0.0, 0.0), "student", 28, 28).unwrap();
+        let plain = model_spec(&config("784-100-10", 0.0, 0.0), "student", &grey).unwrap();
         assert_eq!(plain.text(), "784-100-10");
     }
 
     #[test]
     fn input_token_may_be_omitted_and_must_fit_the_images() {
-        let spec = model_spec(&config("c4k3-p2-10", 0.0, 0.0), "teacher", 28, 28).unwrap();
+        let grey = images([1, 28, 28]);
+        let spec = model_spec(&config("c4k3-p2-10", 0.0, 0.0), "teacher", &grey).unwrap();
         assert_eq!(spec.input_shape(), &[1, 28, 28]);
-        let err = model_spec(&config("100-10", 0.0, 0.0), "student", 28, 28).unwrap_err();
+        let err = model_spec(&config("100-10", 0.0, 0.0), "student", &grey).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("student.spec `100-10`") && text.contains("28x28 = 784"),
+            text.contains("student.spec `100-10`") && text.contains("1x28x28 = 784"),
             "{text}"
         );
-        let err = model_spec(&config("784-zz-10", 0.0, 0.0), "student", 28, 28).unwrap_err();
+        let err = model_spec(&config("784-zz-10", 0.0, 0.0), "student", &grey).unwrap_err();
         assert!(err.to_string().starts_with("student.spec"), "{err}");
+    }
+
+    #[test]
+    fn colour_images_and_features_set_the_input() {
+        let colour = images([3, 32, 32]);
+        let cnn = model_spec(&config("c4k3-p2-10", 0.0, 0.0), "teacher", &colour).unwrap();
+        assert_eq!(cnn.input_shape(), &[3, 32, 32]);
+        let explicit = model_spec(&config("3x32x32-c4k3-p2-10", 0.0, 0.0), "teacher", &colour);
+        assert_eq!(explicit.unwrap().input_shape(), &[3, 32, 32]);
+        assert_eq!(
+            model_spec(&config("3072-16-10", 0.0, 0.0), "student", &colour)
+                .unwrap()
+                .input_len(),
+            3072
+        );
+        let text = model_spec(&config("784-16-10", 0.0, 0.0), "student", &colour)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("start the spec with 3072 or 3x32x32"),
+            "{text}"
+        );
+
+        let names = (0..3).map(|c| c.to_string()).collect();
+        let table = Dataset::from_features(Vec::new(), Vec::new(), 13, names);
+        let mlp = model_spec(&config("13-64-3", 0.0, 0.0), "student", &table).unwrap();
+        assert_eq!(mlp.input_len(), 13);
+        let text = model_spec(&config("784-64-3", 0.0, 0.0), "student", &table)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("but the data has 13 features: start the spec with 13"),
+            "{text}"
+        );
     }
 }

@@ -181,11 +181,10 @@ pub fn summary_table(results: &Results) -> String {
 /// Spec check without a GPU (for `--print-config` style early validation).
 pub fn check_specs(
     config: &RunConfig,
-    height: usize,
-    width: usize,
+    data: &crate::data::Dataset,
 ) -> Result<(ModelSpec, ModelSpec)> {
     Ok((
-        model_spec(&config.teacher, "teacher", height, width)?,
-        model_spec(&config.student, "student", height, width)?,
+        model_spec(&config.teacher, "teacher", data)?,
+        model_spec(&config.student, "student", data)?,
     ))
 }

@@ -610,6 +610,64 @@ mod tests {
     }
 
     #[test]
+    fn shift_moves_each_channel_plane_within_itself() {
+        // Three planes of 5x7 whose bytes say plane, row and column: a pixel that bled
+        // across planes, or wrapped around a row, would show another plane's or row's code.
+        let (c, h, w, max_shift) = (3usize, 5usize, 7usize, 2u32);
+        let code = |plane: usize, y: usize, x: usize| (100 * plane + 10 * y + x + 1) as u8;
+        let image: Vec<u8> = (0..c * h * w)
+            .map(|i| code(i / (h * w), (i / w) % h, i % w))
+            .collect();
+        let seed = 5;
+        let p = GatherImageParams {
+            scale: 1.0,
+            offset: -1.0,
+            max_shift,
+        };
+        let mut shifted_both_ways = false;
+        for pos in 0..40u32 {
+            let (dx, dy) = cpu::shift(seed, pos, max_shift);
+            shifted_both_ways |= dx != 0 && dy != 0;
+            let mut indices = vec![0u32; pos as usize + 1];
+            indices[pos as usize] = 0;
+            let out = cpu::gather_images(&image, &[c, h, w], &indices, 1, pos, seed, p);
+            for plane in 0..c {
+                for y in 0..h as i32 {
+                    for x in 0..w as i32 {
+                        let (sx, sy) = (x - dx, y - dy);
+                        let inside = (0..w as i32).contains(&sx) && (0..h as i32).contains(&sy);
+                        // Uncovered pixels read as byte 0, i.e. come out as the offset.
+                        let byte = if inside {
+                            code(plane, sy as usize, sx as usize)
+                        } else {
+                            0
+                        };
+                        let expected = f32::from(byte) + p.offset;
+                        let at = (plane * h + y as usize) * w + x as usize;
+                        assert_eq!(
+                            out[at], expected,
+                            "plane {plane} pixel ({x}, {y}), shift ({dx}, {dy})"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(shifted_both_ways, "some position shifts on both axes");
+    }
+
+    #[test]
+    fn colour_images_match_cpu_on_an_odd_shape() {
+        // 11 images of 3 planes of 7x9 (693 bytes each, an odd total), batches of 4 with a
+        // partial last one, shifts up to 3 px.
+        let p = GatherImageParams {
+            max_shift: 3,
+            ..GatherImageParams::default()
+        };
+        check_image_epoch(&[11, 3, 7, 9], 4, p, 21);
+        check_image_epoch(&[11, 3, 7, 9], 4, GatherImageParams::default(), 22);
+    }
+
+    #[test]
     fn shifts_cover_the_whole_range() {
         let mut seen = [[false; 5]; 2];
         for pos in 0..400 {

@@ -54,12 +54,9 @@ pub fn prepare_data(config: &RunConfig, data: &StudyData) -> Result<Option<Study
     }
     let withheld: Vec<usize> = all.into_iter().filter(|&i| !kept[i]).collect();
     Ok(Some(StudyData {
-        source_dir: data.source_dir.clone(),
-        origin: data.origin.clone(),
         train: train.select(&keep),
-        validation: data.validation.clone(),
-        test: data.test.clone(),
         pool: train.select(&withheld).concat(&data.pool),
+        ..data.clone()
     }))
 }
 

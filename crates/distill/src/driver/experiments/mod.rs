@@ -273,7 +273,10 @@ mod tests {
         assert!(lines[2].contains("1490"), "{text}");
         assert_eq!(format_cell(&Value::from(0.75), ColumnKind::Number), "0.75");
         assert_eq!(format_cell(&Value::from(20.0), ColumnKind::Number), "20");
-        assert_eq!(format_cell(&Value::from(0.1234), ColumnKind::Number), "0.123");
+        assert_eq!(
+            format_cell(&Value::from(0.1234), ColumnKind::Number),
+            "0.123"
+        );
         assert!(
             lines[3].trim_end().ends_with('-'),
             "null shows as -: {text}"
@@ -287,15 +290,12 @@ mod tests {
 
     #[test]
     fn relabel_uses_the_argmax_of_the_targets() {
-        let data = Dataset {
-            images: vec![0; 3 * 4],
-            labels: vec![0, 1, 2],
-            n: 3,
-            height: 2,
-            width: 2,
-            classes: 3,
-            class_names: vec!["a".into(), "b".into(), "c".into()],
-        };
+        let data = Dataset::from_pixels(
+            vec![0; 3 * 4],
+            vec![0, 1, 2],
+            [1, 2, 2],
+            vec!["a".into(), "b".into(), "c".into()],
+        );
         let targets = [0.1, 0.0, 3.0, -1.0, 2.0, 0.0, 5.0, 4.0, 4.5];
         assert_eq!(relabel(&data, &targets).labels, vec![2, 1, 0]);
         assert_eq!(

@@ -55,11 +55,12 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         settings_of.local_variance
     ));
     let started = std::time::Instant::now();
-    let rows = to_unit_rows(&base);
+    // Pixels in [0, 1] or standardised features: MUNGE's attributes are continuous.
+    let rows = base.to_f32();
     let synthetic = munge(
         &rows,
         n,
-        base.pixels_per_image(),
+        base.values_per_example(),
         &MungeParams {
             swap_probability: settings_of.swap_probability,
             local_variance: settings_of.local_variance,
@@ -68,7 +69,9 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         },
     )
     .context("experiments.munge")?;
-    let synthetic = from_unit_rows(&base, &synthetic);
+    // Labels are placeholders until the ensemble labels the synthetic examples.
+    let count = synthetic.len() / base.values_per_example();
+    let synthetic = Dataset::from_f32_like(&base, &synthetic, vec![0; count]);
     session.console.say(format!(
         "MUNGE took {:.1} s; the ensemble labels the synthetic examples",
         started.elapsed().as_secs_f64()
@@ -214,28 +217,4 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             chart: Some(chart),
         },
     })
-}
-
-/// Pixels as f32 in [0, 1], one row per example.
-fn to_unit_rows(data: &Dataset) -> Vec<f32> {
-    data.images.iter().map(|&p| p as f32 / 255.0).collect()
-}
-
-/// Synthetic rows back to pixels (rounded, clamped to 0..=255); their labels are
-/// placeholders until the ensemble labels them.
-fn from_unit_rows(like: &Dataset, rows: &[f32]) -> Dataset {
-    let pixels = like.pixels_per_image();
-    let n = rows.len() / pixels;
-    Dataset {
-        images: rows
-            .iter()
-            .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-            .collect(),
-        labels: vec![0; n],
-        n,
-        height: like.height,
-        width: like.width,
-        classes: like.classes,
-        class_names: like.class_names.clone(),
-    }
 }

@@ -1,0 +1,724 @@
+//! Reader for the user's own tabular data: a CSV file of numeric feature columns and one
+//! label column.
+//!
+//! - The first row is a header when the setting says so, or (when it does not) when none
+//!   of its fields is a number, or some field is not a number where the second row has one.
+//! - The label column is named by header or 0-based index; by default the column named
+//!   `label` (any case), else the last column. Every other column is a feature and must hold
+//!   finite numbers in every row.
+//! - Labels may be integers or any text. The distinct values of the training file become
+//!   the classes in sorted order (numerically when all are integers), named by their values.
+//! - Features stay f32; [`FeatureScaling`] standardises them per column with the training
+//!   split's mean and standard deviation (a constant column is only centred).
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::dataset::{Dataset, Storage};
+
+/// Which column holds the labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LabelColumn {
+    /// 0-based position.
+    Index(usize),
+    /// Header name.
+    Name(String),
+}
+
+impl FromStr for LabelColumn {
+    type Err = std::convert::Infallible;
+
+    /// Digits are an index, anything else a header name.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text.trim().parse::<usize>() {
+            Ok(index) => LabelColumn::Index(index),
+            Err(_) => LabelColumn::Name(text.trim().to_string()),
+        })
+    }
+}
+
+impl fmt::Display for LabelColumn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelColumn::Index(index) => write!(f, "{index}"),
+            LabelColumn::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// How to read a CSV file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CsvOptions {
+    /// The label column (absent: `label`, else the last column).
+    pub label: Option<LabelColumn>,
+    /// Whether the first row is a header (absent: detected).
+    pub header: Option<bool>,
+}
+
+/// Everything that can be wrong with a CSV file. Each message names the file, the line or
+/// column, and what was expected, on one line.
+#[derive(Debug, Error)]
+pub enum CsvError {
+    #[error("{path}: cannot read file: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: line {line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{path}: the file is empty, expected rows of numeric features and a label column")]
+    Empty { path: PathBuf },
+    #[error("{path}: only a header row, expected data rows below it")]
+    NoRows { path: PathBuf },
+    #[error("{path}: line {line}: {found} fields, expected {expected} like the first row")]
+    Ragged {
+        path: PathBuf,
+        line: u64,
+        found: usize,
+        expected: usize,
+    },
+    #[error(
+        "{path}: line {line}, column {column}: `{text}` is not a number (feature columns must be numeric)"
+    )]
+    NotNumeric {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        text: String,
+    },
+    #[error(
+        "{path}: line {line}, column {column}: `{text}` is not finite, expected a finite number (no NaN or infinity)"
+    )]
+    NotFinite {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        text: String,
+    },
+    #[error("{path}: line {line}, column {column}: the label is empty")]
+    EmptyLabel {
+        path: PathBuf,
+        line: u64,
+        column: String,
+    },
+    #[error("{path}: label column {wanted} not found; the columns are: {available}")]
+    NoLabelColumn {
+        path: PathBuf,
+        wanted: String,
+        available: String,
+    },
+    #[error("{path}: only the label column {column}, expected at least one feature column")]
+    NoFeatures { path: PathBuf, column: String },
+    #[error(
+        "{path}: label column {column}: every row has the label `{value}`, expected at least 2 classes"
+    )]
+    SingleClass {
+        path: PathBuf,
+        column: String,
+        value: String,
+    },
+    #[error("{path}: label column {column}: {found} distinct labels, expected at most 256 classes")]
+    TooManyClasses {
+        path: PathBuf,
+        column: String,
+        found: usize,
+    },
+    #[error(
+        "{path}: line {line}, column {column}: label `{value}` does not occur in the training file (classes: {classes})"
+    )]
+    UnknownLabel {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        value: String,
+        classes: String,
+    },
+    #[error("{path}: columns: found {found}, expected those of the training file: {expected}")]
+    ColumnsDiffer {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+}
+
+/// A CSV file read into raw features and label texts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvTable {
+    pub path: PathBuf,
+    /// The header's names, or `None` without a header.
+    pub header: Option<Vec<String>>,
+    /// Position of the label column.
+    pub label_index: usize,
+    /// Feature values, `rows * feature_count` row-major, as in the file.
+    pub features: Vec<f32>,
+    pub feature_count: usize,
+    /// The label of each row, as written (trimmed).
+    pub labels: Vec<String>,
+    /// The 1-based line of each row, for messages.
+    pub lines: Vec<u64>,
+}
+
+impl CsvTable {
+    /// How messages name column `index`: its header name in backticks, else its position.
+    fn column_name(&self, index: usize) -> String {
+        describe_column(self.header.as_deref(), index)
+    }
+
+    /// The classes of this (training) file: its distinct labels in sorted order.
+    pub fn class_names(&self) -> Result<Vec<String>, CsvError> {
+        let mut names: Vec<String> = self.labels.clone();
+        let all_integers = names.iter().all(|name| name.parse::<i64>().is_ok());
+        names.sort_by(|a, b| {
+            if all_integers {
+                let (x, y) = (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap());
+                x.cmp(&y).then_with(|| a.cmp(b))
+            } else {
+                a.cmp(b)
+            }
+        });
+        names.dedup();
+        let column = self.column_name(self.label_index);
+        match names.len() {
+            0 | 1 => Err(CsvError::SingleClass {
+                path: self.path.clone(),
+                column,
+                value: names.pop().unwrap_or_default(),
+            }),
+            found if found > 256 => Err(CsvError::TooManyClasses {
+                path: self.path.clone(),
+                column,
+                found,
+            }),
+            _ => Ok(names),
+        }
+    }
+
+    /// The table as a [`Dataset`] with the given classes (raw, unstandardised features).
+    pub fn to_dataset(&self, class_names: &[String]) -> Result<Dataset, CsvError> {
+        let mut labels = Vec::with_capacity(self.labels.len());
+        for (value, &line) in self.labels.iter().zip(&self.lines) {
+            let Some(class) = class_names.iter().position(|name| name == value) else {
+                return Err(CsvError::UnknownLabel {
+                    path: self.path.clone(),
+                    line,
+                    column: self.column_name(self.label_index),
+                    value: value.clone(),
+                    classes: class_names.join(", "),
+                });
+            };
+            labels.push(class as u8);
+        }
+        Ok(Dataset::from_features(
+            self.features.clone(),
+            labels,
+            self.feature_count,
+            class_names.to_vec(),
+        ))
+    }
+
+    /// Error unless `other` (a test file) has the columns of `self` (the training file).
+    pub fn check_same_columns(&self, other: &CsvTable) -> Result<(), CsvError> {
+        let columns = |table: &CsvTable| match &table.header {
+            Some(names) => names.join(", "),
+            None => format!("{} unnamed columns", table.feature_count + 1),
+        };
+        let same_count = self.feature_count == other.feature_count;
+        let same_names = match (&self.header, &other.header) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        if same_count && same_names && self.label_index == other.label_index {
+            return Ok(());
+        }
+        Err(CsvError::ColumnsDiffer {
+            path: other.path.clone(),
+            found: columns(other),
+            expected: columns(self),
+        })
+    }
+}
+
+fn describe_column(header: Option<&[String]>, index: usize) -> String {
+    match header.and_then(|names| names.get(index)) {
+        Some(name) => format!("`{name}`"),
+        None => index.to_string(),
+    }
+}
+
+fn is_number(text: &str) -> bool {
+    text.parse::<f64>().is_ok()
+}
+
+/// Whether `first` is a header row, judged against the row after it.
+fn looks_like_header(first: &[String], second: Option<&[String]>) -> bool {
+    if first.iter().all(|field| !is_number(field)) {
+        return true;
+    }
+    second.is_some_and(|second| {
+        first
+            .iter()
+            .zip(second)
+            .any(|(a, b)| !is_number(a) && is_number(b))
+    })
+}
+
+/// Where the label column is.
+fn find_label_column(
+    path: &Path,
+    header: Option<&[String]>,
+    columns: usize,
+    wanted: Option<&LabelColumn>,
+) -> Result<usize, CsvError> {
+    let available = || match header {
+        Some(names) => names
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => format!(
+            "{columns} unnamed columns (no header row), 0 to {}",
+            columns - 1
+        ),
+    };
+    let missing = |wanted: String| CsvError::NoLabelColumn {
+        path: path.to_path_buf(),
+        wanted,
+        available: available(),
+    };
+    match wanted {
+        Some(LabelColumn::Index(index)) if *index < columns => Ok(*index),
+        Some(LabelColumn::Index(index)) => Err(missing(index.to_string())),
+        Some(LabelColumn::Name(name)) => header
+            .and_then(|names| names.iter().position(|n| n == name))
+            .ok_or_else(|| missing(format!("`{name}`"))),
+        None => Ok(header
+            .and_then(|names| names.iter().position(|n| n.eq_ignore_ascii_case("label")))
+            .unwrap_or(columns - 1)),
+    }
+}
+
+/// Reads a CSV file: header, label column, finite numeric features.
+pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<CsvTable, CsvError> {
+    let bytes = std::fs::read(path).map_err(|source| CsvError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Line numbers come from byte offsets: the reader counts no blank lines, and a record
+    // "starts" at the blank lines before it.
+    let newlines: Vec<usize> = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .map(|(at, _)| at)
+        .collect();
+    let line_at = |position: Option<&csv::Position>| {
+        position.map_or(0, |p| {
+            let mut at = p.byte() as usize;
+            while at < bytes.len() && matches!(bytes[at], b'\n' | b'\r') {
+                at += 1;
+            }
+            newlines.partition_point(|&newline| newline < at) as u64 + 1
+        })
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes.as_slice());
+    let mut rows: Vec<(u64, Vec<String>)> = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|err| syntax_error(path, line_at(err.position()), err))?;
+        let line = line_at(record.position());
+        rows.push((line, record.iter().map(str::to_string).collect()));
+    }
+    if rows.is_empty() {
+        return Err(CsvError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let has_header = options
+        .header
+        .unwrap_or_else(|| looks_like_header(&rows[0].1, rows.get(1).map(|r| r.1.as_slice())));
+    let header = has_header.then(|| rows.remove(0).1);
+    if rows.is_empty() {
+        return Err(CsvError::NoRows {
+            path: path.to_path_buf(),
+        });
+    }
+    let columns = header.as_ref().map_or(rows[0].1.len(), Vec::len);
+    let label_index = find_label_column(path, header.as_deref(), columns, options.label.as_ref())?;
+    if columns < 2 {
+        return Err(CsvError::NoFeatures {
+            path: path.to_path_buf(),
+            column: describe_column(header.as_deref(), label_index),
+        });
+    }
+    let feature_count = columns - 1;
+    let mut features = Vec::with_capacity(rows.len() * feature_count);
+    let mut labels = Vec::with_capacity(rows.len());
+    let mut lines = Vec::with_capacity(rows.len());
+    for (line, fields) in rows {
+        if fields.len() != columns {
+            return Err(CsvError::Ragged {
+                path: path.to_path_buf(),
+                line,
+                found: fields.len(),
+                expected: columns,
+            });
+        }
+        for (index, text) in fields.iter().enumerate() {
+            let column = || describe_column(header.as_deref(), index);
+            if index == label_index {
+                if text.is_empty() {
+                    return Err(CsvError::EmptyLabel {
+                        path: path.to_path_buf(),
+                        line,
+                        column: column(),
+                    });
+                }
+                labels.push(text.clone());
+                continue;
+            }
+            let value: f32 = text.parse().map_err(|_| CsvError::NotNumeric {
+                path: path.to_path_buf(),
+                line,
+                column: column(),
+                text: text.clone(),
+            })?;
+            if !value.is_finite() {
+                return Err(CsvError::NotFinite {
+                    path: path.to_path_buf(),
+                    line,
+                    column: column(),
+                    text: text.clone(),
+                });
+            }
+            features.push(value);
+        }
+        lines.push(line);
+    }
+    Ok(CsvTable {
+        path: path.to_path_buf(),
+        header,
+        label_index,
+        features,
+        feature_count,
+        labels,
+        lines,
+    })
+}
+
+fn syntax_error(path: &Path, line: u64, err: csv::Error) -> CsvError {
+    let message = match err.kind() {
+        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8 text".to_string(),
+        csv::ErrorKind::Io(io) => io.to_string(),
+        _ => err.to_string(),
+    };
+    CsvError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        message: message.replace('\n', " "),
+    }
+}
+
+/// Per-column standardisation: `(x - mean) / std`, or `x - mean` where `std` is 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureScaling {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl FeatureScaling {
+    /// The mean and (population) standard deviation of each feature of `data`.
+    pub fn fit(data: &Dataset) -> FeatureScaling {
+        let width = data.width;
+        let Storage::Features(values) = &data.images else {
+            panic!("FeatureScaling::fit needs tabular data");
+        };
+        let count = data.n.max(1) as f64;
+        let mut mean = vec![0f64; width];
+        for row in values.chunks_exact(width) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += f64::from(v);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= count);
+        let mut variance = vec![0f64; width];
+        for row in values.chunks_exact(width) {
+            for ((s, &v), m) in variance.iter_mut().zip(row).zip(&mean) {
+                *s += (f64::from(v) - m).powi(2);
+            }
+        }
+        FeatureScaling {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            std: variance
+                .iter()
+                .map(|&s| (s / count).sqrt() as f32)
+                .collect(),
+        }
+    }
+
+    /// Standardises `data`'s features in place.
+    pub fn apply(&self, data: &mut Dataset) {
+        let Storage::Features(values) = &mut data.images else {
+            panic!("FeatureScaling::apply needs tabular data");
+        };
+        for row in values.chunks_exact_mut(self.mean.len()) {
+            for ((v, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                let centred = *v - m;
+                *v = match s.partial_cmp(&0.0) {
+                    Some(Ordering::Greater) => centred / s,
+                    _ => centred,
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn error_text<T: std::fmt::Debug>(result: Result<T, CsvError>) -> String {
+        let text = result.expect_err("expected an error").to_string();
+        assert!(!text.contains('\n'), "one line: {text}");
+        text
+    }
+
+    #[test]
+    fn reads_header_label_and_string_classes() {
+        let dir = TempDir::new("csv-ok");
+        let path = write(
+            &dir,
+            "flowers.csv",
+            "width,species,height\n1.5,setosa,2\n -3e-1 , virginica ,4\n\n0,setosa,1e2\n",
+        );
+        // No column is named `label`, so the last one is taken and `species` is a feature.
+        let message = error_text(read_csv(&path, &CsvOptions::default()));
+        assert!(
+            message.contains("line 2, column `species`: `setosa` is not a number"),
+            "{message}"
+        );
+        let options = CsvOptions {
+            label: Some("species".parse().unwrap()),
+            header: None,
+        };
+        let table = read_csv(&path, &options).unwrap();
+        assert_eq!(table.label_index, 1);
+        assert_eq!(table.features, vec![1.5, 2.0, -0.3, 4.0, 0.0, 100.0]);
+        assert_eq!(table.lines, vec![2, 3, 5]);
+        let classes = table.class_names().unwrap();
+        assert_eq!(classes, vec!["setosa", "virginica"]);
+        let data = table.to_dataset(&classes).unwrap();
+        assert_eq!(data.labels, vec![0, 1, 0]);
+        assert_eq!(data.example_shape(), [1, 1, 2]);
+        assert_eq!(data.class_names, classes);
+    }
+
+    #[test]
+    fn integer_labels_sort_numerically_and_headers_are_detected() {
+        let dir = TempDir::new("csv-int");
+        // No header; the default label column is the last one.
+        let path = write(&dir, "plain.csv", "0.5,1,10\n0.25,2,2\n1,3,1\n");
+        let table = read_csv(&path, &CsvOptions::default()).unwrap();
+        assert!(table.header.is_none());
+        assert_eq!(table.class_names().unwrap(), vec!["1", "2", "10"]);
+        assert_eq!(
+            table
+                .to_dataset(&table.class_names().unwrap())
+                .unwrap()
+                .labels,
+            vec![2, 1, 0]
+        );
+        // A column named `label` wins over the last column, in any case.
+        let path = write(&dir, "named.csv", "Label,x\n1,0.5\n0,0.7\n");
+        let table = read_csv(&path, &CsvOptions::default()).unwrap();
+        assert_eq!((table.label_index, table.feature_count), (0, 1));
+        // A header with a numeric name is found by comparing with the next row.
+        let path = write(&dir, "numbered.csv", "1,x2,y\n0.5,0.5,a\n0.1,0.2,b\n");
+        assert!(
+            read_csv(&path, &CsvOptions::default())
+                .unwrap()
+                .header
+                .is_some()
+        );
+        // The setting overrides detection.
+        let path = write(&dir, "forced.csv", "1,2,0\n3,4,1\n");
+        let forced = CsvOptions {
+            header: Some(true),
+            ..CsvOptions::default()
+        };
+        let table = read_csv(&path, &forced).unwrap();
+        assert_eq!(table.header, Some(vec!["1".into(), "2".into(), "0".into()]));
+        assert_eq!(table.labels, vec!["1"]);
+    }
+
+    #[test]
+    fn bad_files_name_the_file_line_and_column() {
+        let dir = TempDir::new("csv-bad");
+        let cases: [(&str, &str, CsvOptions, &[&str]); 10] = [
+            (
+                "empty.csv",
+                "",
+                CsvOptions::default(),
+                &["empty.csv: the file is empty"],
+            ),
+            (
+                "header.csv",
+                "a,b,label\n",
+                CsvOptions::default(),
+                &["header.csv: only a header row"],
+            ),
+            (
+                "ragged.csv",
+                "a,b,label\n1,2,x\n3,y\n",
+                CsvOptions::default(),
+                &["ragged.csv: line 3: 2 fields, expected 3"],
+            ),
+            (
+                "text.csv",
+                "a,b,label\n1,2,x\n3,abc,y\n",
+                CsvOptions::default(),
+                &["text.csv: line 3, column `b`: `abc` is not a number"],
+            ),
+            (
+                "nan.csv",
+                "a,b,label\n1,NaN,x\n3,4,y\n",
+                CsvOptions::default(),
+                &["nan.csv: line 2, column `b`: `NaN` is not finite"],
+            ),
+            (
+                "inf.csv",
+                "1,2,x\n3,-inf,y\n",
+                CsvOptions::default(),
+                &["inf.csv: line 2, column 1: `-inf` is not finite"],
+            ),
+            (
+                "one.csv",
+                "a,label\n1,x\n2,x\n",
+                CsvOptions::default(),
+                &[
+                    "one.csv: label column `label`: every row has the label `x`, expected at least 2 classes",
+                ],
+            ),
+            (
+                "nolabel.csv",
+                "a,b,c\n1,2,x\n3,4,y\n",
+                CsvOptions {
+                    label: Some("kind".parse().unwrap()),
+                    header: None,
+                },
+                &["nolabel.csv: label column `kind` not found; the columns are: `a`, `b`, `c`"],
+            ),
+            (
+                "index.csv",
+                "1,2,x\n3,4,y\n",
+                CsvOptions {
+                    label: Some(LabelColumn::Index(5)),
+                    header: None,
+                },
+                &[
+                    "index.csv: label column 5 not found",
+                    "3 unnamed columns (no header row), 0 to 2",
+                ],
+            ),
+            (
+                "nofeatures.csv",
+                "label\nx\ny\n",
+                CsvOptions::default(),
+                &["nofeatures.csv: only the label column `label`"],
+            ),
+        ];
+        for (name, text, options, needles) in cases {
+            let path = write(&dir, name, text);
+            let result = read_csv(&path, &options).and_then(|t| t.class_names().map(|_| t));
+            let message = error_text(result);
+            for needle in needles {
+                assert!(
+                    message.contains(needle),
+                    "{name}: missing {needle:?} in {message}"
+                );
+            }
+        }
+        let message = error_text(read_csv(&dir.join("absent.csv"), &CsvOptions::default()));
+        assert!(
+            message.contains("absent.csv: cannot read file"),
+            "{message}"
+        );
+        let path = dir.join("latin1.csv");
+        std::fs::write(&path, b"a,label\n1,x\n\n2,caf\xe9\n").unwrap();
+        let message = error_text(read_csv(&path, &CsvOptions::default()));
+        assert!(
+            message.contains("latin1.csv: line 4: invalid UTF-8 text"),
+            "{message}"
+        );
+        let path = write(&dir, "empty-label.csv", "a,label\n1,x\n2,\n3,y\n");
+        let message = error_text(read_csv(&path, &CsvOptions::default()));
+        assert!(
+            message.contains("empty-label.csv: line 3, column `label`: the label is empty"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_test_file_must_match_the_training_file() {
+        let dir = TempDir::new("csv-test-file");
+        let train = read_csv(
+            &write(&dir, "train.csv", "a,b,label\n1,2,x\n3,4,y\n"),
+            &CsvOptions::default(),
+        )
+        .unwrap();
+        let classes = train.class_names().unwrap();
+        let test = read_csv(
+            &write(&dir, "test.csv", "a,b,label\n1,2,y\n3,4,z\n"),
+            &CsvOptions::default(),
+        )
+        .unwrap();
+        train.check_same_columns(&test).unwrap();
+        let message = error_text(test.to_dataset(&classes));
+        assert!(
+            message.contains("test.csv: line 3, column `label`: label `z` does not occur in the training file (classes: x, y)"),
+            "{message}"
+        );
+        let other = read_csv(
+            &write(&dir, "other.csv", "a,c,label\n1,2,y\n"),
+            &CsvOptions::default(),
+        )
+        .unwrap();
+        let message = error_text(train.check_same_columns(&other));
+        assert!(
+            message.contains("other.csv: columns: found a, c, label, expected those of the training file: a, b, label"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn scaling_standardises_with_the_fitted_statistics() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        // Column 0: 1, 3 (mean 2, std 1); column 1 constant 5 (only centred).
+        let train = Dataset::from_features(vec![1.0, 5.0, 3.0, 5.0], vec![0, 1], 2, names.clone());
+        let scaling = FeatureScaling::fit(&train);
+        assert_eq!(scaling.mean, vec![2.0, 5.0]);
+        assert_eq!(scaling.std, vec![1.0, 0.0]);
+        let mut test = Dataset::from_features(vec![4.0, 6.0], vec![1], 2, names);
+        scaling.apply(&mut test);
+        assert_eq!(test.to_f32(), vec![2.0, 1.0]);
+    }
+}
