@@ -2,7 +2,8 @@
 //!
 //! The cache is valid only for the exact data and teachers it was computed from: its key is
 //! a 128-bit fingerprint of the data (image and label bytes, in transfer-set order) and of
-//! every teacher checkpoint's bytes. Any difference means a different key and a recompute.
+//! every teacher's parameters (its spec and values; not the checkpoint file, whose metadata
+//! order varies between writes). Any difference means a different key and a recompute.
 //!
 //! File layout (little-endian):
 //! ```text
@@ -81,7 +82,18 @@ impl Fingerprint {
 
 /// The key of the teachers' logits on a transfer set: the bytes of the transfer set's
 /// examples (pixels, or f32 features through [`crate::data::Storage`]'s `AsRef<[u8]>`) and
-/// labels, in order, and each teacher's checkpoint bytes (in ensemble order).
+/// labels, in order, and each teacher's parameter bytes (in ensemble order, see
+/// [`teacher_bytes`]).
+/// A teacher as bytes for [`transfer_key`]: its spec text, then every parameter value.
+pub fn teacher_bytes(spec: &str, values: &[Vec<f32>]) -> Vec<u8> {
+    let mut bytes = spec.as_bytes().to_vec();
+    for tensor in values {
+        bytes.extend_from_slice(&(tensor.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(bytemuck::cast_slice(tensor));
+    }
+    bytes
+}
+
 pub fn transfer_key(
     images: &(impl AsRef<[u8]> + ?Sized),
     labels: &[u8],
@@ -232,6 +244,24 @@ where
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+
+    #[test]
+    fn teacher_bytes_follow_the_values_and_the_spec() {
+        let values = vec![vec![1.0f32, 2.0], vec![3.0]];
+        let key = |spec: &str, values: &[Vec<f32>]| {
+            transfer_key(&[0u8; 4], &[1], &[&teacher_bytes(spec, values)])
+        };
+        assert_eq!(key("2-1", &values), key("2-1", &values.clone()));
+        assert_ne!(key("2-1", &values), key("2-2", &values));
+        let mut nudged = values.clone();
+        nudged[1][0] = 3.0001;
+        assert_ne!(key("2-1", &values), key("2-1", &nudged));
+        // The same numbers split differently between tensors are another model.
+        assert_ne!(
+            key("2-1", &values),
+            key("2-1", &[vec![1.0], vec![2.0, 3.0]])
+        );
+    }
 
     #[test]
     fn fnv_matches_the_published_test_vectors() {

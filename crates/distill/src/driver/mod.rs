@@ -21,7 +21,7 @@
 //!   a per-example shift that a student's logits need not reproduce.
 //! - Teacher logits on the transfer set are cached under [`default_cache_dir`] (the run
 //!   folder's `cache/` when [`RunOptions::cache_dir`] is `None`), one file per teacher,
-//!   keyed by the training examples' values, labels and that teacher's checkpoint bytes.
+//!   keyed by the training examples' values, labels and that teacher's parameters.
 //! - Every seed (initialisation, dropout masks, shuffles, shifts) derives from the run's
 //!   master seed ([`seeds::derive_seed`]); all students share initial weights and batch order.
 

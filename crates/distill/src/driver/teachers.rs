@@ -4,7 +4,7 @@
 //! as it is trained, so an interrupted run keeps every finished teacher; or, with
 //! [`RunOptions::teachers_from`](super::RunOptions), loaded from an earlier run folder whose
 //! data and teacher settings match. Their logits on the training split (the standard
-//! transfer set) are cached on disk, keyed by the data and the checkpoint bytes, and
+//! transfer set) are cached on disk, keyed by the data and the teachers' parameters, and
 //! combined into the ensemble: the mean of the members' log-softmax.
 
 use std::path::{Path, PathBuf};
@@ -247,11 +247,8 @@ fn transfer_logits(session: &Session, members: &[Trainee]) -> Result<Vec<Vec<f32
     let train = &session.data.train;
     let mut all = Vec::with_capacity(members.len());
     for teacher in members {
-        let checkpoint = session
-            .run_dir
-            .path(format!("{}.safetensors", teacher.name));
-        let bytes = std::fs::read(&checkpoint)
-            .with_context(|| format!("reading {}", checkpoint.display()))?;
+        let values = teacher.model.read_values(session.ctx)?;
+        let bytes = teacher_cache::teacher_bytes(teacher.model.spec().text(), &values);
         let key = teacher_cache::transfer_key(&train.images, &train.labels, &[&bytes]);
         let path = cache_dir.join(format!("{key:032x}.logits"));
         let (cached, source) =
