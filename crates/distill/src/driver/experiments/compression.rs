@@ -17,7 +17,10 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-use super::{ExperimentOutcome, columns, common_settings, points, relabel, settings, test_score};
+use super::{
+    ExperimentOutcome, columns, common_settings, points, settings, test_score,
+    train_on_ensemble_labels,
+};
 use crate::config::RunConfig;
 use crate::data::split::subsample;
 use crate::driver::StudyData;
@@ -103,43 +106,24 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     drop(unlabeled_split);
 
     let epochs = config.student.epochs;
-    let soft = LossConfig::Distill {
-        temperature,
-        alpha: 1.0,
-    };
-    let mut students = Vec::new();
-    let hard = session.train_student(StudentJob {
+    let mut students = vec![session.train_student(StudentJob {
         name: format!("student-hard-n{n}"),
-        role: Role::StudentHard,
-        loss: LossConfig::HardLabels,
-        split: &session.train,
-        targets: None,
-        epochs,
         transfer_set: format!("{n} labeled examples, true labels"),
-    })?;
-    students.push(hard);
+        ..session.on_training_split("", Role::StudentHard, LossConfig::HardLabels, None)
+    })?];
     let mut sizes = vec![0];
     sizes.extend(&extra);
     for &m in &sizes {
-        let classes = session.classes;
-        let mut targets = teachers.ensemble_targets.clone();
-        targets.extend_from_slice(&unlabeled_targets[..m * classes]);
-        let images = session
-            .data
-            .train
-            .concat(&unlabeled.select(&(0..m).collect::<Vec<_>>()));
-        let transfer = relabel(&images, &targets);
-        let split = GpuSplit::upload(session.ctx, "transfer", &transfer)?;
-        let targets = session.upload_targets(&targets)?;
-        students.push(session.train_student(StudentJob {
-            name: format!("student-soft-n{n}-m{m}"),
-            role: Role::StudentExperiment,
-            loss: soft,
-            split: &split,
-            targets: Some(&targets),
-            epochs,
-            transfer_set: format!("{n} + {m} examples, all labeled by the ensemble"),
-        })?);
+        students.push(train_on_ensemble_labels(
+            session,
+            format!("student-soft-n{n}-m{m}"),
+            format!("{n} + {m} examples, all labeled by the ensemble"),
+            &session.data.train,
+            &teachers.ensemble_targets,
+            &unlabeled,
+            &unlabeled_targets,
+            m,
+        )?);
     }
 
     let mut accuracies = Vec::with_capacity(students.len());

@@ -17,15 +17,17 @@ pub mod small_data;
 pub mod temperature;
 
 use anyhow::Result;
+use dk_nn::LossConfig;
 use serde_json::Value;
 
 use super::StudyData;
-use super::session::{Session, Trainee};
+use super::gpu_data::GpuSplit;
+use super::session::{Session, StudentJob, Trainee};
 use super::teachers::Teachers;
 use crate::config::{Experiment, RunConfig};
 use crate::data::Dataset;
 use crate::metrics;
-use crate::results::{Column, ColumnKind, ExperimentTable, Setting};
+use crate::results::{Column, ColumnKind, ExperimentTable, Role, Setting};
 
 /// What an experiment trained, and its table.
 pub struct ExperimentOutcome {
@@ -105,6 +107,41 @@ pub fn relabel(data: &Dataset, targets: &[f32]) -> Dataset {
         .map(|c| c as u8)
         .collect();
     relabeled
+}
+
+/// A student on `labeled` followed by the first `count` examples of `extra`, learning only
+/// from the ensemble: soft targets at `experiments.temperature` with alpha = 1, and the
+/// ensemble's argmax in the label buffer. `labeled_targets` and `extra_targets` are the
+/// ensemble's targets for the two sets, row by row.
+#[allow(clippy::too_many_arguments)]
+pub fn train_on_ensemble_labels(
+    session: &Session,
+    name: String,
+    transfer_set: String,
+    labeled: &Dataset,
+    labeled_targets: &[f32],
+    extra: &Dataset,
+    extra_targets: &[f32],
+    count: usize,
+) -> Result<Trainee> {
+    let mut targets = labeled_targets.to_vec();
+    targets.extend_from_slice(&extra_targets[..count * session.classes]);
+    let first: Vec<usize> = (0..count).collect();
+    let transfer = relabel(&labeled.concat(&extra.select(&first)), &targets);
+    let split = GpuSplit::upload(session.ctx, "transfer", &transfer)?;
+    let targets = session.upload_targets(&targets)?;
+    session.train_student(StudentJob {
+        name,
+        role: Role::StudentExperiment,
+        loss: LossConfig::Distill {
+            temperature: session.config.experiments.temperature,
+            alpha: 1.0,
+        },
+        split: &split,
+        targets: Some(&targets),
+        epochs: session.config.student.epochs,
+        transfer_set,
+    })
 }
 
 /// A student's result on the test split.

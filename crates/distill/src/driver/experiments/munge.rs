@@ -16,7 +16,8 @@ use dk_nn::LossConfig;
 use serde_json::Value;
 
 use super::{
-    ExperimentOutcome, columns, common_settings, points, relabel, select_rows, settings, test_score,
+    ExperimentOutcome, columns, common_settings, points, select_rows, settings, test_score,
+    train_on_ensemble_labels,
 };
 use crate::data::Dataset;
 use crate::data::munge::{MungeParams, munge};
@@ -82,10 +83,6 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
 
     let epochs = config.student.epochs;
     let temperature = config.experiments.temperature;
-    let soft = LossConfig::Distill {
-        temperature,
-        alpha: 1.0,
-    };
     let base_split = GpuSplit::upload(session.ctx, "base", &base)?;
     let mut students = vec![session.train_student(StudentJob {
         name: format!("student-hard-n{n}"),
@@ -96,29 +93,25 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         epochs,
         transfer_set: format!("{n} original examples, true labels"),
     })?];
+    drop(base_split);
     let mut ks = vec![0];
     ks.extend(&multipliers);
     for &k in &ks {
         let added = k * n;
-        let mut targets = base_targets.clone();
-        targets.extend_from_slice(&synthetic_targets[..added * classes]);
-        let images = base.concat(&synthetic.select(&(0..added).collect::<Vec<_>>()));
-        let transfer = relabel(&images, &targets);
-        let split = GpuSplit::upload(session.ctx, "transfer", &transfer)?;
-        let targets = session.upload_targets(&targets)?;
-        students.push(session.train_student(StudentJob {
-            name: format!("student-munge-k{k}"),
-            role: Role::StudentExperiment,
-            loss: soft,
-            split: &split,
-            targets: Some(&targets),
-            epochs,
-            transfer_set: if k == 0 {
+        students.push(train_on_ensemble_labels(
+            session,
+            format!("student-munge-k{k}"),
+            if k == 0 {
                 format!("{n} original examples, labeled by the ensemble")
             } else {
                 format!("{n} original + {added} MUNGE (k = {k}), labeled by the ensemble")
             },
-        })?);
+            &base,
+            &base_targets,
+            &synthetic,
+            &synthetic_targets,
+            added,
+        )?);
     }
 
     let mut rows = Vec::new();

@@ -81,13 +81,13 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     let without = format!("training split without {class_name}");
 
     let full = session.train_student(StudentJob {
-        name: "student-hard".into(),
-        role: Role::StudentHard,
-        loss: LossConfig::HardLabels,
-        split: &session.train,
-        targets: None,
-        epochs,
         transfer_set: "training split, hard labels".into(),
+        ..session.on_training_split(
+            "student-hard",
+            Role::StudentHard,
+            LossConfig::HardLabels,
+            None,
+        )
     })?;
     let hard = session.train_student(StudentJob {
         name: "student-omit-hard".into(),

@@ -62,13 +62,13 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     let percent = 100.0 * size as f64 / train.n as f64;
 
     let full = session.train_student(StudentJob {
-        name: "student-hard".into(),
-        role: Role::StudentHard,
-        loss: LossConfig::HardLabels,
-        split: &session.train,
-        targets: None,
-        epochs: config.student.epochs,
         transfer_set: format!("all {} examples, hard labels", train.n),
+        ..session.on_training_split(
+            "student-hard",
+            Role::StudentHard,
+            LossConfig::HardLabels,
+            None,
+        )
     })?;
     let hard_small = session.train_student(StudentJob {
         name: "student-hard-small".into(),
