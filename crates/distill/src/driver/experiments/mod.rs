@@ -18,6 +18,7 @@ pub mod temperature;
 
 use anyhow::Result;
 use dk_nn::LossConfig;
+use dk_tensor::Tensor;
 use serde_json::Value;
 
 use super::StudyData;
@@ -142,6 +143,44 @@ pub fn train_on_ensemble_labels(
         epochs: session.config.student.epochs,
         transfer_set,
     })
+}
+
+/// Two students on one transfer set described as `described`: `hard_name` on its hard
+/// labels, then `soft_name` on the ensemble's `targets` at the experiments' T and alpha.
+pub fn hard_and_soft(
+    session: &Session,
+    split: &GpuSplit,
+    targets: &Tensor,
+    epochs: usize,
+    [hard_name, soft_name]: [&str; 2],
+    described: &str,
+) -> Result<(Trainee, Trainee)> {
+    let (temperature, alpha) = (
+        session.config.experiments.temperature,
+        session.config.experiments.alpha,
+    );
+    let job = |name: &str, loss, targets, labels: String| StudentJob {
+        name: name.to_string(),
+        role: Role::StudentExperiment,
+        loss,
+        split,
+        targets,
+        epochs,
+        transfer_set: format!("{described}, {labels}"),
+    };
+    let hard = session.train_student(job(
+        hard_name,
+        LossConfig::HardLabels,
+        None,
+        "hard labels".into(),
+    ))?;
+    let soft = session.train_student(job(
+        soft_name,
+        LossConfig::Distill { temperature, alpha },
+        Some(targets),
+        format!("soft targets (T = {temperature}, alpha = {alpha})"),
+    ))?;
+    Ok((hard, soft))
 }
 
 /// A student's result on the test split.

@@ -13,7 +13,9 @@ use anyhow::{Result, bail};
 use dk_nn::{LossConfig, Model, ParamKind};
 use serde_json::Value;
 
-use super::{ExperimentOutcome, columns, common_settings, points, select_rows, settings};
+use super::{
+    ExperimentOutcome, columns, common_settings, hard_and_soft, points, select_rows, settings,
+};
 use crate::driver::gpu_data::GpuSplit;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
@@ -78,7 +80,6 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         session.upload_targets(&select_rows(&teachers.ensemble_targets, classes, &keep))?;
     let (temperature, alpha) = (config.experiments.temperature, config.experiments.alpha);
     let epochs = config.student.epochs;
-    let without = format!("training split without {class_name}");
 
     let full = session.train_student(StudentJob {
         transfer_set: "training split, hard labels".into(),
@@ -89,24 +90,14 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             None,
         )
     })?;
-    let hard = session.train_student(StudentJob {
-        name: "student-omit-hard".into(),
-        role: Role::StudentExperiment,
-        loss: LossConfig::HardLabels,
-        split: &split,
-        targets: None,
+    let (hard, distilled) = hard_and_soft(
+        session,
+        &split,
+        &targets,
         epochs,
-        transfer_set: format!("{without}, hard labels"),
-    })?;
-    let distilled = session.train_student(StudentJob {
-        name: "student-omit-kd".into(),
-        role: Role::StudentExperiment,
-        loss: LossConfig::Distill { temperature, alpha },
-        split: &split,
-        targets: Some(&targets),
-        epochs,
-        transfer_set: format!("{without}, soft targets (T = {temperature}, alpha = {alpha})"),
-    })?;
+        ["student-omit-hard", "student-omit-kd"],
+        &format!("training split without {class_name}"),
+    )?;
     let steps = (omit.max_bias_shift / omit.bias_shift_step).floor() as usize;
     let grid: Vec<f32> = (0..=steps)
         .map(|i| i as f32 * omit.bias_shift_step)

@@ -14,7 +14,8 @@ use dk_nn::LossConfig;
 use serde_json::Value;
 
 use super::{
-    ExperimentOutcome, columns, common_settings, points, select_rows, settings, test_score,
+    ExperimentOutcome, columns, common_settings, hard_and_soft, points, select_rows, settings,
+    test_score,
 };
 use crate::data::split::subsample;
 use crate::driver::gpu_data::GpuSplit;
@@ -70,26 +71,14 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             None,
         )
     })?;
-    let hard_small = session.train_student(StudentJob {
-        name: "student-hard-small".into(),
-        role: Role::StudentExperiment,
-        loss: LossConfig::HardLabels,
-        split: &split,
-        targets: None,
+    let (hard_small, soft_small) = hard_and_soft(
+        session,
+        &split,
+        &targets,
         epochs,
-        transfer_set: format!("{size} examples ({percent:.1}%), hard labels"),
-    })?;
-    let soft_small = session.train_student(StudentJob {
-        name: "student-soft-small".into(),
-        role: Role::StudentExperiment,
-        loss: LossConfig::Distill { temperature, alpha },
-        split: &split,
-        targets: Some(&targets),
-        epochs,
-        transfer_set: format!(
-            "{size} examples ({percent:.1}%), soft targets (T = {temperature}, alpha = {alpha})"
-        ),
-    })?;
+        ["student-hard-small", "student-soft-small"],
+        &format!("{size} examples ({percent:.1}%)"),
+    )?;
     let mut students = vec![full, hard_small, soft_small];
     let mut rows = Vec::new();
     let mut accuracies = Vec::new();
