@@ -8,7 +8,9 @@
 //! - [`report`]: the self-contained `report.html`.
 //! - [`teacher_cache`]: the teachers' logits on the transfer set, cached on disk by content key.
 //! - [`run_dir`]: the run folder and atomic file writes.
-//! - [`driver`]: the study itself on the GPU: training, distillation, evaluation, serving cost.
+//! - [`driver`]: the study itself on the GPU: training, distillation, evaluation, serving cost,
+//!   and the papers' experiments (model compression, MUNGE, an omitted class, temperature,
+//!   small data).
 
 pub mod config;
 pub mod data;

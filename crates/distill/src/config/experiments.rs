@@ -1,0 +1,282 @@
+//! Settings of the papers' experiments (`--experiment NAME`, the `[experiments]` tables).
+
+use serde::{Deserialize, Serialize};
+
+/// A study from the papers, run instead of the standard comparison (`--experiment NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Experiment {
+    /// Bucila et al. 2006: a student on N labeled examples against students on N + M teacher-labeled ones
+    Compression,
+    /// Bucila et al. 2006: MUNGE synthetic examples labeled by the ensemble, as the multiplier k grows
+    Munge,
+    /// Hinton et al. 2015: one class left out of the transfer set, then its output bias raised
+    OmitClass,
+    /// Accuracy against the temperature for several alphas, distillation against logit matching
+    Temperature,
+    /// Hinton et al. 2015: the student on a few percent of the data, hard labels against soft targets
+    SmallData,
+}
+
+impl Experiment {
+    pub const ALL: [Experiment; 5] = [
+        Experiment::Compression,
+        Experiment::Munge,
+        Experiment::OmitClass,
+        Experiment::Temperature,
+        Experiment::SmallData,
+    ];
+
+    /// The name on the command line and in results.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Experiment::Compression => "compression",
+            Experiment::Munge => "munge",
+            Experiment::OmitClass => "omit-class",
+            Experiment::Temperature => "temperature",
+            Experiment::SmallData => "small-data",
+        }
+    }
+}
+
+/// `compression`: the teachers label training images whose labels are withheld.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompressionConfig {
+    /// Labeled examples N: a stratified subsample of the training split, the only labels the
+    /// teachers see; the rest of the split joins the unlabeled pool (absent: the whole split).
+    pub labeled: Option<usize>,
+    /// Sizes M of the teacher-labeled sets added to the N labeled training examples, each
+    /// capped at the unused part of the official training set.
+    pub extra_examples: Vec<usize>,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            labeled: None,
+            extra_examples: vec![10_000, 40_000],
+        }
+    }
+}
+
+/// `munge`: the MUNGE synthetic transfer set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MungeConfig {
+    /// Original examples MUNGE starts from (a stratified subsample of the training split;
+    /// its nearest-neighbour search costs base_size^2 distance computations).
+    pub base_size: usize,
+    /// Size multipliers k: each adds k x base_size synthetic examples.
+    pub multipliers: Vec<usize>,
+    /// Probability p that an attribute is swapped with the nearest neighbour's.
+    pub swap_probability: f32,
+    /// Local variance parameter s: a swapped value is drawn with sd = |a - b| / s.
+    pub local_variance: f32,
+}
+
+impl Default for MungeConfig {
+    fn default() -> Self {
+        MungeConfig {
+            base_size: 5_000,
+            multipliers: vec![1, 2, 4],
+            swap_probability: 0.5,
+            local_variance: 1.0,
+        }
+    }
+}
+
+/// `omit-class`: one class removed from the student's transfer set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OmitClassConfig {
+    /// The omitted class, by name or label index (absent: "Dress" on Fashion-MNIST, else 3).
+    pub class: Option<String>,
+    /// Largest output-bias shift tried on validation.
+    pub max_bias_shift: f32,
+    /// Step of the bias-shift grid.
+    pub bias_shift_step: f32,
+}
+
+impl Default for OmitClassConfig {
+    fn default() -> Self {
+        OmitClassConfig {
+            class: None,
+            max_bias_shift: 10.0,
+            bias_shift_step: 0.25,
+        }
+    }
+}
+
+/// `temperature`: the sweep over temperatures and alphas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemperatureSweepConfig {
+    pub temperatures: Vec<f32>,
+    pub alphas: Vec<f32>,
+}
+
+impl Default for TemperatureSweepConfig {
+    fn default() -> Self {
+        TemperatureSweepConfig {
+            temperatures: vec![1.0, 2.0, 4.0, 8.0, 20.0],
+            alphas: vec![0.5, 0.9],
+        }
+    }
+}
+
+/// `small-data`: the student on a small share of the training split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmallDataConfig {
+    /// Share of the training split the students see (stratified, seeded).
+    pub fraction: f32,
+    /// Student epochs on the small set (absent: student.epochs / fraction, at most 100, so
+    /// the students take about as many steps as on the whole split).
+    pub epochs: Option<usize>,
+}
+
+impl Default for SmallDataConfig {
+    fn default() -> Self {
+        SmallDataConfig {
+            fraction: 0.03,
+            epochs: None,
+        }
+    }
+}
+
+/// Settings of the experiments (`--experiment NAME`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentsConfig {
+    /// Distillation temperature of the experiments that use one setting (all but `temperature`).
+    pub temperature: f32,
+    /// Soft-target weight where true labels may be used (omit-class, small-data);
+    /// compression and munge use 1: their students never see a true label.
+    pub alpha: f32,
+    pub compression: CompressionConfig,
+    pub munge: MungeConfig,
+    pub omit_class: OmitClassConfig,
+    pub temperature_sweep: TemperatureSweepConfig,
+    pub small_data: SmallDataConfig,
+}
+
+impl Default for ExperimentsConfig {
+    fn default() -> Self {
+        ExperimentsConfig {
+            temperature: 4.0,
+            alpha: 0.9,
+            compression: CompressionConfig::default(),
+            munge: MungeConfig::default(),
+            omit_class: OmitClassConfig::default(),
+            temperature_sweep: TemperatureSweepConfig::default(),
+            small_data: SmallDataConfig::default(),
+        }
+    }
+}
+
+impl ExperimentsConfig {
+    /// Adds a line to `check` for every bad experiment setting.
+    pub(super) fn check(&self, check: &mut impl FnMut(bool, String)) {
+        let e = self;
+        check(
+            e.temperature.is_finite() && e.temperature > 0.0,
+            format!(
+                "experiments.temperature = {}: expected a finite number > 0",
+                e.temperature
+            ),
+        );
+        check(
+            (0.0..=1.0).contains(&e.alpha),
+            format!(
+                "experiments.alpha = {}: expected a value in [0, 1]",
+                e.alpha
+            ),
+        );
+        let c = &e.compression;
+        check(
+            c.labeled != Some(0),
+            "experiments.compression.labeled = 0: need at least 1 labeled example (omit the key for the whole training split)".into(),
+        );
+        check(
+            !c.extra_examples.is_empty() && !c.extra_examples.contains(&0),
+            format!(
+                "experiments.compression.extra_examples = {:?}: expected one or more sizes >= 1",
+                c.extra_examples
+            ),
+        );
+        let m = &e.munge;
+        check(
+            m.base_size >= 2,
+            format!(
+                "experiments.munge.base_size = {}: MUNGE needs at least 2 examples",
+                m.base_size
+            ),
+        );
+        check(
+            !m.multipliers.is_empty() && !m.multipliers.contains(&0),
+            format!(
+                "experiments.munge.multipliers = {:?}: expected one or more multipliers >= 1",
+                m.multipliers
+            ),
+        );
+        check(
+            (0.0..=1.0).contains(&m.swap_probability),
+            format!(
+                "experiments.munge.swap_probability = {}: expected a probability in [0, 1]",
+                m.swap_probability
+            ),
+        );
+        check(
+            m.local_variance.is_finite() && m.local_variance > 0.0,
+            format!(
+                "experiments.munge.local_variance = {}: expected a finite number > 0",
+                m.local_variance
+            ),
+        );
+        let o = &e.omit_class;
+        check(
+            o.max_bias_shift.is_finite() && o.max_bias_shift >= 0.0,
+            format!(
+                "experiments.omit_class.max_bias_shift = {}: expected a number >= 0",
+                o.max_bias_shift
+            ),
+        );
+        check(
+            o.bias_shift_step.is_finite() && o.bias_shift_step > 0.0,
+            format!(
+                "experiments.omit_class.bias_shift_step = {}: expected a number > 0",
+                o.bias_shift_step
+            ),
+        );
+        let sweep = &e.temperature_sweep;
+        check(
+            !sweep.temperatures.is_empty()
+                && sweep.temperatures.iter().all(|t| t.is_finite() && *t > 0.0),
+            format!(
+                "experiments.temperature_sweep.temperatures = {:?}: expected one or more finite numbers > 0",
+                sweep.temperatures
+            ),
+        );
+        check(
+            !sweep.alphas.is_empty() && sweep.alphas.iter().all(|a| (0.0..=1.0).contains(a)),
+            format!(
+                "experiments.temperature_sweep.alphas = {:?}: expected one or more values in [0, 1]",
+                sweep.alphas
+            ),
+        );
+        let small = &e.small_data;
+        check(
+            small.fraction > 0.0 && small.fraction <= 1.0,
+            format!(
+                "experiments.small_data.fraction = {}: expected a share in (0, 1]",
+                small.fraction
+            ),
+        );
+        check(
+            small.epochs != Some(0),
+            "experiments.small_data.epochs = 0: need at least 1 (omit the key for the default)"
+                .into(),
+        );
+    }
+}

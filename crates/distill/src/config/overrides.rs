@@ -1,0 +1,191 @@
+//! Command-line flags that override a run's settings.
+
+use std::path::PathBuf;
+
+use super::{Experiment, OptimizerKind, Preset, RunConfig};
+use crate::data::DatasetKind;
+use crate::data::tabular::LabelColumn;
+
+/// Command-line overrides: each flag, when given, replaces the setting from the preset and
+/// the config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Preset of defaults: default (laptop GPU), quick (software Vulkan such as lavapipe), tiny (CI smoke test)
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Run one of the papers' experiments instead of the standard comparison
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub experiment: Option<Experiment>,
+    /// Data set: fashion-mnist, mnist, kmnist, cifar10, or csv (your own file, see --csv-train)
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub dataset: Option<DatasetKind>,
+    /// Folder holding the data set's files, or one subfolder per data set (fashion-mnist,
+    /// mnist, kmnist, cifar10): the IDX files, or CIFAR-10's cifar-10-batches-bin (skips the search)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// CSV data set: the training file (numeric feature columns and one label column)
+    #[arg(long, value_name = "FILE")]
+    pub csv_train: Option<PathBuf>,
+    /// CSV data set: a test file with the same columns [default: hold out part of the training file]
+    #[arg(long, value_name = "FILE")]
+    pub csv_test: Option<PathBuf>,
+    /// CSV data set: the label column, a header name or a 0-based index [default: `label`, else the last column]
+    #[arg(long, value_name = "COLUMN")]
+    pub csv_label: Option<LabelColumn>,
+    /// CSV data set: whether the first row is a header [default: detected]
+    #[arg(long, value_name = "BOOL")]
+    pub csv_header: Option<bool>,
+    /// Run folder for checkpoints, results.json and report.html [default: runs/<UTC timestamp>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seed of the split, initialisation, shuffling, dropout and jitter
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Number of teachers in the ensemble
+    #[arg(long, value_name = "K")]
+    pub teachers: Option<usize>,
+    /// Teacher architecture, e.g. 784-1200-1200-10 or c16k3-c16k3-p2-c32k3-c32k3-p2-256-10
+    #[arg(long, value_name = "SPEC")]
+    pub teacher_spec: Option<String>,
+    /// Student architecture, e.g. 784-256-256-10
+    #[arg(long, value_name = "SPEC")]
+    pub student_spec: Option<String>,
+    /// Epochs of both teachers and students (the specific flags below win)
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+    /// Teacher training epochs
+    #[arg(long, value_name = "N")]
+    pub teacher_epochs: Option<usize>,
+    /// Student training epochs
+    #[arg(long, value_name = "N")]
+    pub student_epochs: Option<usize>,
+    /// Mini-batch size
+    #[arg(long, value_name = "B")]
+    pub batch_size: Option<usize>,
+    /// Optimizer of teachers and students
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Learning rate of teachers and students
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f32>,
+    /// Teachers' dropout rate on input pixels
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    pub dropout_input: Option<f32>,
+    /// Teachers' dropout rate after hidden layers
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    pub dropout_hidden: Option<f32>,
+    /// Teachers' random image shift in pixels (0 = no jitter)
+    #[arg(long, value_name = "PIXELS")]
+    pub max_shift: Option<u32>,
+    /// Teachers' max-norm constraint on each unit's incoming weights
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_norm: Option<f32>,
+    /// Distillation temperature [default: chosen on validation from the grid]
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    pub temperature: Option<f32>,
+    /// Soft-target weight in [0, 1] [default: chosen on validation from the grid]
+    #[arg(long, allow_negative_numbers = true)]
+    pub alpha: Option<f32>,
+    /// Temperatures tried on validation, comma-separated
+    #[arg(
+        long,
+        value_name = "T,..",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub temperature_grid: Option<Vec<f32>>,
+    /// Alphas tried on validation, comma-separated
+    #[arg(
+        long,
+        value_name = "A,..",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub alpha_grid: Option<Vec<f32>>,
+    /// Training examples [default: all that the validation split leaves, or the preset's]
+    #[arg(long, value_name = "N")]
+    pub train_size: Option<usize>,
+    /// Validation examples carved from the training set
+    #[arg(long, value_name = "N")]
+    pub validation_size: Option<usize>,
+    /// Test examples [default: the whole test set, or the preset's]
+    #[arg(long, value_name = "N")]
+    pub test_size: Option<usize>,
+    /// Split and subsample with a plain shuffle instead of stratifying by class
+    #[arg(long)]
+    pub plain_split: bool,
+}
+
+impl Overrides {
+    /// Applies every flag that was given.
+    pub fn apply(&self, config: &mut RunConfig) {
+        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+            if let Some(value) = value {
+                *target = value.clone();
+            }
+        }
+        set(&mut config.preset, &self.preset);
+        if self.experiment.is_some() {
+            config.experiment = self.experiment;
+        }
+        set(&mut config.data.dataset, &self.dataset);
+        if self.data_dir.is_some() {
+            config.data.dir = self.data_dir.clone();
+        }
+        let csv = &mut config.data.csv;
+        for (target, value) in [
+            (&mut csv.train, &self.csv_train),
+            (&mut csv.test, &self.csv_test),
+        ] {
+            if value.is_some() {
+                target.clone_from(value);
+            }
+        }
+        if self.csv_label.is_some() {
+            csv.label.clone_from(&self.csv_label);
+        }
+        if self.csv_header.is_some() {
+            csv.header = self.csv_header;
+        }
+        if self.out.is_some() {
+            config.out_dir = self.out.clone();
+        }
+        set(&mut config.seed, &self.seed);
+        set(&mut config.teachers, &self.teachers);
+        set(&mut config.teacher.spec, &self.teacher_spec);
+        set(&mut config.student.spec, &self.student_spec);
+        set(&mut config.teacher.epochs, &self.epochs);
+        set(&mut config.student.epochs, &self.epochs);
+        set(&mut config.teacher.epochs, &self.teacher_epochs);
+        set(&mut config.student.epochs, &self.student_epochs);
+        set(&mut config.batch_size, &self.batch_size);
+        for model in [&mut config.teacher, &mut config.student] {
+            set(&mut model.optimizer.kind, &self.optimizer);
+            set(&mut model.optimizer.lr, &self.lr);
+        }
+        set(&mut config.teacher.dropout_input, &self.dropout_input);
+        set(&mut config.teacher.dropout_hidden, &self.dropout_hidden);
+        set(&mut config.teacher.max_shift, &self.max_shift);
+        if self.max_norm.is_some() {
+            config.teacher.max_norm = self.max_norm;
+        }
+        if self.temperature.is_some() {
+            config.distill.temperature = self.temperature;
+        }
+        if self.alpha.is_some() {
+            config.distill.alpha = self.alpha;
+        }
+        set(&mut config.distill.temperature_grid, &self.temperature_grid);
+        set(&mut config.distill.alpha_grid, &self.alpha_grid);
+        if self.train_size.is_some() {
+            config.data.train_size = self.train_size;
+        }
+        set(&mut config.data.validation_size, &self.validation_size);
+        if self.test_size.is_some() {
+            config.data.test_size = self.test_size;
+        }
+        if self.plain_split {
+            config.data.stratified = false;
+        }
+    }
+}
