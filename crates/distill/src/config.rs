@@ -853,6 +853,16 @@ mod tests {
                 "missing {needle}: {problems:#?}"
             );
         }
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.experiments.omit_class.bias_shift_step = 1e-9;
+        config.experiments.temperature_sweep.alphas = vec![0.5, 0.9, 0.5];
+        let problems = config.problems();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(
+            problems[0].contains("raise bias_shift_step"),
+            "{problems:#?}"
+        );
+        assert!(problems[1].contains("repeated"), "{problems:#?}");
         let err = TestCli::try_parse_from(["dk-distill", "--experiment", "munging"])
             .err()
             .unwrap();

@@ -270,6 +270,21 @@ pub struct ExperimentTable {
     pub chart: Option<LineChart>,
 }
 
+impl ExperimentTable {
+    /// Drops chart points and reference lines that are not finite numbers (JSON has no NaN:
+    /// they would be written as null and the file could not be read back).
+    pub fn drop_non_finite(&mut self) {
+        if let Some(chart) = &mut self.chart {
+            for series in &mut chart.series {
+                series
+                    .points
+                    .retain(|p| p[0].is_finite() && p[1].is_finite());
+            }
+            chart.references.retain(|r| r.y.is_finite());
+        }
+    }
+}
+
 /// A named setting, as text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Setting {

@@ -90,7 +90,8 @@ impl Default for MungeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OmitClassConfig {
-    /// The omitted class, by name or label index (absent: "Dress" on Fashion-MNIST, else 3).
+    /// The omitted class, by name or label index (a class name wins when both match, as
+    /// with CSV labels "1".."10"); absent: "Dress" on Fashion-MNIST, else 3.
     pub class: Option<String>,
     /// Largest output-bias shift tried on validation.
     pub max_bias_shift: f32,
@@ -107,6 +108,9 @@ impl Default for OmitClassConfig {
         }
     }
 }
+
+/// The most output-bias shifts the omit-class grid may hold.
+pub const MAX_BIAS_SHIFTS: usize = 10_000;
 
 /// `temperature`: the sweep over temperatures and alphas.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -249,7 +253,28 @@ impl ExperimentsConfig {
                 o.bias_shift_step
             ),
         );
+        check(
+            o.bias_shift_step <= 0.0
+                || o.bias_shift_step.is_nan()
+                || (o.max_bias_shift / o.bias_shift_step) <= MAX_BIAS_SHIFTS as f32,
+            format!(
+                "experiments.omit_class: {} / {} is more than {MAX_BIAS_SHIFTS} shifts to try: raise bias_shift_step",
+                o.max_bias_shift, o.bias_shift_step
+            ),
+        );
         let sweep = &e.temperature_sweep;
+        for (key, values) in [
+            ("temperatures", &sweep.temperatures),
+            ("alphas", &sweep.alphas),
+        ] {
+            let mut sorted = values.clone();
+            sorted.sort_by(f32::total_cmp);
+            sorted.dedup();
+            check(
+                sorted.len() == values.len(),
+                format!("experiments.temperature_sweep.{key} = {values:?}: a value is repeated"),
+            );
+        }
         check(
             !sweep.temperatures.is_empty()
                 && sweep.temperatures.iter().all(|t| t.is_finite() && *t > 0.0),

@@ -29,8 +29,11 @@ pub fn finish(
     mut teachers: Teachers,
     mut students: Vec<Trainee>,
     grid: Vec<GridPoint>,
-    experiment: Option<ExperimentTable>,
+    mut experiment: Option<ExperimentTable>,
 ) -> Result<StudyOutcome> {
+    if let Some(table) = &mut experiment {
+        table.drop_non_finite();
+    }
     for student in &students {
         let path = session
             .run_dir
@@ -117,7 +120,9 @@ pub fn finish(
         .map(|m| m.test.accuracy)
     {
         for result in &mut student_results {
-            if result.role != Role::StudentHard {
+            // An experiment's students learn from other transfer sets than the hard-label
+            // baseline's, so the share of its gap means nothing for them.
+            if !matches!(result.role, Role::StudentHard | Role::StudentExperiment) {
                 result.gap_recovered =
                     metrics::gap_recovered(hard, result.test.accuracy, ensemble_accuracy);
             }
@@ -159,9 +164,11 @@ pub fn finish(
         dark_knowledge: Some(dark_knowledge),
         experiment,
     };
+    let standard = results.experiment.is_none();
     for warning in results.derived_warnings() {
-        // The ensemble-vs-student warning is already there in its own words.
-        if !warning.starts_with("ensemble ") && !results.warnings.contains(&warning) {
+        // The standard study already gave the ensemble-vs-student warning in its own words.
+        let said = standard && warning.starts_with("ensemble ");
+        if !said && !results.warnings.contains(&warning) {
             results.warnings.push(warning);
         }
     }

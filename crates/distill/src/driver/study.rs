@@ -20,7 +20,7 @@ use super::experiments;
 use super::finish::{StudyOutcome, finish};
 use super::session::{RunOptions, Session, Trainee};
 use super::specs::model_spec;
-use super::teachers::Teachers;
+use super::teachers::{Teachers, check_teachers_from};
 use crate::config::RunConfig;
 use crate::metrics;
 use crate::results::{GridPoint, Results, Role};
@@ -32,6 +32,9 @@ pub fn run_study(
     data: &StudyData,
     options: &RunOptions,
 ) -> Result<StudyOutcome> {
+    if let Some(dir) = &options.teachers_from {
+        check_teachers_from(config, dir)?;
+    }
     let prepared;
     let data = match config.experiment {
         Some(experiment) => {

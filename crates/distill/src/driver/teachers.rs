@@ -17,7 +17,7 @@ use super::gpu_data::GpuSplit;
 use super::seeds::derive_seed;
 use super::session::{EVAL_BATCH, Session, Trainee, optimizer};
 use super::train::{TrainPlan, Trained, train};
-use crate::config::parse_config_text;
+use crate::config::{Experiment, RunConfig, parse_config_text};
 use crate::metrics;
 use crate::results::Role;
 use crate::teacher_cache::{self, Source};
@@ -140,7 +140,19 @@ fn train_teachers(session: &Session) -> Result<Vec<Trainee>> {
         save(session, &model, &name)?;
         members.push(teacher(name, model, trained));
     }
+    write_training_data_key(session)?;
     Ok(members)
+}
+
+fn write_training_data_key(session: &Session) -> Result<()> {
+    session
+        .run_dir
+        .write(
+            TRAINING_DATA_KEY,
+            format!("{}\n", training_data_key(&session.data.train)).as_bytes(),
+        )
+        .with_context(|| format!("writing {TRAINING_DATA_KEY}"))?;
+    Ok(())
 }
 
 fn teacher(name: String, model: Model, trained: Trained) -> Trainee {
@@ -164,11 +176,43 @@ fn save(session: &Session, model: &Model, name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Loads `teacher-k.safetensors` from an earlier run folder, after checking that its
-/// `config.toml` trained them on the same data with the same teacher settings (otherwise
-/// the teachers could have seen labels or examples that this run withholds).
-fn load_teachers(session: &Session, dir: &Path) -> Result<Vec<Trainee>> {
-    let config = session.config;
+/// The file beside the teacher checkpoints that fingerprints the data they were trained on.
+const TRAINING_DATA_KEY: &str = "teachers-training-data.txt";
+
+/// A fingerprint of the teachers' training split (its examples and labels, in order).
+fn training_data_key(data: &crate::data::Dataset) -> String {
+    format!(
+        "{:032x}",
+        teacher_cache::transfer_key(&data.images, &data.labels, &[])
+    )
+}
+
+/// The labeled examples the teachers of a run learn from: the compression experiment's
+/// `labeled` subset, else the whole training split.
+fn teacher_labels(config: &RunConfig) -> Option<usize> {
+    match config.experiment {
+        Some(Experiment::Compression) => config.experiments.compression.labeled,
+        _ => None,
+    }
+}
+
+/// Checks, before anything is written, that the teachers of the earlier run folder `dir`
+/// may serve this run: trained with the same data, seed and teacher settings (otherwise
+/// they could have seen labels or examples that this run withholds), and not in the
+/// folder this run is about to write.
+pub fn check_teachers_from(config: &RunConfig, dir: &Path) -> Result<()> {
+    if let Some(out) = &config.out_dir {
+        let same = match (std::fs::canonicalize(out), std::fs::canonicalize(dir)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same {
+            bail!(
+                "{}: the run folder is the folder the teachers come from; choose another --out",
+                out.display()
+            );
+        }
+    }
     let config_path = dir.join("config.toml");
     let text = std::fs::read_to_string(&config_path).with_context(|| {
         format!(
@@ -191,6 +235,13 @@ fn load_teachers(session: &Session, dir: &Path) -> Result<Vec<Trainee>> {
     if earlier.data != config.data {
         differences.push("the [data] settings".into());
     }
+    if teacher_labels(&earlier) != teacher_labels(config) {
+        differences.push(format!(
+            "the teachers' labeled examples ({} vs {})",
+            describe_labels(teacher_labels(&earlier)),
+            describe_labels(teacher_labels(config))
+        ));
+    }
     if earlier.teacher != config.teacher {
         differences.push("the [teacher] settings".into());
     }
@@ -199,11 +250,38 @@ fn load_teachers(session: &Session, dir: &Path) -> Result<Vec<Trainee>> {
     }
     if !differences.is_empty() {
         bail!(
-            "{}: the teachers there were trained with other settings ({}); train new ones (drop the teachers-from option) or match the settings",
+            "{}: the teachers there were trained with other settings ({}); train new ones (drop --teachers-from) or match the settings",
             config_path.display(),
             differences.join(", ")
         );
     }
+    Ok(())
+}
+
+fn describe_labels(labeled: Option<usize>) -> String {
+    labeled.map_or("the whole training split".into(), |n| {
+        format!("{n} of the training split")
+    })
+}
+
+/// Loads `teacher-k.safetensors` from an earlier run folder that [`check_teachers_from`]
+/// accepted, after checking that the training data is the same, example for example.
+fn load_teachers(session: &Session, dir: &Path) -> Result<Vec<Trainee>> {
+    let config = session.config;
+    let key_path = dir.join(TRAINING_DATA_KEY);
+    let earlier_key = std::fs::read_to_string(&key_path).with_context(|| {
+        format!(
+            "{}: cannot read the fingerprint of the teachers' training data",
+            key_path.display()
+        )
+    })?;
+    if earlier_key.trim() != training_data_key(&session.data.train) {
+        bail!(
+            "{}: the teachers there were trained on other training data (the files or the split differ); train new ones (drop --teachers-from)",
+            key_path.display()
+        );
+    }
+    write_training_data_key(session)?;
     let mut members = Vec::with_capacity(config.teachers);
     for k in 0..config.teachers {
         let name = teacher_name(k);
@@ -281,4 +359,64 @@ pub fn mean_rows(members: &[&[f32]]) -> Vec<f32> {
     mean.into_iter()
         .map(|m| (m / members.len() as f64) as f32)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Preset, effective_config_toml};
+    use crate::testutil::TempDir;
+
+    #[test]
+    fn teachers_from_must_match_the_settings_and_not_be_the_run_folder() {
+        let dir = TempDir::new("teachers-from");
+        let earlier = RunConfig::preset(Preset::Tiny);
+        std::fs::write(
+            dir.path().join("config.toml"),
+            effective_config_toml(&earlier),
+        )
+        .unwrap();
+        let mut config = earlier.clone();
+        config.experiment = Some(Experiment::OmitClass);
+        config.student.epochs = 9;
+        check_teachers_from(&config, dir.path()).expect("students may differ");
+
+        config.seed += 1;
+        config.teacher.epochs += 1;
+        let text = format!(
+            "{:#}",
+            check_teachers_from(&config, dir.path()).unwrap_err()
+        );
+        assert!(text.contains("config.toml"), "{text}");
+        assert!(
+            text.contains("seed 1 vs 2") && text.contains("[teacher]"),
+            "{text}"
+        );
+
+        // Teachers trained on the whole split must not serve a compression run whose
+        // teachers may see only part of it.
+        let mut config = earlier.clone();
+        config.experiment = Some(Experiment::Compression);
+        config.experiments.compression.labeled = Some(500);
+        let text = format!(
+            "{:#}",
+            check_teachers_from(&config, dir.path()).unwrap_err()
+        );
+        assert!(text.contains("500 of the training split"), "{text}");
+
+        let mut config = earlier.clone();
+        config.out_dir = Some(dir.path().to_path_buf());
+        let text = format!(
+            "{:#}",
+            check_teachers_from(&config, dir.path()).unwrap_err()
+        );
+        assert!(text.contains("choose another --out"), "{text}");
+
+        let missing = dir.path().join("nothing-here");
+        let text = format!("{:#}", check_teachers_from(&earlier, &missing).unwrap_err());
+        assert!(
+            text.contains("is") && text.contains("a run folder"),
+            "{text}"
+        );
+    }
 }

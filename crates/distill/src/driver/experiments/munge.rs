@@ -11,7 +11,7 @@
 //! set is the first pass of the k = 2 set), and no student of the MUNGE rows sees a true
 //! label.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use dk_nn::LossConfig;
 use serde_json::Value;
 
@@ -49,6 +49,18 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     multipliers.dedup();
     let largest = *multipliers.last().expect("at least one multiplier");
 
+    // The synthetic set is held as f32 on the CPU and uploaded as one split: refuse sizes
+    // that cannot fit before allocating them.
+    let values = (largest * n) as u64 * base.values_per_example() as u64;
+    let limit = session.ctx.limits.max_storage_buffer_binding_size;
+    let bytes_per_value = if base.is_tabular() { 4 } else { 1 };
+    if values * bytes_per_value > limit {
+        bail!(
+            "experiments.munge: {largest} x {n} synthetic examples are {} MB on the GPU, over the adapter's {} MB binding limit; lower experiments.munge.multipliers or base_size",
+            values * bytes_per_value / 1_000_000,
+            limit / 1_000_000
+        );
+    }
     session.console.say(format!(
         "MUNGE: {} synthetic examples from {n} (nearest neighbours, p = {}, s = {})",
         largest * n,

@@ -19,6 +19,7 @@ use super::{
 use crate::driver::gpu_data::GpuSplit;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
+use crate::driver::train::Trained;
 use crate::metrics;
 use crate::results::{ColumnKind, ExperimentTable, LineChart, Role, Series};
 
@@ -67,6 +68,16 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     let classes = session.classes;
     let class = omitted_class(omit.class.as_deref(), &train.class_names)?;
     let class_name = train.class_names[class].clone();
+    if !session
+        .validation
+        .host_labels
+        .iter()
+        .any(|&l| l as usize == class)
+    {
+        bail!(
+            "experiments.omit_class: the validation split has no example of class {class} ({class_name}), so no bias shift can be chosen; raise data.validation_size"
+        );
+    }
     let keep: Vec<usize> = (0..train.n)
         .filter(|&i| train.labels[i] as usize != class)
         .collect();
@@ -252,9 +263,13 @@ fn raise_bias(session: &Session, student: &Trainee, class: usize, grid: &[f32]) 
     );
     values[last][class] += shift;
     let model = Model::from_values(session.ctx, student.model.spec().clone(), &values)?;
-    let mut trained = student.trained.clone();
-    trained.validation_logits = metrics::with_bias_shift(logits, classes, class, shift);
-    trained.validation_accuracy = best.accuracy;
+    // Not trained again: no curve and no training time of its own.
+    let trained = Trained {
+        curve: Vec::new(),
+        seconds: 0.0,
+        validation_logits: metrics::with_bias_shift(logits, classes, class, shift),
+        validation_accuracy: best.accuracy,
+    };
     Ok(Shifted {
         student: Trainee {
             name: format!("{}-bias", student.name),
