@@ -13,7 +13,10 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use dk_tensor::GpuContext;
 
-use dk_distill::config::{Overrides, Preset, RunConfig, effective_config_toml, load_config};
+use dk_distill::config::{
+    Experiment, Overrides, Preset, RunConfig, effective_config_toml, load_config,
+};
+use dk_distill::driver::experiments::small_data::small_share_epochs;
 use dk_distill::driver::experiments::{experiment_summary, text_table};
 use dk_distill::driver::study::summary_table;
 use dk_distill::driver::{RunOptions, StudyData, default_cache_dir, load_data, run_study};
@@ -94,11 +97,16 @@ fn print_plan(config: &RunConfig, data: &StudyData) {
     );
     match config.experiment {
         Some(experiment) => println!(
-            "  experiment {}: {} ({}, {} epochs)",
+            "  experiment {}: {} ({}, {} epochs{})",
             experiment.name(),
             experiment_summary(experiment),
             config.student.spec,
-            config.student.epochs
+            config.student.epochs,
+            if experiment == Experiment::SmallData {
+                format!("; {} on the small share", small_share_epochs(config))
+            } else {
+                String::new()
+            }
         ),
         None => {
             let candidates = config.distill.candidates();

@@ -17,6 +17,7 @@ use super::{
     ExperimentOutcome, columns, common_settings, hard_and_soft, points, select_rows, settings,
     test_score,
 };
+use crate::config::RunConfig;
 use crate::data::split::subsample;
 use crate::driver::gpu_data::GpuSplit;
 use crate::driver::seeds::derive_seed;
@@ -27,6 +28,17 @@ use crate::results::{ColumnKind, ExperimentTable, LineChart, Role, Series};
 /// The most epochs the default schedule gives the small-data students (a cap, so a tiny
 /// fraction does not train for thousands of epochs).
 const MAX_DEFAULT_EPOCHS: usize = 100;
+
+/// Epochs of the students on the small share: the setting, else student.epochs / fraction
+/// (at most [`MAX_DEFAULT_EPOCHS`], at least student.epochs).
+pub fn small_share_epochs(config: &RunConfig) -> usize {
+    let small = &config.experiments.small_data;
+    small.epochs.unwrap_or_else(|| {
+        ((config.student.epochs as f64 / small.fraction as f64).ceil() as usize)
+            .min(MAX_DEFAULT_EPOCHS)
+            .max(config.student.epochs)
+    })
+}
 
 pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> {
     let config = session.config;
@@ -41,11 +53,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             config.batch_size
         );
     }
-    let epochs = small.epochs.unwrap_or_else(|| {
-        ((config.student.epochs as f64 / small.fraction as f64).ceil() as usize)
-            .min(MAX_DEFAULT_EPOCHS)
-            .max(config.student.epochs)
-    });
+    let epochs = small_share_epochs(config);
     let all: Vec<usize> = (0..train.n).collect();
     let chosen = subsample(
         &all,
