@@ -291,12 +291,19 @@ impl Plot {
     fn x_ticks(&self) -> Vec<f64> {
         let (lo, hi) = self.x_range;
         if self.x_log {
+            // Powers of ten; over two decades or less, also their doubles and fives
+            // (1, 2, 5, 10, 20 for a temperature axis).
+            let in_range = |v: f64| v >= lo * 0.9999 && v <= hi * 1.0001;
+            let few_decades = hi / lo <= 100.0;
             let mut ticks = Vec::new();
             let mut power = 10f64.powf(lo.log10().floor());
             while power <= hi * 1.0001 {
-                if power >= lo * 0.9999 {
-                    ticks.push(power);
-                }
+                let steps: &[f64] = if few_decades {
+                    &[1.0, 2.0, 5.0]
+                } else {
+                    &[1.0]
+                };
+                ticks.extend(steps.iter().map(|m| m * power).filter(|&v| in_range(v)));
                 power *= 10.0;
             }
             if ticks.len() < 2 {
@@ -852,6 +859,15 @@ mod tests {
         // Equal steps per decade.
         let step = plot.x(1e6) - plot.x(1e5);
         assert!((plot.x(1e7) - plot.x(1e6) - step).abs() < 1e-9);
+        // Two decades or less: the 2s and 5s too.
+        let plot = Plot::new(400.0, 300.0, (1.0, 20.0), (0.8, 0.9), true);
+        let ticks = plot.x_ticks();
+        for expected in [2.0, 5.0, 10.0, 20.0] {
+            assert!(
+                ticks.iter().any(|&t| (t - expected).abs() < 1e-9),
+                "{ticks:?}"
+            );
+        }
     }
 
     /// Writes the sample report for a visual check:
