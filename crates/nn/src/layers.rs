@@ -75,43 +75,113 @@ fn grad_buffer(
     })
 }
 
-/// The (parameter, gradient) pairs of a layer with a weight and a bias; none when the layer
-/// was built without gradients (inference).
-fn weight_and_bias(
-    weight: &Tensor,
-    bias: &Tensor,
-    grad_weight: Option<&Tensor>,
-    grad_bias: Option<&Tensor>,
-) -> Vec<ParamGrad> {
-    match (grad_weight, grad_bias) {
-        (Some(dw), Some(db)) => vec![
+/// One prepared backward launch of a layer with a weight and a bias.
+enum BackwardLaunch {
+    Single(Dispatch),
+    /// The convolution's weight gradient: partial sums, then their reduction.
+    ConvWeight(Conv2dWeightGrad),
+}
+
+/// What [`Linear`] and [`Conv2d`] share: a weight and a bias, the output, the forward
+/// launch and, in training, the gradient buffers and the backward launches.
+struct Weighted {
+    weight: Tensor,
+    bias: Tensor,
+    output: Tensor,
+    forward: Dispatch,
+    grad_output: Option<Tensor>,
+    /// dW and db (training only).
+    grads: Option<(Tensor, Tensor)>,
+    /// Backward, in recording order: dW, db, then dX when the input needs a gradient.
+    backward: Vec<BackwardLaunch>,
+}
+
+impl Weighted {
+    /// In training, allocates dY, dW and db and asks `prepare_backward(dY, dW, db)` for the
+    /// backward launches.
+    fn new(
+        ctx: &GpuContext,
+        (weight, bias): (&Tensor, &Tensor),
+        output: Tensor,
+        forward: Dispatch,
+        mode: Mode,
+        prepare_backward: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Result<Vec<BackwardLaunch>>,
+    ) -> Result<Self> {
+        let grad_output = grad_buffer(ctx, mode, output.shape(), true)?;
+        let (mut grads, mut backward) = (None, Vec::new());
+        if let Some(dy) = &grad_output {
+            let dw = Tensor::zeros(ctx, weight.shape(), DType::F32)?;
+            let db = Tensor::zeros(ctx, bias.shape(), DType::F32)?;
+            backward = prepare_backward(dy, &dw, &db)?;
+            grads = Some((dw, db));
+        }
+        Ok(Self {
+            weight: weight.clone(),
+            bias: bias.clone(),
+            output,
+            forward,
+            grad_output,
+            grads,
+            backward,
+        })
+    }
+
+    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for launch in &self.backward {
+            match launch {
+                BackwardLaunch::Single(d) => d.record(pass),
+                BackwardLaunch::ConvWeight(d) => d.record(pass),
+            }
+        }
+    }
+
+    /// The (parameter, gradient) pairs; none when built without gradients (inference).
+    fn parameters(&self) -> Vec<ParamGrad> {
+        let Some((dw, db)) = &self.grads else {
+            return Vec::new();
+        };
+        vec![
             ParamGrad {
-                param: weight.clone(),
+                param: self.weight.clone(),
                 grad: dw.clone(),
             },
             ParamGrad {
-                param: bias.clone(),
+                param: self.bias.clone(),
                 grad: db.clone(),
             },
-        ],
-        _ => Vec::new(),
+        ]
     }
+}
+
+/// `impl Layer` for a newtype around [`Weighted`].
+macro_rules! weighted_layer {
+    ($layer:ty, $kind:literal) => {
+        impl Layer for $layer {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+            fn output(&self) -> &Tensor {
+                &self.0.output
+            }
+            fn grad_output(&self) -> Option<&Tensor> {
+                self.0.grad_output.as_ref()
+            }
+            fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
+                self.0.forward.record(pass);
+            }
+            fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
+                self.0.record_backward(pass);
+            }
+            fn parameters(&self) -> Vec<ParamGrad> {
+                self.0.parameters()
+            }
+        }
+    };
 }
 
 /// Fully connected layer `y = x W^T + b`, W `[out, in]`, optionally with ReLU fused into
 /// the matmul epilogue (then the following [`Relu`] is built as fused and only does backward).
-pub struct Linear {
-    weight: Tensor,
-    bias: Tensor,
-    output: Tensor,
-    grad_output: Option<Tensor>,
-    grad_weight: Option<Tensor>,
-    grad_bias: Option<Tensor>,
-    forward: Dispatch,
-    grad_weight_launch: Option<Dispatch>,
-    grad_bias_launch: Option<Dispatch>,
-    grad_input_launch: Option<Dispatch>,
-}
+pub struct Linear(Weighted);
 
 impl Linear {
     /// `input` is `[batch, in]`; `grad_input`, when given, receives dL/dx in backward.
@@ -139,94 +209,33 @@ impl Linear {
                 ..Default::default()
             },
         )?;
-        let grad_output = grad_buffer(ctx, mode, &[batch, out_features], true)?;
-        let (mut grad_weight, mut grad_bias) = (None, None);
-        let (mut grad_weight_launch, mut grad_bias_launch, mut grad_input_launch) =
-            (None, None, None);
-        if let Some(dy) = &grad_output {
-            let dw = Tensor::zeros(ctx, weight.shape(), DType::F32)?;
-            let db = Tensor::zeros(ctx, bias.shape(), DType::F32)?;
+        let prepare_backward = |dy: &Tensor, dw: &Tensor, db: &Tensor| -> Result<_> {
             // dW = dY^T X, overwritten each step.
-            grad_weight_launch = Some(prepare_matmul(
-                ctx,
-                dy,
-                input,
-                &dw,
-                &MatmulOptions {
-                    trans_a: true,
-                    ..Default::default()
-                },
-            )?);
-            grad_bias_launch = Some(prepare_column_sum(ctx, dy, &db, false)?);
+            let transpose_dy = MatmulOptions {
+                trans_a: true,
+                ..Default::default()
+            };
+            let mut launches = vec![
+                BackwardLaunch::Single(prepare_matmul(ctx, dy, input, dw, &transpose_dy)?),
+                BackwardLaunch::Single(prepare_column_sum(ctx, dy, db, false)?),
+            ];
             if let Some(dx) = grad_input {
                 // dX = dY W.
-                grad_input_launch = Some(prepare_matmul(
-                    ctx,
-                    dy,
-                    weight,
-                    dx,
-                    &MatmulOptions::default(),
-                )?);
+                let plain = MatmulOptions::default();
+                launches.push(BackwardLaunch::Single(prepare_matmul(
+                    ctx, dy, weight, dx, &plain,
+                )?));
             }
-            grad_weight = Some(dw);
-            grad_bias = Some(db);
-        }
-        Ok(Self {
-            weight: weight.clone(),
-            bias: bias.clone(),
-            output,
-            grad_output,
-            grad_weight,
-            grad_bias,
-            forward,
-            grad_weight_launch,
-            grad_bias_launch,
-            grad_input_launch,
-        })
+            Ok(launches)
+        };
+        Weighted::new(ctx, (weight, bias), output, forward, mode, prepare_backward).map(Self)
     }
 }
 
-impl Layer for Linear {
-    fn kind(&self) -> &'static str {
-        "Linear"
-    }
-    fn output(&self) -> &Tensor {
-        &self.output
-    }
-    fn grad_output(&self) -> Option<&Tensor> {
-        self.grad_output.as_ref()
-    }
-    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.forward.record(pass);
-    }
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record(pass, &self.grad_weight_launch);
-        record(pass, &self.grad_bias_launch);
-        record(pass, &self.grad_input_launch);
-    }
-    fn parameters(&self) -> Vec<ParamGrad> {
-        weight_and_bias(
-            &self.weight,
-            &self.bias,
-            self.grad_weight.as_ref(),
-            self.grad_bias.as_ref(),
-        )
-    }
-}
+weighted_layer!(Linear, "Linear");
 
 /// 2-D convolution, weight `[out, in, k, k]`, NCHW activations, optionally with ReLU fused.
-pub struct Conv2d {
-    weight: Tensor,
-    bias: Tensor,
-    output: Tensor,
-    grad_output: Option<Tensor>,
-    grad_weight: Option<Tensor>,
-    grad_bias: Option<Tensor>,
-    forward: Dispatch,
-    grad_weight_launch: Option<Conv2dWeightGrad>,
-    grad_bias_launch: Option<Dispatch>,
-    grad_input_launch: Option<Dispatch>,
-}
+pub struct Conv2d(Weighted);
 
 impl Conv2d {
     /// `input` is `[batch, in_channels, height, width]`.
@@ -257,67 +266,25 @@ impl Conv2d {
         let out_shape = [x[0], w[0], geom.out_height(), geom.out_width()];
         let output = Tensor::zeros(ctx, &out_shape, DType::F32)?;
         let forward = prepare_conv2d(ctx, input, weight, Some(bias), &output, fused_relu, &geom)?;
-        let grad_output = grad_buffer(ctx, mode, &out_shape, true)?;
-        let (mut grad_weight, mut grad_bias) = (None, None);
-        let (mut grad_weight_launch, mut grad_bias_launch, mut grad_input_launch) =
-            (None, None, None);
-        if let Some(dy) = &grad_output {
-            let dw = Tensor::zeros(ctx, weight.shape(), DType::F32)?;
-            let db = Tensor::zeros(ctx, bias.shape(), DType::F32)?;
-            grad_weight_launch = Some(prepare_conv2d_weight_grad(
-                ctx, input, dy, &dw, false, &geom,
-            )?);
-            grad_bias_launch = Some(prepare_conv2d_bias_grad(ctx, dy, &db, &geom)?);
+        let prepare_backward = |dy: &Tensor, dw: &Tensor, db: &Tensor| -> Result<_> {
+            let mut launches = vec![
+                BackwardLaunch::ConvWeight(prepare_conv2d_weight_grad(
+                    ctx, input, dy, dw, false, &geom,
+                )?),
+                BackwardLaunch::Single(prepare_conv2d_bias_grad(ctx, dy, db, &geom)?),
+            ];
             if let Some(dx) = grad_input {
-                grad_input_launch = Some(prepare_conv2d_input_grad(ctx, dy, weight, dx, &geom)?);
+                launches.push(BackwardLaunch::Single(prepare_conv2d_input_grad(
+                    ctx, dy, weight, dx, &geom,
+                )?));
             }
-            grad_weight = Some(dw);
-            grad_bias = Some(db);
-        }
-        Ok(Self {
-            weight: weight.clone(),
-            bias: bias.clone(),
-            output,
-            grad_output,
-            grad_weight,
-            grad_bias,
-            forward,
-            grad_weight_launch,
-            grad_bias_launch,
-            grad_input_launch,
-        })
+            Ok(launches)
+        };
+        Weighted::new(ctx, (weight, bias), output, forward, mode, prepare_backward).map(Self)
     }
 }
 
-impl Layer for Conv2d {
-    fn kind(&self) -> &'static str {
-        "Conv2d"
-    }
-    fn output(&self) -> &Tensor {
-        &self.output
-    }
-    fn grad_output(&self) -> Option<&Tensor> {
-        self.grad_output.as_ref()
-    }
-    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.forward.record(pass);
-    }
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        if let Some(d) = &self.grad_weight_launch {
-            d.record(pass);
-        }
-        record(pass, &self.grad_bias_launch);
-        record(pass, &self.grad_input_launch);
-    }
-    fn parameters(&self) -> Vec<ParamGrad> {
-        weight_and_bias(
-            &self.weight,
-            &self.bias,
-            self.grad_weight.as_ref(),
-            self.grad_bias.as_ref(),
-        )
-    }
-}
+weighted_layer!(Conv2d, "Conv2d");
 
 /// ReLU. When `fused`, the previous Linear/Conv2d already applied it and this layer's
 /// output is that layer's output; backward is the same either way (dx = dy where y > 0).
