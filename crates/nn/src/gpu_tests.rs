@@ -9,7 +9,8 @@ use dk_tensor::{DType, Tensor};
 use crate::init::he_normal;
 use crate::reference;
 use crate::{
-    LossConfig, Model, ModelSpec, Optimizer, ParamKind, TrainConfig, Trainer, dropout_seed,
+    LossConfig, LrSchedule, Model, ModelSpec, Optimizer, ParamKind, TrainConfig, Trainer,
+    dropout_seed,
 };
 
 fn f64s(v: &[f32]) -> Vec<f64> {
@@ -144,9 +145,8 @@ fn frozen(loss: LossConfig) -> TrainConfig {
     // belong to the uploaded values.
     TrainConfig {
         loss,
-        optimizer: Optimizer::sgd(0.0, 0.0),
-        max_norm: None,
         seed: 11,
+        ..TrainConfig::new(Optimizer::sgd(0.0, 0.0))
     }
 }
 
@@ -250,6 +250,67 @@ fn one_optimizer_step_matches_cpu_reference() {
             );
         }
     }
+}
+
+/// The rate each step applied, measured from plain SGD's update `w -= lr * g`.
+fn measured_rates(config: TrainConfig, steps: u32) -> Vec<(f64, f32)> {
+    let ctx = ctx();
+    let setup = Setup::new("7-5-3", 4, 21);
+    let model = Model::from_values(ctx, setup.spec.clone(), &setup.values).unwrap();
+    let inputs = Tensor::from_f32(ctx, &setup.inputs, &[4, 7]).unwrap();
+    let labels = Tensor::from_u32(ctx, &setup.labels, &[4]).unwrap();
+    let mut trainer = Trainer::new(ctx, &model, &inputs, &labels, None, config).unwrap();
+    let mut before = model.read_values(ctx).unwrap();
+    (0..steps)
+        .map(|_| {
+            trainer.step(ctx);
+            let after = model.read_values(ctx).unwrap();
+            // The largest gradient entry of the first weight gives the best-resolved rate.
+            let grad = trainer.gradients()[0].grad.to_f32(ctx).unwrap();
+            let i = (0..grad.len())
+                .max_by(|&a, &b| grad[a].abs().total_cmp(&grad[b].abs()))
+                .unwrap();
+            let rate = f64::from(before[0][i] - after[0][i]) / f64::from(grad[i]);
+            before = after;
+            (rate, trainer.learning_rate())
+        })
+        .collect()
+}
+
+#[test]
+fn trainer_applies_the_schedule_at_every_step() {
+    let peak = 0.05;
+    for schedule in [
+        LrSchedule::Constant,
+        LrSchedule::step_decay(0.5, 2),
+        LrSchedule::cosine(2, 5, 0.1),
+    ] {
+        let config = TrainConfig::new(Optimizer::sgd(peak, 0.0)).with_schedule(schedule);
+        for (index, (rate, reported)) in measured_rates(config, 6).into_iter().enumerate() {
+            let step = index as u32 + 1;
+            let want = schedule.lr_at(peak, step);
+            assert_eq!(reported, want, "{schedule:?} step {step}: learning_rate()");
+            assert!(
+                (rate - f64::from(want)).abs() <= 1e-3 * f64::from(want),
+                "{schedule:?} step {step}: the update used lr {rate}, schedule says {want} (rel tol 1e-3)"
+            );
+        }
+    }
+}
+
+#[test]
+fn trainer_rejects_a_nonsense_schedule() {
+    let ctx = ctx();
+    let model = Model::new(ctx, ModelSpec::parse("6-4-3").unwrap(), 1).unwrap();
+    let x = Tensor::zeros(ctx, &[5, 6], DType::F32).unwrap();
+    let y = Tensor::zeros(ctx, &[5], DType::U32).unwrap();
+    let config =
+        TrainConfig::new(Optimizer::adam(1e-3)).with_schedule(LrSchedule::step_decay(2.0, 10));
+    let e = Trainer::new(ctx, &model, &x, &y, None, config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("factor") && e.contains('2'), "{e}");
 }
 
 /// 64 examples whose class is the argmax of a fixed random linear map: separable, so a

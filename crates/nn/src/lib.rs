@@ -7,7 +7,8 @@
 //! - [`layers`] and [`Sequential`]: GPU layers built once for a fixed batch size, each
 //!   owning its activations and gradients, with every kernel launch prepared once.
 //! - [`Trainer`]: a whole training step (forward, loss, backward, optimizer) recorded into
-//!   one command encoder; loss and accuracy accumulate on the GPU.
+//!   one command encoder; loss and accuracy accumulate on the GPU. [`LrSchedule`] sets the
+//!   learning rate of each step ([`schedule`]).
 //! - [`Inference`]: batched evaluation-mode forward passes for any number of examples.
 //! - [`reference`]: a plain CPU forward/backward of whole models that the tests trust.
 //!
@@ -37,6 +38,7 @@ pub mod init;
 pub mod layers;
 pub mod model;
 pub mod reference;
+pub mod schedule;
 pub mod sequential;
 pub mod spec;
 pub mod trainer;
@@ -47,6 +49,7 @@ mod gpu_tests;
 pub use error::{NnError, Result};
 pub use layers::{Layer, Mode, ParamGrad};
 pub use model::{Inference, Model};
+pub use schedule::LrSchedule;
 pub use sequential::Sequential;
 pub use spec::{LayerSpec, ModelSpec, ParamKind, ParamSpec};
 pub use trainer::{LossConfig, Optimizer, TrainConfig, Trainer, dropout_seed};

@@ -3,7 +3,8 @@
 //!
 //! Nothing is read back per step: the loss kernel adds the batch's loss sum, correct count
 //! and example count to a small stats buffer on the GPU, read with [`Trainer::read_stats`]
-//! every N steps or at the end of an epoch.
+//! every N steps or at the end of an epoch. The learning rate of each step comes from the
+//! config's [`LrSchedule`] through the optimizer's uniform block.
 
 use dk_tensor::ops::loss::{
     DistillLossParams, LossStats, new_loss_stats, prepare_distill_loss, prepare_logit_mse,
@@ -17,6 +18,7 @@ use dk_tensor::{DType, Dispatch, GpuContext, Tensor};
 use crate::error::{Result, config_error};
 use crate::layers::{Mode, ParamGrad};
 use crate::model::Model;
+use crate::schedule::LrSchedule;
 use crate::sequential::Sequential;
 use crate::spec::{ParamKind, ParamSpec};
 
@@ -94,6 +96,17 @@ impl Optimizer {
         }
     }
 
+    /// SGD with Nesterov momentum (`momentum` > 0) and L2 weight decay added to the gradient.
+    pub fn sgd_nesterov(lr: f32, momentum: f32, weight_decay: f32) -> Self {
+        Optimizer::Sgd {
+            lr,
+            momentum,
+            nesterov: true,
+            weight_decay,
+        }
+    }
+
+    /// The (peak) learning rate.
     pub fn lr(&self) -> f32 {
         match *self {
             Optimizer::Adam { lr, .. } | Optimizer::Sgd { lr, .. } => lr,
@@ -111,17 +124,30 @@ pub struct TrainConfig {
     pub max_norm: Option<f32>,
     /// Seed of the dropout masks; step `s` of layer `i` uses [`dropout_seed`]`(seed, s, i)`.
     pub seed: u64,
+    /// Learning rate of each step, relative to the optimizer's rate (the peak).
+    pub schedule: LrSchedule,
 }
 
 impl TrainConfig {
-    /// Hard labels, the given optimizer, no max-norm, seed 0.
+    /// Hard labels, the given optimizer at a constant rate, no max-norm, seed 0.
     pub fn new(optimizer: Optimizer) -> Self {
         Self {
             loss: LossConfig::HardLabels,
             optimizer,
             max_norm: None,
             seed: 0,
+            schedule: LrSchedule::Constant,
         }
+    }
+
+    /// This config with the learning-rate schedule `schedule`.
+    pub fn with_schedule(self, schedule: LrSchedule) -> Self {
+        Self { schedule, ..self }
+    }
+
+    /// Learning rate of step `step` (1-based): the schedule applied to the optimizer's rate.
+    pub fn lr_at(&self, step: u32) -> f32 {
+        self.schedule.lr_at(self.optimizer.lr(), step)
     }
 }
 
@@ -148,7 +174,8 @@ pub struct Trainer {
     optimizer_state: Vec<Tensor>,
     stats: Tensor,
     step: u32,
-    lr: f32,
+    /// The rate the schedule scales: the optimizer's, until [`Trainer::set_learning_rate`].
+    peak_lr: f32,
 }
 
 impl Trainer {
@@ -163,6 +190,7 @@ impl Trainer {
         teacher_logits: Option<&Tensor>,
         config: TrainConfig,
     ) -> Result<Self> {
+        config.schedule.check_values().map_err(config_error)?;
         let spec = model.spec();
         let net = Sequential::new(ctx, spec, model.parameters(), inputs, Mode::Train)?;
         let batch = net.batch();
@@ -281,7 +309,7 @@ impl Trainer {
         }
         Ok(Self {
             net,
-            lr: config.optimizer.lr(),
+            peak_lr: config.optimizer.lr(),
             config,
             params,
             loss,
@@ -296,16 +324,17 @@ impl Trainer {
     /// Record one training step into `encoder`, reading whatever the inputs, labels and
     /// teacher-logits tensors hold when it runs.
     ///
-    /// Per-step values (dropout seeds, the optimizer's step count and learning rate) are
-    /// uniform buffers updated through the queue, which takes effect at the next submit:
-    /// submit the encoder before recording the following step.
+    /// Per-step values (dropout seeds, the optimizer's step count and the scheduled learning
+    /// rate) are uniform buffers updated through the queue, which takes effect at the next
+    /// submit: submit the encoder before recording the following step.
     pub fn record_step(&mut self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder) {
         self.step += 1;
         let (seed, step) = (self.config.seed, self.step);
         self.net
             .set_seeds(ctx, |layer| dropout_seed(seed, step, layer));
+        let lr = self.learning_rate();
         for update in &self.updates {
-            update.set_step(ctx, self.step, self.lr);
+            update.set_step(ctx, step, lr);
         }
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
         self.net.record_forward(&mut pass);
@@ -345,13 +374,23 @@ impl Trainer {
         Ok(stats)
     }
 
-    /// Learning rate of the following steps (schedules).
+    /// Set the peak rate of the following steps; the config's schedule scales it (with
+    /// [`LrSchedule::Constant`] it is the rate itself). [`Trainer::config`] keeps the
+    /// optimizer's original rate.
+    ///
+    /// # Panics
+    /// When `lr` is negative or not finite.
     pub fn set_learning_rate(&mut self, lr: f32) {
-        self.lr = lr;
+        assert!(
+            lr.is_finite() && lr >= 0.0,
+            "learning rate must be finite and >= 0, got {lr}"
+        );
+        self.peak_lr = lr;
     }
 
+    /// Learning rate of the most recent step (before the first step: of the first).
     pub fn learning_rate(&self) -> f32 {
-        self.lr
+        self.config.schedule.lr_at(self.peak_lr, self.step.max(1))
     }
 
     /// Steps recorded so far.

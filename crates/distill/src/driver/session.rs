@@ -224,6 +224,7 @@ impl<'a> Session<'a> {
                 optimizer: optimizer(&config.student),
                 max_norm: config.student.max_norm,
                 seed: derive_seed(config.seed, "student-dropout", 0),
+                ..TrainConfig::new(optimizer(&config.student))
             },
             teacher_logits: job.targets,
             data_seed: derive_seed(config.seed, "student-data", 0),

@@ -122,6 +122,7 @@ fn train_teachers(session: &Session) -> Result<Vec<Trainee>> {
                 optimizer: optimizer(&config.teacher),
                 max_norm: config.teacher.max_norm,
                 seed: derive_seed(config.seed, "teacher-dropout", k as u64),
+                ..TrainConfig::new(optimizer(&config.teacher))
             },
             teacher_logits: None,
             data_seed: derive_seed(config.seed, "teacher-data", k as u64),
