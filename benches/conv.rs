@@ -1,40 +1,56 @@
 //! Convolution and pooling kernels on the conv layers of the default teacher CNN
-//! (16-16-32-32 channels) at batch 128 on 1x28x28 images:
-//! c16k5 pad 2 (1 -> 16, 28x28), maxpool 2, c32k5 pad 2 (16 -> 32, 14x14), maxpool 2.
+//! `c16k3-c16k3-p2-c32k3-c32k3-p2-256-10` and of a quick-preset CNN `c8k5-p2-c16k5-p2-10`, at
+//! batch 128 on 1x28x28 images, each pass on every path that runs it on this adapter (the
+//! implicit GEMM and the direct kernels), plus the 2x2 max pool that follows a conv.
 //!
-//! Each timed iteration records one kernel (or the two-pass weight gradient), submits it and
-//! waits for the GPU, so the figures are device time plus one submission. Convolution
-//! throughput is reported in FLOPs (2 per multiply-add of the forward; the gradients cost the
-//! same), pooling throughput in input elements.
+//! Each timed iteration records one pass (all its dispatches), submits it and waits for the
+//! GPU, so the figures are device time plus one submission. Convolution throughput is
+//! reported in FLOPs (2 per multiply-add of the forward; the gradients cost the same),
+//! pooling throughput in input elements.
 
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use darkknowledge::tensor::ops::conv2d::{
-    Conv2dGeometry, prepare_conv2d, prepare_conv2d_input_grad, prepare_conv2d_weight_grad,
+    Conv2dGeometry, Conv2dPass, Conv2dPath, path_unsupported, prepare_conv2d_input_grad_on,
+    prepare_conv2d_on, prepare_conv2d_weight_grad_on,
 };
 use darkknowledge::tensor::ops::maxpool::{prepare_maxpool2d, prepare_maxpool2d_backward};
 use darkknowledge::tensor::{DType, Dispatch, GpuContext, Tensor, record_all};
 
 const BATCH: usize = 128;
 
-fn teacher_convs() -> [(&'static str, Conv2dGeometry); 2] {
-    let conv = |in_channels, size, out_channels| Conv2dGeometry {
-        batch: BATCH,
-        in_channels,
-        height: size,
-        width: size,
-        out_channels,
-        kernel_h: 5,
-        kernel_w: 5,
-        stride: 1,
-        padding: 2,
-    };
-    [
-        ("c16k5_1x28x28", conv(1, 28, 16)),
-        ("c32k5_16x14x14", conv(16, 14, 32)),
-    ]
+/// (name, geometry) of every measured layer: 'same' padding, stride 1.
+fn cnn_convs() -> Vec<(String, Conv2dGeometry)> {
+    let layers = [
+        (1, 28, 16, 3),
+        (16, 28, 16, 3),
+        (16, 14, 32, 3),
+        (32, 14, 32, 3),
+        (1, 28, 8, 5),
+        (8, 14, 16, 5),
+    ];
+    layers
+        .into_iter()
+        .map(|(in_channels, size, out_channels, k)| {
+            let g = Conv2dGeometry {
+                batch: BATCH,
+                in_channels,
+                height: size,
+                width: size,
+                out_channels,
+                kernel_h: k,
+                kernel_w: k,
+                stride: 1,
+                padding: k / 2,
+            };
+            (
+                format!("c{out_channels}k{k}_{in_channels}x{size}x{size}"),
+                g,
+            )
+        })
+        .collect()
 }
 
 fn random_tensor(ctx: &GpuContext, shape: &[usize], seed: u32) -> Tensor {
@@ -72,14 +88,14 @@ fn conv_benches(c: &mut Criterion) {
     let ctx = GpuContext::new().expect("a GPU adapter");
     let mut group = c.benchmark_group(format!("conv [{}]", ctx.summary));
     if ctx.summary.is_cpu {
-        // Software Vulkan: the 16 -> 32 layer takes about a second per pass.
+        // Software Vulkan: the larger layers take a tenth of a second or more per pass.
         group
             .sample_size(10)
             .warm_up_time(Duration::from_millis(200))
             .measurement_time(Duration::from_secs(3));
     }
 
-    for (name, geom) in teacher_convs() {
+    for (name, geom) in cnn_convs() {
         let x = random_tensor(&ctx, &geom.input_shape(), 1);
         let w = random_tensor(&ctx, &geom.weight_shape(), 2);
         let bias = random_tensor(&ctx, &[geom.out_channels], 3);
@@ -88,27 +104,29 @@ fn conv_benches(c: &mut Criterion) {
         let dx = Tensor::zeros(&ctx, &geom.input_shape(), DType::F32).unwrap();
         let dw = Tensor::zeros(&ctx, &geom.weight_shape(), DType::F32).unwrap();
 
-        let forward = prepare_conv2d(&ctx, &x, &w, Some(&bias), &y, true, &geom).unwrap();
-        let input_grad = prepare_conv2d_input_grad(&ctx, &dy, &w, &dx, &geom).unwrap();
-        let weight_grad = prepare_conv2d_weight_grad(&ctx, &x, &dy, &dw, false, &geom).unwrap();
-
         group.throughput(Throughput::Elements(geom.flops()));
-        bench_gpu(&mut group, &ctx, format!("{name}/forward"), &[&forward]);
-        // The first layer's input gradient is never needed in training, but it is the
-        // transposed convolution with Cin = 1, a useful worst case for the gather.
-        bench_gpu(
-            &mut group,
-            &ctx,
-            format!("{name}/input_grad"),
-            &[&input_grad],
-        );
-        let weight_grad_passes = weight_grad.dispatches();
-        bench_gpu(
-            &mut group,
-            &ctx,
-            format!("{name}/weight_grad"),
-            &weight_grad_passes,
-        );
+        for path in Conv2dPath::ALL {
+            let runs = |pass| path_unsupported(&ctx, path, pass, &geom).is_none();
+            if runs(Conv2dPass::Forward) {
+                let launch =
+                    prepare_conv2d_on(&ctx, path, &x, &w, Some(&bias), &y, true, &geom).unwrap();
+                let label = format!("{name}/forward/{path}");
+                bench_gpu(&mut group, &ctx, label, &launch.dispatches());
+            }
+            // The first layer's input gradient is never needed in training, but it is the
+            // transposed convolution with Cin = 1, a useful worst case.
+            if runs(Conv2dPass::InputGrad) {
+                let launch = prepare_conv2d_input_grad_on(&ctx, path, &dy, &w, &dx, &geom).unwrap();
+                let label = format!("{name}/input_grad/{path}");
+                bench_gpu(&mut group, &ctx, label, &launch.dispatches());
+            }
+            if runs(Conv2dPass::WeightGrad) {
+                let launch =
+                    prepare_conv2d_weight_grad_on(&ctx, path, &x, &dy, &dw, false, &geom).unwrap();
+                let label = format!("{name}/weight_grad/{path}");
+                bench_gpu(&mut group, &ctx, label, &launch.dispatches());
+            }
+        }
 
         // The 2x2 pool that follows this conv.
         let [n, channels, height, width] = geom.output_shape();

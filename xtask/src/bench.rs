@@ -1,6 +1,10 @@
 //! `cargo xtask bench`: a short table of kernel throughput on the current adapter, each row
 //! also given as a share of ceilings measured in the same run (a copy kernel's GB/s and a
 //! pure-FMA kernel's GFLOP/s), appended to BENCHMARKS.md with the adapter's name and date.
+//!
+//! Options: `--no-write` prints the table without appending it; `--only GROUP[,GROUP]` measures
+//! only those row groups (matmul, epilogue, loss, conv, train) after the ceilings, e.g.
+//! `cargo xtask bench --only conv --no-write` for the conv layers and CNN steps alone.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -155,13 +159,32 @@ pub fn today_utc() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The groups named by `--only GROUP[,GROUP]` (all when absent); an unknown name is an error.
+fn only_groups(args: &[String]) -> anyhow::Result<Vec<String>> {
+    let Some(i) = args.iter().position(|a| a == "--only") else {
+        return Ok(Vec::new());
+    };
+    let known = crate::bench_rows::GROUPS;
+    let list = args.get(i + 1).map(String::as_str).unwrap_or("");
+    let groups: Vec<String> = list.split(',').map(|g| g.trim().to_string()).collect();
+    for g in &groups {
+        anyhow::ensure!(
+            known.contains(&g.as_str()),
+            "cargo xtask bench --only: {g:?} is not a group; expected one or more of {} joined by commas",
+            known.join(", ")
+        );
+    }
+    Ok(groups)
+}
+
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let no_write = args.iter().any(|a| a == "--no-write");
+    let only = only_groups(args)?;
     let ctx = GpuContext::new()?;
     eprintln!("benchmarking on {}", ctx.summary);
     let budget = Duration::from_millis(if ctx.summary.is_cpu { 400 } else { 200 });
     let (ceilings, mut rows) = measure_ceilings(&ctx, budget)?;
-    rows.extend(crate::bench_rows::kernel_rows(&ctx, budget)?);
+    rows.extend(crate::bench_rows::kernel_rows(&ctx, budget, &only)?);
     let table = render(&rows, &ceilings);
     println!("{table}");
     if !no_write {

@@ -1,10 +1,14 @@
 //! The kernels measured by `cargo xtask bench`, beyond the ceilings: matmul variants against
 //! the automatic choice, the fused bias+ReLU epilogue against separate kernels, the fused
-//! distillation loss against its unfused composition, and the teacher CNN's convolutions.
+//! distillation loss against its unfused composition, the CNNs' convolutions on each path
+//! next to a matmul of the same size, and whole training steps.
 
 use std::time::Duration;
 
-use dk_tensor::ops::conv2d::{Conv2dGeometry, prepare_conv2d};
+use dk_tensor::ops::conv2d::{
+    Conv2dGeometry, Conv2dLaunch, Conv2dPass, Conv2dPath, choose_path, path_unsupported,
+    prepare_conv2d_input_grad_on, prepare_conv2d_on, prepare_conv2d_weight_grad_on,
+};
 use dk_tensor::ops::elementwise::{prepare_add, prepare_relu};
 use dk_tensor::ops::loss::{
     DistillLossParams, new_loss_stats, prepare_distill_loss, prepare_distill_loss_unfused,
@@ -214,44 +218,191 @@ fn loss_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// The convolutions of the default teacher CNN family (16-32 channels, 5x5, 'same' padding).
-fn conv_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
-    let batch = if ctx.summary.is_cpu { 16 } else { 128 };
-    let layers = [(1, 28, 16), (16, 14, 32)];
-    let mut rows = Vec::new();
-    for (cin, size, cout) in layers {
+/// Conv layers measured: the default teacher CNN `c16k3-c16k3-p2-c32k3-c32k3-p2-256-10` and a
+/// quick-preset CNN `c8k5-p2-c16k5-p2-10`, on 1x28x28 images: (Cin, size, Cout, kernel).
+const CONV_LAYERS: [(usize, usize, usize, usize); 6] = [
+    (1, 28, 16, 3),
+    (16, 28, 16, 3),
+    (16, 14, 32, 3),
+    (32, 14, 32, 3),
+    (1, 28, 8, 5),
+    (8, 14, 16, 5),
+];
+
+/// Batch of the conv rows and CNN steps.
+const CONV_BATCH: usize = 128;
+
+/// The tensors of one conv layer's three passes.
+struct ConvCase {
+    g: Conv2dGeometry,
+    x: Tensor,
+    w: Tensor,
+    b: Tensor,
+    y: Tensor,
+    dy: Tensor,
+    dx: Tensor,
+    dw: Tensor,
+}
+
+impl ConvCase {
+    fn new(
+        ctx: &GpuContext,
+        (cin, size, cout, k): (usize, usize, usize, usize),
+    ) -> anyhow::Result<Self> {
         let g = Conv2dGeometry {
-            batch,
+            batch: CONV_BATCH,
             in_channels: cin,
             height: size,
             width: size,
             out_channels: cout,
-            kernel_h: 5,
-            kernel_w: 5,
+            kernel_h: k,
+            kernel_w: k,
             stride: 1,
-            padding: 2,
+            padding: k / 2,
         };
-        let x = random_tensor(ctx, &g.input_shape(), 6)?;
-        let w = random_tensor(ctx, &g.weight_shape(), 7)?;
-        let b = random_tensor(ctx, &[cout], 8)?;
-        let y = Tensor::zeros(ctx, &g.output_shape(), DType::F32)?;
-        let d = prepare_conv2d(ctx, &x, &w, Some(&b), &y, true, &g)?;
+        Ok(Self {
+            x: random_tensor(ctx, &g.input_shape(), 6)?,
+            w: random_tensor(ctx, &g.weight_shape(), 7)?,
+            b: random_tensor(ctx, &[cout], 8)?,
+            y: Tensor::zeros(ctx, &g.output_shape(), DType::F32)?,
+            dy: random_tensor(ctx, &g.output_shape(), 9)?,
+            dx: Tensor::zeros(ctx, &g.input_shape(), DType::F32)?,
+            dw: Tensor::zeros(ctx, &g.weight_shape(), DType::F32)?,
+            g,
+        })
+    }
+
+    fn prepare(
+        &self,
+        ctx: &GpuContext,
+        pass: Conv2dPass,
+        path: Conv2dPath,
+    ) -> anyhow::Result<Conv2dLaunch> {
+        let g = &self.g;
+        let (x, w, dy) = (&self.x, &self.w, &self.dy);
+        Ok(match pass {
+            Conv2dPass::Forward => {
+                prepare_conv2d_on(ctx, path, x, w, Some(&self.b), &self.y, true, g)?
+            }
+            Conv2dPass::InputGrad => prepare_conv2d_input_grad_on(ctx, path, dy, w, &self.dx, g)?,
+            Conv2dPass::WeightGrad => {
+                prepare_conv2d_weight_grad_on(ctx, path, x, dy, &self.dw, false, g)?
+            }
+        })
+    }
+
+    fn shape(&self) -> String {
+        let g = &self.g;
+        format!(
+            "{}x{}x{}x{} -> {}, k{} p{}",
+            g.batch, g.in_channels, g.height, g.width, g.out_channels, g.kernel_h, g.padding
+        )
+    }
+}
+
+fn pass_name(pass: Conv2dPass) -> &'static str {
+    match pass {
+        Conv2dPass::Forward => "forward +bias+relu",
+        Conv2dPass::InputGrad => "input grad",
+        Conv2dPass::WeightGrad => "weight grad",
+    }
+}
+
+/// Each conv layer's three passes on every path that runs them here, after a matmul of the
+/// same GEMM size (Cout x taps by taps x N*Ho*Wo, taps rounded up to 4 for the vec4 kernels).
+pub fn conv_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for layer in CONV_LAYERS {
+        let case = ConvCase::new(ctx, layer)?;
+        let g = case.g;
+        let taps = (g.in_channels * g.kernel_h * g.kernel_w).next_multiple_of(4);
+        let positions = g.batch * g.out_height() * g.out_width();
+        let gemm = MatmulCase::new(ctx, (g.out_channels, taps, positions), false, false)?;
+        let d = gemm.prepare(ctx, None)?;
         rows.push(Row {
-            kernel: "conv2d forward +bias+relu".into(),
-            shape: format!("{batch}x{cin}x{size}x{size} -> {cout}, 5x5"),
-            work: Work::Flops(g.flops() as f64),
+            kernel: "matmul auto, the conv's GEMM size".into(),
+            shape: gemm.shape(),
+            work: Work::Flops(gemm.flops()),
             seconds: time_dispatches(ctx, &[&d], budget),
+        });
+        for pass in [
+            Conv2dPass::Forward,
+            Conv2dPass::InputGrad,
+            Conv2dPass::WeightGrad,
+        ] {
+            for path in Conv2dPath::ALL {
+                if path_unsupported(ctx, path, pass, &g).is_some() {
+                    continue;
+                }
+                let launch = case.prepare(ctx, pass, path)?;
+                rows.push(Row {
+                    kernel: format!("conv2d {} ({path})", pass_name(pass)),
+                    shape: case.shape(),
+                    work: Work::Flops(g.flops() as f64),
+                    seconds: time_dispatches(ctx, &launch.dispatches(), budget),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Whole CNN training steps (forward, loss, backward, Adam) on 1x28x28 images, as examples
+/// per second, on the conv path the launchers choose (`DK_CONV_PATH` forces one).
+pub fn cnn_step_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
+    use dk_nn::{Model, ModelSpec, Optimizer, TrainConfig, Trainer};
+    let mut rows = Vec::new();
+    let layer = ConvCase::new(ctx, CONV_LAYERS[1])?.g;
+    let path = choose_path(ctx, Conv2dPass::Forward, &layer)?;
+    for text in [
+        "1x28x28-c16k3-c16k3-p2-c32k3-c32k3-p2-256-10",
+        "1x28x28-c8k5-p2-c16k5-p2-10",
+    ] {
+        let spec = ModelSpec::parse(text)?;
+        let model = Model::new(ctx, spec.clone(), 1)?;
+        let inputs = random_tensor(ctx, &[CONV_BATCH, spec.input_len()], 9)?;
+        let labels: Vec<u32> = (0..CONV_BATCH as u32).map(|i| i % 10).collect();
+        let labels = Tensor::from_u32(ctx, &labels, &[CONV_BATCH])?;
+        let config = TrainConfig::new(Optimizer::adam(1e-3));
+        let mut trainer = Trainer::new(ctx, &model, &inputs, &labels, None, config)?;
+        let seconds = crate::bench::time_closure(ctx, budget, || trainer.step(ctx));
+        rows.push(Row {
+            kernel: format!("CNN train step {text} (conv {path})"),
+            shape: format!("batch {CONV_BATCH}, Adam"),
+            work: Work::Examples(CONV_BATCH as f64),
+            seconds,
         });
     }
     Ok(rows)
 }
 
-pub fn kernel_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
-    let mut rows = matmul_rows(ctx, budget)?;
-    rows.extend(epilogue_rows(ctx, budget)?);
-    rows.extend(loss_rows(ctx, budget)?);
-    rows.extend(conv_rows(ctx, budget)?);
-    rows.extend(train_step_rows(ctx, budget)?);
+/// Row groups of the table, in order; `cargo xtask bench --only NAME` measures one of them.
+pub const GROUPS: [&str; 5] = ["matmul", "epilogue", "loss", "conv", "train"];
+
+/// The rows of the groups in `only` (every group when empty).
+pub fn kernel_rows(
+    ctx: &GpuContext,
+    budget: Duration,
+    only: &[String],
+) -> anyhow::Result<Vec<Row>> {
+    let wanted = |group: &str| only.is_empty() || only.iter().any(|o| o == group);
+    let mut rows = Vec::new();
+    if wanted("matmul") {
+        rows.extend(matmul_rows(ctx, budget)?);
+    }
+    if wanted("epilogue") {
+        rows.extend(epilogue_rows(ctx, budget)?);
+    }
+    if wanted("loss") {
+        rows.extend(loss_rows(ctx, budget)?);
+    }
+    if wanted("conv") {
+        rows.extend(conv_rows(ctx, budget)?);
+        rows.extend(cnn_step_rows(ctx, budget)?);
+    }
+    if wanted("train") {
+        rows.extend(train_step_rows(ctx, budget)?);
+    }
     Ok(rows)
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - `distill [ARGS]`: the main job (teachers, soft targets, students, report).
 //! - `test [ARGS]`: make sure a GPU adapter exists (installing Mesa's lavapipe when it safely
-//!   can), then run the whole test suite.
+//!   can), then run the whole test suite; on lavapipe, also the dk-tensor kernel unit tests
+//!   at subgroup sizes 4, 8 and 32 (`LP_NATIVE_VECTOR_WIDTH` 128, 256, 1024).
 //! - `bench [ARGS]`: the kernel benchmark table for the current adapter.
 
 use std::process::{Command, ExitCode};
@@ -50,9 +51,26 @@ fn status_ok(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Subgroup sizes of 4, 8 and 32 lanes on lavapipe (`LP_NATIVE_VECTOR_WIDTH` in bits).
+const LAVAPIPE_VECTOR_WIDTHS: [&str; 3] = ["128", "256", "1024"];
+
 fn run_tests(rest: &[String]) -> anyhow::Result<()> {
     prereq::ensure_adapter()?;
-    status_ok(cargo().args(["test", "--workspace"]).args(rest))
+    status_ok(cargo().args(["test", "--workspace"]).args(rest))?;
+    // Subgroup kernels must not depend on one subgroup size: on lavapipe, where it can be
+    // set, run the kernel unit tests again at each size.
+    let adapter = dk_tensor::GpuContext::new()?.summary.name.to_lowercase();
+    if adapter.contains("llvmpipe") {
+        for width in LAVAPIPE_VECTOR_WIDTHS {
+            eprintln!("kernel tests with LP_NATIVE_VECTOR_WIDTH={width}");
+            status_ok(
+                cargo()
+                    .args(["test", "-p", "dk-tensor", "--lib"])
+                    .env("LP_NATIVE_VECTOR_WIDTH", width),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn run_distill(rest: &[String]) -> anyhow::Result<()> {

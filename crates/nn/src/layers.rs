@@ -8,7 +8,7 @@
 //! overwritten by its backward launch, so nothing needs zeroing between steps.
 
 use dk_tensor::ops::conv2d::{
-    Conv2dGeometry, Conv2dWeightGrad, prepare_conv2d, prepare_conv2d_bias_grad,
+    Conv2dGeometry, Conv2dLaunch, prepare_conv2d, prepare_conv2d_bias_grad,
     prepare_conv2d_input_grad, prepare_conv2d_weight_grad,
 };
 use dk_tensor::ops::dropout::{DropoutDispatch, prepare_dropout, prepare_dropout_backward};
@@ -75,11 +75,20 @@ fn grad_buffer(
     })
 }
 
-/// One prepared backward launch of a layer with a weight and a bias.
-enum BackwardLaunch {
+/// One prepared launch of a layer with a weight and a bias.
+enum Launch {
     Single(Dispatch),
-    /// The convolution's weight gradient: partial sums, then their reduction.
-    ConvWeight(Conv2dWeightGrad),
+    /// A convolution pass: one or more dispatches (padding, packing, GEMM, reduction).
+    Conv(Conv2dLaunch),
+}
+
+impl Launch {
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        match self {
+            Launch::Single(d) => d.record(pass),
+            Launch::Conv(c) => c.record(pass),
+        }
+    }
 }
 
 /// What [`Linear`] and [`Conv2d`] share: a weight and a bias, the output, the forward
@@ -88,12 +97,12 @@ struct Weighted {
     weight: Tensor,
     bias: Tensor,
     output: Tensor,
-    forward: Dispatch,
+    forward: Launch,
     grad_output: Option<Tensor>,
     /// dW and db (training only).
     grads: Option<(Tensor, Tensor)>,
     /// Backward, in recording order: dW, db, then dX when the input needs a gradient.
-    backward: Vec<BackwardLaunch>,
+    backward: Vec<Launch>,
 }
 
 impl Weighted {
@@ -103,9 +112,9 @@ impl Weighted {
         ctx: &GpuContext,
         (weight, bias): (&Tensor, &Tensor),
         output: Tensor,
-        forward: Dispatch,
+        forward: Launch,
         mode: Mode,
-        prepare_backward: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Result<Vec<BackwardLaunch>>,
+        prepare_backward: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Result<Vec<Launch>>,
     ) -> Result<Self> {
         let grad_output = grad_buffer(ctx, mode, output.shape(), true)?;
         let (mut grads, mut backward) = (None, Vec::new());
@@ -128,10 +137,7 @@ impl Weighted {
 
     fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
         for launch in &self.backward {
-            match launch {
-                BackwardLaunch::Single(d) => d.record(pass),
-                BackwardLaunch::ConvWeight(d) => d.record(pass),
-            }
+            launch.record(pass);
         }
     }
 
@@ -197,7 +203,7 @@ impl Linear {
         let batch = input.shape()[0];
         let out_features = weight.shape()[0];
         let output = Tensor::zeros(ctx, &[batch, out_features], DType::F32)?;
-        let forward = prepare_matmul(
+        let forward = Launch::Single(prepare_matmul(
             ctx,
             input,
             weight,
@@ -208,7 +214,7 @@ impl Linear {
                 relu: fused_relu,
                 ..Default::default()
             },
-        )?;
+        )?);
         let prepare_backward = |dy: &Tensor, dw: &Tensor, db: &Tensor| -> Result<_> {
             // dW = dY^T X, overwritten each step.
             let transpose_dy = MatmulOptions {
@@ -216,15 +222,13 @@ impl Linear {
                 ..Default::default()
             };
             let mut launches = vec![
-                BackwardLaunch::Single(prepare_matmul(ctx, dy, input, dw, &transpose_dy)?),
-                BackwardLaunch::Single(prepare_column_sum(ctx, dy, db, false)?),
+                Launch::Single(prepare_matmul(ctx, dy, input, dw, &transpose_dy)?),
+                Launch::Single(prepare_column_sum(ctx, dy, db, false)?),
             ];
             if let Some(dx) = grad_input {
                 // dX = dY W.
                 let plain = MatmulOptions::default();
-                launches.push(BackwardLaunch::Single(prepare_matmul(
-                    ctx, dy, weight, dx, &plain,
-                )?));
+                launches.push(Launch::Single(prepare_matmul(ctx, dy, weight, dx, &plain)?));
             }
             Ok(launches)
         };
@@ -265,16 +269,24 @@ impl Conv2d {
         };
         let out_shape = [x[0], w[0], geom.out_height(), geom.out_width()];
         let output = Tensor::zeros(ctx, &out_shape, DType::F32)?;
-        let forward = prepare_conv2d(ctx, input, weight, Some(bias), &output, fused_relu, &geom)?;
+        let forward = Launch::Conv(prepare_conv2d(
+            ctx,
+            input,
+            weight,
+            Some(bias),
+            &output,
+            fused_relu,
+            &geom,
+        )?);
         let prepare_backward = |dy: &Tensor, dw: &Tensor, db: &Tensor| -> Result<_> {
             let mut launches = vec![
-                BackwardLaunch::ConvWeight(prepare_conv2d_weight_grad(
+                Launch::Conv(prepare_conv2d_weight_grad(
                     ctx, input, dy, dw, false, &geom,
                 )?),
-                BackwardLaunch::Single(prepare_conv2d_bias_grad(ctx, dy, db, &geom)?),
+                Launch::Single(prepare_conv2d_bias_grad(ctx, dy, db, &geom)?),
             ];
             if let Some(dx) = grad_input {
-                launches.push(BackwardLaunch::Single(prepare_conv2d_input_grad(
+                launches.push(Launch::Conv(prepare_conv2d_input_grad(
                     ctx, dy, weight, dx, &geom,
                 )?));
             }

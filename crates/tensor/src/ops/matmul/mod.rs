@@ -177,7 +177,7 @@ impl std::str::FromStr for MatmulVariant {
 }
 
 /// Subgroup operations are enabled on the device and every subgroup has lanes 0..7.
-fn subgroups_of_eight(ctx: &GpuContext) -> bool {
+pub(crate) fn subgroups_of_eight(ctx: &GpuContext) -> bool {
     ctx.features.contains(wgpu::Features::SUBGROUP) && ctx.adapter.get_info().subgroup_min_size >= 8
 }
 

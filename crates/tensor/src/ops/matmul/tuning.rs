@@ -5,6 +5,10 @@
 //! Each class keeps two choices: the fastest variant, and the fastest general one (which
 //! runs every shape) for shapes the fastest cannot run ([`MatmulVariant::runs`]).
 //!
+//! Before a variant is timed it must reproduce the CPU reference on a small product whose
+//! sizes are no multiple of any tile ([`VALIDATION_SHAPE`]), with the bias and ReLU epilogue,
+//! on this adapter: a variant that computes wrong results here is never chosen.
+//!
 //! The cache is plain text, one `<class> <variant> <general variant>` line per class after a
 //! header that names the adapter and a hash of the shaders. A missing, stale or unreadable
 //! cache is re-tuned.
@@ -14,12 +18,13 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::{MatmulOptions, MatmulVariant, SHADER, SUBGROUP_SHADER, prepare_matmul};
+use super::{MatmulOptions, MatmulVariant, SHADER, SUBGROUP_SHADER, cpu, prepare_matmul};
 use crate::context::GpuContext;
-use crate::error::Result;
-use crate::tensor::Tensor;
+use crate::error::{Result, invalid_argument};
+use crate::tensor::{DType, Tensor};
 
-const CACHE_VERSION: &str = "darkknowledge-matmul-tuning 2";
+/// Version 3: choices are made among variants that reproduced the CPU reference.
+const CACHE_VERSION: &str = "darkknowledge-matmul-tuning 3";
 
 /// Tuning stops trying further candidates once this much time has gone by.
 const TIME_BUDGET: Duration = Duration::from_secs(3);
@@ -34,6 +39,10 @@ const TUNING_CANDIDATES: [MatmulVariant; 5] = [
     MatmulVariant::Tiled64,
     MatmulVariant::Tiled128,
 ];
+
+/// `(m, n, k)` of the product each candidate must get right before it is timed: multiples of
+/// 4 (so the vec4 variants run it) but of no tile size, with ragged edges in every tile.
+pub const VALIDATION_SHAPE: [usize; 3] = [36, 44, 52];
 
 /// Problem sizes that favour different kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,6 +122,8 @@ pub struct MatmulTuning {
     pub choices: Vec<ClassChoice>,
     /// What was measured; empty when the choice came from the cache.
     pub timings: Vec<Timing>,
+    /// Variants left out because they did not reproduce the CPU reference, and how.
+    pub rejected: Vec<(MatmulVariant, String)>,
     pub from_cache: bool,
     /// Wall-clock time spent tuning (or reading the cache).
     pub seconds: f64,
@@ -151,6 +162,9 @@ impl std::fmt::Display for MatmulTuning {
                 write!(f, " (else {})", c.general)?;
             }
         }
+        for (variant, why) in &self.rejected {
+            write!(f, "; {variant} rejected: {why}")?;
+        }
         Ok(())
     }
 }
@@ -178,6 +192,7 @@ pub fn tune_matmul(ctx: &GpuContext) -> Result<MatmulTuning> {
             adapter: ctx.summary.name.clone(),
             choices,
             timings: Vec::new(),
+            rejected: Vec::new(),
             from_cache: true,
             seconds: started.elapsed().as_secs_f64(),
             cache_path: path,
@@ -198,10 +213,22 @@ pub fn retune_matmul(ctx: &GpuContext) -> Result<MatmulTuning> {
 
 fn measure_and_store(ctx: &GpuContext, path: Option<PathBuf>) -> Result<MatmulTuning> {
     let started = Instant::now();
+    let mut rejected = Vec::new();
+    let mut candidates = Vec::new();
+    for variant in TUNING_CANDIDATES {
+        let [m, n, k] = VALIDATION_SHAPE;
+        if !variant.runs(ctx, [m, n, k], false, false) {
+            continue;
+        }
+        match validate_variant(ctx, variant)? {
+            Ok(()) => candidates.push(variant),
+            Err(why) => rejected.push((variant, why)),
+        }
+    }
     let mut choices = Vec::new();
     let mut timings = Vec::new();
     for class in ShapeClass::ALL {
-        let (choice, measured) = tune_class(ctx, class, started)?;
+        let (choice, measured) = tune_class(ctx, class, &candidates, started)?;
         choices.push(choice);
         timings.extend(measured);
     }
@@ -217,27 +244,84 @@ fn measure_and_store(ctx: &GpuContext, path: Option<PathBuf>) -> Result<MatmulTu
         adapter: ctx.summary.name.clone(),
         choices,
         timings,
+        rejected,
         from_cache: false,
         seconds: started.elapsed().as_secs_f64(),
         cache_path: path,
     })
 }
 
-/// The fastest variants on `class`'s representative shape, and what each candidate took.
+/// `Ok(Err(why))` when `variant` does not reproduce the CPU reference on
+/// [`VALIDATION_SHAPE`] (plain layout, bias and ReLU) on this adapter.
+pub fn validate_variant(
+    ctx: &GpuContext,
+    variant: MatmulVariant,
+) -> Result<std::result::Result<(), String>> {
+    let [m, n, k] = VALIDATION_SHAPE;
+    let a_data = crate::testing::random_f32(m * k, 11, 1.0);
+    let b_data = crate::testing::random_f32(k * n, 12, 1.0);
+    let bias_data = crate::testing::random_f32(n, 13, 1.0);
+    let a = Tensor::from_f32(ctx, &a_data, &[m, k])?;
+    let b = Tensor::from_f32(ctx, &b_data, &[k, n])?;
+    let bias = Tensor::from_f32(ctx, &bias_data, &[n])?;
+    // Start from NaN: an output the variant forgets to write cannot pass.
+    let c = Tensor::from_f32(ctx, &vec![f32::NAN; m * n], &[m, n])?;
+    let opts = MatmulOptions {
+        bias: Some(&bias),
+        relu: true,
+        variant: Some(variant),
+        ..Default::default()
+    };
+    let mut encoder = ctx.encoder();
+    prepare_matmul(ctx, &a, &b, &c, &opts)?.encode(&mut encoder);
+    ctx.submit_and_wait(encoder);
+    let mut expected = vec![0.0; m * n];
+    let cpu_opts = cpu::Options {
+        bias: Some(&bias_data),
+        relu: true,
+        ..Default::default()
+    };
+    cpu::matmul(&a_data, &b_data, &mut expected, m, n, k, cpu_opts);
+    Ok(compare_to_reference(&c.to_f32(ctx)?, &expected, k))
+}
+
+/// `Err` naming the first element of `actual` off `expected` by more than f32 summation of
+/// `k` products can explain (or that is not finite).
+fn compare_to_reference(
+    actual: &[f32],
+    expected: &[f32],
+    k: usize,
+) -> std::result::Result<(), String> {
+    let atol = 1e-4 * (k as f32).sqrt();
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let tol = atol + 1e-4 * e.abs();
+        if !(a - e).abs().le(&tol) {
+            let [m, n, k] = VALIDATION_SHAPE;
+            return Err(format!(
+                "element {i} of a {m}x{k} by {k}x{n} product is {a}, the CPU reference {e}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The fastest of `candidates` (already validated) on `class`'s representative shape, and
+/// what each candidate took.
 fn tune_class(
     ctx: &GpuContext,
     class: ShapeClass,
+    candidates: &[MatmulVariant],
     started: Instant,
 ) -> Result<(ClassChoice, Vec<Timing>)> {
     const RUNS: usize = 3;
     let [m, n, k] = class.representative();
     let a = Tensor::from_f32(ctx, &crate::testing::random_f32(m * k, 1, 1.0), &[m, k])?;
     let b = Tensor::from_f32(ctx, &crate::testing::random_f32(k * n, 2, 1.0), &[k, n])?;
-    let c = Tensor::zeros(ctx, &[m, n], crate::tensor::DType::F32)?;
+    let c = Tensor::zeros(ctx, &[m, n], DType::F32)?;
     let mut timings: Vec<Timing> = Vec::new();
     let mut best: Option<(MatmulVariant, f64)> = None;
     let mut best_general: Option<(MatmulVariant, f64)> = None;
-    for variant in TUNING_CANDIDATES {
+    for &variant in candidates {
         if !variant.runs(ctx, [m, n, k], false, false) {
             continue;
         }
@@ -279,7 +363,13 @@ fn tune_class(
         }
     }
     let (Some((best, _)), Some((general, _))) = (best, best_general) else {
-        unreachable!("general variants run every shape, so one is always timed");
+        return Err(invalid_argument(
+            "matmul",
+            format!(
+                "no general matmul variant reproduced the CPU reference on {} (candidates left: {candidates:?})",
+                ctx.summary.name
+            ),
+        ));
     };
     Ok((
         ClassChoice {
@@ -409,6 +499,47 @@ mod tests {
             "a fallback that is not general"
         );
         assert_eq!(parse_cache("garbage", "Some GPU"), None);
+    }
+
+    /// Every variant that runs on this adapter passes the check; a result off the reference
+    /// by one element, or a NaN left unwritten, fails it.
+    #[test]
+    fn validation_accepts_correct_variants_and_catches_wrong_results() {
+        let ctx = crate::testing::ctx();
+        let [m, n, k] = VALIDATION_SHAPE;
+        for variant in MatmulVariant::ALL {
+            if variant.runs(ctx, [m, n, k], false, false) {
+                assert_eq!(validate_variant(ctx, variant).unwrap(), Ok(()), "{variant}");
+            }
+        }
+        let expected = crate::testing::random_f32(m * n, 5, 1.0);
+        assert_eq!(compare_to_reference(&expected, &expected, k), Ok(()));
+        let mut wrong = expected.clone();
+        wrong[17] += 0.01;
+        let err = compare_to_reference(&wrong, &expected, k).unwrap_err();
+        assert!(err.starts_with("element 17 "), "{err}");
+        wrong[17] = f32::NAN;
+        assert!(compare_to_reference(&wrong, &expected, k).is_err());
+    }
+
+    /// A candidate left out by validation is never chosen, even where it would be fastest.
+    #[test]
+    fn only_validated_candidates_are_chosen() {
+        let ctx = crate::testing::ctx();
+        let candidates = [MatmulVariant::Register4x4];
+        let (choice, timings) =
+            tune_class(ctx, ShapeClass::Small, &candidates, Instant::now()).unwrap();
+        assert_eq!(
+            (choice.best, choice.general),
+            (MatmulVariant::Register4x4, MatmulVariant::Register4x4)
+        );
+        assert!(
+            timings
+                .iter()
+                .all(|t| t.variant == MatmulVariant::Register4x4)
+        );
+        let none = tune_class(ctx, ShapeClass::Small, &[], Instant::now());
+        assert!(none.unwrap_err().to_string().contains("CPU reference"));
     }
 
     #[test]

@@ -9,9 +9,11 @@ use crate::error::{Result, invalid_argument, shape_error};
 use crate::kernel::{Binding, Dispatch, grid_1d, groups_for, record_all};
 use crate::tensor::{DType, Tensor};
 
+mod gemm;
+
 pub const SHADER: ShaderSource = ShaderSource {
     name: "conv2d",
-    wgsl: include_str!("../../../../shaders/conv2d.wgsl"),
+    wgsl: include_str!("../../../../../shaders/conv2d.wgsl"),
 };
 
 /// Invocations per workgroup (override `WG`).
@@ -184,7 +186,166 @@ fn expect_shape(op: &'static str, what: &str, t: &Tensor, expected: &[usize]) ->
     Ok(())
 }
 
-/// Prepare `y = relu?(conv2d(x, w) + bias)`.
+/// Which kernels run a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Conv2dPath {
+    /// The register-blocked direct kernels of shaders/conv2d.wgsl: every shape, every adapter.
+    Direct,
+    /// Implicit GEMM with subgroup broadcast (shaders/conv2d_gemm.wgsl) over a zero-padded
+    /// copy of the source: subgroups of at least 8 lanes, workspaces within the binding
+    /// limit, and for the input gradient stride 1 and padding below the kernel size.
+    Gemm,
+}
+
+/// Environment variable forcing a path (`direct` or `gemm`) wherever that path can run.
+pub const PATH_ENV: &str = "DK_CONV_PATH";
+
+impl Conv2dPath {
+    pub const ALL: [Conv2dPath; 2] = [Conv2dPath::Direct, Conv2dPath::Gemm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Conv2dPath::Direct => "direct",
+            Conv2dPath::Gemm => "gemm",
+        }
+    }
+}
+
+impl std::fmt::Display for Conv2dPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a launcher computes, for choosing and checking a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conv2dPass {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+impl Conv2dPass {
+    fn gemm_kind(self) -> gemm::Kind {
+        match self {
+            Conv2dPass::Forward => gemm::Kind::Forward,
+            Conv2dPass::InputGrad => gemm::Kind::InputGrad,
+            Conv2dPass::WeightGrad => gemm::Kind::WeightGrad,
+        }
+    }
+}
+
+/// Why `path` cannot run `pass` of `geom` on `ctx`'s adapter, or `None` when it can.
+pub fn path_unsupported(
+    ctx: &GpuContext,
+    path: Conv2dPath,
+    pass: Conv2dPass,
+    geom: &Conv2dGeometry,
+) -> Option<String> {
+    match path {
+        Conv2dPath::Direct => None,
+        Conv2dPath::Gemm => gemm::unsupported(ctx, geom, pass.gemm_kind()),
+    }
+}
+
+/// The path that runs `pass` of `geom`: `DK_CONV_PATH` where that path can run it, else the
+/// implicit GEMM where it can, else the direct kernels.
+pub fn choose_path(
+    ctx: &GpuContext,
+    pass: Conv2dPass,
+    geom: &Conv2dGeometry,
+) -> Result<Conv2dPath> {
+    let forced = match std::env::var(PATH_ENV) {
+        Ok(name) if !name.trim().is_empty() => Some(
+            Conv2dPath::ALL
+                .into_iter()
+                .find(|p| p.name() == name.trim().to_ascii_lowercase())
+                .ok_or_else(|| {
+                    invalid_argument(
+                        "conv2d",
+                        format!("{PATH_ENV}={name:?} is not a path; known: direct, gemm"),
+                    )
+                })?,
+        ),
+        _ => None,
+    };
+    let preferred = forced.unwrap_or(Conv2dPath::Gemm);
+    Ok(if path_unsupported(ctx, preferred, pass, geom).is_none() {
+        preferred
+    } else {
+        Conv2dPath::Direct
+    })
+}
+
+/// One prepared convolution pass: its dispatches, in recording order, and the workspaces they
+/// bind (a padded source, packed weights, partial sums).
+#[derive(Debug)]
+pub struct Conv2dLaunch {
+    dispatches: Vec<Dispatch>,
+    _workspaces: Vec<Tensor>,
+    path: Conv2dPath,
+    splits: usize,
+}
+
+/// The weight gradient's launch (partial sums, then their reduction).
+pub type Conv2dWeightGrad = Conv2dLaunch;
+
+impl Conv2dLaunch {
+    fn single(dispatch: Dispatch) -> Self {
+        Self {
+            dispatches: vec![dispatch],
+            _workspaces: Vec::new(),
+            path: Conv2dPath::Direct,
+            splits: 1,
+        }
+    }
+
+    /// Record every dispatch, in order, into an open compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for d in &self.dispatches {
+            d.record(pass);
+        }
+    }
+
+    /// Record every dispatch in a compute pass of its own.
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        record_all(encoder, &self.dispatches);
+    }
+
+    /// The dispatches in recording order, e.g. for [`record_all`].
+    pub fn dispatches(&self) -> Vec<&Dispatch> {
+        self.dispatches.iter().collect()
+    }
+
+    /// The kernels this launch runs on.
+    pub fn path(&self) -> Conv2dPath {
+        self.path
+    }
+
+    /// Into how many chunks a weight gradient's reduction was split (1 for other passes).
+    pub fn splits(&self) -> usize {
+        self.splits
+    }
+}
+
+/// `path`, or an error naming the pass, the shape and why that path cannot run it.
+fn check_path(
+    ctx: &GpuContext,
+    op: &'static str,
+    path: Conv2dPath,
+    pass: Conv2dPass,
+    geom: &Conv2dGeometry,
+) -> Result<()> {
+    match path_unsupported(ctx, path, pass, geom) {
+        None => Ok(()),
+        Some(why) => Err(invalid_argument(
+            op,
+            format!("the {path} path cannot run here: {why}"),
+        )),
+    }
+}
+
+/// Prepare `y = relu?(conv2d(x, w) + bias)` on the path [`choose_path`] picks.
 ///
 /// `x` is `[N, Cin, H, W]`, `w` `[Cout, Cin, kh, kw]`, `bias` `[Cout]`, `y` `[N, Cout, Ho, Wo]`,
 /// all f32 and matching `geom`.
@@ -196,7 +357,23 @@ pub fn prepare_conv2d(
     y: &Tensor,
     relu: bool,
     geom: &Conv2dGeometry,
-) -> Result<Dispatch> {
+) -> Result<Conv2dLaunch> {
+    let path = choose_path(ctx, Conv2dPass::Forward, geom)?;
+    prepare_conv2d_on(ctx, path, x, w, bias, y, relu, geom)
+}
+
+/// [`prepare_conv2d`] on a given path; an error if that path cannot run it here.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_conv2d_on(
+    ctx: &GpuContext,
+    path: Conv2dPath,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    y: &Tensor,
+    relu: bool,
+    geom: &Conv2dGeometry,
+) -> Result<Conv2dLaunch> {
     const OP: &str = "conv2d";
     geom.validate(OP)?;
     expect_shape(OP, "x", x, &geom.input_shape())?;
@@ -205,10 +382,14 @@ pub fn prepare_conv2d(
     if let Some(b) = bias {
         expect_shape(OP, "bias", b, &[geom.out_channels])?;
     }
+    check_path(ctx, OP, path, Conv2dPass::Forward, geom)?;
+    if path == Conv2dPath::Gemm {
+        return gemm::forward_like(ctx, gemm::Kind::Forward, x, w, bias, y, relu, geom);
+    }
     let pixels = geom.batch * geom.out_height() * geom.out_width();
     let groups = groups_for(pixels.div_ceil(PIX), WG) * geom.out_channels.div_ceil(CH) as u32;
     let params = ConvParams::new(geom, 1, 0);
-    Ok(Dispatch::new(
+    Ok(Conv2dLaunch::single(Dispatch::new(
         ctx,
         &SHADER,
         "conv2d_forward",
@@ -226,7 +407,7 @@ pub fn prepare_conv2d(
         ],
         Some((15, bytemuck::bytes_of(&params))),
         grid_1d(groups),
-    ))
+    )))
 }
 
 /// Record `y = relu?(conv2d(x, w) + bias)` into `encoder`.
@@ -246,24 +427,41 @@ pub fn call_conv2d(
 }
 
 /// Prepare `dx = conv2d_transpose(dy, w)`, the gradient of the (pre-ReLU) output with respect to
-/// the input. `dy` is `[N, Cout, Ho, Wo]`, `w` `[Cout, Cin, kh, kw]`, `dx` `[N, Cin, H, W]`;
-/// `dx` is overwritten.
+/// the input, on the path [`choose_path`] picks. `dy` is `[N, Cout, Ho, Wo]`, `w`
+/// `[Cout, Cin, kh, kw]`, `dx` `[N, Cin, H, W]`; `dx` is overwritten.
 pub fn prepare_conv2d_input_grad(
     ctx: &GpuContext,
     dy: &Tensor,
     w: &Tensor,
     dx: &Tensor,
     geom: &Conv2dGeometry,
-) -> Result<Dispatch> {
+) -> Result<Conv2dLaunch> {
+    let path = choose_path(ctx, Conv2dPass::InputGrad, geom)?;
+    prepare_conv2d_input_grad_on(ctx, path, dy, w, dx, geom)
+}
+
+/// [`prepare_conv2d_input_grad`] on a given path; an error if that path cannot run it here.
+pub fn prepare_conv2d_input_grad_on(
+    ctx: &GpuContext,
+    path: Conv2dPath,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    geom: &Conv2dGeometry,
+) -> Result<Conv2dLaunch> {
     const OP: &str = "conv2d_input_grad";
     geom.validate(OP)?;
     expect_shape(OP, "dy", dy, &geom.output_shape())?;
     expect_shape(OP, "w", w, &geom.weight_shape())?;
     expect_shape(OP, "dx", dx, &geom.input_shape())?;
+    check_path(ctx, OP, path, Conv2dPass::InputGrad, geom)?;
+    if path == Conv2dPath::Gemm {
+        return gemm::forward_like(ctx, gemm::Kind::InputGrad, dy, w, None, dx, false, geom);
+    }
     let pixels = geom.batch * geom.height * geom.width;
     let groups = groups_for(pixels.div_ceil(PIX), WG) * geom.in_channels.div_ceil(CH) as u32;
     let params = ConvParams::new(geom, 1, 0);
-    Ok(Dispatch::new(
+    Ok(Conv2dLaunch::single(Dispatch::new(
         ctx,
         &SHADER,
         "conv2d_input_grad",
@@ -275,7 +473,7 @@ pub fn prepare_conv2d_input_grad(
         ],
         Some((15, bytemuck::bytes_of(&params))),
         grid_1d(groups),
-    ))
+    )))
 }
 
 /// Record `dx = conv2d_transpose(dy, w)` into `encoder`.
@@ -291,44 +489,10 @@ pub fn call_conv2d_input_grad(
     Ok(())
 }
 
-/// The weight gradient: two dispatches (split partial sums, then their reduction) and the
-/// scratch buffer between them. Record both, in order, with [`Conv2dWeightGrad::record`] or
-/// [`Conv2dWeightGrad::encode`].
-#[derive(Debug)]
-pub struct Conv2dWeightGrad {
-    partial: Dispatch,
-    reduce: Dispatch,
-    /// `[splits, Cout, Cin*kh*kw]` partial sums, kept alive with the dispatches that bind it.
-    _partials: Tensor,
-    splits: usize,
-}
-
-impl Conv2dWeightGrad {
-    /// Record both dispatches into an open compute pass (the partial sums first).
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.partial.record(pass);
-        self.reduce.record(pass);
-    }
-
-    /// Record both dispatches in a compute pass of their own.
-    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
-        record_all(encoder, self.dispatches());
-    }
-
-    /// The two dispatches in recording order, e.g. for [`record_all`].
-    pub fn dispatches(&self) -> [&Dispatch; 2] {
-        [&self.partial, &self.reduce]
-    }
-
-    /// Into how many chunks the reduction over `N * Ho * Wo` was split.
-    pub fn splits(&self) -> usize {
-        self.splits
-    }
-}
-
-/// Prepare `dw (+)= dY^T im2col(x)`: the weight gradient, summed over the batch and all output
-/// positions. `x` is `[N, Cin, H, W]`, `dy` `[N, Cout, Ho, Wo]`, `dw` `[Cout, Cin, kh, kw]`;
-/// with `accumulate` the result is added to `dw`, otherwise it overwrites it.
+/// Prepare `dw (+)= dY^T im2col(x)` on the path [`choose_path`] picks: the weight gradient,
+/// summed over the batch and all output positions. `x` is `[N, Cin, H, W]`, `dy`
+/// `[N, Cout, Ho, Wo]`, `dw` `[Cout, Cin, kh, kw]`; with `accumulate` the result is added to
+/// `dw`, otherwise it overwrites it.
 pub fn prepare_conv2d_weight_grad(
     ctx: &GpuContext,
     x: &Tensor,
@@ -336,12 +500,30 @@ pub fn prepare_conv2d_weight_grad(
     dw: &Tensor,
     accumulate: bool,
     geom: &Conv2dGeometry,
-) -> Result<Conv2dWeightGrad> {
+) -> Result<Conv2dLaunch> {
+    let path = choose_path(ctx, Conv2dPass::WeightGrad, geom)?;
+    prepare_conv2d_weight_grad_on(ctx, path, x, dy, dw, accumulate, geom)
+}
+
+/// [`prepare_conv2d_weight_grad`] on a given path; an error if that path cannot run it here.
+pub fn prepare_conv2d_weight_grad_on(
+    ctx: &GpuContext,
+    path: Conv2dPath,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+    geom: &Conv2dGeometry,
+) -> Result<Conv2dLaunch> {
     const OP: &str = "conv2d_weight_grad";
     geom.validate(OP)?;
     expect_shape(OP, "x", x, &geom.input_shape())?;
     expect_shape(OP, "dy", dy, &geom.output_shape())?;
     expect_shape(OP, "dw", dw, &geom.weight_shape())?;
+    check_path(ctx, OP, path, Conv2dPass::WeightGrad, geom)?;
+    if path == Conv2dPath::Gemm {
+        return gemm::weight_grad(ctx, x, dy, dw, accumulate, geom);
+    }
 
     let positions = geom.batch * geom.out_height() * geom.out_width();
     let blocks = geom.out_channels.div_ceil(CO_B) * geom.taps().div_ceil(K_B);
@@ -384,10 +566,10 @@ pub fn prepare_conv2d_weight_grad(
         Some((15, bytemuck::bytes_of(&params))),
         grid_1d(groups_for(weights, WG)),
     );
-    Ok(Conv2dWeightGrad {
-        partial,
-        reduce,
-        _partials: partials,
+    Ok(Conv2dLaunch {
+        dispatches: vec![partial, reduce],
+        _workspaces: vec![partials],
+        path: Conv2dPath::Direct,
         splits,
     })
 }
@@ -564,7 +746,19 @@ mod tests {
             geom((3, 4, 5, 7), (9, 1, 1), 1, 0),
             geom((1, 2, 6, 8), (3, 3, 2), 3, 2),
             geom((1, 1, 1, 1), (1, 1, 1), 1, 0),
+            // The implicit GEMM's row tiles (8, 16, 32 rows, two tiles of 32) and 5x5 'same'.
+            geom((2, 1, 9, 8), (8, 5, 5), 1, 2),
+            geom((1, 5, 6, 5), (17, 3, 3), 1, 1),
+            geom((1, 2, 5, 6), (33, 5, 5), 1, 2),
         ]
+    }
+
+    /// Every path that can run `pass` of `g` on this adapter (the direct one always can).
+    fn paths(ctx: &GpuContext, pass: Conv2dPass, g: &Conv2dGeometry) -> Vec<Conv2dPath> {
+        Conv2dPath::ALL
+            .into_iter()
+            .filter(|p| path_unsupported(ctx, *p, pass, g).is_none())
+            .collect()
     }
 
     fn numel(shape: [usize; 4]) -> usize {
@@ -591,15 +785,21 @@ mod tests {
                 let xt = Tensor::from_f32(ctx, &x, &g.input_shape()).unwrap();
                 let wt = Tensor::from_f32(ctx, &w, &g.weight_shape()).unwrap();
                 let bt = Tensor::from_f32(ctx, &b, &[g.out_channels]).unwrap();
-                let yt = Tensor::zeros(ctx, &g.output_shape(), DType::F32).unwrap();
-                let mut enc = ctx.encoder();
                 let bias = bias_on.then_some(&bt);
-                call_conv2d(ctx, &mut enc, &xt, &wt, bias, &yt, relu, g).unwrap();
-                ctx.submit_and_wait(enc);
                 let expected = cpu::conv2d(&x, &w, bias_on.then_some(&b[..]), relu, g);
-                let what =
-                    format!("conv2d {g:?} bias {bias_on} relu {relu} (atol {ATOL}, rtol {RTOL})");
-                assert_close(&yt.to_f32(ctx).unwrap(), &expected, ATOL, RTOL, &what);
+                for path in paths(ctx, Conv2dPass::Forward, g) {
+                    let yt = Tensor::zeros(ctx, &g.output_shape(), DType::F32).unwrap();
+                    let launch =
+                        prepare_conv2d_on(ctx, path, &xt, &wt, bias, &yt, relu, g).unwrap();
+                    assert_eq!(launch.path(), path);
+                    let mut enc = ctx.encoder();
+                    launch.encode(&mut enc);
+                    ctx.submit_and_wait(enc);
+                    let what = format!(
+                        "conv2d {path} {g:?} bias {bias_on} relu {relu} (atol {ATOL}, rtol {RTOL})"
+                    );
+                    assert_close(&yt.to_f32(ctx).unwrap(), &expected, ATOL, RTOL, &what);
+                }
             }
         }
     }
@@ -612,16 +812,19 @@ mod tests {
             let w = random_f32(numel(g.weight_shape()), 50 + case as u64, 1.0);
             let dyt = Tensor::from_f32(ctx, &dy, &g.output_shape()).unwrap();
             let wt = Tensor::from_f32(ctx, &w, &g.weight_shape()).unwrap();
-            // Start from garbage: the kernel must overwrite every element, including pixels no
-            // window reaches (stride 3 skips some).
-            let dxt = Tensor::from_f32(ctx, &vec![7.0; numel(g.input_shape())], &g.input_shape())
-                .unwrap();
-            let mut enc = ctx.encoder();
-            call_conv2d_input_grad(ctx, &mut enc, &dyt, &wt, &dxt, g).unwrap();
-            ctx.submit_and_wait(enc);
             let expected = cpu::conv2d_input_grad(&dy, &w, g);
-            let what = format!("conv2d_input_grad {g:?} (atol {ATOL}, rtol {RTOL})");
-            assert_close(&dxt.to_f32(ctx).unwrap(), &expected, ATOL, RTOL, &what);
+            for path in paths(ctx, Conv2dPass::InputGrad, g) {
+                // Start from garbage: the kernel must overwrite every element, including pixels
+                // no window reaches (stride 3 skips some).
+                let garbage = vec![7.0; numel(g.input_shape())];
+                let dxt = Tensor::from_f32(ctx, &garbage, &g.input_shape()).unwrap();
+                let launch = prepare_conv2d_input_grad_on(ctx, path, &dyt, &wt, &dxt, g).unwrap();
+                let mut enc = ctx.encoder();
+                launch.encode(&mut enc);
+                ctx.submit_and_wait(enc);
+                let what = format!("conv2d_input_grad {path} {g:?} (atol {ATOL}, rtol {RTOL})");
+                assert_close(&dxt.to_f32(ctx).unwrap(), &expected, ATOL, RTOL, &what);
+            }
         }
     }
 
@@ -640,11 +843,16 @@ mod tests {
             let expected = cpu::conv2d_weight_grad(&x, &dy, g);
             let positions = (g.batch * g.out_height() * g.out_width()) as f32;
             let tol = ATOL * positions.sqrt().max(1.0);
-            for accumulate in [false, true] {
+            let runs = paths(ctx, Conv2dPass::WeightGrad, g);
+            for (path, accumulate) in runs.iter().flat_map(|p| [(*p, false), (*p, true)]) {
                 let dwt = Tensor::from_f32(ctx, &old, &g.weight_shape()).unwrap();
-                let wg = prepare_conv2d_weight_grad(ctx, &xt, &dyt, &dwt, accumulate, g).unwrap();
+                let wg = prepare_conv2d_weight_grad_on(ctx, path, &xt, &dyt, &dwt, accumulate, g)
+                    .unwrap();
                 if case == cases.len() - 1 {
-                    assert!(wg.splits() > 1, "expected a split reduction for {g:?}");
+                    assert!(
+                        wg.splits() > 1,
+                        "expected a split reduction for {g:?} ({path})"
+                    );
                 }
                 let mut enc = ctx.encoder();
                 wg.encode(&mut enc);
@@ -655,7 +863,7 @@ mod tests {
                     expected.clone()
                 };
                 let what = format!(
-                    "conv2d_weight_grad {g:?} accumulate {accumulate} (atol {tol}, rtol {RTOL})"
+                    "conv2d_weight_grad {path} {g:?} accumulate {accumulate} (atol {tol}, rtol {RTOL})"
                 );
                 assert_close(&dwt.to_f32(ctx).unwrap(), &want, tol, RTOL, &what);
             }
@@ -774,5 +982,64 @@ mod tests {
         let too_big_kernel = geom((1, 1, 2, 2), (1, 5, 5), 1, 1);
         let err = too_big_kernel.validate("conv2d").unwrap_err().to_string();
         assert!(err.contains("5x5") && err.contains("4x4"), "{err}");
+    }
+
+    /// Where the adapter has subgroups of 8 lanes, the default CNN shapes take the GEMM path
+    /// for all three passes; elsewhere every pass falls back to the direct kernels.
+    #[test]
+    fn paths_are_chosen_by_adapter_and_shape() {
+        let ctx = ctx();
+        let fast = crate::ops::matmul::subgroups_of_eight(ctx);
+        let g = geom((8, 16, 14, 14), (32, 3, 3), 1, 1);
+        for pass in [
+            Conv2dPass::Forward,
+            Conv2dPass::InputGrad,
+            Conv2dPass::WeightGrad,
+        ] {
+            let want = if fast {
+                Conv2dPath::Gemm
+            } else {
+                Conv2dPath::Direct
+            };
+            if std::env::var_os(PATH_ENV).is_none() {
+                assert_eq!(choose_path(ctx, pass, &g).unwrap(), want, "{pass:?}");
+            }
+            assert_eq!(path_unsupported(ctx, Conv2dPath::Direct, pass, &g), None);
+        }
+        // The GEMM input gradient needs stride 1: asked for explicitly, it is refused by name.
+        let strided = geom((2, 3, 11, 9), (5, 5, 5), 2, 0);
+        let dy = Tensor::zeros(ctx, &strided.output_shape(), DType::F32).unwrap();
+        let w = Tensor::zeros(ctx, &strided.weight_shape(), DType::F32).unwrap();
+        let dx = Tensor::zeros(ctx, &strided.input_shape(), DType::F32).unwrap();
+        let err = prepare_conv2d_input_grad_on(ctx, Conv2dPath::Gemm, &dy, &w, &dx, &strided)
+            .unwrap_err()
+            .to_string();
+        let why = if fast { "stride 1" } else { "subgroups" };
+        assert!(err.contains("gemm path") && err.contains(why), "{err}");
+        let auto = prepare_conv2d_input_grad(ctx, &dy, &w, &dx, &strided).unwrap();
+        assert_eq!(auto.path(), Conv2dPath::Direct);
+    }
+
+    /// A workspace over the binding limit is refused with the shape and the limit (checked
+    /// before anything is allocated), and the automatic choice falls back to direct kernels.
+    #[test]
+    fn oversized_workspaces_are_refused_by_name() {
+        let ctx = ctx();
+        let huge = geom((1 << 20, 64, 64, 64), (64, 3, 3), 1, 1);
+        let why = path_unsupported(ctx, Conv2dPath::Gemm, Conv2dPass::Forward, &huge).unwrap();
+        if crate::ops::matmul::subgroups_of_eight(ctx) {
+            let limit = ctx.max_binding_bytes().min(u64::from(u32::MAX));
+            assert!(
+                why.contains("padded source") && why.contains(&limit.to_string()),
+                "{why}"
+            );
+            assert!(why.contains("batch: 1048576"), "{why}");
+        } else {
+            assert!(why.contains("subgroups"), "{why}");
+        }
+        if std::env::var_os(PATH_ENV).is_none() {
+            let path = choose_path(ctx, Conv2dPass::WeightGrad, &huge).unwrap();
+            assert_eq!(path, Conv2dPath::Direct);
+        }
     }
 }

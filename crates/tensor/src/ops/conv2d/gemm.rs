@@ -1,0 +1,534 @@
+//! The implicit-GEMM path of conv2d (shaders/conv2d_gemm.wgsl): the forward and the
+//! stride-1 input gradient as one GEMM kernel over a zero-padded copy of the source, the
+//! weight gradient as split GEMMs summed by conv2d.wgsl's reduction. Needs subgroups of at
+//! least 8 lanes; [`unsupported`] says why it cannot run a shape, and the caller falls back
+//! to the direct kernels.
+
+use super::{Conv2dGeometry, Conv2dLaunch, Conv2dPath, ConvParams, SHADER as DIRECT_SHADER};
+use crate::context::{GpuContext, ShaderSource};
+use crate::error::Result;
+use crate::kernel::{Binding, Dispatch, MAX_GROUPS_PER_DIM, grid_1d, groups_for};
+use crate::ops::matmul::subgroups_of_eight;
+use crate::tensor::{DType, Tensor};
+
+pub const SHADER: ShaderSource = ShaderSource {
+    name: "conv2d_gemm",
+    wgsl: include_str!("../../../../../shaders/conv2d_gemm.wgsl"),
+};
+
+/// Output positions (forward) or taps (weight gradient) per invocation.
+const TN: usize = 8;
+/// Invocations per workgroup of the forward GEMM.
+const FORWARD_WG: usize = 64;
+/// Invocations per workgroup of the padding and packing kernels.
+const LINEAR_WG: usize = 64;
+/// The weight gradient is split into about this many chunks over the batch...
+const TARGET_SPLITS: usize = 256;
+/// ...none shorter than this many output positions.
+const MIN_CHUNK: usize = 64;
+
+/// Which product a launch computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+/// One implicit GEMM: windows of `kernel_h x kernel_w` at `stride` over a batch of source
+/// images `[batch, channels, height, width]` padded by `pad_h`, `pad_w`, giving `rows`
+/// output channels of `out_h x out_w`.
+#[derive(Clone, Copy, Debug)]
+struct Gemm {
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    pad_h: usize,
+    pad_w: usize,
+    kernel_h: usize,
+    kernel_w: usize,
+    stride: usize,
+    rows: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+impl Gemm {
+    /// The GEMM of `kind` for `g`; `None` where the input gradient is not a plain convolution
+    /// (stride above 1, or padding beyond kernel - 1).
+    fn of(g: &Conv2dGeometry, kind: Kind) -> Option<Self> {
+        let forward = Self {
+            batch: g.batch,
+            channels: g.in_channels,
+            height: g.height,
+            width: g.width,
+            pad_h: g.padding,
+            pad_w: g.padding,
+            kernel_h: g.kernel_h,
+            kernel_w: g.kernel_w,
+            stride: g.stride,
+            rows: g.out_channels,
+            out_h: g.out_height(),
+            out_w: g.out_width(),
+        };
+        if kind != Kind::InputGrad {
+            return Some(forward);
+        }
+        // dx is dy, fully padded, convolved with the flipped, transposed weights.
+        (g.stride == 1 && g.padding < g.kernel_h && g.padding < g.kernel_w).then(|| Self {
+            channels: g.out_channels,
+            height: g.out_height(),
+            width: g.out_width(),
+            pad_h: g.kernel_h - 1 - g.padding,
+            pad_w: g.kernel_w - 1 - g.padding,
+            rows: g.in_channels,
+            out_h: g.height,
+            out_w: g.width,
+            ..forward
+        })
+    }
+
+    fn src_h(&self) -> usize {
+        self.height + 2 * self.pad_h
+    }
+
+    fn src_w(&self) -> usize {
+        self.width + 2 * self.pad_w
+    }
+
+    fn padded(&self) -> bool {
+        self.pad_h > 0 || self.pad_w > 0
+    }
+
+    fn padded_len(&self) -> usize {
+        self.batch * self.channels * self.src_h() * self.src_w()
+    }
+
+    fn taps(&self) -> usize {
+        self.channels * self.kernel_h * self.kernel_w
+    }
+
+    fn taps4(&self) -> usize {
+        self.taps().next_multiple_of(4)
+    }
+
+    fn plane_out(&self) -> usize {
+        self.out_h * self.out_w
+    }
+
+    fn positions(&self) -> usize {
+        self.batch * self.plane_out()
+    }
+
+    /// Rows per invocation: the smallest tile holding every row, at most 32.
+    fn tile_rows(&self) -> usize {
+        match self.rows {
+            0..=8 => 8,
+            9..=16 => 16,
+            _ => 32,
+        }
+    }
+
+    /// Offset of each tap `(c, ky, kx)` from its window's corner in the padded source,
+    /// zero-extended to `taps4`.
+    fn offsets(&self) -> Vec<u32> {
+        let (kh, kw, sw) = (self.kernel_h, self.kernel_w, self.src_w());
+        let mut off: Vec<u32> = (0..self.taps())
+            .map(|k| {
+                let (c, ky, kx) = (k / (kh * kw), (k / kw) % kh, k % kw);
+                (c * self.src_h() * sw + ky * sw + kx) as u32
+            })
+            .collect();
+        off.resize(self.taps4(), 0);
+        off
+    }
+
+    /// Positions per split of the weight gradient and splits per image.
+    fn chunking(&self) -> (usize, usize) {
+        let plane = self.plane_out();
+        let per_image = TARGET_SPLITS
+            .div_ceil(self.batch)
+            .clamp(1, plane.div_ceil(MIN_CHUNK).max(1));
+        let chunk = plane.div_ceil(per_image).next_multiple_of(4);
+        (chunk, plane.div_ceil(chunk))
+    }
+
+    /// Workgroup width of the weight gradient: enough lanes for every tap, a multiple of 8.
+    fn weight_grad_wg(&self) -> usize {
+        self.taps().div_ceil(TN).next_multiple_of(8).min(64)
+    }
+
+    fn params(&self) -> GemmParams {
+        let u = |v: usize| v as u32;
+        let (chunk, chunks_per_image) = self.chunking();
+        GemmParams {
+            rows: u(self.rows),
+            taps: u(self.taps()),
+            taps4: u(self.taps4()),
+            positions: u(self.positions()),
+            plane_out: u(self.plane_out()),
+            out_w: u(self.out_w),
+            stride: u(self.stride),
+            src_w: u(self.src_w()),
+            src_image: u(self.channels * self.src_h() * self.src_w()),
+            chunk: u(chunk),
+            chunks_per_image: u(chunks_per_image),
+            height: u(self.height),
+            width: u(self.width),
+            pad_h: u(self.pad_h),
+            pad_w: u(self.pad_w),
+            elements: u(self.padded_len()),
+        }
+    }
+
+    /// Bytes of each workspace this launch allocates, by name.
+    fn workspaces(&self, kind: Kind) -> Vec<(&'static str, usize)> {
+        let mut spaces = Vec::new();
+        if self.padded() {
+            spaces.push(("padded source", 4 * self.padded_len()));
+        }
+        match kind {
+            Kind::Forward | Kind::InputGrad => {
+                spaces.push(("packed weights", 4 * self.rows * self.taps4()))
+            }
+            Kind::WeightGrad => {
+                let (_, per_image) = self.chunking();
+                let partials = self.batch * per_image * self.rows * self.taps();
+                spaces.push(("partial sums", 4 * partials));
+            }
+        }
+        spaces
+    }
+
+    /// Workgroup grid of the GEMM kernel.
+    fn grid(&self, kind: Kind) -> [usize; 3] {
+        let row_blocks = self.rows.div_ceil(self.tile_rows());
+        match kind {
+            Kind::Forward | Kind::InputGrad => {
+                [self.positions().div_ceil(TN * FORWARD_WG), row_blocks, 1]
+            }
+            Kind::WeightGrad => {
+                let (_, per_image) = self.chunking();
+                [
+                    self.taps().div_ceil(TN * self.weight_grad_wg()),
+                    row_blocks,
+                    self.batch * per_image,
+                ]
+            }
+        }
+    }
+}
+
+/// The uniform block `GemmParams` of shaders/conv2d_gemm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GemmParams {
+    rows: u32,
+    taps: u32,
+    taps4: u32,
+    positions: u32,
+    plane_out: u32,
+    out_w: u32,
+    stride: u32,
+    src_w: u32,
+    src_image: u32,
+    chunk: u32,
+    chunks_per_image: u32,
+    height: u32,
+    width: u32,
+    pad_h: u32,
+    pad_w: u32,
+    elements: u32,
+}
+
+/// Why the GEMM path cannot compute `kind` for `g` on `ctx`'s adapter, or `None` if it can.
+pub(super) fn unsupported(ctx: &GpuContext, g: &Conv2dGeometry, kind: Kind) -> Option<String> {
+    if !subgroups_of_eight(ctx) {
+        return Some("the adapter has no subgroups of at least 8 lanes".into());
+    }
+    let Some(gemm) = Gemm::of(g, kind) else {
+        return Some(format!(
+            "the input gradient needs stride 1 and padding below the kernel size, got {g:?}"
+        ));
+    };
+    let limit = ctx.max_binding_bytes().min(u64::from(u32::MAX));
+    for (name, bytes) in gemm.workspaces(kind) {
+        if bytes as u64 > limit {
+            return Some(format!(
+                "its {name} workspace of {bytes} bytes for {g:?} exceeds the adapter's limit of {limit} bytes per binding"
+            ));
+        }
+    }
+    let grid = gemm.grid(kind);
+    if grid.iter().any(|&n| n > MAX_GROUPS_PER_DIM as usize) {
+        return Some(format!(
+            "{g:?} needs a grid of {grid:?} workgroups, over {MAX_GROUPS_PER_DIM} per dimension"
+        ));
+    }
+    None
+}
+
+fn grid_u32([x, y, z]: [usize; 3]) -> [u32; 3] {
+    [x as u32, y as u32, z as u32]
+}
+
+/// The padded source (and its dispatch), or `None` when the GEMM needs no padding.
+fn pad_source(ctx: &GpuContext, gemm: &Gemm, raw: &Tensor) -> Result<Option<(Tensor, Dispatch)>> {
+    if !gemm.padded() {
+        return Ok(None);
+    }
+    let shape = [gemm.batch, gemm.channels, gemm.src_h(), gemm.src_w()];
+    let padded = Tensor::zeros(ctx, &shape, DType::F32)?;
+    let dispatch = Dispatch::new(
+        ctx,
+        &SHADER,
+        "pad_planes",
+        &[],
+        &[(0, Binding::Tensor(raw)), (1, Binding::Tensor(&padded))],
+        Some((15, bytemuck::bytes_of(&gemm.params()))),
+        grid_1d(groups_for(gemm.padded_len(), LINEAR_WG)),
+    );
+    Ok(Some((padded, dispatch)))
+}
+
+/// Weights as `[rows, taps4]` rows of the GEMM, zero-extended; flipped and transposed for the
+/// input gradient.
+fn pack_weights(
+    ctx: &GpuContext,
+    gemm: &Gemm,
+    g: &Conv2dGeometry,
+    w: &Tensor,
+    flip: bool,
+) -> Result<(Tensor, Dispatch)> {
+    let packed = Tensor::zeros(ctx, &[gemm.rows, gemm.taps4()], DType::F32)?;
+    let mut params = gemm.params();
+    params.elements = (gemm.rows * gemm.taps4()) as u32;
+    if flip {
+        (params.height, params.width, params.pad_h) =
+            (g.in_channels as u32, g.kernel_h as u32, g.kernel_w as u32);
+    }
+    let dispatch = Dispatch::new(
+        ctx,
+        &SHADER,
+        "pack_weights",
+        &[("FLIP", f64::from(u8::from(flip)))],
+        &[(2, Binding::Tensor(w)), (3, Binding::Tensor(&packed))],
+        Some((15, bytemuck::bytes_of(&params))),
+        grid_1d(groups_for(gemm.rows * gemm.taps4(), LINEAR_WG)),
+    );
+    Ok((packed, dispatch))
+}
+
+/// Collects the dispatches of one launch and the workspaces they bind.
+#[derive(Default)]
+struct Builder {
+    dispatches: Vec<Dispatch>,
+    workspaces: Vec<Tensor>,
+}
+
+impl Builder {
+    /// Pad `raw` if the GEMM needs it; the tensor the GEMM then reads.
+    fn source(&mut self, ctx: &GpuContext, gemm: &Gemm, raw: &Tensor) -> Result<Tensor> {
+        Ok(match pad_source(ctx, gemm, raw)? {
+            Some((padded, dispatch)) => {
+                self.dispatches.push(dispatch);
+                self.workspaces.push(padded.clone());
+                padded
+            }
+            None => raw.clone(),
+        })
+    }
+
+    fn finish(self, splits: usize) -> Conv2dLaunch {
+        Conv2dLaunch {
+            dispatches: self.dispatches,
+            _workspaces: self.workspaces,
+            path: Conv2dPath::Gemm,
+            splits,
+        }
+    }
+}
+
+/// `out = relu?(conv(src, wmat) + bias)` for the forward (`kind` Forward, `w` as stored) or the
+/// input gradient (`kind` InputGrad, `src` = dy, no bias or ReLU).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_like(
+    ctx: &GpuContext,
+    kind: Kind,
+    src: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    out: &Tensor,
+    relu: bool,
+    g: &Conv2dGeometry,
+) -> Result<Conv2dLaunch> {
+    let gemm = Gemm::of(g, kind).expect("checked by unsupported()");
+    let mut b = Builder::default();
+    let source = b.source(ctx, &gemm, src)?;
+    let (packed, pack) = pack_weights(ctx, &gemm, g, w, kind == Kind::InputGrad)?;
+    b.dispatches.push(pack);
+    b.workspaces.push(packed.clone());
+    let offsets = Tensor::from_u32(ctx, &gemm.offsets(), &[gemm.taps4()])?;
+    let tm = gemm.tile_rows();
+    let gemm_dispatch = Dispatch::new(
+        ctx,
+        &SHADER,
+        "conv_gemm_forward",
+        &[
+            ("TM", tm as f64),
+            ("WG_X", FORWARD_WG as f64),
+            ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
+            ("RELU", f64::from(u8::from(relu))),
+        ],
+        &[
+            (4, Binding::Tensor(&source)),
+            (5, Binding::Tensor(&packed)),
+            (6, Binding::Tensor(&offsets)),
+            // Without a bias the shader never reads binding 7; the packed weights stand in.
+            (7, Binding::Tensor(bias.unwrap_or(&packed))),
+            (8, Binding::Tensor(out)),
+        ],
+        Some((15, bytemuck::bytes_of(&gemm.params()))),
+        grid_u32(gemm.grid(kind)),
+    );
+    b.dispatches.push(gemm_dispatch);
+    b.workspaces.push(offsets);
+    Ok(b.finish(1))
+}
+
+/// `dw (+)= dY^T im2col(x)`: split GEMMs into partial sums, then conv2d.wgsl's reduction.
+pub(super) fn weight_grad(
+    ctx: &GpuContext,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+    g: &Conv2dGeometry,
+) -> Result<Conv2dLaunch> {
+    let gemm = Gemm::of(g, Kind::WeightGrad).expect("forward geometry always exists");
+    let mut b = Builder::default();
+    let source = b.source(ctx, &gemm, x)?;
+    let offsets = Tensor::from_u32(ctx, &gemm.offsets(), &[gemm.taps4()])?;
+    let grid = gemm.grid(Kind::WeightGrad);
+    let splits = grid[2];
+    let partials = Tensor::zeros(ctx, &[splits, gemm.rows, gemm.taps()], DType::F32)?;
+    b.dispatches.push(Dispatch::new(
+        ctx,
+        &SHADER,
+        "conv_gemm_weight_grad",
+        &[
+            ("TM", gemm.tile_rows() as f64),
+            ("WG_X", gemm.weight_grad_wg() as f64),
+        ],
+        &[
+            (4, Binding::Tensor(&source)),
+            (6, Binding::Tensor(&offsets)),
+            (9, Binding::Tensor(dy)),
+            (10, Binding::Tensor(&partials)),
+        ],
+        Some((15, bytemuck::bytes_of(&gemm.params()))),
+        grid_u32(grid),
+    ));
+    let weights = g.out_channels * gemm.taps();
+    let (chunk, _) = gemm.chunking();
+    b.dispatches.push(Dispatch::new(
+        ctx,
+        &DIRECT_SHADER,
+        "conv2d_weight_grad_reduce",
+        &[
+            ("WG", super::WG as f64),
+            ("ACCUMULATE", f64::from(u8::from(accumulate))),
+        ],
+        &[(6, Binding::Tensor(&partials)), (7, Binding::Tensor(dw))],
+        Some((15, bytemuck::bytes_of(&ConvParams::new(g, splits, chunk)))),
+        grid_1d(groups_for(weights, super::WG)),
+    ));
+    b.workspaces.extend([offsets, partials]);
+    Ok(b.finish(splits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(
+        cin: usize,
+        size: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Conv2dGeometry {
+        Conv2dGeometry {
+            batch: 3,
+            in_channels: cin,
+            height: size,
+            width: size + 1,
+            out_channels: cout,
+            kernel_h: k,
+            kernel_w: k,
+            stride,
+            padding: pad,
+        }
+    }
+
+    #[test]
+    fn input_grad_gemm_is_a_same_size_convolution() {
+        for g in [
+            geom(3, 7, 5, 3, 1, 1),
+            geom(2, 9, 4, 5, 1, 0),
+            geom(1, 6, 3, 5, 1, 4),
+        ] {
+            let gemm = Gemm::of(&g, Kind::InputGrad).unwrap();
+            assert_eq!((gemm.rows, gemm.channels), (g.in_channels, g.out_channels));
+            // The full-padded transposed convolution has the input's size.
+            let back = Conv2dGeometry {
+                in_channels: gemm.channels,
+                height: gemm.height,
+                width: gemm.width,
+                out_channels: gemm.rows,
+                padding: gemm.pad_h,
+                ..g
+            };
+            assert_eq!((back.out_height(), back.out_width()), (g.height, g.width));
+        }
+        assert!(
+            Gemm::of(&geom(2, 9, 4, 3, 2, 1), Kind::InputGrad).is_none(),
+            "stride 2"
+        );
+        assert!(
+            Gemm::of(&geom(2, 9, 4, 3, 1, 3), Kind::InputGrad).is_none(),
+            "pad 3, k 3"
+        );
+    }
+
+    #[test]
+    fn offsets_address_taps_in_the_padded_plane() {
+        let g = geom(2, 4, 3, 3, 1, 1); // padded plane 6 x 7
+        let off = Gemm::of(&g, Kind::Forward).unwrap().offsets();
+        assert_eq!(off.len(), 20); // 18 taps rounded up to 4
+        assert_eq!(&off[..4], &[0, 1, 2, 7]);
+        assert_eq!(off[9], 42); // channel 1, tap (0, 0)
+        assert_eq!(off[17], 42 + 2 * 7 + 2);
+        assert_eq!(&off[18..], &[0, 0]);
+    }
+
+    #[test]
+    fn weight_grad_chunks_cover_every_position_once() {
+        for (batch, size) in [(1, 1), (2, 30), (128, 28), (3, 7)] {
+            let g = Conv2dGeometry {
+                batch,
+                ..geom(2, size, 3, 1, 1, 0)
+            };
+            let gemm = Gemm::of(&g, Kind::WeightGrad).unwrap();
+            let (chunk, per_image) = gemm.chunking();
+            let plane = gemm.plane_out();
+            assert_eq!(chunk % 4, 0);
+            assert!(
+                chunk * per_image >= plane && chunk * (per_image - 1) < plane,
+                "{g:?}"
+            );
+        }
+    }
+}

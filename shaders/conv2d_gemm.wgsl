@@ -1,0 +1,372 @@
+// conv2d_gemm.wgsl — 2-D convolution and its weight gradient as implicit GEMM, in the style of
+// matmul_subgroup.wgsl (vec4 x mat4x4 register tiles, rows of the shared operand handed out by
+// subgroupBroadcast, no workgroup memory, no barriers). The direct kernels of conv2d.wgsl are
+// the reference and the fallback; this module needs the device feature `subgroups` with a
+// minimum subgroup size of 8 (every subgroup has lanes 0..7). The WGSL spec asks for
+// `enable subgroups;` at the top of such a module; naga 30 (wgpu 30) rejects that directive as
+// not yet implemented and enables subgroup builtins from the device feature instead, so it is
+// left out here, as in matmul_subgroup.wgsl.
+//
+// Computes (all tensors row-major f32, activations NCHW, zero padding already applied to the
+// source image by pad_planes, so the GEMM kernels never test bounds):
+//   conv_gemm_forward:      dst[n, r, p] = relu?(bias[r] + sum_k wmat[r, k] * src[n, col(p) + off[k]])
+//       r < rows, p < plane_out = out_h * out_w, k < taps. With rows = Cout, src the padded x
+//       and wmat the packed weights this is the forward convolution; with rows = Cin, src the
+//       padded dy and wmat the flipped, transposed weights (pack_weights with FLIP) it is the
+//       input gradient of a stride-1 convolution (a full-padded transposed convolution).
+//   conv_gemm_weight_grad:  partials[s, r, k] = sum over positions p of split s (one image n)
+//       of dy[n, r, p] * src[n, col(p) + off[k]]; conv2d.wgsl's conv2d_weight_grad_reduce sums
+//       the splits into dW.
+//   Here col(p) = (p / out_w) * stride * src_w + (p % out_w) * stride is the top-left corner of
+//   the window of output position p in a padded source plane, and off[k] (tap k = (c, ky, kx))
+//   = c * src_h * src_w + ky * src_w + kx is the offset of tap k from that corner.
+//   pad_planes:    padded[q, y, x] = raw[q, y - pad_h, x - pad_w], 0 outside; q < planes.
+//   pack_weights:  wpack[r, k] = w[r, k] for k < taps, 0 for taps <= k < taps4 (FLIP false);
+//                  with FLIP, for w [Cout, Cin, KH, KW] and k = (co, ky, kx):
+//                  wpack[ci, k] = w[co, ci, KH-1-ky, KW-1-kx] (rows = Cin).
+//
+// Bindings (group 0; each entry point uses only the ones listed for it):
+//   @binding(0)  raw      : array<f32>, read        [planes, height, width]            pad_planes
+//   @binding(1)  padded   : array<f32>, read_write  [planes, src_h, src_w]             pad_planes
+//   @binding(2)  w        : array<f32>, read        [Cout, Cin, KH, KW]                pack_weights
+//   @binding(3)  wpack    : array<f32>, read_write  [rows, taps4]                      pack_weights
+//   @binding(4)  src      : array<f32>, read        [N, channels, src_h, src_w]        forward, weight_grad
+//   @binding(5)  wmat     : array<vec4<f32>>, read  [rows, taps4]                      forward
+//   @binding(6)  offsets  : array<u32>, read        [taps4] off[k] (0 for k >= taps)   forward, weight_grad
+//   @binding(7)  bias     : array<f32>, read        [rows]; any f32 buffer without HAS_BIAS  forward
+//   @binding(8)  dst      : array<f32>, read_write  [N, rows, out_h, out_w]            forward
+//   @binding(9)  dy       : array<f32>, read        [N, rows, out_h, out_w]            weight_grad
+//   @binding(10) partials : array<f32>, read_write  [splits, rows, taps]               weight_grad
+//   @binding(15) params   : uniform GemmParams (16 u32, below)
+//
+// Dispatch geometry:
+//   pad_planes, pack_weights: one invocation per output element, 64 per workgroup, linear
+//       workgroup index wid.x + wid.y * nwg.x (a 2-D grid beyond 65535 workgroups).
+//   conv_gemm_forward: workgroups of WG_X x 1; each invocation owns TM rows x 8 consecutive
+//       output positions (flattened over the batch). Grid (ceil(N*plane_out / (8*WG_X)),
+//       ceil(rows / TM), 1).
+//   conv_gemm_weight_grad: each invocation owns TM rows x 8 consecutive taps for one split of
+//       `chunk` positions of one image. Grid (ceil(taps / (8*WG_X)), ceil(rows / TM), splits)
+//       with splits = batch * chunks_per_image.
+// Overrides: TM (8, 16 or 32, default 32); WG_X (a multiple of 8, default 64); HAS_BIAS, RELU
+//   (forward epilogue, default false); FLIP (pack_weights, default false).
+//
+// Requires: taps4 = taps rounded up to a multiple of 4; chunk a multiple of 4. Edge rows and
+// columns are clamped before loading and never stored, and every lane runs the whole loop, as
+// subgroupBroadcast needs all lanes active. Why this shape is fast on lavapipe: see
+// matmul_subgroup.wgsl; each loaded weight (forward) or dy value (weight gradient) feeds a
+// whole subgroup, each gathered source value feeds TM multiply-adds.
+
+override TM: u32 = 32u;
+override WG_X: u32 = 64u;
+override HAS_BIAS: bool = false;
+override RELU: bool = false;
+override FLIP: bool = false;
+
+struct GemmParams {
+    rows: u32,             // GEMM rows: Cout (forward, weight grad) or Cin (input grad)
+    taps: u32,             // reduction length of the forward: channels * KH * KW
+    taps4: u32,            // taps rounded up to 4: row length of wmat and length of offsets
+    positions: u32,        // N * out_h * out_w (forward columns)
+    plane_out: u32,        // out_h * out_w
+    out_w: u32,
+    stride: u32,
+    src_w: u32,            // padded source width
+    src_image: u32,        // channels * src_h * src_w
+    chunk: u32,            // weight grad: positions per split (multiple of 4)
+    chunks_per_image: u32, // weight grad: splits per image
+    // pad_planes: raw plane size and padding; pack_weights (FLIP): w's Cin, KH, KW.
+    height: u32,
+    width: u32,
+    pad_h: u32,
+    pad_w: u32,
+    elements: u32,         // pad_planes / pack_weights: elements written
+}
+
+@group(0) @binding(0) var<storage, read> raw: array<f32>;
+@group(0) @binding(1) var<storage, read_write> padded: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> wpack: array<f32>;
+@group(0) @binding(4) var<storage, read> src: array<f32>;
+@group(0) @binding(5) var<storage, read> wmat: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> offsets: array<u32>;
+@group(0) @binding(7) var<storage, read> bias: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(9) var<storage, read> dy: array<f32>;
+@group(0) @binding(10) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(15) var<uniform> params: GemmParams;
+
+const LINEAR_WG: u32 = 64u;
+
+@compute @workgroup_size(LINEAR_WG)
+fn pad_planes(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * LINEAR_WG + lid;
+    if i >= params.elements {
+        return;
+    }
+    let src_h = params.height + 2u * params.pad_h;
+    let plane = i / (src_h * params.src_w);
+    let rest = i % (src_h * params.src_w);
+    // Unsigned wrap-around turns "left of / above the image" into "too large".
+    let y = rest / params.src_w - params.pad_h;
+    let x = rest % params.src_w - params.pad_w;
+    var v = 0.0;
+    if y < params.height && x < params.width {
+        v = raw[(plane * params.height + y) * params.width + x];
+    }
+    padded[i] = v;
+}
+
+@compute @workgroup_size(LINEAR_WG)
+fn pack_weights(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * LINEAR_WG + lid;
+    if i >= params.elements {
+        return;
+    }
+    let r = i / params.taps4;
+    let k = i % params.taps4;
+    var v = 0.0;
+    if k < params.taps {
+        if FLIP {
+            // r = ci, k = (co, ky, kx); height/width/pad_h carry Cin, KH, KW.
+            let cin = params.height;
+            let kh = params.width;
+            let kw = params.pad_h;
+            let co = k / (kh * kw);
+            let ky = (k / kw) % kh;
+            let kx = k % kw;
+            v = w[((co * cin + r) * kh + (kh - 1u - ky)) * kw + (kw - 1u - kx)];
+        } else {
+            v = w[r * params.taps + k];
+        }
+    }
+    wpack[i] = v;
+}
+
+// src at the four indices of `at`.
+fn gather(at: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(src[at.x], src[at.y], src[at.z], src[at.w]);
+}
+
+// B tile: column j holds src at `cols + steps[j]`, i.e. four columns of one reduction step.
+fn gather_tile(cols: vec4<u32>, steps: vec4<u32>) -> mat4x4<f32> {
+    return mat4x4<f32>(
+        gather(cols + steps.x),
+        gather(cols + steps.y),
+        gather(cols + steps.z),
+        gather(cols + steps.w),
+    );
+}
+
+// Tiles of rows row..row+4 and row+4..row+8 gathered from lanes 0..7: column i is the share of
+// lane i (resp. 4 + i), that is A[row + i, four reduction steps].
+fn a_tile_upper(share: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(
+        subgroupBroadcast(share, 0u),
+        subgroupBroadcast(share, 1u),
+        subgroupBroadcast(share, 2u),
+        subgroupBroadcast(share, 3u),
+    );
+}
+
+fn a_tile_lower(share: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(
+        subgroupBroadcast(share, 4u),
+        subgroupBroadcast(share, 5u),
+        subgroupBroadcast(share, 6u),
+        subgroupBroadcast(share, 7u),
+    );
+}
+
+// Accumulators of 8 rows x 8 columns: column i of a tile is C[row + i, col .. col + 4].
+struct Rows8 {
+    upper0: mat4x4<f32>,
+    lower0: mat4x4<f32>,
+    upper1: mat4x4<f32>,
+    lower1: mat4x4<f32>,
+}
+
+fn accumulate_rows8(acc: ptr<function, Rows8>, share: vec4<f32>, b0: mat4x4<f32>, b1: mat4x4<f32>) {
+    let upper = a_tile_upper(share);
+    let lower = a_tile_lower(share);
+    (*acc).upper0 += b0 * upper;
+    (*acc).lower0 += b0 * lower;
+    (*acc).upper1 += b1 * upper;
+    (*acc).lower1 += b1 * lower;
+}
+
+// The row block as rows of 4 outputs: block[r * 2 + h] = C[row0 + r, col0 + 4h .. + 4].
+const MAX_BLOCK4: u32 = 64u;
+
+fn gather_rows8(block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>, group: u32, acc: Rows8) {
+    for (var i = 0u; i < 4u; i++) {
+        (*block)[(group * 8u + i) * 2u] = acc.upper0[i];
+        (*block)[(group * 8u + 4u + i) * 2u] = acc.lower0[i];
+        (*block)[(group * 8u + i) * 2u + 1u] = acc.upper1[i];
+        (*block)[(group * 8u + 4u + i) * 2u + 1u] = acc.lower1[i];
+    }
+}
+
+// Up to 32 rows as four groups of 8; TM picks how many are used (constant-folded).
+fn gather_block(
+    block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>,
+    rows0: Rows8,
+    rows1: Rows8,
+    rows2: Rows8,
+    rows3: Rows8,
+) {
+    gather_rows8(block, 0u, rows0);
+    if TM > 8u {
+        gather_rows8(block, 1u, rows1);
+    }
+    if TM > 16u {
+        gather_rows8(block, 2u, rows2);
+        gather_rows8(block, 3u, rows3);
+    }
+}
+
+// This lane's share of wmat rows row..row+8 at reduction steps k0..k0+4.
+fn weight_share(row: u32, k0: u32, lane: u32) -> vec4<f32> {
+    return wmat[(min(row + lane, params.rows - 1u) * params.taps4 + k0) >> 2u];
+}
+
+// Window corners of output positions col..col+4 (clamped into the batch) in the source.
+fn window_corners(col: u32) -> vec4<u32> {
+    let c = min(vec4<u32>(col, col + 1u, col + 2u, col + 3u), vec4<u32>(params.positions - 1u));
+    let n = c / params.plane_out;
+    let p = c % params.plane_out;
+    let s = params.stride;
+    return n * params.src_image + (p / params.out_w) * (s * params.src_w) + (p % params.out_w) * s;
+}
+
+// Apply bias and ReLU to one output element and store it at (position col, row).
+fn store_forward(row: u32, col: u32, value: f32) {
+    if row >= params.rows || col >= params.positions {
+        return;
+    }
+    var v = value;
+    if HAS_BIAS {
+        v += bias[row];
+    }
+    if RELU {
+        v = max(v, 0.0);
+    }
+    let n = col / params.plane_out;
+    dst[(n * params.rows + row) * params.plane_out + col % params.plane_out] = v;
+}
+
+@compute @workgroup_size(WG_X)
+fn conv_gemm_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let row0 = wid.y * TM;
+    let col0 = (wid.x * WG_X + lid.x) * 8u;
+    let corners0 = window_corners(col0);
+    let corners1 = window_corners(col0 + 4u);
+    var rows0: Rows8;
+    var rows1: Rows8;
+    var rows2: Rows8;
+    var rows3: Rows8;
+    for (var k0 = 0u; k0 < params.taps4; k0 += 4u) {
+        let steps = vec4<u32>(offsets[k0], offsets[k0 + 1u], offsets[k0 + 2u], offsets[k0 + 3u]);
+        let b0 = gather_tile(corners0, steps);
+        let b1 = gather_tile(corners1, steps);
+        accumulate_rows8(&rows0, weight_share(row0, k0, lane), b0, b1);
+        if TM > 8u {
+            accumulate_rows8(&rows1, weight_share(row0 + 8u, k0, lane), b0, b1);
+        }
+        if TM > 16u {
+            accumulate_rows8(&rows2, weight_share(row0 + 16u, k0, lane), b0, b1);
+            accumulate_rows8(&rows3, weight_share(row0 + 24u, k0, lane), b0, b1);
+        }
+    }
+    // One loop over the block rather than an unrolled store per output (compile time).
+    var block: array<vec4<f32>, MAX_BLOCK4>;
+    gather_block(&block, rows0, rows1, rows2, rows3);
+    for (var e = 0u; e < TM * 2u; e++) {
+        let v = block[e];
+        let row = row0 + e / 2u;
+        let col = col0 + (e % 2u) * 4u;
+        store_forward(row, col, v.x);
+        store_forward(row, col + 1u, v.y);
+        store_forward(row, col + 2u, v.z);
+        store_forward(row, col + 3u, v.w);
+    }
+}
+
+// This lane's share of dy rows row..row+8 at positions `p` of image n, 0 where not `live`.
+fn grad_share(n: u32, row: u32, p: vec4<u32>, live: vec4<bool>, lane: u32) -> vec4<f32> {
+    let base = (n * params.rows + min(row + lane, params.rows - 1u)) * params.plane_out;
+    let v = vec4<f32>(dy[base + p.x], dy[base + p.y], dy[base + p.z], dy[base + p.w]);
+    return select(vec4<f32>(0.0), v, live);
+}
+
+// Offsets of taps k..k+4 (clamped to the last tap).
+fn tap_offsets(k: u32) -> vec4<u32> {
+    let t = min(vec4<u32>(k, k + 1u, k + 2u, k + 3u), vec4<u32>(params.taps - 1u));
+    return vec4<u32>(offsets[t.x], offsets[t.y], offsets[t.z], offsets[t.w]);
+}
+
+fn store_partial(split: u32, row: u32, col: u32, value: f32) {
+    if row < params.rows && col < params.taps {
+        partials[(split * params.rows + row) * params.taps + col] = value;
+    }
+}
+
+@compute @workgroup_size(WG_X)
+fn conv_gemm_weight_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let split = wid.z;
+    let n = split / params.chunks_per_image;
+    let begin = (split % params.chunks_per_image) * params.chunk;
+    let end = min(begin + params.chunk, params.plane_out);
+    let row0 = wid.y * TM;
+    let col0 = (wid.x * WG_X + lid.x) * 8u;
+    let taps0 = tap_offsets(col0) + n * params.src_image;
+    let taps1 = tap_offsets(col0 + 4u) + n * params.src_image;
+    let s = params.stride;
+    var rows0: Rows8;
+    var rows1: Rows8;
+    var rows2: Rows8;
+    var rows3: Rows8;
+    for (var p0 = begin; p0 < end; p0 += 4u) {
+        let q = vec4<u32>(p0, p0 + 1u, p0 + 2u, p0 + 3u);
+        let live = q < vec4<u32>(end);
+        let p = min(q, vec4<u32>(end - 1u));
+        let corners = (p / params.out_w) * (s * params.src_w) + (p % params.out_w) * s;
+        let b0 = gather_tile(taps0, corners);
+        let b1 = gather_tile(taps1, corners);
+        accumulate_rows8(&rows0, grad_share(n, row0, p, live, lane), b0, b1);
+        if TM > 8u {
+            accumulate_rows8(&rows1, grad_share(n, row0 + 8u, p, live, lane), b0, b1);
+        }
+        if TM > 16u {
+            accumulate_rows8(&rows2, grad_share(n, row0 + 16u, p, live, lane), b0, b1);
+            accumulate_rows8(&rows3, grad_share(n, row0 + 24u, p, live, lane), b0, b1);
+        }
+    }
+    var block: array<vec4<f32>, MAX_BLOCK4>;
+    gather_block(&block, rows0, rows1, rows2, rows3);
+    for (var e = 0u; e < TM * 2u; e++) {
+        let v = block[e];
+        let row = row0 + e / 2u;
+        let col = col0 + (e % 2u) * 4u;
+        store_partial(split, row, col, v.x);
+        store_partial(split, row, col + 1u, v.y);
+        store_partial(split, row, col + 2u, v.z);
+        store_partial(split, row, col + 3u, v.w);
+    }
+}
