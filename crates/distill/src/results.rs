@@ -830,6 +830,28 @@ mod tests {
     }
 
     #[test]
+    fn files_without_comparisons_or_repeats_still_read() {
+        let results = sample_results();
+        let mut json: serde_json::Value = serde_json::from_str(&results.to_json()).unwrap();
+        for model in json["models"].as_array_mut().unwrap() {
+            let model = model.as_object_mut().unwrap();
+            model.remove("versus_hard");
+            model.remove("repeats");
+        }
+        json["experiment"]
+            .as_object_mut()
+            .unwrap()
+            .remove("comparisons");
+        let back: Results = serde_json::from_value(json).unwrap();
+        assert!(
+            back.models
+                .iter()
+                .all(|m| m.versus_hard.is_none() && m.repeats.is_none())
+        );
+        assert!(back.experiment.unwrap().comparisons.is_empty());
+    }
+
+    #[test]
     fn reading_garbage_names_the_file() {
         let dir = TempDir::new("results-bad");
         let path = dir.join("results.json");
