@@ -269,6 +269,9 @@ pub struct RunConfig {
     /// Number of teachers in the ensemble.
     pub teachers: usize,
     pub batch_size: usize,
+    /// Times each student of the standard study is trained, with seeds derived from the
+    /// master seed and the repeat (the first repeat is the run's usual student).
+    pub repeats: usize,
     pub data: DataConfig,
     pub teacher: ModelConfig,
     pub student: ModelConfig,
@@ -296,6 +299,7 @@ impl RunConfig {
                 out_dir: None,
                 teachers: 3,
                 batch_size: 128,
+                repeats: 1,
                 data: DataConfig::default(),
                 teacher: ModelConfig {
                     spec: "c16k3-c16k3-p2-c32k3-c32k3-p2-256-10".into(),
@@ -417,6 +421,17 @@ impl RunConfig {
         check(
             self.batch_size >= 1,
             "batch_size = 0: need at least 1".into(),
+        );
+        check(
+            self.repeats >= 1,
+            "repeats = 0: need at least 1 (each student is trained this many times)".into(),
+        );
+        check(
+            self.repeats == 1 || self.experiment.is_none(),
+            format!(
+                "repeats = {}: only the standard study repeats its students; drop --repeats or --experiment",
+                self.repeats
+            ),
         );
         check(
             self.data.validation_size >= 1,
@@ -946,5 +961,26 @@ mod tests {
         assert!(text.contains("seed = 42"), "{text}");
         let back = parse_config_text(&text, Path::new("config.toml"), None).unwrap();
         assert_eq!(back, config);
+    }
+
+    #[test]
+    fn repeats_come_from_the_flag_and_are_checked() {
+        let mut config = RunConfig::preset(Preset::Tiny);
+        assert_eq!(config.repeats, 1);
+        flags(&["--repeats", "3"]).apply(&mut config);
+        assert_eq!((config.repeats, config.problems().len()), (3, 0));
+        config.experiment = Some(Experiment::Temperature);
+        let problems = config.problems();
+        assert!(
+            problems.len() == 1 && problems[0].starts_with("repeats = 3: only the standard study"),
+            "{problems:?}"
+        );
+        config.experiment = None;
+        config.repeats = 0;
+        let problems = config.problems();
+        assert!(
+            problems.len() == 1 && problems[0].starts_with("repeats = 0: need at least 1"),
+            "{problems:?}"
+        );
     }
 }

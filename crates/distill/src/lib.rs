@@ -4,6 +4,7 @@
 //!   where to find or fetch them, and the seeded train/validation split.
 //! - [`config`]: every setting of a run, presets, TOML files and command-line overrides.
 //! - [`metrics`]: accuracy, NLL, calibration, agreement and ensembles, from logits on the CPU.
+//! - [`stats`]: paired bootstrap intervals, McNemar's exact test, mean and sd over seeds.
 //! - [`results`]: the `results.json` schema (see `SCHEMA.md` in this crate).
 //! - [`report`]: the self-contained `report.html`.
 //! - [`teacher_cache`]: the teachers' logits on the transfer set, cached on disk by content key.
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod report;
 pub mod results;
 pub mod run_dir;
+pub mod stats;
 pub mod teacher_cache;
 
 #[cfg(test)]

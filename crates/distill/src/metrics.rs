@@ -99,6 +99,16 @@ pub fn error_count(logits: &[f32], classes: usize, labels: &[u8]) -> usize {
         .count()
 }
 
+/// Per row: whether its argmax equals the label (what paired tests between models compare).
+pub fn correct_predictions(logits: &[f32], classes: usize, labels: &[u8]) -> Vec<bool> {
+    check_labels(logits, classes, labels);
+    argmax_rows(logits, classes)
+        .iter()
+        .zip(labels)
+        .map(|(&predicted, &label)| predicted == label as usize)
+        .collect()
+}
+
 /// Mean negative log-likelihood of the labels under `softmax(logits)`.
 pub fn nll(logits: &[f32], classes: usize, labels: &[u8]) -> f64 {
     let n = check_labels(logits, classes, labels);
@@ -377,6 +387,10 @@ mod tests {
         let logits = [3f32.ln(), 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 5.0];
         let labels = [0, 2, 2];
         assert_eq!(error_count(&logits, 3, &labels), 1);
+        assert_eq!(
+            correct_predictions(&logits, 3, &labels),
+            vec![true, false, true]
+        );
         assert!(close(accuracy(&logits, 3, &labels), 2.0 / 3.0, 1e-12));
         // Row 0: p(0) = 3/5. Row 1: p(2) = 1/(2+e). Row 2: p(2) = e^5/(2+e^5).
         let e = std::f64::consts::E;

@@ -10,7 +10,7 @@ mod experiment;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::results::{DarkKnowledge, EpochStats, ModelResult, Results};
+use crate::results::{DarkKnowledge, EpochStats, ModelResult, Results, format_p};
 use crate::run_dir::write_atomic;
 
 /// Line and point colours, one per model (cycled).
@@ -118,7 +118,16 @@ pub fn render_report(results: &Results) -> String {
 }
 
 fn summary_section(page: &mut String, results: &Results) {
-    page.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"scroll\">\n<table>\n<tr><th class=\"l\">model</th><th class=\"l\">role</th><th class=\"l\">spec</th><th>params</th><th>FLOPs/example</th><th>test accuracy</th><th>errors</th><th>NLL</th><th>ECE</th><th>agreement with ensemble</th><th>gap recovered</th><th>T</th><th>alpha</th><th>latency b=1 (ms)</th><th>throughput (ex/s)</th></tr>\n");
+    let repeats = results
+        .models
+        .iter()
+        .find_map(|m| m.repeats.as_ref())
+        .map(|r| r.test_accuracies.len());
+    page.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"scroll\">\n<table>\n<tr><th class=\"l\">model</th><th class=\"l\">role</th><th class=\"l\">spec</th><th>params</th><th>FLOPs/example</th><th>test accuracy</th>");
+    if let Some(n) = repeats {
+        let _ = write!(page, "<th>mean &plusmn; sd over {n} repeats (%)</th>");
+    }
+    page.push_str("<th>vs student-hard, points (95% CI)</th><th>McNemar p</th><th>errors</th><th>NLL</th><th>ECE</th><th>agreement with ensemble</th><th>gap recovered</th><th>T</th><th>alpha</th><th>latency b=1 (ms)</th><th>throughput (ex/s)</th></tr>\n");
     let best_student = results
         .models
         .iter()
@@ -131,15 +140,30 @@ fn summary_section(page: &mut String, results: &Results) {
         } else {
             ""
         };
-        let _ = writeln!(
+        let _ = write!(
             page,
-            "<tr{class}><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr{class}><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>",
             escape(&model.name),
             model.role.label(),
             escape(&model.spec),
             compact(model.params),
             compact(model.flops_per_example),
             percent(model.test.accuracy),
+        );
+        if repeats.is_some() {
+            let spread = model.repeats.as_ref().map(|r| r.mean_pm_sd());
+            let _ = write!(
+                page,
+                "<td>{}</td>",
+                escape(spread.as_deref().unwrap_or("–"))
+            );
+        }
+        let versus = model.versus_hard.as_ref();
+        let _ = writeln!(
+            page,
+            "<td>{}</td><td>{}</td><td>{} / {}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            versus.map_or_else(|| "–".into(), |v| escape(&v.points_with_interval())),
+            versus.map_or_else(|| "–".into(), |v| format_p(v.p_value)),
             model.test.errors,
             model.test.examples,
             model.test.nll,
@@ -158,7 +182,11 @@ fn summary_section(page: &mut String, results: &Results) {
             ),
         );
     }
-    page.push_str("</table>\n</div>\n<p class=\"meta\">Gap recovered: (student - hard-label student) / (ensemble - hard-label student), test accuracy. ECE: 15 equal-width confidence bins. Bold: the best student.</p>\n</section>\n");
+    page.push_str("</table>\n</div>\n<p class=\"meta\">Gap recovered: (student - hard-label student) / (ensemble - hard-label student), test accuracy. ECE: 15 equal-width confidence bins. Bold: the best student. vs student-hard: test accuracy minus the hard-label student's, in points, with the 95% paired bootstrap interval (test examples resampled with replacement, the same draws for both models); McNemar p: exact two-sided test on the examples exactly one of the two gets right.");
+    if repeats.is_some() {
+        page.push_str(" With repeats, the comparisons use the first repeat of each student; mean &plusmn; sd is over all repeats, each with its own seeds.");
+    }
+    page.push_str("</p>\n</section>\n");
 }
 
 /// A plot area with margins and linear or log10 axes.
@@ -351,6 +379,10 @@ type CurveChart = (&'static str, &'static str, fn(&EpochStats) -> f64, bool);
 /// Axis label and a model's position on it (None: not measured).
 type CostAxis = (&'static str, fn(&ModelResult) -> Option<f64>);
 
+/// A model on a cost chart: its colour, x, and its accuracy interval (see
+/// [`accuracy_interval`]).
+type CostPoint<'m> = (&'m ModelResult, &'m str, f64, Option<(f64, f64)>);
+
 fn curves_section(page: &mut String, results: &Results) {
     let trained: Vec<(&ModelResult, &str)> = results
         .models
@@ -427,7 +459,17 @@ fn cost_section(page: &mut String, results: &Results) {
         .enumerate()
         .map(|(i, m)| (m, PALETTE[i % PALETTE.len()]))
         .collect();
-    let y_range = range(results.models.iter().map(|m| m.test.accuracy)).unwrap_or((0.0, 1.0));
+    let bars: Vec<Option<(f64, f64)>> = results
+        .models
+        .iter()
+        .map(|m| accuracy_interval(results, m))
+        .collect();
+    let y_values = results
+        .models
+        .iter()
+        .map(|m| m.test.accuracy)
+        .chain(bars.iter().flatten().flat_map(|&(low, high)| [low, high]));
+    let y_range = range(y_values).unwrap_or((0.0, 1.0));
     let y_range = (y_range.0 - 0.005, y_range.1 + 0.005);
     let axes: [CostAxis; 2] = [
         ("FLOPs per example (log scale)", |m| {
@@ -441,9 +483,10 @@ fn cost_section(page: &mut String, results: &Results) {
         }),
     ];
     for (x_label, x_of) in axes {
-        let points: Vec<(&ModelResult, &str, f64)> = coloured
+        let points: Vec<CostPoint> = coloured
             .iter()
-            .filter_map(|&(m, c)| x_of(m).map(|x| (m, c, x)))
+            .zip(&bars)
+            .filter_map(|(&(m, c), &bar)| x_of(m).map(|x| (m, c, x, bar)))
             .collect();
         let Some((lo, hi)) = range(points.iter().map(|p| p.2)) else {
             continue;
@@ -453,8 +496,17 @@ fn cost_section(page: &mut String, results: &Results) {
         plot.begin(page, x_label, "test accuracy (%)", |v| {
             format!("{:.1}", 100.0 * v)
         });
-        for (model, colour, x) in &points {
+        // Students of one spec share an x: their bars are spread sideways to stay apart.
+        let mut bar_xs: Vec<f64> = Vec::new();
+        for (model, colour, x, bar) in &points {
             let (px, py) = (plot.x(*x), plot.y(model.test.accuracy));
+            if let Some((low, high)) = bar {
+                let k = bar_xs.iter().filter(|&&b| (b - px).abs() < 1.0).count();
+                bar_xs.push(px);
+                let side = if k % 2 == 1 { 1.0 } else { -1.0 };
+                let bar_x = px + side * 6.0 * k.div_ceil(2) as f64;
+                error_bar(page, bar_x, plot.y(*low), plot.y(*high), colour);
+            }
             let _ = writeln!(
                 page,
                 "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"{colour}\"><title>{}</title></circle>",
@@ -475,7 +527,32 @@ fn cost_section(page: &mut String, results: &Results) {
             escape(x_label)
         );
     }
-    page.push_str("</div>\n</section>\n");
+    page.push_str("</div>\n");
+    if bars.iter().any(Option::is_some) {
+        page.push_str("<p class=\"meta\">Bars: student-hard's test accuracy plus the 95% paired bootstrap interval of each student's difference from it, i.e. where the student's accuracy lies relative to that baseline.</p>\n");
+    }
+    page.push_str("</section>\n");
+}
+
+/// A model's accuracy interval against the hard-label student: that student's accuracy
+/// plus the 95% interval of the difference (`None` without a comparison).
+fn accuracy_interval(results: &Results, model: &ModelResult) -> Option<(f64, f64)> {
+    let versus = model.versus_hard.as_ref()?;
+    let baseline = results.models.iter().find(|m| m.name == versus.baseline)?;
+    let base = baseline.test.accuracy;
+    Some((base + versus.ci_low, base + versus.ci_high))
+}
+
+/// A vertical error bar with short caps at `x`, from `y_low` to `y_high` (SVG coordinates).
+fn error_bar(page: &mut String, x: f64, y_low: f64, y_high: f64, colour: &str) {
+    let _ = writeln!(
+        page,
+        "<path d=\"M{x:.1},{y_low:.1}V{y_high:.1}M{:.1},{y_low:.1}H{:.1}M{:.1},{y_high:.1}H{:.1}\" stroke=\"{colour}\" stroke-width=\"1.5\" fill=\"none\" class=\"ci\"/>",
+        x - 2.5,
+        x + 2.5,
+        x - 2.5,
+        x + 2.5
+    );
 }
 
 fn grid_section(page: &mut String, results: &Results) {
@@ -803,6 +880,28 @@ mod tests {
             );
         }
         assert!(html.contains("Ankle boot") && html.contains("T-shirt/top"));
+    }
+
+    #[test]
+    fn comparisons_and_repeats_are_shown() {
+        let results = sample_results();
+        let html = render_report(&results);
+        let kd = results.model(crate::results::Role::StudentKd).unwrap();
+        let versus = kd.versus_hard.as_ref().unwrap();
+        assert!(html.contains(&format!("<td>{}</td>", versus.points_with_interval())));
+        assert!(html.contains(&format!("<td>{}</td>", format_p(versus.p_value))));
+        assert!(html.contains("mean &plusmn; sd over 3 repeats"));
+        assert!(html.contains(&format!(
+            "<td>{}</td>",
+            kd.repeats.as_ref().unwrap().mean_pm_sd()
+        )));
+        // One error bar per cost chart for student-kd, the only model compared.
+        assert_eq!(html.matches("class=\"ci\"").count(), 2);
+        // student-kd: 0.892 + [0.0051, 0.0139], the bar spans that much of the y axis.
+        let (low, high) = accuracy_interval(&results, kd).unwrap();
+        assert!((low - 0.8971).abs() < 1e-9 && (high - 0.9059).abs() < 1e-9);
+        // The experiment table gains the comparison columns.
+        assert!(html.contains("<th>vs baseline, points (95% CI)</th>"));
     }
 
     #[test]

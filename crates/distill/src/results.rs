@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::run_dir::write_atomic;
+use crate::stats;
 
 /// Bumped whenever a field changes meaning or is removed.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -160,6 +161,147 @@ pub struct ModelResult {
     pub checkpoint: Option<String>,
     /// Training wall-clock time in seconds.
     pub train_seconds: Option<f64>,
+    /// Students other than `student-hard`: the paired test-set comparison with the
+    /// hard-label student (its first repeat with this model's first repeat).
+    #[serde(default)]
+    pub versus_hard: Option<PairedComparison>,
+    /// Students of a run with `repeats` > 1: test accuracy over the repeats.
+    #[serde(default)]
+    pub repeats: Option<RepeatStats>,
+}
+
+/// One model against a baseline on the same test examples (see `stats`): the accuracy
+/// difference with its paired bootstrap interval, and McNemar's exact test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedComparison {
+    /// Name of the baseline model.
+    pub baseline: String,
+    /// Test accuracy of this model minus the baseline's (a fraction: 0.003 = 0.3 points).
+    pub difference: f64,
+    /// The 95% paired bootstrap interval of `difference`.
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// McNemar's exact two-sided p-value.
+    pub p_value: f64,
+    /// Test examples this model gets right and the baseline wrong ...
+    pub only_this_right: usize,
+    /// ... and the other way round.
+    pub only_baseline_right: usize,
+    /// Bootstrap resamples behind the interval.
+    pub resamples: usize,
+    /// Seed of the bootstrap's resampling.
+    pub seed: u64,
+}
+
+impl PairedComparison {
+    /// Compares `this` with `baseline`, given whether each test example is classified
+    /// correctly by each (the same examples in the same order).
+    pub fn measure(
+        this: &[bool],
+        baseline: &[bool],
+        baseline_name: &str,
+        resamples: usize,
+        seed: u64,
+    ) -> PairedComparison {
+        let (only_this_right, only_baseline_right) = stats::discordant_counts(this, baseline);
+        let interval = stats::paired_bootstrap_interval(this, baseline, resamples, seed);
+        let n = this.len().max(1) as f64;
+        PairedComparison {
+            baseline: baseline_name.to_string(),
+            difference: (only_this_right as f64 - only_baseline_right as f64) / n,
+            ci_low: interval.low,
+            ci_high: interval.high,
+            p_value: stats::mcnemar_exact_p(only_this_right, only_baseline_right),
+            only_this_right,
+            only_baseline_right,
+            resamples,
+            seed,
+        }
+    }
+
+    /// True when McNemar's p is below [`stats::SIGNIFICANCE_LEVEL`].
+    pub fn significant(&self) -> bool {
+        self.p_value < stats::SIGNIFICANCE_LEVEL
+    }
+
+    /// The difference in points with its interval: "+0.30 [-0.12, +0.71]".
+    pub fn points_with_interval(&self) -> String {
+        format!(
+            "{:+.2} [{:+.2}, {:+.2}]",
+            100.0 * self.difference,
+            100.0 * self.ci_low,
+            100.0 * self.ci_high
+        )
+    }
+
+    /// "significant (McNemar p = 0.003, 95% CI +0.12 to +0.71 points)", or "not significant (...)".
+    pub fn evidence(&self) -> String {
+        format!(
+            "{} (McNemar p = {}, 95% CI {:+.2} to {:+.2} points)",
+            if self.significant() {
+                "significant"
+            } else {
+                "not significant"
+            },
+            format_p(self.p_value),
+            100.0 * self.ci_low,
+            100.0 * self.ci_high
+        )
+    }
+
+    /// A sentence on `name` against the baseline: "student-kd beats student-hard by 0.30
+    /// points on test, not significant (McNemar p = 0.21, 95% CI -0.12 to +0.71 points)".
+    pub fn sentence(&self, name: &str) -> String {
+        let points = 100.0 * self.difference.abs();
+        let baseline = &self.baseline;
+        let comparison = if self.difference > 0.0 {
+            format!("{name} beats {baseline} by {points:.2} points on test")
+        } else if self.difference < 0.0 {
+            format!("{name} is {points:.2} points below {baseline} on test")
+        } else {
+            format!("{name} ties with {baseline} on test")
+        };
+        format!("{comparison}, {}", self.evidence())
+    }
+}
+
+/// A p-value for people: two decimals from 0.1, three from 0.001 (so that a value just
+/// under 0.05 does not print as 0.05), else scientific notation.
+pub fn format_p(p: f64) -> String {
+    if p >= 0.1 {
+        format!("{p:.2}")
+    } else if p >= 0.001 {
+        format!("{p:.3}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
+/// Test accuracy of one student trained several times with different seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepeatStats {
+    /// One accuracy per repeat, the first being the model's own `test.accuracy`.
+    pub test_accuracies: Vec<f64>,
+    pub mean: f64,
+    /// Sample standard deviation (divisor repeats - 1).
+    pub sd: f64,
+}
+
+impl RepeatStats {
+    /// The statistics of two or more accuracies (`None` for fewer).
+    pub fn of(test_accuracies: Vec<f64>) -> Option<RepeatStats> {
+        let (mean, sd) = stats::mean_and_sd(&test_accuracies);
+        Some(RepeatStats {
+            sd: sd?,
+            mean,
+            test_accuracies,
+        })
+    }
+
+    /// "89.12 ± 0.31" (percent).
+    pub fn mean_pm_sd(&self) -> String {
+        format!("{:.2} ± {:.2}", 100.0 * self.mean, 100.0 * self.sd)
+    }
 }
 
 /// Test-set metrics of one model.
@@ -268,6 +410,10 @@ pub struct ExperimentTable {
     pub findings: Vec<String>,
     /// A line chart of the table (absent when the experiment has none).
     pub chart: Option<LineChart>,
+    /// One entry per row: the row's student against its baseline row's student on test
+    /// (null for a baseline row and rows compared with nothing).
+    #[serde(default)]
+    pub comparisons: Vec<Option<PairedComparison>>,
 }
 
 impl ExperimentTable {
@@ -346,7 +492,8 @@ impl Results {
 
     /// Warnings that follow from the numbers: teachers that do not beat the student's
     /// hard-label baseline (on validation, where available, else on test), and distilled
-    /// students that end below that baseline on test.
+    /// students that do not beat it significantly on test (a win that may be noise, or a
+    /// loss, with McNemar's p and the 95% interval where the comparison was measured).
     pub fn derived_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         let Some(hard) = self.model(Role::StudentHard) else {
@@ -371,13 +518,20 @@ impl Results {
             // Experiment students learn from other transfer sets on purpose.
             m.role.is_student() && !matches!(m.role, Role::StudentHard | Role::StudentExperiment)
         }) {
-            if model.test.accuracy < hard.test.accuracy {
-                warnings.push(format!(
-                    "{} ({:.2}%) is below the hard-label student ({:.2}%) on test",
-                    model.name,
-                    100.0 * model.test.accuracy,
-                    100.0 * hard.test.accuracy
-                ));
+            match &model.versus_hard {
+                Some(versus) if !(versus.difference > 0.0 && versus.significant()) => {
+                    warnings.push(versus.sentence(&model.name));
+                }
+                Some(_) => {}
+                None if model.test.accuracy < hard.test.accuracy => {
+                    warnings.push(format!(
+                        "{} ({:.2}%) is below the hard-label student ({:.2}%) on test",
+                        model.name,
+                        100.0 * model.test.accuracy,
+                        100.0 * hard.test.accuracy
+                    ));
+                }
+                None => {}
             }
         }
         warnings
@@ -463,7 +617,21 @@ pub fn sample_results() -> Results {
             }),
             checkpoint: None,
             train_seconds: Some(20.0),
+            versus_hard: None,
+            repeats: None,
         }
+    };
+    // Made-up counts: 310 test examples only student-kd gets right, 215 only student-hard.
+    let versus = |baseline: &str, only_this: usize, only_baseline: usize| PairedComparison {
+        baseline: baseline.into(),
+        difference: (only_this as f64 - only_baseline as f64) / 10_000.0,
+        ci_low: (only_this as f64 - only_baseline as f64 - 44.0) / 10_000.0,
+        ci_high: (only_this as f64 - only_baseline as f64 + 44.0) / 10_000.0,
+        p_value: stats::mcnemar_exact_p(only_this, only_baseline),
+        only_this_right: only_this,
+        only_baseline_right: only_baseline,
+        resamples: stats::DEFAULT_RESAMPLES,
+        seed: 7,
     };
     let mut kd = model(
         "student-kd",
@@ -477,6 +645,18 @@ pub fn sample_results() -> Results {
     kd.temperature = Some(2.0);
     kd.alpha = Some(0.5);
     kd.gap_recovered = Some(0.26);
+    kd.versus_hard = Some(versus("student-hard", 310, 215));
+    kd.repeats = RepeatStats::of(vec![0.9015, 0.8990, 0.9042]);
+    let mut hard = model(
+        "student-hard",
+        Role::StudentHard,
+        "784-256-256-10",
+        269_322,
+        538_112,
+        0.892,
+        0.4,
+    );
+    hard.repeats = RepeatStats::of(vec![0.892, 0.8951, 0.8904]);
     let image: Vec<u8> = (0..28 * 28)
         .map(|i| if (i / 28 + i % 28) % 7 < 4 { 200 } else { 30 })
         .collect();
@@ -534,15 +714,7 @@ pub fn sample_results() -> Results {
                 0.9288,
                 7.0,
             ),
-            model(
-                "student-hard",
-                Role::StudentHard,
-                "784-256-256-10",
-                269_322,
-                538_112,
-                0.892,
-                0.4,
-            ),
+            hard,
             kd,
         ],
         grid: vec![
@@ -631,6 +803,7 @@ pub fn sample_results() -> Results {
                     y: 0.849,
                 }],
             }),
+            comparisons: vec![None, Some(versus("T = 1", 480, 370))],
         }),
     }
 }
@@ -657,6 +830,28 @@ mod tests {
     }
 
     #[test]
+    fn files_without_comparisons_or_repeats_still_read() {
+        let results = sample_results();
+        let mut json: serde_json::Value = serde_json::from_str(&results.to_json()).unwrap();
+        for model in json["models"].as_array_mut().unwrap() {
+            let model = model.as_object_mut().unwrap();
+            model.remove("versus_hard");
+            model.remove("repeats");
+        }
+        json["experiment"]
+            .as_object_mut()
+            .unwrap()
+            .remove("comparisons");
+        let back: Results = serde_json::from_value(json).unwrap();
+        assert!(
+            back.models
+                .iter()
+                .all(|m| m.versus_hard.is_none() && m.repeats.is_none())
+        );
+        assert!(back.experiment.unwrap().comparisons.is_empty());
+    }
+
+    #[test]
     fn reading_garbage_names_the_file() {
         let dir = TempDir::new("results-bad");
         let path = dir.join("results.json");
@@ -678,7 +873,10 @@ mod tests {
         );
         // Teacher 1 on validation: 0.922 vs the hard student's 0.894. Lower it below.
         results.models[0].validation_accuracy = Some(0.85);
-        results.models[3].test.accuracy = 0.88; // student-kd below the 0.892 baseline
+        // Without a measured comparison: student-kd below the 0.892 baseline.
+        let kd = &mut results.models[3];
+        let measured = kd.versus_hard.take().unwrap();
+        kd.test.accuracy = 0.88;
         let warnings = results.derived_warnings();
         assert_eq!(warnings.len(), 2, "{warnings:#?}");
         assert!(
@@ -692,5 +890,76 @@ mod tests {
             "{}",
             warnings[1]
         );
+        // With one: a significant win is no warning, a loss or an insignificant win is.
+        let kd = &mut results.models[3];
+        kd.versus_hard = Some(measured.clone());
+        assert_eq!(results.derived_warnings().len(), 1);
+        let insignificant = PairedComparison {
+            difference: 0.003,
+            ci_low: -0.0012,
+            ci_high: 0.0071,
+            p_value: 0.21,
+            ..measured.clone()
+        };
+        results.models[3].versus_hard = Some(insignificant);
+        assert_eq!(
+            results.derived_warnings()[1],
+            "student-kd beats student-hard by 0.30 points on test, not significant (McNemar p = 0.21, 95% CI -0.12 to +0.71 points)"
+        );
+        let loss = PairedComparison {
+            difference: -0.012,
+            ci_low: -0.019,
+            ci_high: -0.005,
+            p_value: 0.0031,
+            ..measured
+        };
+        results.models[3].versus_hard = Some(loss);
+        assert_eq!(
+            results.derived_warnings()[1],
+            "student-kd is 1.20 points below student-hard on test, significant (McNemar p = 0.003, 95% CI -1.90 to -0.50 points)"
+        );
+    }
+
+    #[test]
+    fn paired_comparison_counts_and_formats() {
+        // Example 0: both right; 1, 2: only this; 3: only the baseline; 4: both wrong.
+        let this = [true, true, true, false, false];
+        let baseline = [true, false, false, true, false];
+        let c = PairedComparison::measure(&this, &baseline, "base", 400, 5);
+        assert_eq!((c.only_this_right, c.only_baseline_right), (2, 1));
+        assert!((c.difference - 0.2).abs() < 1e-12);
+        assert!(
+            c.ci_low <= c.difference && c.difference <= c.ci_high,
+            "{c:?}"
+        );
+        // Three discordant pairs, 2 against 1: p = 2 (1 + 3) / 8 = 1.
+        assert_eq!(c.p_value, 1.0);
+        assert!(!c.significant());
+        assert_eq!((c.resamples, c.seed, c.baseline.as_str()), (400, 5, "base"));
+        assert_eq!(
+            PairedComparison {
+                ci_low: -0.0012,
+                ci_high: 0.0071,
+                difference: 0.003,
+                ..c
+            }
+            .points_with_interval(),
+            "+0.30 [-0.12, +0.71]"
+        );
+        assert_eq!(format_p(0.2149), "0.21");
+        assert_eq!(format_p(0.00312), "0.003");
+        assert_eq!(format_p(0.0496), "0.050");
+        assert_eq!(format_p(1.0), "1.00");
+        assert_eq!(format_p(2.5e-6), "2.5e-6");
+    }
+
+    #[test]
+    fn repeat_stats_need_two_accuracies() {
+        assert_eq!(RepeatStats::of(vec![0.9]), None);
+        let stats = RepeatStats::of(vec![0.9, 0.92]).unwrap();
+        assert!((stats.mean - 0.91).abs() < 1e-12);
+        // sd of {0.90, 0.92} = 0.01 * sqrt(2).
+        assert!((stats.sd - 0.01 * 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(stats.mean_pm_sd(), "91.00 ± 1.41");
     }
 }

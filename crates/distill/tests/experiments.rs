@@ -74,6 +74,48 @@ fn column(table: &ExperimentTable, label: &str) -> Vec<Option<f64>> {
     table.rows.iter().map(|r| r[index].as_f64()).collect()
 }
 
+/// One comparison per row: row `i` against the row `baselines[i]` (rows and the run's
+/// students in the same order), consistent with the students' test accuracies.
+fn check_comparisons(results: &Results, baselines: &[Option<usize>]) {
+    let table = results.experiment.as_ref().unwrap();
+    assert_eq!(table.comparisons.len(), table.rows.len(), "{}", table.name);
+    assert_eq!(baselines.len(), table.rows.len(), "{}", table.name);
+    let students: Vec<_> = results
+        .models
+        .iter()
+        .filter(|m| m.role.is_student())
+        .collect();
+    for (row, (comparison, baseline)) in table.comparisons.iter().zip(baselines).enumerate() {
+        match (comparison, baseline) {
+            (None, None) => {}
+            (Some(c), Some(b)) => {
+                assert_eq!(c.baseline, students[*b].name, "{} row {row}", table.name);
+                assert!(
+                    c.ci_low <= c.difference && c.difference <= c.ci_high,
+                    "{} row {row}: {c:?}",
+                    table.name
+                );
+                assert!((0.0..=1.0).contains(&c.p_value), "{c:?}");
+                let gap = students[row].test.accuracy - students[*b].test.accuracy;
+                assert!(
+                    (c.difference - gap).abs() < 1e-9,
+                    "{} row {row}",
+                    table.name
+                );
+            }
+            _ => panic!(
+                "{} row {row}: comparison {comparison:?}, expected baseline {baseline:?}",
+                table.name
+            ),
+        }
+    }
+}
+
+/// Every row after the first against the first.
+fn against_first(rows: usize) -> Vec<Option<usize>> {
+    (0..rows).map(|i| (i > 0).then_some(0)).collect()
+}
+
 fn assert_learned(values: &[Option<f64>], what: &str) {
     for value in values {
         let value = value.expect("a number");
@@ -114,6 +156,7 @@ fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
     let chart = table.chart.as_ref().unwrap();
     assert_eq!(chart.series.len(), sweep.alphas.len());
     assert!(results.model(Role::StudentLogitMse).is_some());
+    check_comparisons(&results, &against_first(table.rows.len()));
 
     // compression: ensemble-labeled students never see a true label.
     let config = harness.config(Experiment::Compression);
@@ -125,6 +168,7 @@ fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
     assert_eq!(seen[0], Some(harness.data.train.n as f64));
     assert!(seen[1..].iter().all(|&s| s == Some(0.0)), "{seen:?}");
     assert_learned(&column(table, "test accuracy"), "compression");
+    check_comparisons(&results, &against_first(table.rows.len()));
     let students = results
         .models
         .iter()
@@ -141,12 +185,14 @@ fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
         2 + config.experiments.munge.multipliers.len()
     );
     assert_learned(&column(table, "test accuracy"), "munge");
+    check_comparisons(&results, &against_first(table.rows.len()));
 
     // omit-class: the bias can only raise the omitted class's recall.
     let config = harness.config(Experiment::OmitClass);
     let results = harness.run(&config, Some(&teachers)).unwrap();
     let table = results.experiment.as_ref().unwrap();
     assert_eq!(table.rows.len(), 5);
+    check_comparisons(&results, &[None, Some(0), Some(1), Some(0), Some(3)]);
     let on_class = column(table, "test accuracy on Dress");
     let shift = column(table, "bias shift");
     assert!(shift[3].unwrap() >= 0.0 && shift[4].unwrap() >= 0.0);
@@ -168,6 +214,7 @@ fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
     let results = harness.run(&config, Some(&teachers)).unwrap();
     let table = results.experiment.as_ref().unwrap();
     assert_eq!(table.rows.len(), 3);
+    check_comparisons(&results, &[Some(1), None, Some(1)]);
     let epochs = column(table, "epochs");
     assert_eq!(
         epochs[1],

@@ -99,6 +99,11 @@ fn tiny_preset_runs_end_to_end() {
             assert!(run.join(checkpoint).is_file(), "{checkpoint} written");
         }
     }
+    check_comparisons(&results);
+    assert!(
+        results.models.iter().all(|m| m.repeats.is_none()),
+        "one repeat: no repeat statistics"
+    );
     assert_eq!(
         results.grid.iter().filter(|p| p.chosen).count(),
         1,
@@ -107,5 +112,97 @@ fn tiny_preset_runs_end_to_end() {
     assert!(results.dark_knowledge.is_some());
     assert!(run.join("report.html").is_file(), "report.html written");
     assert!(run.join("config.toml").is_file(), "config.toml written");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// Every student but student-hard carries a consistent paired comparison with it.
+fn check_comparisons(results: &Results) {
+    let hard = results.model(Role::StudentHard).expect("student-hard");
+    assert!(
+        hard.versus_hard.is_none(),
+        "the baseline is not compared with itself"
+    );
+    for model in results.models.iter().filter(|m| m.role.is_student()) {
+        if model.role == Role::StudentHard {
+            continue;
+        }
+        let versus = model
+            .versus_hard
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no comparison with student-hard", model.name));
+        assert_eq!(versus.baseline, "student-hard");
+        assert!(
+            versus.ci_low <= versus.difference && versus.difference <= versus.ci_high,
+            "{}: {versus:?}",
+            model.name
+        );
+        assert!((0.0..=1.0).contains(&versus.p_value), "{versus:?}");
+        let accuracy_gap = model.test.accuracy - hard.test.accuracy;
+        assert!(
+            (versus.difference - accuracy_gap).abs() < 1e-9,
+            "{}: difference {} but accuracies differ by {accuracy_gap}",
+            model.name,
+            versus.difference
+        );
+        let n = model.test.examples;
+        assert!(versus.only_this_right + versus.only_baseline_right <= n);
+    }
+}
+
+/// `repeats = 2` on a slimmed tiny study (one teacher, one (T, alpha), no logit matching or
+/// best-teacher student): each student reports both test accuracies, the first being its
+/// own, with their mean and sd.
+#[test]
+fn tiny_preset_with_two_repeats() {
+    let env = SearchEnv::from_process();
+    if !matches!(locate(None, &env, &FASHION_MNIST), Ok(Some(_))) {
+        eprintln!("SKIPPED tiny_preset_with_two_repeats: Fashion-MNIST not found");
+        return;
+    }
+    let root = temp_dir();
+    let mut config = RunConfig::preset(Preset::Tiny);
+    config.out_dir = Some(root.join("run"));
+    config.repeats = 2;
+    config.teachers = 1;
+    config.distill.temperature = Some(4.0);
+    config.distill.alpha = Some(0.5);
+    config.distill.logit_mse = false;
+    config.distill.best_teacher = false;
+    assert_eq!(config.problems(), Vec::<String>::new());
+    let data = load_data(&config, true).expect("loading Fashion-MNIST");
+    let ctx = GpuContext::new().expect("a GPU adapter (lavapipe on CPU-only machines)");
+    let options = RunOptions {
+        cache_dir: Some(root.join("cache")),
+        teachers_from: None,
+        quiet: true,
+    };
+    let outcome = run_study(&ctx, &config, &data, &options).expect("the tiny study, twice");
+    let results = outcome.results;
+    for role in [Role::StudentHard, Role::StudentKd] {
+        let model = results.model(role).expect("both students");
+        let repeats = model
+            .repeats
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no repeat statistics", model.name));
+        let accuracies = &repeats.test_accuracies;
+        assert_eq!(accuracies.len(), 2, "{}", model.name);
+        assert_eq!(
+            accuracies[0], model.test.accuracy,
+            "the first repeat is the model"
+        );
+        assert!(
+            accuracies[1] > 0.3,
+            "{}: repeat 2 learned nothing",
+            model.name
+        );
+        let mean = (accuracies[0] + accuracies[1]) / 2.0;
+        // Two values: sd = |a - b| / sqrt(2).
+        let sd = (accuracies[0] - accuracies[1]).abs() / 2f64.sqrt();
+        assert!((repeats.mean - mean).abs() < 1e-12 && (repeats.sd - sd).abs() < 1e-12);
+    }
+    for model in results.models.iter().filter(|m| !m.role.is_student()) {
+        assert!(model.repeats.is_none(), "{} is trained once", model.name);
+    }
+    check_comparisons(&results);
     std::fs::remove_dir_all(&root).ok();
 }

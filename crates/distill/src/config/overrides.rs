@@ -62,6 +62,9 @@ pub struct Overrides {
     /// Mini-batch size
     #[arg(long, value_name = "B")]
     pub batch_size: Option<usize>,
+    /// Train each student of the standard study N times with different seeds (mean and sd)
+    #[arg(long, value_name = "N")]
+    pub repeats: Option<usize>,
     /// Optimizer of teachers and students
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
@@ -159,6 +162,7 @@ impl Overrides {
         set(&mut config.teacher.epochs, &self.teacher_epochs);
         set(&mut config.student.epochs, &self.student_epochs);
         set(&mut config.batch_size, &self.batch_size);
+        set(&mut config.repeats, &self.repeats);
         for model in [&mut config.teacher, &mut config.student] {
             set(&mut model.optimizer.kind, &self.optimizer);
             set(&mut model.optimizer.lr, &self.lr);

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
+use super::seeds::derive_seed;
 use super::serving;
 use super::session::{Session, Trainee};
 use super::teachers::Teachers;
@@ -12,16 +13,21 @@ use crate::config::RunConfig;
 use crate::metrics;
 use crate::report::write_report;
 use crate::results::{
-    AdapterInfo, DarkKnowledge, DatasetInfo, ExperimentTable, GridPoint, ModelResult, Results,
-    Role, RunInfo, SCHEMA_VERSION, ServingCost, TemperatureProbabilities, TestMetrics,
+    AdapterInfo, DarkKnowledge, DatasetInfo, ExperimentTable, GridPoint, ModelResult,
+    PairedComparison, RepeatStats, Results, Role, RunInfo, SCHEMA_VERSION, ServingCost,
+    TemperatureProbabilities, TestMetrics,
 };
 use crate::run_dir::iso8601_utc;
+use crate::stats;
 
 /// What a finished run leaves behind.
 pub struct StudyOutcome {
     pub results: Results,
     pub run_dir: std::path::PathBuf,
 }
+
+/// Test accuracies of a student's repeats after the first, by the student's name.
+pub type RepeatAccuracies = Vec<(String, Vec<f64>)>;
 
 /// Evaluates every model, writes the run folder's results and returns them.
 pub fn finish(
@@ -30,6 +36,7 @@ pub fn finish(
     mut students: Vec<Trainee>,
     grid: Vec<GridPoint>,
     mut experiment: Option<ExperimentTable>,
+    repeat_accuracies: &RepeatAccuracies,
 ) -> Result<StudyOutcome> {
     if let Some(table) = &mut experiment {
         table.drop_non_finite();
@@ -94,6 +101,8 @@ pub fn finish(
         serving: Some(serving::ensemble(&member_costs)),
         checkpoint: None,
         train_seconds: Some(members.iter().map(|t| t.trained.seconds).sum()),
+        versus_hard: None,
+        repeats: None,
     });
     let ensemble_accuracy = models.last().expect("the ensemble").test.accuracy;
     // Every student has the run's student spec: its serving cost is measured once.
@@ -106,14 +115,18 @@ pub fn finish(
         None => None,
     };
     let mut student_results = Vec::with_capacity(students.len());
+    let mut correct = Vec::with_capacity(students.len());
     for student in &mut students {
         let logits = session.test_logits(student)?.to_vec();
+        correct.push(metrics::correct_predictions(&logits, classes, labels));
         student_results.push(model_result(
             student,
             test_metrics(&logits),
             student_cost.clone(),
         ));
     }
+    compare_with_hard(config, &mut student_results, &correct);
+    attach_repeats(&mut student_results, repeat_accuracies);
     if let Some(hard) = student_results
         .iter()
         .find(|m| m.role == Role::StudentHard)
@@ -199,6 +212,56 @@ fn model_result(trainee: &Trainee, test: TestMetrics, serving: Option<ServingCos
         serving,
         checkpoint: Some(format!("{}.safetensors", trainee.name)),
         train_seconds: Some(trainee.trained.seconds),
+        versus_hard: None,
+        repeats: None,
+    }
+}
+
+/// The seed of every bootstrap of a run. All comparisons share the resamples; each
+/// interval is valid on its own.
+pub fn bootstrap_seed(config: &RunConfig) -> u64 {
+    derive_seed(config.seed, "bootstrap", 0)
+}
+
+/// `this` against `baseline` on the test set, from whether each model gets each test
+/// example right, with [`stats::DEFAULT_RESAMPLES`] bootstrap resamples.
+pub fn compare(
+    config: &RunConfig,
+    this: &[bool],
+    baseline: &[bool],
+    baseline_name: &str,
+) -> PairedComparison {
+    PairedComparison::measure(
+        this,
+        baseline,
+        baseline_name,
+        stats::DEFAULT_RESAMPLES,
+        bootstrap_seed(config),
+    )
+}
+
+/// Every student but the hard-label one against it (`correct`: per student, per test
+/// example, whether it is right).
+fn compare_with_hard(config: &RunConfig, students: &mut [ModelResult], correct: &[Vec<bool>]) {
+    let Some(hard) = students.iter().position(|m| m.role == Role::StudentHard) else {
+        return;
+    };
+    let hard_name = students[hard].name.clone();
+    for (i, student) in students.iter_mut().enumerate() {
+        if i != hard {
+            student.versus_hard = Some(compare(config, &correct[i], &correct[hard], &hard_name));
+        }
+    }
+}
+
+/// Each repeated student's accuracies: its own test accuracy first, then its repeats'.
+fn attach_repeats(students: &mut [ModelResult], repeat_accuracies: &RepeatAccuracies) {
+    for student in students {
+        if let Some((_, later)) = repeat_accuracies.iter().find(|(n, _)| *n == student.name) {
+            let mut all = vec![student.test.accuracy];
+            all.extend(later);
+            student.repeats = RepeatStats::of(all);
+        }
     }
 }
 

@@ -202,6 +202,12 @@ impl<'a> Session<'a> {
 
     /// Trains one student of the run's student spec.
     pub fn train_student(&self, job: StudentJob) -> Result<Trainee> {
+        self.train_student_repeat(job, 0)
+    }
+
+    /// Trains one student with the initial weights, dropout masks and batch order of
+    /// repeat `repeat` (0: those every student of the run shares).
+    pub fn train_student_repeat(&self, job: StudentJob, repeat: u64) -> Result<Trainee> {
         let config = self.config;
         self.console.say(format!(
             "training {} ({}, {} examples, {} epochs)",
@@ -213,7 +219,7 @@ impl<'a> Session<'a> {
         let model = Model::new(
             self.ctx,
             self.student_spec.clone(),
-            derive_seed(config.seed, "student", 0),
+            derive_seed(config.seed, "student", repeat),
         )?;
         let plan = TrainPlan {
             epochs: job.epochs,
@@ -223,11 +229,11 @@ impl<'a> Session<'a> {
                 loss: job.loss,
                 optimizer: optimizer(&config.student),
                 max_norm: config.student.max_norm,
-                seed: derive_seed(config.seed, "student-dropout", 0),
+                seed: derive_seed(config.seed, "student-dropout", repeat),
                 ..TrainConfig::new(optimizer(&config.student))
             },
             teacher_logits: job.targets,
-            data_seed: derive_seed(config.seed, "student-data", 0),
+            data_seed: derive_seed(config.seed, "student-data", repeat),
             log_epochs: !self.options.quiet,
         };
         let bar = self.console.bar(&job.name);

@@ -9,21 +9,24 @@
 //!
 //! With `experiment` set, step 2 onwards is the experiment's instead ([`super::experiments`]).
 //! Every student uses the same spec, initial weights, epochs and batch order, so the
-//! students of one transfer set differ only in their targets.
+//! students of one transfer set differ only in their targets. With `repeats` = N > 1, the
+//! students of step 3 and the hard-label student are trained N - 1 more times with seeds of
+//! their own (the teachers and the (T, alpha) choice stay those of the first repeat), and
+//! their test accuracies summarised as mean and sd.
 
 use anyhow::Result;
 use dk_nn::{LossConfig, ModelSpec};
-use dk_tensor::GpuContext;
+use dk_tensor::{GpuContext, Tensor};
 
 use super::StudyData;
 use super::experiments;
-use super::finish::{StudyOutcome, finish};
-use super::session::{RunOptions, Session, Trainee};
+use super::finish::{RepeatAccuracies, StudyOutcome, finish};
+use super::session::{RunOptions, Session, StudentJob, Trainee};
 use super::specs::model_spec;
 use super::teachers::{Teachers, check_teachers_from};
 use crate::config::RunConfig;
 use crate::metrics;
-use crate::results::{GridPoint, Results, Role};
+use crate::results::{GridPoint, Results, Role, format_p};
 
 /// Runs the whole study (or the configured experiment) and writes the run folder.
 pub fn run_study(
@@ -53,16 +56,12 @@ pub fn run_study(
             outcome.students,
             Vec::new(),
             Some(outcome.table),
+            &Vec::new(),
         );
     }
 
     // The student on hard labels, the baseline every distilled student must beat.
-    let hard = session.train_student(session.on_training_split(
-        "student-hard",
-        Role::StudentHard,
-        LossConfig::HardLabels,
-        None,
-    ))?;
+    let hard = session.train_student(hard_labels_job(&session))?;
     let hard_validation = hard.final_validation();
     let ensemble_validation = teachers.validation_accuracy;
     if ensemble_validation <= hard_validation {
@@ -79,9 +78,89 @@ pub fn run_study(
         ));
     }
 
-    // Distilled students: the (T, alpha) candidates, judged on validation.
     let ensemble_targets = session.upload_targets(&teachers.ensemble_targets)?;
-    let candidates = config.distill.candidates();
+    let (kd, grid) = choose_distillation(&session, &ensemble_targets)?;
+    let raw = if config.distill.logit_mse {
+        Some(session.upload_targets(&teachers.mean_raw_logits)?)
+    } else {
+        None
+    };
+    let best = if config.distill.best_teacher && teachers.members.len() > 1 {
+        Some(session.upload_targets(&teachers.transfer_logits[teachers.best])?)
+    } else {
+        None
+    };
+    let targets = StandardTargets {
+        ensemble: &ensemble_targets,
+        raw: raw.as_ref(),
+        best_teacher: best.as_ref(),
+        kd: (kd.temperature.unwrap(), kd.alpha.unwrap()),
+    };
+    let mut students = vec![hard, kd];
+    // The first two jobs are the students above; the rest are trained here.
+    for job in standard_jobs(&session, &targets).into_iter().skip(2) {
+        students.push(session.train_student(job)?);
+    }
+    let repeats = train_repeats(&session, &targets)?;
+    finish(session, teachers, students, grid, None, &repeats)
+}
+
+/// The targets of the standard study's students, and the chosen (T, alpha).
+struct StandardTargets<'t> {
+    ensemble: &'t Tensor,
+    /// The mean of the teachers' raw logits (logit matching on).
+    raw: Option<&'t Tensor>,
+    /// The best teacher's logits (distillation from it on, with more than one teacher).
+    best_teacher: Option<&'t Tensor>,
+    kd: (f32, f32),
+}
+
+fn hard_labels_job<'s>(session: &'s Session) -> StudentJob<'s> {
+    session.on_training_split(
+        "student-hard",
+        Role::StudentHard,
+        LossConfig::HardLabels,
+        None,
+    )
+}
+
+/// The standard study's students, in order: hard labels, distilled at the chosen
+/// (T, alpha), logit matching, distilled from the best teacher (the last two when on).
+fn standard_jobs<'s>(session: &'s Session, targets: &StandardTargets<'s>) -> Vec<StudentJob<'s>> {
+    let (temperature, alpha) = targets.kd;
+    let distill = LossConfig::Distill { temperature, alpha };
+    let mut jobs = vec![
+        hard_labels_job(session),
+        session.on_training_split(
+            "student-kd",
+            Role::StudentKd,
+            distill,
+            Some(targets.ensemble),
+        ),
+    ];
+    if let Some(raw) = targets.raw {
+        jobs.push(session.on_training_split(
+            "student-logit-mse",
+            Role::StudentLogitMse,
+            LossConfig::LogitMse,
+            Some(raw),
+        ));
+    }
+    if let Some(best) = targets.best_teacher {
+        jobs.push(session.on_training_split(
+            "student-kd-best-teacher",
+            Role::StudentKdBestTeacher,
+            distill,
+            Some(best),
+        ));
+    }
+    jobs
+}
+
+/// One distilled student per (T, alpha) candidate; the best on validation (ties: lower
+/// NLL) is kept as `student-kd`, with the grid of every candidate's validation results.
+fn choose_distillation(session: &Session, ensemble: &Tensor) -> Result<(Trainee, Vec<GridPoint>)> {
+    let candidates = session.config.distill.candidates();
     let mut grid = Vec::with_capacity(candidates.len());
     let mut chosen: Option<(Trainee, f64, f64)> = None;
     for &(temperature, alpha) in &candidates {
@@ -89,7 +168,7 @@ pub fn run_study(
             &format!("student-kd T={temperature} a={alpha}"),
             Role::StudentKd,
             LossConfig::Distill { temperature, alpha },
-            Some(&ensemble_targets),
+            Some(ensemble),
         ))?;
         let accuracy = student.final_validation();
         let nll = metrics::nll(
@@ -126,37 +205,58 @@ pub fn run_study(
             100.0 * kd.final_validation()
         ));
     }
-    let mut students = vec![hard, kd];
-    if config.distill.logit_mse {
-        let raw = session.upload_targets(&teachers.mean_raw_logits)?;
-        students.push(session.train_student(session.on_training_split(
-            "student-logit-mse",
-            Role::StudentLogitMse,
-            LossConfig::LogitMse,
-            Some(&raw),
-        ))?);
-    }
-    if config.distill.best_teacher && teachers.members.len() > 1 {
-        let best = session.upload_targets(&teachers.transfer_logits[teachers.best])?;
-        students.push(session.train_student(session.on_training_split(
-            "student-kd-best-teacher",
-            Role::StudentKdBestTeacher,
-            LossConfig::Distill {
-                temperature: kd_temperature,
-                alpha: kd_alpha,
-            },
-            Some(&best),
-        ))?);
-    }
-    finish(session, teachers, students, grid, None)
+    Ok((kd, grid))
 }
 
-/// The final table printed in the terminal.
+/// Repeats 2 to `repeats` of every standard student (the teachers and the (T, alpha)
+/// choice stay those of the first): their test accuracies, by student name. Each repeat's
+/// model is dropped once evaluated.
+fn train_repeats(session: &Session, targets: &StandardTargets) -> Result<RepeatAccuracies> {
+    let repeats = session.config.repeats;
+    let mut accuracies: RepeatAccuracies = Vec::new();
+    for repeat in 1..repeats {
+        session.console.say(format!(
+            "repeat {} of {repeats}: the students again, with seeds of their own",
+            repeat + 1
+        ));
+        for job in standard_jobs(session, targets) {
+            let name = job.name.clone();
+            let job = StudentJob {
+                name: format!("{name} (repeat {} of {repeats})", repeat + 1),
+                ..job
+            };
+            let mut student = session.train_student_repeat(job, repeat as u64)?;
+            let logits = session.test_logits(&mut student)?;
+            let accuracy = metrics::accuracy(logits, session.classes, &session.test.host_labels);
+            match accuracies.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, list)) => list.push(accuracy),
+                None => accuracies.push((name, vec![accuracy])),
+            }
+        }
+    }
+    Ok(accuracies)
+}
+
+/// The final table printed in the terminal: one row per model; with repeats, each
+/// student's test accuracy as mean ± sd over them; for students, the difference from
+/// student-hard in points with its 95% paired bootstrap interval, and McNemar's p.
 pub fn summary_table(results: &Results) -> String {
+    let repeats = results
+        .models
+        .iter()
+        .find_map(|m| m.repeats.as_ref())
+        .map(|r| r.test_accuracies.len());
     let mut out = format!(
-        "{:<38} {:>9} {:>11} {:>9} {:>7} {:>7} {:>6} {:>10} {:>12}\n",
-        "model", "params", "MFLOP/ex", "test acc", "errors", "NLL", "ECE", "lat. ms", "ex/s"
+        "{:<38} {:>9} {:>11} {:>9} ",
+        "model", "params", "MFLOP/ex", "test acc"
     );
+    if repeats.is_some() {
+        out.push_str(&format!("{:>14} ", "mean ± sd"));
+    }
+    out.push_str(&format!(
+        "{:>7} {:>7} {:>6} {:>10} {:>12} {:>24} {:>8}\n",
+        "errors", "NLL", "ECE", "lat. ms", "ex/s", "vs hard (95% CI)", "p"
+    ));
     for m in &results.models {
         let (latency, throughput) = m.serving.as_ref().map_or((f64::NAN, f64::NAN), |s| {
             (s.latency_batch1_ms, s.throughput_per_s)
@@ -166,17 +266,35 @@ pub fn summary_table(results: &Results) -> String {
             name = format!("{name} (T={t}, a={a})");
         }
         out.push_str(&format!(
-            "{:<38} {:>9} {:>11.3} {:>8.2}% {:>7} {:>7.4} {:>6.3} {:>10.3} {:>12.0}\n",
+            "{:<38} {:>9} {:>11.3} {:>8.2}% ",
             name,
             m.params,
             m.flops_per_example as f64 / 1e6,
             100.0 * m.test.accuracy,
-            m.test.errors,
-            m.test.nll,
-            m.test.ece,
-            latency,
-            throughput
         ));
+        if repeats.is_some() {
+            let spread = m.repeats.as_ref().map(|r| r.mean_pm_sd());
+            out.push_str(&format!("{:>14} ", spread.as_deref().unwrap_or("-")));
+        }
+        let (versus, p) = m
+            .versus_hard
+            .as_ref()
+            .map_or(("-".into(), "-".into()), |v| {
+                (v.points_with_interval(), format_p(v.p_value))
+            });
+        out.push_str(&format!(
+            "{:>7} {:>7.4} {:>6.3} {:>10.3} {:>12.0} {:>24} {:>8}\n",
+            m.test.errors, m.test.nll, m.test.ece, latency, throughput, versus, p
+        ));
+    }
+    out.push_str(
+        "vs hard: test accuracy minus student-hard's in points, 95% paired bootstrap interval; p: McNemar's exact test",
+    );
+    match repeats {
+        Some(n) => out.push_str(&format!(
+            " (first repeats); mean ± sd: test accuracy over {n} repeats\n"
+        )),
+        None => out.push('\n'),
     }
     out
 }
@@ -190,4 +308,49 @@ pub fn check_specs(
         model_spec(&config.teacher, "teacher", data)?,
         model_spec(&config.student, "student", data)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::sample_results;
+
+    #[test]
+    fn summary_table_shows_comparisons_and_repeats() {
+        let results = sample_results();
+        let table = summary_table(&results);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].contains("mean ± sd") && lines[0].ends_with("vs hard (95% CI)        p"),
+            "{table}"
+        );
+        let kd = results.model(Role::StudentKd).unwrap();
+        let versus = kd.versus_hard.as_ref().unwrap();
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with("student-kd"))
+            .expect("a student-kd row");
+        assert!(
+            row.ends_with(&format!(
+                "{}  {:>7}",
+                versus.points_with_interval(),
+                format_p(versus.p_value)
+            )),
+            "{row}"
+        );
+        assert!(
+            row.contains(&kd.repeats.as_ref().unwrap().mean_pm_sd()),
+            "{row}"
+        );
+        // Teachers: no repeats, no comparison.
+        assert!(lines[1].starts_with("teacher-1") && lines[1].ends_with(" -        -"));
+        assert!(
+            table.ends_with("mean ± sd: test accuracy over 3 repeats\n"),
+            "{table}"
+        );
+        // Without repeats the column is left out.
+        let mut once = results.clone();
+        once.models.iter_mut().for_each(|m| m.repeats = None);
+        assert!(!summary_table(&once).contains("mean ± sd"));
+    }
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{PALETTE, Plot, escape, range};
-use crate::driver::experiments::format_cell;
+use crate::driver::experiments::{COMPARISON_COLUMNS, comparison_cells, format_cell};
 use crate::results::{ColumnKind, ExperimentTable, LineChart};
 
 pub fn experiment_section(page: &mut String, table: &ExperimentTable) {
@@ -31,8 +31,16 @@ pub fn experiment_section(page: &mut String, table: &ExperimentTable) {
         };
         let _ = write!(page, "<th{class}>{}</th>", escape(&column.label));
     }
+    let compared = !table.comparisons.is_empty();
+    if compared {
+        let _ = write!(
+            page,
+            "<th class=\"l\">{}</th><th>vs baseline, points (95% CI)</th><th>McNemar p</th>",
+            COMPARISON_COLUMNS[0]
+        );
+    }
     page.push_str("</tr>\n");
-    for row in &table.rows {
+    for (i, row) in table.rows.iter().enumerate() {
         page.push_str("<tr>");
         for (value, column) in row.iter().zip(&table.columns) {
             let class = if column.kind == ColumnKind::Text {
@@ -46,9 +54,23 @@ pub fn experiment_section(page: &mut String, table: &ExperimentTable) {
                 escape(&format_cell(value, column.kind))
             );
         }
+        if compared {
+            let comparison = table.comparisons.get(i).and_then(Option::as_ref);
+            let [baseline, versus, p] = comparison_cells(comparison);
+            let _ = write!(
+                page,
+                "<td class=\"l\">{}</td><td>{}</td><td>{}</td>",
+                escape(&baseline),
+                escape(&versus),
+                escape(&p)
+            );
+        }
         page.push_str("</tr>\n");
     }
     page.push_str("</table>\n</div>\n");
+    if compared {
+        page.push_str("<p class=\"meta\">vs baseline: test accuracy minus the baseline row's, in points, with the 95% paired bootstrap interval; McNemar p: exact two-sided test on the test examples exactly one of the two gets right.</p>\n");
+    }
     if !table.findings.is_empty() {
         page.push_str("<ul>\n");
         for finding in &table.findings {

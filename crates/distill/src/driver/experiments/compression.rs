@@ -18,8 +18,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use super::{
-    ExperimentOutcome, columns, common_settings, points, settings, test_score,
-    train_on_ensemble_labels,
+    ExperimentOutcome, columns, common_settings, compare_rows, comparison_finding, points,
+    settings, test_score, train_on_ensemble_labels,
 };
 use crate::config::RunConfig;
 use crate::data::split::subsample;
@@ -159,6 +159,17 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         points(hard_accuracy, best),
         points(soft_alone, best)
     )];
+    // Every ensemble-labeled row against the true labels (row 0).
+    let baselines: Vec<Option<usize>> = (0..students.len()).map(|i| (i > 0).then_some(0)).collect();
+    let comparisons = compare_rows(session, &mut students, &baselines)?;
+    let best_row = 1 + sizes
+        .iter()
+        .position(|&m| m == best_m)
+        .expect("best M is a size");
+    findings.extend(comparison_finding(
+        &students[best_row].name,
+        comparisons[best_row].as_ref(),
+    ));
     findings.push(if best > hard_accuracy {
         "The teacher-labeled data helps: more unlabeled images, labeled by the ensemble, make a better student than the true labels alone.".into()
     } else {
@@ -212,6 +223,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             rows,
             findings,
             chart: Some(chart),
+            comparisons,
         },
     })
 }

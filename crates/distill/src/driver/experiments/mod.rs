@@ -22,13 +22,16 @@ use dk_tensor::Tensor;
 use serde_json::Value;
 
 use super::StudyData;
+use super::finish::compare;
 use super::gpu_data::GpuSplit;
 use super::session::{Session, StudentJob, Trainee};
 use super::teachers::Teachers;
 use crate::config::{Experiment, RunConfig};
 use crate::data::Dataset;
 use crate::metrics;
-use crate::results::{Column, ColumnKind, ExperimentTable, Role, Setting};
+use crate::results::{
+    Column, ColumnKind, ExperimentTable, PairedComparison, Role, Setting, format_p,
+};
 
 /// What an experiment trained, and its table.
 pub struct ExperimentOutcome {
@@ -201,6 +204,50 @@ pub fn test_score(session: &Session, student: &mut Trainee) -> Result<Score> {
     })
 }
 
+/// Whether `student` gets each test example right (its test logits computed once).
+pub fn correct_on_test(session: &Session, student: &mut Trainee) -> Result<Vec<bool>> {
+    let logits = session.test_logits(student)?;
+    Ok(metrics::correct_predictions(
+        logits,
+        session.classes,
+        &session.test.host_labels,
+    ))
+}
+
+/// Each row's student against the student of its baseline row on the test set:
+/// `baselines[i]` is the row that row `i` is compared with (rows and students in the same
+/// order; `None`: no comparison).
+pub fn compare_rows(
+    session: &Session,
+    students: &mut [Trainee],
+    baselines: &[Option<usize>],
+) -> Result<Vec<Option<PairedComparison>>> {
+    let mut correct = Vec::with_capacity(students.len());
+    for student in students.iter_mut() {
+        correct.push(correct_on_test(session, student)?);
+    }
+    Ok(baselines
+        .iter()
+        .enumerate()
+        .map(|(row, baseline)| {
+            baseline.map(|b| {
+                compare(
+                    session.config,
+                    &correct[row],
+                    &correct[b],
+                    &students[b].name,
+                )
+            })
+        })
+        .collect())
+}
+
+/// A finding from a row's comparison: "student-x beats student-y by 0.30 points on test,
+/// not significant (McNemar p = ..., 95% CI ...)." (nothing without a comparison).
+pub fn comparison_finding(name: &str, comparison: Option<&PairedComparison>) -> Option<String> {
+    comparison.map(|c| format!("{}.", c.sentence(name)))
+}
+
 /// Builds a table's columns from (label, kind) pairs.
 pub fn columns(spec: &[(&str, ColumnKind)]) -> Vec<Column> {
     spec.iter()
@@ -263,27 +310,64 @@ pub fn points(from: f64, to: f64) -> String {
     format!("{:+.2} points", 100.0 * (to - from))
 }
 
-/// The experiment table as plain text for the terminal.
+/// Labels of the columns that [`comparison_cells`] adds to a table with comparisons.
+pub const COMPARISON_COLUMNS: [&str; 3] = ["baseline", "vs baseline (95% CI)", "p"];
+
+/// A row's comparison as three cells: the baseline's name, the difference in points with
+/// its 95% interval, McNemar's p ("-" each without a comparison).
+pub fn comparison_cells(comparison: Option<&PairedComparison>) -> [String; 3] {
+    match comparison {
+        Some(c) => [
+            c.baseline.clone(),
+            c.points_with_interval(),
+            format_p(c.p_value),
+        ],
+        None => ["-".into(), "-".into(), "-".into()],
+    }
+}
+
+/// The experiment table as plain text for the terminal, with the comparison columns when
+/// the table has comparisons.
 pub fn text_table(table: &ExperimentTable) -> String {
+    let compared = !table.comparisons.is_empty();
+    let mut labels: Vec<(&str, ColumnKind)> = table
+        .columns
+        .iter()
+        .map(|c| (c.label.as_str(), c.kind))
+        .collect();
+    if compared {
+        labels.push((COMPARISON_COLUMNS[0], ColumnKind::Text));
+        labels.extend(
+            COMPARISON_COLUMNS[1..]
+                .iter()
+                .map(|&l| (l, ColumnKind::Number)),
+        );
+    }
     let cells: Vec<Vec<String>> = table
         .rows
         .iter()
-        .map(|row| {
-            row.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut cells: Vec<String> = row
+                .iter()
                 .zip(&table.columns)
                 .map(|(value, column)| format_cell(value, column.kind))
-                .collect()
+                .collect();
+            if compared {
+                let comparison = table.comparisons.get(i).and_then(Option::as_ref);
+                cells.extend(comparison_cells(comparison));
+            }
+            cells
         })
         .collect();
-    let widths: Vec<usize> = table
-        .columns
+    let widths: Vec<usize> = labels
         .iter()
         .enumerate()
-        .map(|(i, c)| {
+        .map(|(i, (label, _))| {
             cells
                 .iter()
                 .map(|r| r[i].chars().count())
-                .chain([c.label.chars().count()])
+                .chain([label.chars().count()])
                 .max()
                 .unwrap_or(0)
         })
@@ -292,7 +376,7 @@ pub fn text_table(table: &ExperimentTable) -> String {
         let mut out = String::new();
         for (i, (item, width)) in items.iter().zip(&widths).enumerate() {
             let pad = width - item.chars().count();
-            let text = if table.columns[i].kind == ColumnKind::Text {
+            let text = if labels[i].1 == ColumnKind::Text {
                 format!("{item}{}", " ".repeat(pad))
             } else {
                 format!("{}{item}", " ".repeat(pad))
@@ -303,14 +387,15 @@ pub fn text_table(table: &ExperimentTable) -> String {
         out
     };
     let mut out = format!("{}\n", table.title);
-    out.push_str(&line(
-        table.columns.iter().map(|c| c.label.as_str()).collect(),
-    ));
+    out.push_str(&line(labels.iter().map(|(label, _)| *label).collect()));
     for row in &cells {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     for finding in &table.findings {
         out.push_str(&format!("- {finding}\n"));
+    }
+    if compared {
+        out.push_str("vs baseline: test accuracy minus the baseline row's, in points, 95% paired bootstrap interval; p: McNemar's exact test\n");
     }
     out
 }
@@ -341,7 +426,8 @@ mod tests {
 
     #[test]
     fn text_table_aligns_columns_and_formats_cells() {
-        let table = sample_results().experiment.unwrap();
+        let mut table = sample_results().experiment.unwrap();
+        let comparisons = std::mem::take(&mut table.comparisons);
         let text = text_table(&table);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], table.title);
@@ -362,6 +448,33 @@ mod tests {
             lines[2].trim_end().len().max(lines[1].len())
         );
         assert!(text.contains("- T = 4 beats"), "{text}");
+        assert!(
+            !text.contains("baseline"),
+            "no comparisons, no columns: {text}"
+        );
+
+        // With comparisons: three more columns, "-" on the baseline row.
+        table.comparisons = comparisons;
+        let text = text_table(&table);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].ends_with("baseline  vs baseline (95% CI)       p"),
+            "{text}"
+        );
+        assert!(
+            lines[2].ends_with("-                            -       -"),
+            "{text}"
+        );
+        let versus = table.comparisons[1].as_ref().unwrap();
+        assert!(
+            lines[3].ends_with(&format!(
+                "T = 1     {}  {}",
+                versus.points_with_interval(),
+                format_p(versus.p_value)
+            )),
+            "{text}"
+        );
+        assert!(text.contains("p: McNemar's exact test"), "{text}");
     }
 
     #[test]

@@ -16,8 +16,8 @@ use dk_nn::LossConfig;
 use serde_json::Value;
 
 use super::{
-    ExperimentOutcome, columns, common_settings, points, select_rows, settings, test_score,
-    train_on_ensemble_labels,
+    ExperimentOutcome, columns, common_settings, compare_rows, comparison_finding, points,
+    select_rows, settings, test_score, train_on_ensemble_labels,
 };
 use crate::data::Dataset;
 use crate::data::munge::{MungeParams, munge};
@@ -152,7 +152,14 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         .map(|(&k, &a)| (k, a))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .expect("at least one multiplier");
-    let findings = vec![
+    // Every ensemble-labeled row against the true labels on the originals (row 0).
+    let baselines: Vec<Option<usize>> = (0..students.len()).map(|i| (i > 0).then_some(0)).collect();
+    let comparisons = compare_rows(session, &mut students, &baselines)?;
+    let best_row = 1 + ks
+        .iter()
+        .position(|&k| k == best_k)
+        .expect("best k is a multiplier");
+    let mut findings = vec![
         format!(
             "With k = {best_k} ({} MUNGE examples), the student reaches {:.2}% on test: {} over the {n} original examples labeled by the ensemble and {} over them with true labels.",
             best_k * n,
@@ -167,6 +174,10 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             "MUNGE data does not help the student beyond the original examples here.".into()
         },
     ];
+    findings.extend(comparison_finding(
+        &students[best_row].name,
+        comparisons[best_row].as_ref(),
+    ));
     let chart = LineChart {
         x_label: "MUNGE multiplier k".into(),
         y_label: "test accuracy".into(),
@@ -220,6 +231,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             rows,
             findings,
             chart: Some(chart),
+            comparisons,
         },
     })
 }

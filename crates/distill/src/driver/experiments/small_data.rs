@@ -14,8 +14,8 @@ use dk_nn::LossConfig;
 use serde_json::Value;
 
 use super::{
-    ExperimentOutcome, columns, common_settings, hard_and_soft, points, select_rows, settings,
-    test_score,
+    ExperimentOutcome, columns, common_settings, compare_rows, comparison_finding, hard_and_soft,
+    points, select_rows, settings, test_score,
 };
 use crate::config::RunConfig;
 use crate::data::split::subsample;
@@ -107,7 +107,10 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         ]);
     }
     let (all_hard, hard, soft) = (accuracies[0], accuracies[1], accuracies[2]);
-    let findings = vec![
+    // Both other rows against hard labels on the small share (row 1): what the whole
+    // split gains, and what soft targets gain.
+    let comparisons = compare_rows(session, &mut students, &[Some(1), None, Some(1)])?;
+    let mut findings = vec![
         format!(
             "On {percent:.1}% of the training data ({size} examples), soft targets reach {:.2}% on test against {:.2}% with hard labels ({}); hard labels on all {} examples reach {:.2}%.",
             100.0 * soft,
@@ -125,6 +128,10 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             "Hard labels lose no accuracy on the small share here, so there is nothing for soft targets to recover.".into()
         },
     ];
+    findings.extend(comparison_finding(
+        &students[2].name,
+        comparisons[2].as_ref(),
+    ));
     let curve = |student: &Trainee| -> Vec<[f64; 2]> {
         student
             .trained
@@ -182,6 +189,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             rows,
             findings,
             chart: Some(chart),
+            comparisons,
         },
     })
 }

@@ -9,7 +9,11 @@ use anyhow::Result;
 use dk_nn::LossConfig;
 use serde_json::Value;
 
-use super::{ExperimentOutcome, Score, columns, common_settings, points, settings, test_score};
+use super::{
+    ExperimentOutcome, Score, columns, common_settings, comparison_finding, correct_on_test,
+    points, settings, test_score,
+};
+use crate::driver::finish::compare;
 use crate::driver::session::{Session, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::results::{ColumnKind, ExperimentTable, LineChart, Reference, Role, Series};
@@ -53,6 +57,14 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         row("hard labels", None, None, &hard, hard_score),
         row("logit matching (L2)", None, None, &logit_mse, logit_score),
     ];
+    // Every row against hard labels (row 0).
+    let hard_correct = correct_on_test(session, &mut hard)?;
+    let versus_hard = |session: &Session, student: &mut Trainee| -> Result<_> {
+        let correct = correct_on_test(session, student)?;
+        Ok(Some(compare(config, &correct, &hard_correct, &hard.name)))
+    };
+    let mut comparisons = vec![None, versus_hard(session, &mut logit_mse)?];
+    let mut best_row = 0;
     let mut series: Vec<Series> = Vec::new();
     let mut best: Option<(f32, f32, f64, f64)> = None; // (T, alpha, validation, test)
     for (alpha, temperature, student) in &mut distilled {
@@ -66,6 +78,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             student,
             score,
         ));
+        comparisons.push(versus_hard(session, student)?);
         let name = format!("alpha = {alpha}");
         match series.last_mut() {
             Some(s) if s.name == name => s.points.push([*temperature as f64, accuracy]),
@@ -76,10 +89,12 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         }
         if best.is_none_or(|(_, _, v, _)| validation > v) {
             best = Some((*temperature, *alpha, validation, accuracy));
+            best_row = rows.len() - 1;
         }
     }
     let (best_t, best_alpha, best_validation, best_test) = best.expect("a non-empty sweep");
-    let findings = vec![
+    let best_name = &distilled[best_row - 2].2.name;
+    let mut findings = vec![
         format!(
             "Chosen on validation: T = {best_t}, alpha = {best_alpha} ({:.2}% validation, {:.2}% test): {} over hard labels and {} over logit matching on test.",
             100.0 * best_validation,
@@ -100,6 +115,10 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             _ => "T = 1 is the best temperature on validation here.".into(),
         },
     ];
+    findings.extend(comparison_finding(
+        best_name,
+        comparisons[best_row].as_ref(),
+    ));
     let mut table_settings = common_settings(session);
     table_settings.extend([
         ("temperatures", format!("{:?}", sweep.temperatures)),
@@ -138,6 +157,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
                     },
                 ],
             }),
+            comparisons,
         },
         students: [hard, logit_mse]
             .into_iter()
