@@ -50,10 +50,7 @@ fn bench_distill_loss(c: &mut Criterion) {
         let labels = Tensor::from_u32(&ctx, &labels, &[rows]).unwrap();
         let grad = Tensor::zeros(&ctx, &[rows, cols], DType::F32).unwrap();
         let stats = new_loss_stats(&ctx).unwrap();
-        let p = DistillLossParams {
-            temperature: 4.0,
-            alpha: 0.9,
-        };
+        let p = DistillLossParams::distill(4.0, 0.9);
         let fused = prepare_distill_loss(&ctx, &z, Some(&t), &labels, &grad, &stats, p).unwrap();
         let unfused =
             prepare_distill_loss_unfused(&ctx, &z, Some(&t), &labels, &grad, &stats, p).unwrap();

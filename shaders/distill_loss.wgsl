@@ -2,19 +2,28 @@
 // batch statistics fused into one kernel; plus the same loss split into simple kernels.
 //
 // Computes, for each row r of student logits z [rows, cols], teacher logits t [rows, cols],
-// label y = labels[r], temperature T > 0, weight alpha in [0, 1], B = rows:
+// label y = labels[r], temperature T > 0, weight alpha in [0, 1], label smoothing eps in
+// [0, 1), C = cols, B = rows:
 //   p = softmax(t / T),  q = softmax(z / T),  q1 = softmax(z)
-//   loss_r = alpha * T^2 * CE(p, q) + (1 - alpha) * CE(onehot(y), q1)
-//          = alpha * T^2 * (-sum_j p_j log q_j) + (1 - alpha) * (-log q1_y)
+//   h = (1 - eps) * onehot(y) + eps / C              (smoothed hard target; eps = 0: onehot)
+//   loss_r = alpha * T^2 * CE(p, q) + (1 - alpha) * CE(h, q1)
+//          = alpha * T^2 * (-sum_j p_j log q_j) + (1 - alpha) * (-sum_j h_j log q1_j)
 //     CE(p, q) = KL(p || q) + H(p): the value includes the teacher's entropy (constant for
 //     the student, so the gradient is that of the KL divergence).
 //   grad[r, j] = d(sum_r loss_r / B) / dz[r, j]
-//              = (alpha * T * (q_j - p_j) + (1 - alpha) * (q1_j - [j == y])) / B
+//              = (alpha * T * (q_j - p_j) + (1 - alpha) * (q1_j - h_j)) / B
 //   stats[0] += sum_r loss_r (f32 bits; atomic compare-exchange loop, so the summation order,
 //               and the last bits, vary between runs)
 //   stats[1] += #{r : argmax_j z[r, j] == y}    (first index of the max)
 //   stats[2] += B
-// Labels >= cols are clamped to cols - 1 for the hard-label term and never count as correct.
+//   stats[3] += sum_r -log q1_y                 (f32 bits; the plain hard-label NLL at T = 1,
+//                                                without smoothing or weights)
+//   stats[4] += sum_r KL(p || q)                (f32 bits; at T, without weights; 0 when the
+//                                                student matches the teacher; not added when
+//                                                HAS_TEACHER = false)
+//     KL(p || q) = sum_j p_j (log p_j - log q_j) with both log-softmaxes max-subtracted,
+//     0 log 0 = 0; a row's value is clamped at 0 against rounding.
+// Labels >= cols are clamped to cols - 1 for the hard-label terms and never count as correct.
 // Stability: every exp() takes (x - row max) / T <= 0; every log() takes a sum >= 1; log q is
 // formed as (z - max) / T - log(sum), so |logits| up to 1e4 and T in [0.5, 100] stay finite.
 //
@@ -24,8 +33,10 @@
 //                                                     bind the student buffer there)
 //   @binding(2) labels   : array<u32>, read        [rows]
 //   @binding(3) grad     : array<f32>, read_write  [rows, cols]  (must not alias any other binding)
-//   @binding(4) stats    : array<atomic<u32>>, read_write [4]: loss-sum f32 bits, correct, count, 0
-//   @binding(5) params   : uniform DistillParams { rows: u32, cols: u32, temperature: f32, alpha: f32 }
+//   @binding(4) stats    : array<atomic<u32>>, read_write [5]: loss-sum f32 bits, correct, count,
+//                          hard-sum f32 bits, soft-sum f32 bits
+//   @binding(5) params   : uniform DistillParams { rows: u32, cols: u32, temperature: f32,
+//                          alpha: f32, label_smoothing: f32, pad0: u32, pad1: u32, pad2: u32 }
 //   Unfused entry points only:
 //   @binding(6) log_q1   : array<f32>, read        [rows, cols]  log softmax(z)
 //   @binding(7) row_loss : array<f32>, read_write  [rows, cols]  per-element loss terms
@@ -40,8 +51,9 @@
 //   distill_terms (unfused step 2 of 3; bindings 1 = log p, 0 = log q, 6, 2, 3, 7, 5): one
 //     invocation per element, writes grad and row_loss from log-softmaxes computed by
 //     softmax.wgsl. ceil(rows * cols / WG) workgroups.
-//   distill_stats (unfused step 3 of 3; bindings 7, 8, 2, 4, 5): one invocation per row sums
-//     row_loss and counts argmax == label. ceil(rows / WG) workgroups.
+//   distill_stats (unfused step 3 of 3; bindings 7, 8, 2, 4, 5, 6 and 1 = log p, 0 = log q):
+//     one invocation per row sums row_loss, the KL terms and -log q1_y and counts
+//     argmax == label. ceil(rows / WG) workgroups.
 // Overrides: WG (workgroup size, default 64); ROW_THREADS (power of two dividing WG, default 1:
 //   one invocation per row and no barriers, best for short rows and CPU rasterizers; 32-64
 //   for long rows on GPUs); HAS_TEACHER (bool, default true; false = hard labels only, alpha = 0).
@@ -55,6 +67,10 @@ struct DistillParams {
     cols: u32,
     temperature: f32,
     alpha: f32,
+    label_smoothing: f32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> student: array<f32>;
@@ -67,10 +83,14 @@ struct DistillParams {
 @group(0) @binding(7) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(8) var<storage, read> argmax: array<u32>;
 
-// Online statistics of part of a row. With m = max z, mt = max t:
-//   sum_soft = sum exp((z - m) / T), sum_hard = sum exp(z - m), sum_teacher = sum exp((t - mt) / T),
-//   cross = sum exp((t - mt) / T) * (z - m) / T, so that CE(p, q) = log(sum_soft) - cross / sum_teacher.
-// Keeping cross centred on m (not on 0) avoids cancelling two numbers of size |z| / T.
+// Online statistics of part of a row. With m = max z, mt = max t, w = exp((t - mt) / T):
+//   sum_soft = sum exp((z - m) / T), sum_hard = sum exp(z - m), sum_teacher = sum w,
+//   cross = sum w (z - m) / T, so that CE(p, q) = log(sum_soft) - cross / sum_teacher;
+//   gap = sum w ((t - mt) - (z - m)) / T, so that
+//     KL(p || q) = gap / sum_teacher + log(sum_soft) - log(sum_teacher);
+//   centred = sum (z - m), so that sum_j log q1_j = centred - C log(sum_hard) (smoothing).
+// Keeping cross, gap and centred relative to the maxima (not to 0) avoids cancelling two
+// numbers of size |z| / T; gap is exactly 0 where z = t.
 struct RowState {
     max_z: f32,
     argmax: u32,
@@ -79,6 +99,8 @@ struct RowState {
     max_t: f32,
     sum_teacher: f32,
     cross: f32,
+    gap: f32,
+    centred: f32,
     count: u32,
 }
 
@@ -91,31 +113,45 @@ fn teacher_logit(i: u32) -> f32 {
     return student[i];
 }
 
-// Add element j (student z, teacher t) to a non-empty state.
+// The first element of a row part.
+fn first_state(z: f32, t: f32, j: u32) -> RowState {
+    return RowState(z, j, 1.0, 1.0, t, 1.0, 0.0, 0.0, 0.0, 1u);
+}
+
+// Add element j (student z, teacher t) to a non-empty state. `moved` is how far the student
+// max moves (<= 0); the gap update takes the difference of both moves first, so it stays
+// exactly 0 where z = t.
 fn push(state: RowState, z: f32, t: f32, j: u32, inv_t: f32) -> RowState {
     var s = state;
+    var moved = 0.0;
     if z > s.max_z {
-        let shift = s.max_z - z;
-        s.sum_soft = s.sum_soft * exp(shift * inv_t) + 1.0;
-        s.sum_hard = s.sum_hard * exp(shift) + 1.0;
-        s.cross += s.sum_teacher * shift * inv_t;
+        moved = s.max_z - z;
+        s.sum_soft = s.sum_soft * exp(moved * inv_t) + 1.0;
+        s.sum_hard = s.sum_hard * exp(moved) + 1.0;
+        s.cross += s.sum_teacher * moved * inv_t;
+        s.centred += f32(s.count) * moved;
         s.max_z = z;
         s.argmax = j;
     } else {
         let shift = z - s.max_z;
         s.sum_soft += exp(shift * inv_t);
         s.sum_hard += exp(shift);
+        s.centred += shift;
     }
-    let z_centred = (z - s.max_z) * inv_t;
+    let z_shift = z - s.max_z;
     if t > s.max_t {
-        let scale = exp((s.max_t - t) * inv_t);
+        let t_moved = s.max_t - t;
+        let scale = exp(t_moved * inv_t);
+        s.cross = s.cross * scale + z_shift * inv_t;
+        s.gap = (s.gap + s.sum_teacher * (t_moved - moved) * inv_t) * scale - z_shift * inv_t;
         s.sum_teacher = s.sum_teacher * scale + 1.0;
-        s.cross = s.cross * scale + z_centred;
         s.max_t = t;
     } else {
-        let weight = exp((t - s.max_t) * inv_t);
+        let t_shift = t - s.max_t;
+        let weight = exp(t_shift * inv_t);
+        s.cross += weight * z_shift * inv_t;
+        s.gap += weight * (t_shift - z_shift) * inv_t - s.sum_teacher * moved * inv_t;
         s.sum_teacher += weight;
-        s.cross += weight * z_centred;
     }
     s.count += 1u;
     return s;
@@ -136,25 +172,42 @@ fn merge(a: RowState, b: RowState, inv_t: f32) -> RowState {
     let shift_b = b.max_z - s.max_z;
     s.sum_soft = a.sum_soft * exp(shift_a * inv_t) + b.sum_soft * exp(shift_b * inv_t);
     s.sum_hard = a.sum_hard * exp(shift_a) + b.sum_hard * exp(shift_b);
+    s.centred = a.centred + f32(a.count) * shift_a + b.centred + f32(b.count) * shift_b;
     s.max_t = max(a.max_t, b.max_t);
-    let scale_a = exp((a.max_t - s.max_t) * inv_t);
-    let scale_b = exp((b.max_t - s.max_t) * inv_t);
+    let t_shift_a = a.max_t - s.max_t;
+    let t_shift_b = b.max_t - s.max_t;
+    let scale_a = exp(t_shift_a * inv_t);
+    let scale_b = exp(t_shift_b * inv_t);
     s.sum_teacher = a.sum_teacher * scale_a + b.sum_teacher * scale_b;
     s.cross = (a.cross + a.sum_teacher * shift_a * inv_t) * scale_a
         + (b.cross + b.sum_teacher * shift_b * inv_t) * scale_b;
+    s.gap = (a.gap + a.sum_teacher * (t_shift_a - shift_a) * inv_t) * scale_a
+        + (b.gap + b.sum_teacher * (t_shift_b - shift_b) * inv_t) * scale_b;
     s.count = a.count + b.count;
     return s;
 }
 
-fn add_loss(value: f32) {
-    var seen = atomicLoad(&stats[0]);
+// stats[index] += value, on f32 bits.
+fn add_f32(index: u32, value: f32) {
+    var seen = atomicLoad(&stats[index]);
     loop {
         let next = bitcast<u32>(bitcast<f32>(seen) + value);
-        let result = atomicCompareExchangeWeak(&stats[0], seen, next);
+        let result = atomicCompareExchangeWeak(&stats[index], seen, next);
         if result.exchanged {
             break;
         }
         seen = result.old_value;
+    }
+}
+
+// Correct count and example count of one row (the count once per dispatch, by row 0).
+fn count_row(row: u32, prediction: u32) {
+    let label = labels[row];
+    if label < params.cols && prediction == label {
+        atomicAdd(&stats[1], 1u);
+    }
+    if row == 0u {
+        atomicAdd(&stats[2], params.rows);
     }
 }
 
@@ -175,7 +228,7 @@ fn distill_loss(
     state.count = 0u;
     if row < params.rows && lane < cols {
         let z = student[base + lane];
-        state = RowState(z, lane, 1.0, 1.0, teacher_logit(base + lane), 1.0, 0.0, 1u);
+        state = first_state(z, teacher_logit(base + lane), lane);
         for (var j = lane + ROW_THREADS; j < cols; j += ROW_THREADS) {
             state = push(state, student[base + j], teacher_logit(base + j), j, inv_t);
         }
@@ -197,6 +250,8 @@ fn distill_loss(
 
     let alpha = params.alpha;
     let label = min(labels[row], cols - 1u);
+    let smoothing = params.label_smoothing;
+    let spread = smoothing / f32(cols);
     let inv_batch = 1.0 / f32(params.rows);
     let soft_weight = alpha * temperature * inv_batch;
     let hard_weight = (1.0 - alpha) * inv_batch;
@@ -208,20 +263,24 @@ fn distill_loss(
         let q = exp(shift * inv_t) * inv_soft;
         let p = exp((teacher_logit(base + j) - state.max_t) * inv_t) * inv_teacher;
         let q1 = exp(shift) * inv_hard;
-        let one_hot = select(0.0, 1.0, j == label);
-        grad[base + j] = soft_weight * (q - p) + hard_weight * (q1 - one_hot);
+        let hard_target = select(0.0, 1.0 - smoothing, j == label) + spread;
+        grad[base + j] = soft_weight * (q - p) + hard_weight * (q1 - hard_target);
     }
 
     if lane == 0u {
-        let soft_ce = log(state.sum_soft) - state.cross * inv_teacher;
-        let hard_ce = log(state.sum_hard) - (student[base + label] - state.max_z);
-        add_loss(alpha * temperature * temperature * soft_ce + (1.0 - alpha) * hard_ce);
-        if labels[row] < cols && state.argmax == labels[row] {
-            atomicAdd(&stats[1], 1u);
+        let log_soft = log(state.sum_soft);
+        let log_hard = log(state.sum_hard);
+        let soft_ce = log_soft - state.cross * inv_teacher;
+        let label_shift = student[base + label] - state.max_z;
+        let hard_nll = log_hard - label_shift;
+        let smoothed_ce = log_hard - (1.0 - smoothing) * label_shift - spread * state.centred;
+        add_f32(0u, alpha * temperature * temperature * soft_ce + (1.0 - alpha) * smoothed_ce);
+        add_f32(3u, hard_nll);
+        if HAS_TEACHER {
+            let kl = state.gap * inv_teacher + log_soft - log(state.sum_teacher);
+            add_f32(4u, max(kl, 0.0));
         }
-        if row == 0u {
-            atomicAdd(&stats[2], params.rows);
-        }
+        count_row(row, state.argmax);
     }
 }
 
@@ -243,19 +302,20 @@ fn distill_terms(
     let label = min(labels[row], cols - 1u);
     let temperature = params.temperature;
     let alpha = params.alpha;
+    let smoothing = params.label_smoothing;
     let inv_batch = 1.0 / f32(params.rows);
     let log_p = teacher[i];
     let log_q = student[i];
     let p = exp(log_p);
-    let one_hot = select(0.0, 1.0, j == label);
-    // -one_hot * log_q1 without 0 * (-inf) when a probability underflows.
-    let hard_term = select(0.0, -log_q1[i], j == label);
+    let hard_target = select(0.0, 1.0 - smoothing, j == label) + smoothing / f32(cols);
+    // -hard_target * log_q1 without 0 * (-inf) when a probability underflows.
+    let hard_term = select(0.0, -hard_target * log_q1[i], hard_target > 0.0);
     grad[i] = (alpha * temperature * (exp(log_q) - p)
-        + (1.0 - alpha) * (exp(log_q1[i]) - one_hot)) * inv_batch;
+        + (1.0 - alpha) * (exp(log_q1[i]) - hard_target)) * inv_batch;
     row_loss[i] = alpha * temperature * temperature * (-p * log_q) + (1.0 - alpha) * hard_term;
 }
 
-// Unfused step 3: per-row loss sums and correct counts into the stats.
+// Unfused step 3: per-row loss sums, hard NLL, KL(p || q) and correct counts into the stats.
 @compute @workgroup_size(WG)
 fn distill_stats(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -267,15 +327,17 @@ fn distill_stats(
         return;
     }
     let cols = params.cols;
+    let base = row * cols;
     var total = 0.0;
+    var kl = 0.0;
     for (var j = 0u; j < cols; j += 1u) {
-        total += row_loss[row * cols + j];
+        total += row_loss[base + j];
+        let log_p = teacher[base + j];
+        let p = exp(log_p);
+        kl += select(0.0, p * (log_p - student[base + j]), p > 0.0);
     }
-    add_loss(total);
-    if labels[row] < cols && argmax[row] == labels[row] {
-        atomicAdd(&stats[1], 1u);
-    }
-    if row == 0u {
-        atomicAdd(&stats[2], params.rows);
-    }
+    add_f32(0u, total);
+    add_f32(3u, -log_q1[base + min(labels[row], cols - 1u)]);
+    add_f32(4u, max(kl, 0.0));
+    count_row(row, argmax[row]);
 }

@@ -8,12 +8,17 @@
 //   stats[0] += sum_r loss_r (f32 bits; atomic compare-exchange loop, summation order varies)
 //   stats[1] += #{r : argmax_j z[r, j] == y}   (first index of the max; labels >= C never count)
 //   stats[2] += B
+//   stats[3] += sum_r -log softmax(z[r])_y     (f32 bits; the hard-label NLL, reported only:
+//                                               no gradient; labels >= C clamped to C - 1)
+//   stats[4] += sum_r loss_r                   (f32 bits; the soft term is the MSE itself)
+//   The NLL subtracts the row max before exp(), so every exp() takes a value <= 0.
 // Bindings (group 0):
 //   @binding(0) student : array<f32>, read        [rows, cols]
 //   @binding(1) teacher : array<f32>, read        [rows, cols]
 //   @binding(2) labels  : array<u32>, read        [rows]
 //   @binding(3) grad    : array<f32>, read_write  [rows, cols]  (must not alias any other binding)
-//   @binding(4) stats   : array<atomic<u32>>, read_write [4]: loss-sum f32 bits, correct, count, 0
+//   @binding(4) stats   : array<atomic<u32>>, read_write [5]: loss-sum f32 bits, correct, count,
+//                         hard-sum f32 bits, soft-sum f32 bits
 //   @binding(5) params  : uniform MseParams { rows: u32, cols: u32, pad0: u32, pad1: u32 }
 // Dispatch: a workgroup of WG invocations handles WG / ROW_THREADS consecutive rows with
 //   ROW_THREADS invocations per row (one read of each row, then a tree merge in workgroup
@@ -39,12 +44,14 @@ struct MseParams {
 @group(0) @binding(4) var<storage, read_write> stats: array<atomic<u32>>;
 @group(0) @binding(5) var<uniform> params: MseParams;
 
-// Squared-error sum and student argmax over part of a row; count == 0 means empty.
+// Squared-error sum, student argmax and sum_hard = sum exp(z - max_z) over part of a row;
+// count == 0 means empty.
 struct RowState {
     squares: f32,
     max_z: f32,
     argmax: u32,
     count: u32,
+    sum_hard: f32,
 }
 
 var<workgroup> partials: array<RowState, WG>;
@@ -57,19 +64,22 @@ fn merge(a: RowState, b: RowState) -> RowState {
         return b;
     }
     let take_b = b.max_z > a.max_z || (b.max_z == a.max_z && b.argmax < a.argmax);
+    let max_z = max(a.max_z, b.max_z);
     return RowState(
         a.squares + b.squares,
-        select(a.max_z, b.max_z, take_b),
+        max_z,
         select(a.argmax, b.argmax, take_b),
         a.count + b.count,
+        a.sum_hard * exp(a.max_z - max_z) + b.sum_hard * exp(b.max_z - max_z),
     );
 }
 
-fn add_loss(value: f32) {
-    var seen = atomicLoad(&stats[0]);
+// stats[index] += value, on f32 bits.
+fn add_f32(index: u32, value: f32) {
+    var seen = atomicLoad(&stats[index]);
     loop {
         let next = bitcast<u32>(bitcast<f32>(seen) + value);
-        let result = atomicCompareExchangeWeak(&stats[0], seen, next);
+        let result = atomicCompareExchangeWeak(&stats[index], seen, next);
         if result.exchanged {
             break;
         }
@@ -89,16 +99,23 @@ fn logit_mse(
     let base = row * cols;
     let grad_scale = 2.0 / (f32(cols) * f32(params.rows));
 
-    var state = RowState(0.0, 0.0, 0u, 0u);
+    var state = RowState(0.0, 0.0, 0u, 0u, 0.0);
     if row < params.rows {
         for (var j = lane; j < cols; j += ROW_THREADS) {
             let z = student[base + j];
             let diff = z - teacher[base + j];
             grad[base + j] = grad_scale * diff;
             state.squares += diff * diff;
-            if state.count == 0u || z > state.max_z {
+            if state.count == 0u {
                 state.max_z = z;
                 state.argmax = j;
+                state.sum_hard = 1.0;
+            } else if z > state.max_z {
+                state.sum_hard = state.sum_hard * exp(state.max_z - z) + 1.0;
+                state.max_z = z;
+                state.argmax = j;
+            } else {
+                state.sum_hard += exp(z - state.max_z);
             }
             state.count += 1u;
         }
@@ -117,7 +134,11 @@ fn logit_mse(
     if row >= params.rows || lane != 0u {
         return;
     }
-    add_loss(state.squares / f32(cols));
+    let loss = state.squares / f32(cols);
+    let label = min(labels[row], cols - 1u);
+    add_f32(0u, loss);
+    add_f32(3u, log(state.sum_hard) - (student[base + label] - state.max_z));
+    add_f32(4u, loss);
     if labels[row] < cols && state.argmax == labels[row] {
         atomicAdd(&stats[1], 1u);
     }

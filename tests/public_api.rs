@@ -90,6 +90,7 @@ fn distillation_loss_matches_float64_including_extreme_logits() {
             let params = DistillLossParams {
                 temperature: t as f32,
                 alpha: alpha as f32,
+                label_smoothing: 0.0,
             };
             let mut enc = ctx.encoder();
             prepare_distill_loss(ctx, &tz, Some(&tt), &ty, &grad, &stats, params)
@@ -99,7 +100,7 @@ fn distillation_loss_matches_float64_including_extreme_logits() {
             let got_grad = grad.to_f32(ctx).unwrap();
             let got = read_loss_stats(ctx, &stats).unwrap();
 
-            let mut loss_sum = 0.0;
+            let (mut loss_sum, mut hard_sum, mut kl_sum) = (0.0, 0.0, 0.0);
             for r in 0..rows {
                 let row = |v: &[f32]| v[r * cols..(r + 1) * cols].to_vec();
                 let (lq_t, lp_t, lq_1) = (
@@ -110,6 +111,10 @@ fn distillation_loss_matches_float64_including_extreme_logits() {
                 let soft_ce: f64 = (0..cols).map(|j| -lp_t[j].exp() * lq_t[j]).sum();
                 let hard_ce = -lq_1[labels[r] as usize];
                 loss_sum += alpha * t * t * soft_ce + (1.0 - alpha) * hard_ce;
+                hard_sum += hard_ce;
+                kl_sum += (0..cols)
+                    .map(|j| lp_t[j].exp() * (lp_t[j] - lq_t[j]))
+                    .sum::<f64>();
                 for j in 0..cols {
                     let onehot = if j == labels[r] as usize { 1.0 } else { 0.0 };
                     let want = (alpha * t * (lq_t[j].exp() - lp_t[j].exp())
@@ -134,6 +139,13 @@ fn distillation_loss_matches_float64_including_extreme_logits() {
                 "T={t} scale={scale}: loss sum {} vs {loss_sum} (tol {tol})",
                 got.loss_sum
             );
+            for (name, got, want) in [("hard", got.hard_sum, hard_sum), ("KL", got.soft_sum, kl_sum)] {
+                let tol = 1e-4 * want.abs() + 1e-3;
+                assert!(
+                    (got - want).abs() <= tol,
+                    "T={t} scale={scale}: {name} sum {got} vs {want} (tol {tol})"
+                );
+            }
             assert_eq!(got.count, rows as u32);
         }
     }

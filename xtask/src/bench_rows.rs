@@ -189,6 +189,7 @@ fn loss_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
     let params = DistillLossParams {
         temperature: 4.0,
         alpha: 0.9,
+        label_smoothing: 0.0,
     };
     for (batch, classes) in [(128, 10), (256, 10), (128, 1000)] {
         let z = random_tensor(ctx, &[batch, classes], 4)?;

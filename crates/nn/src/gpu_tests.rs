@@ -3,6 +3,7 @@
 //! so they run on a software adapter.
 
 use dk_tensor::ops::dropout::cpu::keep as dropout_keeps;
+use dk_tensor::ops::loss::cpu::{self, ExactLoss};
 use dk_tensor::testing::{ctx, random_f32};
 use dk_tensor::{DType, Tensor};
 
@@ -80,8 +81,8 @@ impl Setup {
         (model, trainer)
     }
 
-    /// CPU loss, logits gradient and parameter gradients at step 1 of `config`.
-    fn cpu_gradients(&self, config: &TrainConfig) -> (f64, Vec<Vec<f64>>) {
+    /// CPU per-example loss terms and parameter gradients at step 1 of `config`.
+    fn cpu_step(&self, config: &TrainConfig) -> (ExactLoss, Vec<Vec<f64>>) {
         let params: Vec<Vec<f64>> = self.values.iter().map(|v| f64s(v)).collect();
         let masks = self.dropout_masks(config.seed);
         let keep = |layer: usize, e: usize| masks[layer][e];
@@ -94,29 +95,23 @@ impl Setup {
         );
         let classes = self.spec.classes();
         let teacher = f64s(&self.teacher);
-        let (loss, grad_logits) = match config.loss {
-            LossConfig::HardLabels => {
-                reference::distill_loss(trace.logits(), None, &self.labels, classes, 1.0, 0.0)
+        let logits = trace.logits();
+        let exact = match (config.loss_params(), config.loss) {
+            (Some(p), LossConfig::HardLabels) => {
+                cpu::distill_loss_f64(logits, None, &self.labels, classes, p)
             }
-            LossConfig::Distill { temperature, alpha } => reference::distill_loss(
-                trace.logits(),
-                Some(&teacher),
-                &self.labels,
-                classes,
-                f64::from(temperature),
-                f64::from(alpha),
-            ),
-            LossConfig::LogitMse => reference::logit_mse(trace.logits(), &teacher, self.batch),
+            (Some(p), _) => cpu::distill_loss_f64(logits, Some(&teacher), &self.labels, classes, p),
+            (None, _) => cpu::logit_mse_f64(logits, &teacher, &self.labels, classes),
         };
         let grads = reference::backward(
             &self.spec,
             &params,
             &trace,
-            &grad_logits,
+            &exact.grad,
             self.batch,
             Some(&keep),
         );
-        (loss, grads)
+        (exact, grads)
     }
 
     /// The dropout masks the GPU uses at step 1, per layer (empty for other layers).
@@ -151,9 +146,13 @@ fn frozen(loss: LossConfig) -> TrainConfig {
 }
 
 fn check_gradients(setup: &Setup, loss: LossConfig) {
-    let config = frozen(loss);
+    check_gradients_with(setup, frozen(loss));
+}
+
+fn check_gradients_with(setup: &Setup, config: TrainConfig) {
+    let loss = config.loss;
     let (_, trainer) = setup.gpu_step(config);
-    let (cpu_loss, cpu_grads) = setup.cpu_gradients(&config);
+    let (exact, cpu_grads) = setup.cpu_step(&config);
     let ctx = ctx();
     for ((pg, cpu), p) in trainer
         .gradients()
@@ -172,12 +171,19 @@ fn check_gradients(setup: &Setup, loss: LossConfig) {
     }
     let stats = trainer.read_stats(ctx).unwrap();
     assert_eq!(stats.count as usize, setup.batch, "stats count");
-    let gpu_loss = stats.loss_sum / setup.batch as f64;
-    assert!(
-        (gpu_loss - cpu_loss).abs() <= 1e-4 * (1.0 + cpu_loss.abs()),
-        "`{}` {loss:?}: GPU mean loss {gpu_loss}, CPU {cpu_loss} (tolerance 1e-4 relative)",
-        setup.spec
-    );
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / setup.batch as f64;
+    for (name, gpu, cpu) in [
+        ("loss", stats.mean_loss(), mean(&exact.losses)),
+        ("hard term", stats.mean_hard_loss(), mean(&exact.hard)),
+        ("soft term", stats.mean_soft_loss(), mean(&exact.soft)),
+    ] {
+        assert!(
+            (gpu - cpu).abs() <= 1e-4 * (1.0 + cpu.abs()),
+            "`{}` {loss:?} smoothing {}: GPU mean {name} {gpu}, CPU {cpu} (tolerance 1e-4 relative)",
+            setup.spec,
+            config.label_smoothing
+        );
+    }
 }
 
 #[test]
@@ -192,6 +198,25 @@ fn mlp_gradients_match_cpu_reference() {
         },
     );
     check_gradients(&setup, LossConfig::LogitMse);
+}
+
+#[test]
+fn label_smoothing_gradients_match_cpu_reference() {
+    let setup = Setup::new("11-7-5", 7, 4);
+    for loss in [
+        LossConfig::HardLabels,
+        LossConfig::Distill {
+            temperature: 4.0,
+            alpha: 0.5,
+        },
+    ] {
+        check_gradients_with(&setup, frozen(loss).with_label_smoothing(0.1));
+    }
+    // Logit matching has no hard term: the setting is accepted and changes nothing.
+    check_gradients_with(
+        &setup,
+        frozen(LossConfig::LogitMse).with_label_smoothing(0.1),
+    );
 }
 
 #[test]
@@ -211,7 +236,7 @@ fn one_optimizer_step_matches_cpu_reference() {
             ..TrainConfig::new(optimizer)
         };
         let (model, _) = setup.gpu_step(config);
-        let (_, grads) = setup.cpu_gradients(&config);
+        let (_, grads) = setup.cpu_step(&config);
         let after = model.read_values(ctx()).unwrap();
         for (((new, old), g), p) in after
             .iter()
@@ -311,6 +336,12 @@ fn trainer_rejects_a_nonsense_schedule() {
         .unwrap()
         .to_string();
     assert!(e.contains("factor") && e.contains('2'), "{e}");
+    let config = TrainConfig::new(Optimizer::adam(1e-3)).with_label_smoothing(1.0);
+    let e = Trainer::new(ctx, &model, &x, &y, None, config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("label_smoothing") && e.contains("[0, 1)"), "{e}");
 }
 
 /// 64 examples whose class is the argmax of a fixed random linear map: separable, so a

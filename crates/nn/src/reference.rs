@@ -4,6 +4,8 @@
 //! hold the GPU layers to it and it to finite differences. Parameters are ordered and
 //! shaped as [`ModelSpec::parameters`] lists them; activations are row-major `[batch, ...]`.
 
+use dk_tensor::ops::loss::{DistillLossParams, cpu};
+
 use crate::spec::{LayerSpec, ModelSpec};
 
 /// Which elements dropout keeps: `keep(layer index, element index)` over the layer's
@@ -289,72 +291,36 @@ impl ConvShape {
     }
 }
 
-/// Log-softmax of one row at temperature `t`, max-subtracted.
-fn log_softmax(row: &[f64], t: f64) -> Vec<f64> {
-    let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v / t));
-    let lse = max + row.iter().map(|&v| (v / t - max).exp()).sum::<f64>().ln();
-    row.iter().map(|&v| v / t - lse).collect()
-}
-
 /// Batch-mean loss and its gradient with respect to the student logits `[batch, classes]`.
 ///
-/// Per example: `alpha * T^2 * CE(softmax(t / T), softmax(z / T)) + (1 - alpha) * CE(y, softmax(z))`;
-/// with `teacher = None` alpha must be 0 (hard labels only).
+/// Per example: `alpha * T^2 * CE(softmax(t / T), softmax(z / T)) + (1 - alpha) * CE(h, softmax(z))`
+/// with the (smoothed) hard target `h`; with `teacher = None` alpha must be 0 (hard labels
+/// only). The formula is the tensor core's reference, [`cpu::distill_loss_f64`].
 pub fn distill_loss(
     logits: &[f64],
     teacher: Option<&[f64]>,
     labels: &[u32],
     classes: usize,
-    temperature: f64,
-    alpha: f64,
+    p: DistillLossParams,
 ) -> (f64, Vec<f64>) {
-    let batch = labels.len();
     assert!(
-        teacher.is_some() || alpha == 0.0,
+        teacher.is_some() || p.alpha == 0.0,
         "hard labels need alpha 0"
     );
-    let mut loss = 0.0;
-    let mut grad = vec![0.0; logits.len()];
-    for n in 0..batch {
-        let z = &logits[n * classes..(n + 1) * classes];
-        let log_q1 = log_softmax(z, 1.0);
-        let label = labels[n] as usize;
-        loss += (1.0 - alpha) * -log_q1[label];
-        for c in 0..classes {
-            let onehot = if c == label { 1.0 } else { 0.0 };
-            grad[n * classes + c] += (1.0 - alpha) * (log_q1[c].exp() - onehot) / batch as f64;
-        }
-        if let Some(teacher) = teacher {
-            let t = &teacher[n * classes..(n + 1) * classes];
-            let log_p = log_softmax(t, temperature);
-            let log_q = log_softmax(z, temperature);
-            let ce: f64 = log_p.iter().zip(&log_q).map(|(p, q)| -p.exp() * q).sum();
-            loss += alpha * temperature * temperature * ce;
-            for c in 0..classes {
-                grad[n * classes + c] +=
-                    alpha * temperature * (log_q[c].exp() - log_p[c].exp()) / batch as f64;
-            }
-        }
-    }
-    (loss / batch as f64, grad)
+    let exact = cpu::distill_loss_f64(logits, teacher, labels, classes, p);
+    (mean(&exact.losses), exact.grad)
 }
 
-/// Batch-mean of per-example `mean_j (z_j - t_j)^2` and its gradient.
-pub fn logit_mse(logits: &[f64], teacher: &[f64], batch: usize) -> (f64, Vec<f64>) {
-    let classes = logits.len() / batch;
-    let scale = (classes * batch) as f64;
-    let loss = logits
-        .iter()
-        .zip(teacher)
-        .map(|(z, t)| (z - t) * (z - t))
-        .sum::<f64>()
-        / scale;
-    let grad = logits
-        .iter()
-        .zip(teacher)
-        .map(|(z, t)| 2.0 * (z - t) / scale)
-        .collect();
-    (loss, grad)
+/// Batch-mean of per-example `mean_j (z_j - t_j)^2` and its gradient
+/// ([`cpu::logit_mse_f64`]).
+pub fn logit_mse(logits: &[f64], teacher: &[f64], labels: &[u32]) -> (f64, Vec<f64>) {
+    let classes = logits.len() / labels.len();
+    let exact = cpu::logit_mse_f64(logits, teacher, labels, classes);
+    (mean(&exact.losses), exact.grad)
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
 }
 
 /// Number of rows whose largest logit is at the label (first maximum wins ties).
@@ -375,6 +341,8 @@ pub fn correct(logits: &[f64], labels: &[u32]) -> usize {
 mod tests {
     use super::*;
     use crate::init::he_normal;
+
+    const HARD: DistillLossParams = DistillLossParams::HARD_LABELS;
 
     fn to_f64(v: &[Vec<f32>]) -> Vec<Vec<f64>> {
         v.iter()
@@ -402,11 +370,10 @@ mod tests {
             .collect();
         let loss_of = |params: &[Vec<f64>]| {
             let trace = forward(spec, params, &input, batch, None);
-            distill_loss(trace.logits(), None, &labels, spec.classes(), 1.0, 0.0).0
+            distill_loss(trace.logits(), None, &labels, spec.classes(), HARD).0
         };
         let trace = forward(spec, &params, &input, batch, None);
-        let (_, grad_logits) =
-            distill_loss(trace.logits(), None, &labels, spec.classes(), 1.0, 0.0);
+        let (_, grad_logits) = distill_loss(trace.logits(), None, &labels, spec.classes(), HARD);
         let grads = backward(spec, &params, &trace, &grad_logits, batch, None);
         let eps = 1e-6;
         for (t, ps) in spec.parameters().iter().enumerate() {
@@ -447,19 +414,29 @@ mod tests {
         let z: Vec<f64> = (0..15).map(|i| ((i * 7) % 11) as f64 * 0.3 - 1.5).collect();
         let t: Vec<f64> = (0..15).map(|i| ((i * 5) % 13) as f64 * 0.4 - 2.0).collect();
         let labels = [1, 4, 0];
-        for (temperature, alpha) in [(1.0, 0.0), (4.0, 0.9), (2.0, 0.5)] {
-            let (_, grad) = distill_loss(&z, Some(&t), &labels, classes, temperature, alpha);
+        for (temperature, alpha, label_smoothing) in [
+            (1.0, 0.0, 0.0),
+            (4.0, 0.9, 0.0),
+            (2.0, 0.5, 0.1),
+            (1.0, 0.0, 0.3),
+        ] {
+            let p = DistillLossParams {
+                temperature,
+                alpha,
+                label_smoothing,
+            };
+            let (_, grad) = distill_loss(&z, Some(&t), &labels, classes, p);
             for i in 0..batch * classes {
                 let mut zp = z.clone();
                 zp[i] += 1e-6;
                 let mut zm = z.clone();
                 zm[i] -= 1e-6;
-                let up = distill_loss(&zp, Some(&t), &labels, classes, temperature, alpha).0;
-                let down = distill_loss(&zm, Some(&t), &labels, classes, temperature, alpha).0;
+                let up = distill_loss(&zp, Some(&t), &labels, classes, p).0;
+                let down = distill_loss(&zm, Some(&t), &labels, classes, p).0;
                 let numeric = (up - down) / 2e-6;
                 assert!(
                     (numeric - grad[i]).abs() < 1e-7,
-                    "T={temperature} alpha={alpha} logit {i}: numeric {numeric}, analytic {} (tolerance 1e-7)",
+                    "{p:?} logit {i}: numeric {numeric}, analytic {} (tolerance 1e-7)",
                     grad[i]
                 );
             }

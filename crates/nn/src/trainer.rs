@@ -1,10 +1,10 @@
 //! `Trainer`: one training step (forward, loss, backward, optimizer update) recorded into
 //! one command encoder, with every launch prepared once and replayed.
 //!
-//! Nothing is read back per step: the loss kernel adds the batch's loss sum, correct count
-//! and example count to a small stats buffer on the GPU, read with [`Trainer::read_stats`]
-//! every N steps or at the end of an epoch. The learning rate of each step comes from the
-//! config's [`LrSchedule`] through the optimizer's uniform block.
+//! Nothing is read back per step: the loss kernel adds the batch's loss sum, correct count,
+//! example count and the hard and soft terms to a small stats buffer on the GPU, read with
+//! [`Trainer::read_stats`] every N steps or at the end of an epoch. The learning rate of
+//! each step comes from the config's [`LrSchedule`] through the optimizer's uniform block.
 
 use dk_tensor::ops::loss::{
     DistillLossParams, LossStats, new_loss_stats, prepare_distill_loss, prepare_logit_mse,
@@ -22,7 +22,8 @@ use crate::schedule::LrSchedule;
 use crate::sequential::Sequential;
 use crate::spec::{ParamKind, ParamSpec};
 
-/// What the student is trained to match.
+/// What the student is trained to match. The hard-label cross-entropies use the config's
+/// [`TrainConfig::label_smoothing`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LossConfig {
     /// Cross-entropy to the labels.
@@ -30,7 +31,8 @@ pub enum LossConfig {
     /// Hinton et al.: `alpha * T^2 * CE(softmax(t/T), softmax(z/T)) + (1 - alpha) * CE(y, softmax(z))`
     /// against teacher logits `t`.
     Distill { temperature: f32, alpha: f32 },
-    /// Ba & Caruana: mean squared difference between student and teacher logits.
+    /// Ba & Caruana: mean squared difference between student and teacher logits (no hard
+    /// term, so label smoothing does not apply).
     LogitMse,
 }
 
@@ -126,10 +128,14 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Learning rate of each step, relative to the optimizer's rate (the peak).
     pub schedule: LrSchedule,
+    /// Label smoothing `eps` in `[0, 1)` of the hard-label term (HardLabels, and Distill's
+    /// `1 - alpha` part): the target becomes `(1 - eps) * onehot(y) + eps / classes`.
+    pub label_smoothing: f32,
 }
 
 impl TrainConfig {
-    /// Hard labels, the given optimizer at a constant rate, no max-norm, seed 0.
+    /// Hard labels without smoothing, the given optimizer at a constant rate, no max-norm,
+    /// seed 0.
     pub fn new(optimizer: Optimizer) -> Self {
         Self {
             loss: LossConfig::HardLabels,
@@ -137,12 +143,35 @@ impl TrainConfig {
             max_norm: None,
             seed: 0,
             schedule: LrSchedule::Constant,
+            label_smoothing: 0.0,
         }
     }
 
     /// This config with the learning-rate schedule `schedule`.
     pub fn with_schedule(self, schedule: LrSchedule) -> Self {
         Self { schedule, ..self }
+    }
+
+    /// This config with label smoothing `label_smoothing` of the hard-label term.
+    pub fn with_label_smoothing(self, label_smoothing: f32) -> Self {
+        Self {
+            label_smoothing,
+            ..self
+        }
+    }
+
+    /// Settings of the fused loss kernel for a distillation-family loss (None for LogitMse).
+    pub(crate) fn loss_params(&self) -> Option<DistillLossParams> {
+        let (temperature, alpha) = match self.loss {
+            LossConfig::HardLabels => (1.0, 0.0),
+            LossConfig::Distill { temperature, alpha } => (temperature, alpha),
+            LossConfig::LogitMse => return None,
+        };
+        Some(DistillLossParams {
+            temperature,
+            alpha,
+            label_smoothing: self.label_smoothing,
+        })
     }
 
     /// Learning rate of step `step` (1-based): the schedule applied to the optimizer's rate.
@@ -191,6 +220,12 @@ impl Trainer {
         config: TrainConfig,
     ) -> Result<Self> {
         config.schedule.check_values().map_err(config_error)?;
+        if !(0.0..1.0).contains(&config.label_smoothing) {
+            return Err(config_error(format!(
+                "label_smoothing must be in [0, 1), got {}",
+                config.label_smoothing
+            )));
+        }
         let spec = model.spec();
         let net = Sequential::new(ctx, spec, model.parameters(), inputs, Mode::Train)?;
         let batch = net.batch();
@@ -222,31 +257,12 @@ impl Trainer {
             .grad_output()
             .expect("a training network has a logits gradient");
         let stats = new_loss_stats(ctx)?;
-        let loss = match config.loss {
-            LossConfig::HardLabels => prepare_distill_loss(
-                ctx,
-                logits,
-                None,
-                labels,
-                grad,
-                &stats,
-                DistillLossParams {
-                    temperature: 1.0,
-                    alpha: 0.0,
-                },
-            )?,
-            LossConfig::Distill { temperature, alpha } => prepare_distill_loss(
-                ctx,
-                logits,
-                teacher,
-                labels,
-                grad,
-                &stats,
-                DistillLossParams { temperature, alpha },
-            )?,
-            LossConfig::LogitMse => {
-                prepare_logit_mse(ctx, logits, teacher.unwrap(), labels, grad, &stats)?
+        let loss = match (config.loss_params(), teacher) {
+            (Some(p), teacher) => {
+                prepare_distill_loss(ctx, logits, teacher, labels, grad, &stats, p)?
             }
+            (None, Some(teacher)) => prepare_logit_mse(ctx, logits, teacher, labels, grad, &stats)?,
+            (None, None) => unreachable!("logit matching was checked to have a teacher"),
         };
 
         let params = net.parameters();
@@ -355,7 +371,8 @@ impl Trainer {
         ctx.submit_and_wait(encoder);
     }
 
-    /// Loss sum, correct count and example count accumulated since the last reset (blocks).
+    /// Loss sum, correct count, example count and the hard and soft terms accumulated since
+    /// the last reset (blocks).
     pub fn read_stats(&self, ctx: &GpuContext) -> Result<LossStats> {
         Ok(read_loss_stats(ctx, &self.stats)?)
     }

@@ -708,6 +708,119 @@ mod tests {
         assert_close(&got, &expected, 1e-6, 0.0, "adam step 1 (tolerance 1e-6)");
     }
 
+    /// Run steps 1, 2, 3 of `update` (its gradient unchanged) at the rates of
+    /// [`LR_SCHEDULE`] and return the parameter.
+    fn run_three_steps(update: &OptimDispatch, param: &Tensor) -> Vec<f32> {
+        let ctx = ctx();
+        for (step, &lr) in LR_SCHEDULE.iter().enumerate() {
+            update.set_step(ctx, step as u32 + 1, lr);
+            let mut enc = ctx.encoder();
+            update.encode(&mut enc);
+            ctx.submit_and_wait(enc);
+        }
+        param.to_f32(ctx).unwrap()
+    }
+
+    #[test]
+    fn adamw_decays_weights_apart_from_the_gradient() {
+        // With a zero gradient the Adam step is 0 / (0 + eps) = 0, so AdamW only decays:
+        // p_k = p_0 * prod (1 - lr_i * wd), independently of the moments (PyTorch's AdamW).
+        // Adam with L2 instead feeds wd * p into the moments and moves each weight by about
+        // lr_i (the first step is lr * sign(p)).
+        let ctx = ctx();
+        let n = 1031;
+        let start = random_f32(n, 21, 1.0);
+        let wd = 0.1;
+        for decoupled in [true, false] {
+            let p = AdamParams {
+                weight_decay: wd,
+                decoupled,
+                ..AdamParams::default()
+            };
+            let param = upload(&start);
+            let grad = upload(&vec![0.0; n]);
+            let (m, v) = (upload(&vec![0.0; n]), upload(&vec![0.0; n]));
+            let update = prepare_adam(ctx, &param, &grad, &m, &v, p).unwrap();
+            let got = run_three_steps(&update, &param);
+            let factor: f64 = LR_SCHEDULE
+                .iter()
+                .map(|&lr| 1.0 - f64::from(lr) * f64::from(wd))
+                .product();
+            for (i, (&g, &w)) in got.iter().zip(&start).enumerate() {
+                let decayed = f64::from(w) * factor;
+                let err = (f64::from(g) - decayed).abs();
+                if decoupled {
+                    assert!(
+                        err <= 1e-6 * f64::from(w).abs() + 1e-7,
+                        "AdamW [{i}]: {g}, expected {w} * {factor} = {decayed} (tol 1e-6 rel)"
+                    );
+                } else if w.abs() > 0.1 {
+                    // L2 through the moments: every step moves sign(p) * ~lr, far more
+                    // than the decoupled decay of |p| * lr * wd.
+                    let moved = f64::from(w - g) * f64::from(w.signum());
+                    assert!(
+                        moved > 0.05,
+                        "Adam+L2 [{i}]: {w} -> {g} should move towards 0 by about 0.09"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nesterov_matches_its_closed_form_under_a_constant_gradient() {
+        // PyTorch's Nesterov SGD (dampening 0): v_k = mu v_{k-1} + g, p -= lr_k (g + mu v_k).
+        // With v_0 = 0 and a constant g: v_k = g (1 - mu^k) / (1 - mu).
+        let ctx = ctx();
+        let n = 1031;
+        let mu = 0.9f64;
+        let start = random_f32(n, 31, 1.0);
+        let gradient = random_f32(n, 32, 1.0);
+        let param = upload(&start);
+        let grad = upload(&gradient);
+        let velocity = upload(&vec![0.0; n]);
+        let p = SgdParams {
+            momentum: mu as f32,
+            nesterov: true,
+            ..SgdParams::default()
+        };
+        let update = prepare_sgd(ctx, &param, &grad, &velocity, p).unwrap();
+        let got = run_three_steps(&update, &param);
+        // Sum over steps of lr_k * (1 + mu (1 - mu^k) / (1 - mu)), times g.
+        let total: f64 = LR_SCHEDULE
+            .iter()
+            .enumerate()
+            .map(|(k, &lr)| {
+                let v = (1.0 - mu.powi(k as i32 + 1)) / (1.0 - mu);
+                f64::from(lr) * (1.0 + mu * v)
+            })
+            .sum();
+        let expected: Vec<f32> = start
+            .iter()
+            .zip(&gradient)
+            .map(|(&w, &g)| (f64::from(w) - total * f64::from(g)) as f32)
+            .collect();
+        assert_close(
+            &got,
+            &expected,
+            1e-6,
+            1e-5,
+            "Nesterov after 3 steps of a constant gradient (tolerance 1e-6 + 1e-5 * |expected|)",
+        );
+        let mut cpu_param = start.clone();
+        let mut cpu_velocity = vec![0.0; n];
+        for &lr in &LR_SCHEDULE {
+            cpu::sgd(&mut cpu_param, &gradient, &mut cpu_velocity, p, lr);
+        }
+        assert_close(
+            &cpu_param,
+            &expected,
+            1e-6,
+            1e-5,
+            "the CPU reference against the closed form",
+        );
+    }
+
     /// Rows scaled to norms alternating below and above `bound`.
     fn rows_around_bound(rows: usize, cols: usize, bound: f32, seed: u64) -> Vec<f32> {
         let mut weight = random_f32(rows * cols, seed, 1.0);

@@ -4,15 +4,34 @@
 //! the f64 functions are the textbook definitions through explicit log-softmaxes, used by
 //! the tests as ground truth and for finite-difference gradient checks.
 
+use super::DistillLossParams;
+
 /// Gradient and batch statistics of one loss evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LossOutput {
     /// `d(mean loss)/dz`, `[rows, cols]`.
     pub grad: Vec<f32>,
-    /// Sum of the per-example losses.
+    /// Sum of the per-example losses (the objective).
     pub loss_sum: f32,
     /// Examples with `argmax z == label` (labels `>= cols` never count).
     pub correct: u32,
+    /// Sum of the plain hard-label cross-entropies `-log softmax(z)_y`.
+    pub hard_sum: f32,
+    /// Sum of the soft terms: `KL(softmax(t/T) || softmax(z/T))`, or the logit MSE.
+    pub soft_sum: f32,
+}
+
+/// Per-example values and gradient of one loss evaluation, in f64 from the definitions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExactLoss {
+    /// Per-example losses (the objective).
+    pub losses: Vec<f64>,
+    /// Per-example plain hard-label cross-entropies `-log softmax(z)_y`.
+    pub hard: Vec<f64>,
+    /// Per-example soft terms: `KL(softmax(t/T) || softmax(z/T))`, or the logit MSE.
+    pub soft: Vec<f64>,
+    /// `d(mean loss)/dz`, `[rows, cols]`.
+    pub grad: Vec<f64>,
 }
 
 fn argmax(row: &[f32]) -> usize {
@@ -25,23 +44,35 @@ fn argmax(row: &[f32]) -> usize {
     best
 }
 
+/// Smoothed hard target of class `j`: `(1 - eps) * [j == label] + eps / cols`.
+fn hard_target(j: usize, label: usize, cols: usize, eps: f32) -> f32 {
+    let one_hot = if j == label { 1.0 - eps } else { 0.0 };
+    one_hot + eps / cols as f32
+}
+
 /// Distillation loss (f32, as the fused kernel computes it). `teacher: None` uses the student
-/// in its place (the soft term is then only meaningful with `alpha == 0`).
+/// in its place (the soft term is then only meaningful with `alpha == 0`) and reports a soft
+/// sum of 0.
 pub fn distill_loss(
     student: &[f32],
     teacher: Option<&[f32]>,
     labels: &[u32],
     cols: usize,
-    temperature: f32,
-    alpha: f32,
+    p: DistillLossParams,
 ) -> LossOutput {
+    let has_teacher = teacher.is_some();
     let teacher = teacher.unwrap_or(student);
+    let (temperature, alpha, eps) = (p.temperature, p.alpha, p.label_smoothing);
     let rows = labels.len();
     let inv_t = 1.0 / temperature;
     let inv_batch = 1.0 / rows as f32;
-    let mut grad = vec![0.0; rows * cols];
-    let mut loss_sum = 0.0;
-    let mut correct = 0;
+    let mut out = LossOutput {
+        grad: vec![0.0; rows * cols],
+        loss_sum: 0.0,
+        correct: 0,
+        hard_sum: 0.0,
+        soft_sum: 0.0,
+    };
     for r in 0..rows {
         let z = &student[r * cols..(r + 1) * cols];
         let t = &teacher[r * cols..(r + 1) * cols];
@@ -50,6 +81,7 @@ pub fn distill_loss(
         let max_t = t.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let sum_soft: f32 = z.iter().map(|v| ((v - max_z) * inv_t).exp()).sum();
         let sum_hard: f32 = z.iter().map(|v| (v - max_z).exp()).sum();
+        let centred: f32 = z.iter().map(|v| v - max_z).sum();
         let weights: Vec<f32> = t.iter().map(|v| ((v - max_t) * inv_t).exp()).collect();
         let sum_teacher: f32 = weights.iter().sum();
         let cross: f32 = weights
@@ -57,31 +89,41 @@ pub fn distill_loss(
             .zip(z)
             .map(|(w, v)| w * (v - max_z) * inv_t)
             .sum();
+        // sum_j w_j (log p_j - log q_j) before normalisation; exactly 0 where z = t.
+        let gap: f32 = weights
+            .iter()
+            .zip(t.iter().zip(z))
+            .map(|(w, (tv, zv))| w * ((tv - max_t) - (zv - max_z)) * inv_t)
+            .sum();
         let label = (labels[r] as usize).min(cols - 1);
+        let spread = eps / cols as f32;
         let soft_ce = sum_soft.ln() - cross / sum_teacher;
-        let hard_ce = sum_hard.ln() - (z[label] - max_z);
-        loss_sum += alpha * temperature * temperature * soft_ce + (1.0 - alpha) * hard_ce;
+        let label_shift = z[label] - max_z;
+        let smoothed_ce = sum_hard.ln() - (1.0 - eps) * label_shift - spread * centred;
+        out.loss_sum += alpha * temperature * temperature * soft_ce + (1.0 - alpha) * smoothed_ce;
+        out.hard_sum += sum_hard.ln() - label_shift;
+        if has_teacher {
+            let kl = gap / sum_teacher + sum_soft.ln() - sum_teacher.ln();
+            out.soft_sum += kl.max(0.0);
+        }
         if labels[r] as usize == best {
-            correct += 1;
+            out.correct += 1;
         }
         for j in 0..cols {
             let shift = z[j] - max_z;
             let q = (shift * inv_t).exp() / sum_soft;
             let p = weights[j] / sum_teacher;
             let q1 = shift.exp() / sum_hard;
-            let target = if j == label { 1.0 } else { 0.0 };
-            grad[r * cols + j] =
+            let target = hard_target(j, label, cols, eps);
+            out.grad[r * cols + j] =
                 (alpha * temperature * (q - p) + (1.0 - alpha) * (q1 - target)) * inv_batch;
         }
     }
-    LossOutput {
-        grad,
-        loss_sum,
-        correct,
-    }
+    out
 }
 
-/// Logit matching (f32): per example `mean_j (z_j - t_j)^2`, grad `2 (z - t) / (C * B)`.
+/// Logit matching (f32): per example `mean_j (z_j - t_j)^2`, grad `2 (z - t) / (C * B)`; the
+/// soft sum is the loss sum, the hard sum the cross-entropy of the (clamped) label.
 pub fn logit_mse(student: &[f32], teacher: &[f32], labels: &[u32], cols: usize) -> LossOutput {
     let rows = labels.len();
     let scale = 2.0 / (cols as f32 * rows as f32);
@@ -91,13 +133,18 @@ pub fn logit_mse(student: &[f32], teacher: &[f32], labels: &[u32], cols: usize) 
         .map(|(z, t)| scale * (z - t))
         .collect();
     let mut loss_sum = 0.0;
+    let mut hard_sum = 0.0;
     let mut correct = 0;
     for r in 0..rows {
         let z = &student[r * cols..(r + 1) * cols];
         let t = &teacher[r * cols..(r + 1) * cols];
         let squares: f32 = z.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum();
         loss_sum += squares / cols as f32;
-        if labels[r] as usize == argmax(z) {
+        let best = argmax(z);
+        let sum_hard: f32 = z.iter().map(|v| (v - z[best]).exp()).sum();
+        let label = (labels[r] as usize).min(cols - 1);
+        hard_sum += sum_hard.ln() - (z[label] - z[best]);
+        if labels[r] as usize == best {
             correct += 1;
         }
     }
@@ -105,10 +152,13 @@ pub fn logit_mse(student: &[f32], teacher: &[f32], labels: &[u32], cols: usize) 
         grad,
         loss_sum,
         correct,
+        hard_sum,
+        soft_sum: loss_sum,
     }
 }
 
-fn log_softmax_f64(x: &[f64], temperature: f64) -> Vec<f64> {
+/// Log-softmax of `x / temperature` in f64, max-subtracted.
+pub fn log_softmax_f64(x: &[f64], temperature: f64) -> Vec<f64> {
     let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let log_sum = x
         .iter()
@@ -120,57 +170,91 @@ fn log_softmax_f64(x: &[f64], temperature: f64) -> Vec<f64> {
         .collect()
 }
 
-/// Distillation loss in f64 from the definitions: returns (per-example losses, grad of the
-/// batch-mean loss). Labels are clamped to `cols - 1` like the kernels.
+/// `KL(p || q) = sum_j p_j (log p_j - log q_j)` from log-probabilities, with 0 log 0 = 0.
+fn kl_f64(log_p: &[f64], log_q: &[f64]) -> f64 {
+    log_p
+        .iter()
+        .zip(log_q)
+        .map(|(lp, lq)| {
+            let p = lp.exp();
+            if p > 0.0 { p * (lp - lq) } else { 0.0 }
+        })
+        .sum()
+}
+
+/// Distillation loss in f64 from the definitions (labels clamped to `cols - 1` like the
+/// kernels): per example `alpha T^2 CE(p, q) + (1 - alpha) CE(h, q1)` with the smoothed target
+/// `h`, the plain NLL `-log q1_y` and `KL(p || q)` (0 without a teacher), and the gradient of
+/// the batch-mean loss.
 pub fn distill_loss_f64(
     student: &[f64],
     teacher: Option<&[f64]>,
     labels: &[u32],
     cols: usize,
-    temperature: f64,
-    alpha: f64,
-) -> (Vec<f64>, Vec<f64>) {
+    p: DistillLossParams,
+) -> ExactLoss {
     let teacher = teacher.unwrap_or(student);
+    let temperature = f64::from(p.temperature);
+    let alpha = f64::from(p.alpha);
+    let eps = f64::from(p.label_smoothing);
     let rows = labels.len();
-    let mut losses = Vec::with_capacity(rows);
-    let mut grad = Vec::with_capacity(rows * cols);
+    let mut out = ExactLoss {
+        losses: Vec::with_capacity(rows),
+        hard: Vec::with_capacity(rows),
+        soft: Vec::with_capacity(rows),
+        grad: Vec::with_capacity(rows * cols),
+    };
     for r in 0..rows {
         let z = &student[r * cols..(r + 1) * cols];
         let log_q = log_softmax_f64(z, temperature);
         let log_p = log_softmax_f64(&teacher[r * cols..(r + 1) * cols], temperature);
         let log_q1 = log_softmax_f64(z, 1.0);
         let label = (labels[r] as usize).min(cols - 1);
+        let target = |j: usize| (if j == label { 1.0 - eps } else { 0.0 }) + eps / cols as f64;
         let soft_ce: f64 = -log_p
             .iter()
             .zip(&log_q)
             .map(|(lp, lq)| lp.exp() * lq)
             .sum::<f64>();
-        let hard_ce = -log_q1[label];
-        losses.push(alpha * temperature * temperature * soft_ce + (1.0 - alpha) * hard_ce);
+        let hard_ce: f64 = -(0..cols).map(|j| target(j) * log_q1[j]).sum::<f64>();
+        out.losses
+            .push(alpha * temperature * temperature * soft_ce + (1.0 - alpha) * hard_ce);
+        out.hard.push(-log_q1[label]);
+        out.soft.push(kl_f64(&log_p, &log_q));
         for j in 0..cols {
-            let target = if j == label { 1.0 } else { 0.0 };
-            grad.push(
+            out.grad.push(
                 (alpha * temperature * (log_q[j].exp() - log_p[j].exp())
-                    + (1.0 - alpha) * (log_q1[j].exp() - target))
+                    + (1.0 - alpha) * (log_q1[j].exp() - target(j)))
                     / rows as f64,
             );
         }
     }
-    (losses, grad)
+    out
 }
 
-/// Logit matching in f64: (per-example losses, grad of the batch-mean loss).
-pub fn logit_mse_f64(student: &[f64], teacher: &[f64], cols: usize) -> (Vec<f64>, Vec<f64>) {
-    let rows = student.len() / cols;
-    let losses = student
+/// Logit matching in f64: per-example losses (also the soft terms), the label's NLL (labels
+/// clamped) and the gradient of the batch-mean loss.
+pub fn logit_mse_f64(student: &[f64], teacher: &[f64], labels: &[u32], cols: usize) -> ExactLoss {
+    let rows = labels.len();
+    let losses: Vec<f64> = student
         .chunks(cols)
         .zip(teacher.chunks(cols))
         .map(|(z, t)| z.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / cols as f64)
+        .collect();
+    let hard = student
+        .chunks(cols)
+        .zip(labels)
+        .map(|(z, &y)| -log_softmax_f64(z, 1.0)[(y as usize).min(cols - 1)])
         .collect();
     let grad = student
         .iter()
         .zip(teacher)
         .map(|(z, t)| 2.0 * (z - t) / (cols * rows) as f64)
         .collect();
-    (losses, grad)
+    ExactLoss {
+        soft: losses.clone(),
+        losses,
+        hard,
+        grad,
+    }
 }

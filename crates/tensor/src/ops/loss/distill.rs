@@ -18,6 +18,22 @@ struct DistillParams {
     cols: u32,
     temperature: f32,
     alpha: f32,
+    label_smoothing: f32,
+    pad: [u32; 3],
+}
+
+impl DistillParams {
+    fn new(rows: usize, cols: usize, p: DistillLossParams) -> Self {
+        // check_operands has bounded rows and rows * cols by u32::MAX.
+        Self {
+            rows: rows as u32,
+            cols: cols as u32,
+            temperature: p.temperature,
+            alpha: p.alpha,
+            label_smoothing: p.label_smoothing,
+            pad: [0; 3],
+        }
+    }
 }
 
 fn check_params(teacher: Option<&Tensor>, p: DistillLossParams) -> Result<()> {
@@ -26,6 +42,15 @@ fn check_params(teacher: Option<&Tensor>, p: DistillLossParams) -> Result<()> {
         return Err(invalid_argument(
             OP,
             format!("alpha must be in [0, 1], got {}", p.alpha),
+        ));
+    }
+    if !(0.0..1.0).contains(&p.label_smoothing) {
+        return Err(invalid_argument(
+            OP,
+            format!(
+                "label_smoothing must be in [0, 1), got {}",
+                p.label_smoothing
+            ),
         ));
     }
     if teacher.is_none() && p.alpha != 0.0 {
@@ -42,11 +67,14 @@ fn check_params(teacher: Option<&Tensor>, p: DistillLossParams) -> Result<()> {
 
 /// Prepare the fused distillation loss: one kernel reads student logits `z` and teacher
 /// logits `t` (f32 `[B, C]`) and labels (U32 `[B]`), writes `grad = dL/dz` of the batch-mean
-/// loss (f32 `[B, C]`) and adds the loss sum, correct count and `B` into `stats`.
+/// loss (f32 `[B, C]`) and adds the loss sum, correct count, `B`, the hard-label NLL sum and
+/// the KL sum into `stats` (see [`LossStats`](super::LossStats)).
 ///
-/// Per example: `alpha * T^2 * CE(softmax(t/T), softmax(z/T)) + (1 - alpha) * CE(onehot(y), softmax(z))`.
+/// Per example: `alpha * T^2 * CE(softmax(t/T), softmax(z/T)) + (1 - alpha) * CE(h, softmax(z))`,
+/// `h = (1 - eps) * onehot(y) + eps / C` with `eps = p.label_smoothing`.
 /// The soft term is a cross-entropy, so the loss value includes the teacher's entropy
-/// `H(softmax(t/T))` (constant for the student; the gradient equals that of the KL divergence).
+/// `H(softmax(t/T))` (constant for the student; the gradient equals that of the KL divergence);
+/// the stats' soft sum is the KL divergence itself.
 /// `teacher: None` means hard labels only and requires `alpha == 0`.
 pub fn prepare_distill_loss(
     ctx: &GpuContext,
@@ -77,12 +105,7 @@ pub fn prepare_distill_loss_with(
     let (rows, cols) = check_operands(OP, student, teacher, labels, grad, stats)?;
     check_params(teacher, p)?;
     check_row_threads(OP, threads_per_row)?;
-    let params = DistillParams {
-        rows: rows as u32,
-        cols: cols as u32,
-        temperature: p.temperature,
-        alpha: p.alpha,
-    };
+    let params = DistillParams::new(rows, cols, p);
     let constants = [
         ("WG", f64::from(WG)),
         ("ROW_THREADS", f64::from(threads_per_row)),
@@ -123,7 +146,8 @@ pub fn call_distill_loss(
 
 /// The same loss, gradient and stats as [`prepare_distill_loss`], composed of simple kernels
 /// (for comparing fused against unfused): log-softmax of `z/T`, `t/T` and `z`, argmax of `z`,
-/// an elementwise gradient/loss-term kernel, then a per-row reduction into the stats.
+/// an elementwise gradient/loss-term kernel, then a per-row reduction into the stats (which
+/// also forms the hard-label NLL and the KL divergence).
 /// Allocates its scratch tensors (4 x `[B, C]` f32 and `[B]` u32); the dispatches keep them
 /// alive. Record the returned dispatches in order (e.g. with `record_all`).
 pub fn prepare_distill_loss_unfused(
@@ -156,12 +180,7 @@ pub fn prepare_distill_loss_unfused(
         }
         None => log_q.clone(),
     };
-    let params = DistillParams {
-        rows: rows as u32,
-        cols: cols as u32,
-        temperature: p.temperature,
-        alpha: p.alpha,
-    };
+    let params = DistillParams::new(rows, cols, p);
     let constants = [("WG", f64::from(WG))];
     dispatches.push(Dispatch::new(
         ctx,
@@ -185,8 +204,11 @@ pub fn prepare_distill_loss_unfused(
         "distill_stats",
         &constants,
         &[
+            (0, Binding::Tensor(&log_q)),
+            (1, Binding::Tensor(&log_p)),
             (2, Binding::Tensor(labels)),
             (4, Binding::Tensor(stats)),
+            (6, Binding::Tensor(&log_q1)),
             (7, Binding::Tensor(&row_loss)),
             (8, Binding::Tensor(&argmax)),
         ],

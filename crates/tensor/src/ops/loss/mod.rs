@@ -5,7 +5,10 @@
 //! Each loss kernel writes `dL/dz` of the batch-mean loss and adds the batch's loss sum,
 //! correct-prediction count and example count into a small stats tensor
 //! ([`new_loss_stats`]), which accumulates across dispatches until [`reset_loss_stats`], so
-//! a training loop reads it back only every N steps ([`read_loss_stats`]).
+//! a training loop reads it back only every N steps ([`read_loss_stats`]). Beside the
+//! objective it adds the two terms as people read them ([`LossStats::hard_sum`],
+//! [`LossStats::soft_sum`]): the plain cross-entropy of the true label, and the
+//! distance to the teacher (KL divergence at the temperature, or the logit MSE).
 //!
 //! Labels `>= classes` are clamped to `classes - 1` for the hard-label term (a data error
 //! must not read out of bounds) and never count as correct predictions.
@@ -42,18 +45,58 @@ pub const LOGIT_MSE_SHADER: ShaderSource = ShaderSource {
 const WG: u32 = 64;
 
 /// Settings of the distillation loss
-/// `alpha * T^2 * CE(softmax(t/T), softmax(z/T)) + (1 - alpha) * CE(onehot(y), softmax(z))`.
+/// `alpha * T^2 * CE(softmax(t/T), softmax(z/T)) + (1 - alpha) * CE(h, softmax(z))` with the
+/// hard target `h = (1 - label_smoothing) * onehot(y) + label_smoothing / C`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DistillLossParams {
     /// Softening temperature `T`: finite and > 0.
     pub temperature: f32,
     /// Weight of the soft-target term, in `[0, 1]`; 0 = hard labels only.
     pub alpha: f32,
+    /// Label smoothing `eps` of the hard target, in `[0, 1)`; 0 = one-hot.
+    pub label_smoothing: f32,
 }
 
-/// A zeroed stats tensor: U32 `[4]` = f32 bits of the loss sum, correct count, example count, 0.
+impl DistillLossParams {
+    /// Hard labels only (`T = 1`, `alpha = 0`), one-hot targets.
+    pub const HARD_LABELS: Self = Self {
+        temperature: 1.0,
+        alpha: 0.0,
+        label_smoothing: 0.0,
+    };
+
+    /// Distillation at temperature `temperature` with soft-term weight `alpha`, one-hot hard
+    /// targets.
+    pub fn distill(temperature: f32, alpha: f32) -> Self {
+        Self {
+            temperature,
+            alpha,
+            label_smoothing: 0.0,
+        }
+    }
+
+    /// These settings with label smoothing `label_smoothing`.
+    pub fn with_label_smoothing(self, label_smoothing: f32) -> Self {
+        Self {
+            label_smoothing,
+            ..self
+        }
+    }
+}
+
+impl Default for DistillLossParams {
+    fn default() -> Self {
+        Self::HARD_LABELS
+    }
+}
+
+/// Words of the stats tensor: f32 bits of the loss sum, correct count, example count, f32
+/// bits of the hard-label sum, f32 bits of the soft-term sum.
+pub const LOSS_STATS_WORDS: usize = 5;
+
+/// A zeroed stats tensor: U32 `[LOSS_STATS_WORDS]` (see [`LossStats`] for the words).
 pub fn new_loss_stats(ctx: &GpuContext) -> Result<Tensor> {
-    Tensor::zeros(ctx, &[4], DType::U32)
+    Tensor::zeros(ctx, &[LOSS_STATS_WORDS], DType::U32)
 }
 
 /// Record clearing `stats` to zero into `encoder`.
@@ -64,21 +107,43 @@ pub fn reset_loss_stats(encoder: &mut wgpu::CommandEncoder, stats: &Tensor) {
 /// Statistics accumulated on the GPU since the last reset.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LossStats {
-    /// Sum of the per-example losses (accumulated in f32 on the GPU).
+    /// Sum of the per-example losses: the objective being minimised (accumulated in f32 on
+    /// the GPU).
     pub loss_sum: f64,
     /// Examples whose student argmax equals the label.
     pub correct: u32,
     /// Examples seen.
     pub count: u32,
+    /// Sum of the plain hard-label cross-entropies `-log softmax(z)_y` (at T = 1, without
+    /// label smoothing or weights), whatever the objective.
+    pub hard_sum: f64,
+    /// Sum of the soft terms without weights: `KL(softmax(t/T) || softmax(z/T))` for
+    /// distillation (0 when the student matches the teacher; 0 without a teacher), the
+    /// per-example logit MSE for logit matching.
+    pub soft_sum: f64,
 }
 
 impl LossStats {
     /// Mean loss per example (0 when nothing was counted).
     pub fn mean_loss(&self) -> f64 {
+        self.per_example(self.loss_sum)
+    }
+
+    /// Mean hard-label cross-entropy per example (0 when nothing was counted).
+    pub fn mean_hard_loss(&self) -> f64 {
+        self.per_example(self.hard_sum)
+    }
+
+    /// Mean soft term (KL divergence or logit MSE) per example (0 when nothing was counted).
+    pub fn mean_soft_loss(&self) -> f64 {
+        self.per_example(self.soft_sum)
+    }
+
+    fn per_example(&self, sum: f64) -> f64 {
         if self.count == 0 {
             0.0
         } else {
-            self.loss_sum / f64::from(self.count)
+            sum / f64::from(self.count)
         }
     }
 
@@ -96,20 +161,23 @@ impl LossStats {
 pub fn read_loss_stats(ctx: &GpuContext, stats: &Tensor) -> Result<LossStats> {
     check_stats("read_loss_stats", stats)?;
     let words = stats.to_u32(ctx)?;
+    let float = |i: usize| f64::from(f32::from_bits(words[i]));
     Ok(LossStats {
-        loss_sum: f64::from(f32::from_bits(words[0])),
+        loss_sum: float(0),
         correct: words[1],
         count: words[2],
+        hard_sum: float(3),
+        soft_sum: float(4),
     })
 }
 
 fn check_stats(op: &'static str, stats: &Tensor) -> Result<()> {
     stats.expect_dtype(op, DType::U32)?;
-    if stats.shape() != [4] {
+    if stats.shape() != [LOSS_STATS_WORDS] {
         return Err(shape_error(
             op,
             format!(
-                "stats must be U32 [4] (see new_loss_stats), got {:?}",
+                "stats must be U32 [{LOSS_STATS_WORDS}] (see new_loss_stats), got {:?}",
                 stats.shape()
             ),
         ));

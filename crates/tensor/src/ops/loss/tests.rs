@@ -38,6 +38,23 @@ fn check_finite_differences(
     }
 }
 
+fn params(temperature: f32, alpha: f32, label_smoothing: f32) -> DistillLossParams {
+    DistillLossParams {
+        temperature,
+        alpha,
+        label_smoothing,
+    }
+}
+
+/// `|got - want| <= tol`, with a message naming what and the tolerance.
+#[track_caller]
+fn assert_sum(got: f64, want: f64, tol: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= tol,
+        "{what}: {got} vs {want} (tolerance {tol:e})"
+    );
+}
+
 #[test]
 fn distill_gradient_matches_finite_differences_on_cpu() {
     let (rows, cols) = (3, 5);
@@ -46,40 +63,100 @@ fn distill_gradient_matches_finite_differences_on_cpu() {
     let t = to_f64(&random_f32(rows * cols, 2, 3.0));
     for temperature in [0.5, 1.0, 4.0, 20.0] {
         for alpha in [0.0, 0.3, 1.0] {
-            let what = format!("T={temperature} alpha={alpha}");
-            let (_, grad) = cpu::distill_loss_f64(&z, Some(&t), &labels, cols, temperature, alpha);
-            let mean_loss = |zz: &[f64]| {
-                let (losses, _) =
-                    cpu::distill_loss_f64(zz, Some(&t), &labels, cols, temperature, alpha);
-                losses.iter().sum::<f64>() / rows as f64
-            };
-            check_finite_differences(&z, &grad, 1e-7, &what, mean_loss);
-            // The f32 reference (the kernels' formulas) against the f64 definition.
-            let z32: Vec<f32> = z.iter().map(|&v| v as f32).collect();
-            let t32: Vec<f32> = t.iter().map(|&v| v as f32).collect();
-            let out = cpu::distill_loss(
-                &z32,
-                Some(&t32),
-                &labels,
-                cols,
-                temperature as f32,
-                alpha as f32,
-            );
-            let grad32: Vec<f32> = grad.iter().map(|&g| g as f32).collect();
-            assert_close(
-                &out.grad,
-                &grad32,
-                1e-6,
-                1e-4,
-                &format!("f32 grad {what}, atol 1e-6 rtol 1e-4"),
-            );
-            let (losses, _) =
-                cpu::distill_loss_f64(&z, Some(&t), &labels, cols, temperature, alpha);
-            let sum: f64 = losses.iter().sum();
-            assert!(
-                (f64::from(out.loss_sum) - sum).abs() <= 1e-5 * (sum.abs() + 1.0),
-                "f32 loss {what}: {} vs f64 {sum} (tolerance 1e-5 relative)",
-                out.loss_sum
+            for eps in [0.0, 0.1, 0.45] {
+                let p = params(temperature, alpha, eps);
+                let what = format!("{p:?}");
+                let exact = cpu::distill_loss_f64(&z, Some(&t), &labels, cols, p);
+                let mean_loss = |zz: &[f64]| {
+                    let losses = cpu::distill_loss_f64(zz, Some(&t), &labels, cols, p).losses;
+                    losses.iter().sum::<f64>() / rows as f64
+                };
+                check_finite_differences(&z, &exact.grad, 1e-7, &what, mean_loss);
+                check_f32_reference(&z, &t, &labels, cols, p, &exact);
+            }
+        }
+    }
+}
+
+/// The f32 reference (the kernels' formulas) against the f64 definitions.
+fn check_f32_reference(
+    z: &[f64],
+    t: &[f64],
+    labels: &[u32],
+    cols: usize,
+    p: DistillLossParams,
+    exact: &cpu::ExactLoss,
+) {
+    let what = format!("{p:?}");
+    let z32: Vec<f32> = z.iter().map(|&v| v as f32).collect();
+    let t32: Vec<f32> = t.iter().map(|&v| v as f32).collect();
+    let out = cpu::distill_loss(&z32, Some(&t32), labels, cols, p);
+    let grad32: Vec<f32> = exact.grad.iter().map(|&g| g as f32).collect();
+    assert_close(
+        &out.grad,
+        &grad32,
+        1e-6,
+        1e-4,
+        &format!("f32 grad {what}, atol 1e-6 rtol 1e-4"),
+    );
+    for (name, got, want) in [
+        ("loss", out.loss_sum, &exact.losses),
+        ("hard", out.hard_sum, &exact.hard),
+        ("soft", out.soft_sum, &exact.soft),
+    ] {
+        let sum: f64 = want.iter().sum();
+        let tol = 1e-5 * (sum.abs() + 1.0);
+        assert_sum(f64::from(got), sum, tol, &format!("f32 {name} sum {what}"));
+    }
+}
+
+#[test]
+fn label_smoothing_zero_is_the_one_hot_loss_and_spreads_the_target_otherwise() {
+    let (rows, cols) = (4, 6);
+    let labels = [0, 5, 2, 3];
+    let z = to_f64(&random_f32(rows * cols, 31, 2.0));
+    let t = to_f64(&random_f32(rows * cols, 32, 2.0));
+    // eps = 0 is the plain cross-entropy -log q1_y.
+    let plain = cpu::distill_loss_f64(&z, Some(&t), &labels, cols, params(2.0, 0.0, 0.0));
+    assert_eq!(plain.losses, plain.hard);
+    // eps = 1 - 1e-9 (almost uniform target): the loss is the mean over classes of -log q1_j,
+    // and the plain NLL the stats report does not move.
+    let eps = 1.0 - 1e-9;
+    let uniform = cpu::distill_loss_f64(&z, Some(&t), &labels, cols, params(2.0, 0.0, eps));
+    assert_eq!(uniform.hard, plain.hard);
+    for r in 0..rows {
+        let log_q1 = cpu::log_softmax_f64(&z[r * cols..(r + 1) * cols], 1.0);
+        let mean_nll = -log_q1.iter().sum::<f64>() / cols as f64;
+        assert_sum(uniform.losses[r], mean_nll, 1e-7, &format!("row {r}"));
+        // The gradient rows of a cross-entropy sum to 0 with or without smoothing.
+        let g: f64 = uniform.grad[r * cols..(r + 1) * cols].iter().sum();
+        assert_sum(g, 0.0, 1e-12, &format!("gradient row {r} sum"));
+    }
+}
+
+#[test]
+fn kl_reference_is_zero_for_a_matching_student_and_positive_otherwise() {
+    let (rows, cols) = (5, 9);
+    let labels = [0, 1, 2, 3, 8];
+    let z = to_f64(&random_f32(rows * cols, 41, 4.0));
+    let t = to_f64(&random_f32(rows * cols, 42, 4.0));
+    for temperature in [0.5, 4.0, 20.0] {
+        let p = params(temperature, 0.5, 0.0);
+        let same = cpu::distill_loss_f64(&z, Some(&z), &labels, cols, p);
+        assert!(same.soft.iter().all(|&kl| kl.abs() < 1e-12), "{same:?}");
+        let other = cpu::distill_loss_f64(&z, Some(&t), &labels, cols, p);
+        // CE(p, q) = KL(p || q) + H(p): the objective's soft term less the teacher's entropy.
+        for r in 0..rows {
+            let log_p = cpu::log_softmax_f64(&t[r * cols..(r + 1) * cols], temperature.into());
+            let entropy: f64 = -log_p.iter().map(|lp| lp.exp() * lp).sum::<f64>();
+            let t2 = f64::from(temperature * temperature);
+            let soft_ce = (other.losses[r] - 0.5 * other.hard[r]) / (0.5 * t2);
+            assert!(other.soft[r] > 0.0, "T={temperature} row {r}");
+            assert_sum(
+                other.soft[r],
+                soft_ce - entropy,
+                1e-9 * soft_ce.abs().max(1.0),
+                &format!("KL = CE - H, T={temperature} row {r}"),
             );
         }
     }
@@ -90,9 +167,14 @@ fn logit_mse_gradient_matches_finite_differences_on_cpu() {
     let (rows, cols) = (4, 3);
     let z = to_f64(&random_f32(rows * cols, 3, 2.0));
     let t = to_f64(&random_f32(rows * cols, 4, 2.0));
-    let (_, grad) = cpu::logit_mse_f64(&z, &t, cols);
-    check_finite_differences(&z, &grad, 1e-8, "logit mse", |zz| {
-        cpu::logit_mse_f64(zz, &t, cols).0.iter().sum::<f64>() / rows as f64
+    let labels = [0, 2, 1, 2];
+    let exact = cpu::logit_mse_f64(&z, &t, &labels, cols);
+    check_finite_differences(&z, &exact.grad, 1e-8, "logit mse", |zz| {
+        cpu::logit_mse_f64(zz, &t, &labels, cols)
+            .losses
+            .iter()
+            .sum::<f64>()
+            / rows as f64
     });
 }
 
@@ -153,62 +235,169 @@ fn loss_tolerance(abs_sum: f64, rows: usize, p: DistillLossParams) -> f64 {
     1e-5 * abs_sum + 1e-5 * rows as f64 * term_scale
 }
 
+fn abs_sum(values: &[f64]) -> f64 {
+    values.iter().map(|v| v.abs()).sum()
+}
+
+/// The GPU's loss, hard and soft sums against the f64 definitions. The hard and soft terms
+/// are O(1) per example (or relative to their size), whatever T and alpha.
+#[track_caller]
+fn check_sums(stats: &LossStats, exact: &cpu::ExactLoss, p: DistillLossParams, what: &str) {
+    let rows = exact.losses.len();
+    let sum = |v: &[f64]| v.iter().sum::<f64>();
+    let tol = loss_tolerance(abs_sum(&exact.losses), rows, p);
+    assert_sum(
+        stats.loss_sum,
+        sum(&exact.losses),
+        tol,
+        &format!("loss {what}"),
+    );
+    let tol = 1e-5 * abs_sum(&exact.hard) + 1e-5 * rows as f64;
+    assert_sum(
+        stats.hard_sum,
+        sum(&exact.hard),
+        tol,
+        &format!("hard {what}"),
+    );
+    let tol = 1e-5 * abs_sum(&exact.soft) + 2e-5 * rows as f64;
+    assert_sum(
+        stats.soft_sum,
+        sum(&exact.soft),
+        tol,
+        &format!("soft {what}"),
+    );
+    assert_eq!(stats.count as usize, rows, "count {what}");
+}
+
+impl Problem {
+    fn exact_distill(&self, teacher: bool, p: DistillLossParams) -> cpu::ExactLoss {
+        let cols = self.z.len() / self.labels.len();
+        let t = to_f64(&self.t);
+        let teacher = teacher.then_some(t.as_slice());
+        cpu::distill_loss_f64(&to_f64(&self.z), teacher, &self.labels, cols, p)
+    }
+
+    fn fused(&self, teacher: bool, p: DistillLossParams, threads: u32) -> Dispatch {
+        let teacher = teacher.then_some(&self.teacher);
+        prepare_distill_loss_with(
+            ctx(),
+            &self.student,
+            teacher,
+            &self.label_tensor,
+            &self.grad,
+            &self.stats,
+            p,
+            threads,
+        )
+        .unwrap()
+    }
+}
+
 #[test]
 fn fused_distill_loss_matches_cpu_on_odd_shapes() {
-    let ctx = ctx();
     let mut case = 0;
     for rows in [1, 7, 129, 300] {
         for cols in [1, 10, 33, 1000] {
             case += 1;
             let pr = Problem::random(rows, cols, case, 6.0);
-            let p = DistillLossParams {
-                temperature: [0.5, 1.0, 4.0, 20.0][case as usize % 4],
-                alpha: [0.0, 0.5, 0.9, 1.0][case as usize / 4 % 4],
-            };
+            let p = params(
+                [0.5, 1.0, 4.0, 20.0][case as usize % 4],
+                [0.0, 0.5, 0.9, 1.0][case as usize / 4 % 4],
+                [0.0, 0.1, 0.3][case as usize % 3],
+            );
             let threads = [1, 8, 64][case as usize % 3];
-            let dispatch = prepare_distill_loss_with(
-                ctx,
-                &pr.student,
-                Some(&pr.teacher),
-                &pr.label_tensor,
-                &pr.grad,
-                &pr.stats,
-                p,
-                threads,
-            )
-            .unwrap();
-            let (grad, stats) = pr.run(&[dispatch]);
-            let expected =
-                cpu::distill_loss(&pr.z, Some(&pr.t), &pr.labels, cols, p.temperature, p.alpha);
-            let what = format!("[{rows}, {cols}] {p:?} threads={threads}");
-            let grad_scale = (p.alpha * p.temperature + 1.0) / rows as f32;
-            assert_close(
-                &grad,
-                &expected.grad,
-                1e-5 * grad_scale,
-                1e-3,
-                &format!("grad {what}: atol 1e-5*(alpha*T+1)/B, rtol 1e-3"),
-            );
-            let (losses, _) = cpu::distill_loss_f64(
-                &to_f64(&pr.z),
-                Some(&to_f64(&pr.t)),
-                &pr.labels,
-                cols,
-                f64::from(p.temperature),
-                f64::from(p.alpha),
-            );
-            let abs_sum: f64 = losses.iter().map(|l| l.abs()).sum();
-            let tol = loss_tolerance(abs_sum, rows, p);
+            check_fused(&pr, p, threads);
+        }
+    }
+}
+
+/// The fused kernel against the f32 reference (gradient, correct count) and the f64
+/// definitions (loss, hard and soft sums).
+fn check_fused(pr: &Problem, p: DistillLossParams, threads: u32) {
+    let (rows, cols) = (pr.labels.len(), pr.z.len() / pr.labels.len());
+    let (grad, stats) = pr.run(&[pr.fused(true, p, threads)]);
+    let expected = cpu::distill_loss(&pr.z, Some(&pr.t), &pr.labels, cols, p);
+    let what = format!("[{rows}, {cols}] {p:?} threads={threads}");
+    let grad_scale = (p.alpha * p.temperature + 1.0) / rows as f32;
+    assert_close(
+        &grad,
+        &expected.grad,
+        1e-5 * grad_scale,
+        1e-3,
+        &format!("grad {what}: atol 1e-5*(alpha*T+1)/B, rtol 1e-3"),
+    );
+    check_sums(&stats, &pr.exact_distill(true, p), p, &what);
+    assert_eq!(stats.correct, expected.correct, "{what}");
+}
+
+#[test]
+fn label_smoothing_matches_cpu_on_seven_rows_of_thirteen_classes() {
+    let pr = Problem::random(7, 13, 60, 4.0);
+    for (temperature, alpha) in [(1.0, 0.0), (4.0, 0.5), (20.0, 0.9), (2.0, 1.0)] {
+        for eps in [0.0, 0.1, 0.25, 0.9] {
+            for threads in [1, 4, 16] {
+                check_fused(&pr, params(temperature, alpha, eps), threads);
+            }
+        }
+    }
+}
+
+#[test]
+fn smoothing_moves_the_gradient_by_the_spread_target() {
+    // eps = 0 is the one-hot gradient.
+    let pr = Problem::random(9, 11, 61, 3.0);
+    let (grad, _) = pr.run(&[pr.fused(true, params(3.0, 0.6, 0.0), 1)]);
+    let one_hot = cpu::distill_loss_f64(
+        &to_f64(&pr.z),
+        Some(&to_f64(&pr.t)),
+        &pr.labels,
+        11,
+        params(3.0, 0.6, 0.0),
+    );
+    let want: Vec<f32> = one_hot.grad.iter().map(|&g| g as f32).collect();
+    assert_close(
+        &grad,
+        &want,
+        1e-7,
+        1e-4,
+        "grad at eps 0 (atol 1e-7 rtol 1e-4)",
+    );
+    // Smoothing moves the gradient of every class by -(1 - alpha) eps / (C B), and the label's
+    // by (1 - alpha) eps / B more.
+    let eps = 0.2;
+    let (smoothed, _) = pr.run(&[pr.fused(true, params(3.0, 0.6, eps), 1)]);
+    for (i, (a, b)) in smoothed.iter().zip(&grad).enumerate() {
+        let (r, j) = (i / 11, i % 11);
+        let label_part = if j == pr.labels[r] as usize { eps } else { 0.0 };
+        let want = 0.4 * (label_part - eps / 11.0) / 9.0;
+        assert!(
+            ((a - b) - want).abs() <= 1e-6,
+            "element {i}: smoothing moved the gradient by {}, expected {want} (tol 1e-6)",
+            a - b
+        );
+    }
+}
+
+#[test]
+fn kl_stat_is_zero_when_the_student_matches_the_teacher() {
+    let (rows, cols) = (37, 13);
+    let z = random_f32(rows * cols, 62, 5.0);
+    let pr = Problem::new(z.clone(), z, random_labels(rows, cols, 63), cols);
+    for temperature in [0.5, 1.0, 4.0, 20.0] {
+        for threads in [1, 8] {
+            let p = params(temperature, 0.5, 0.1);
+            let (_, stats) = pr.run(&[pr.fused(true, p, threads)]);
             assert!(
-                (stats.loss_sum - f64::from(expected.loss_sum)).abs() <= tol,
-                "loss {what}: GPU {} vs CPU {} (tolerance {tol})",
-                stats.loss_sum,
-                expected.loss_sum
+                stats.soft_sum.abs() <= 1e-6 * rows as f64,
+                "T={temperature} threads={threads}: KL sum {} for identical logits (tol 1e-6 per row)",
+                stats.soft_sum
             );
-            assert_eq!(
-                (stats.correct, stats.count),
-                (expected.correct, rows as u32),
-                "{what}"
+            let exact = pr.exact_distill(true, p);
+            check_sums(
+                &stats,
+                &exact,
+                p,
+                &format!("identical logits T={temperature}"),
             );
         }
     }
@@ -216,47 +405,42 @@ fn fused_distill_loss_matches_cpu_on_odd_shapes() {
 
 #[test]
 fn hard_label_only_distill_loss_matches_cpu() {
-    let ctx = ctx();
     let pr = Problem::random(129, 10, 50, 5.0);
-    let p = DistillLossParams {
-        temperature: 3.0,
-        alpha: 0.0,
-    };
-    for threads in [1, 16] {
-        let dispatch = prepare_distill_loss_with(
-            ctx,
-            &pr.student,
-            None,
-            &pr.label_tensor,
-            &pr.grad,
-            &pr.stats,
-            p,
-            threads,
-        )
-        .unwrap();
-        let (grad, stats) = pr.run(&[dispatch]);
-        let expected = cpu::distill_loss(&pr.z, None, &pr.labels, 10, 3.0, 0.0);
+    for (p, threads) in [
+        (params(3.0, 0.0, 0.0), 1),
+        (params(3.0, 0.0, 0.0), 16),
+        (params(1.0, 0.0, 0.15), 1),
+        (params(1.0, 0.0, 0.15), 4),
+    ] {
+        let (grad, stats) = pr.run(&[pr.fused(false, p, threads)]);
+        let expected = cpu::distill_loss(&pr.z, None, &pr.labels, 10, p);
+        let what = format!("hard labels {p:?} threads={threads}");
         assert_close(
             &grad,
             &expected.grad,
             1e-7,
             1e-3,
-            "hard-label grad, atol 1e-7 rtol 1e-3",
+            &format!("grad {what}, atol 1e-7 rtol 1e-3"),
         );
-        assert!(
-            (stats.loss_sum - f64::from(expected.loss_sum)).abs()
-                <= 1e-4 * f64::from(expected.loss_sum),
-            "hard-label loss {} vs {} (tolerance 1e-4 relative)",
-            stats.loss_sum,
-            expected.loss_sum
-        );
+        let exact = pr.exact_distill(false, p);
+        check_sums(&stats, &exact, p, &what);
+        assert_eq!(stats.soft_sum, 0.0, "{what}: no teacher, no soft term");
         assert_eq!(stats.correct, expected.correct);
+        if p.label_smoothing == 0.0 {
+            // Equal up to the order in which rows were added.
+            let tol = 1e-6 * stats.hard_sum;
+            assert_sum(
+                stats.loss_sum,
+                stats.hard_sum,
+                tol,
+                &format!("{what}: plain NLL"),
+            );
+        }
     }
 }
 
 #[test]
 fn distill_loss_is_exact_at_extreme_logits_and_temperatures() {
-    let ctx = ctx();
     let cols = 7;
     // Rows of +-1e4 mixes: student and teacher agreeing, disagreeing, ties at the max.
     let patterns: [[f32; 7]; 6] = [
@@ -280,48 +464,24 @@ fn distill_loss_is_exact_at_extreme_logits_and_temperatures() {
     let rows = labels.len();
     let pr = Problem::new(z, t, labels, cols);
     for temperature in [0.5, 1.0, 4.0, 20.0, 100.0] {
-        for alpha in [0.0, 0.5, 1.0] {
-            let p = DistillLossParams { temperature, alpha };
+        for (alpha, eps) in [(0.0, 0.0), (0.5, 0.1), (1.0, 0.0), (0.0, 0.3)] {
+            let p = params(temperature, alpha, eps);
             for threads in [1, 4] {
-                let dispatch = prepare_distill_loss_with(
-                    ctx,
-                    &pr.student,
-                    Some(&pr.teacher),
-                    &pr.label_tensor,
-                    &pr.grad,
-                    &pr.stats,
-                    p,
-                    threads,
-                )
-                .unwrap();
-                let (grad, stats) = pr.run(&[dispatch]);
+                let (grad, stats) = pr.run(&[pr.fused(true, p, threads)]);
                 let what = format!("{p:?} threads={threads}");
-                let (losses, grad64) = cpu::distill_loss_f64(
-                    &to_f64(&pr.z),
-                    Some(&to_f64(&pr.t)),
-                    &pr.labels,
-                    cols,
-                    f64::from(temperature),
-                    f64::from(alpha),
-                );
-                let sum: f64 = losses.iter().sum();
-                let abs_sum: f64 = losses.iter().map(|l| l.abs()).sum();
-                let tol = loss_tolerance(abs_sum, rows, p);
+                let exact = pr.exact_distill(true, p);
                 assert!(
-                    stats.loss_sum.is_finite(),
-                    "{what}: loss {}",
-                    stats.loss_sum
+                    stats.loss_sum.is_finite()
+                        && stats.hard_sum.is_finite()
+                        && stats.soft_sum.is_finite(),
+                    "{what}: {stats:?}"
                 );
-                assert!(
-                    (stats.loss_sum - sum).abs() <= tol,
-                    "{what}: GPU loss {} vs f64 {sum} (tolerance {tol})",
-                    stats.loss_sum
-                );
+                check_sums(&stats, &exact, p, &what);
                 assert!(
                     grad.iter().all(|g| g.is_finite()),
                     "{what}: non-finite grad"
                 );
-                let grad64: Vec<f32> = grad64.iter().map(|&g| g as f32).collect();
+                let grad64: Vec<f32> = exact.grad.iter().map(|&g| g as f32).collect();
                 let grad_scale = (alpha * temperature + 1.0) / rows as f32;
                 assert_close(
                     &grad,
@@ -339,10 +499,7 @@ fn distill_loss_is_exact_at_extreme_logits_and_temperatures() {
 fn stats_accumulate_over_dispatches_until_reset() {
     let ctx = ctx();
     let pr = Problem::random(7, 10, 70, 4.0);
-    let p = DistillLossParams {
-        temperature: 2.0,
-        alpha: 0.5,
-    };
+    let p = params(2.0, 0.5, 0.1);
     let dispatch = prepare_distill_loss(
         ctx,
         &pr.student,
@@ -362,13 +519,33 @@ fn stats_accumulate_over_dispatches_until_reset() {
         (twice.correct, twice.count),
         (2 * once.correct, 2 * once.count)
     );
-    assert!(
-        (twice.loss_sum - 2.0 * once.loss_sum).abs() <= 1e-5 * once.loss_sum.abs(),
-        "two dispatches: {} vs 2 x {} (tolerance 1e-5 relative)",
-        twice.loss_sum,
-        once.loss_sum
-    );
+    for (name, twice, once) in [
+        ("loss", twice.loss_sum, once.loss_sum),
+        ("hard", twice.hard_sum, once.hard_sum),
+        ("soft", twice.soft_sum, once.soft_sum),
+    ] {
+        assert!(once > 0.0, "{name} sum {once}");
+        let tol = 1e-5 * once;
+        assert_sum(
+            twice,
+            2.0 * once,
+            tol,
+            &format!("{name} sum of two dispatches"),
+        );
+    }
     assert!((twice.mean_loss() - once.mean_loss()).abs() <= 1e-5 * once.mean_loss().abs());
+    assert!((twice.mean_hard_loss() - once.mean_hard_loss()).abs() <= 1e-5 * once.mean_hard_loss());
+    assert!((twice.mean_soft_loss() - once.mean_soft_loss()).abs() <= 1e-5 * once.mean_soft_loss());
+    assert_eq!(
+        once.mean_hard_loss() * f64::from(once.count),
+        once.hard_sum,
+        "mean of the hard term"
+    );
+    assert_eq!(
+        LossStats::default().mean_soft_loss(),
+        0.0,
+        "nothing counted"
+    );
     assert_eq!(twice.accuracy(), once.accuracy());
     let mut enc = ctx.encoder();
     reset_loss_stats(&mut enc, &pr.stats);
@@ -391,24 +568,30 @@ fn stats_accumulate_over_dispatches_until_reset() {
     mse.encode(&mut enc);
     mse.encode(&mut enc);
     ctx.submit_and_wait(enc);
-    assert_eq!(read_loss_stats(ctx, &pr.stats).unwrap().count, 14);
+    let mse_stats = read_loss_stats(ctx, &pr.stats).unwrap();
+    assert_eq!(mse_stats.count, 14);
+    assert_sum(
+        mse_stats.hard_sum,
+        2.0 * once.hard_sum,
+        1e-5 * once.hard_sum,
+        "both kernels add the same hard-label NLL",
+    );
 }
 
 #[test]
 fn unfused_distill_loss_matches_fused() {
     let ctx = ctx();
-    for (rows, cols, teacher) in [
-        (1, 1, true),
-        (7, 10, true),
-        (129, 33, true),
-        (33, 1000, true),
-        (9, 10, false),
+    for (rows, cols, teacher, eps) in [
+        (1, 1, true, 0.0),
+        (7, 10, true, 0.0),
+        (7, 13, true, 0.2),
+        (129, 33, true, 0.1),
+        (33, 1000, true, 0.0),
+        (9, 10, false, 0.0),
+        (9, 10, false, 0.3),
     ] {
         let pr = Problem::random(rows, cols, (rows + cols) as u64, 8.0);
-        let p = DistillLossParams {
-            temperature: 4.0,
-            alpha: if teacher { 0.7 } else { 0.0 },
-        };
+        let p = params(4.0, if teacher { 0.7 } else { 0.0 }, eps);
         let teacher = teacher.then_some(&pr.teacher);
         let fused = prepare_distill_loss(
             ctx,
@@ -449,6 +632,8 @@ fn unfused_distill_loss_matches_fused() {
             stats.loss_sum,
             fused_stats.loss_sum
         );
+        let exact = pr.exact_distill(teacher.is_some(), p);
+        check_sums(&stats, &exact, p, &format!("unfused {what}"));
         assert_eq!(
             (stats.correct, stats.count),
             (fused_stats.correct, fused_stats.count),
@@ -478,6 +663,12 @@ fn logit_mse_matches_cpu_on_odd_shapes() {
             let (grad, stats) = pr.run(&[dispatch]);
             let expected = cpu::logit_mse(&pr.z, &pr.t, &pr.labels, cols);
             let what = format!("[{rows}, {cols}] threads={threads}");
+            let exact = cpu::logit_mse_f64(&to_f64(&pr.z), &to_f64(&pr.t), &pr.labels, cols);
+            check_sums(&stats, &exact, DistillLossParams::HARD_LABELS, &what);
+            // Equal up to the order in which rows were added.
+            let tol = 1e-6 * stats.loss_sum;
+            let what = format!("{what}: the soft term is the MSE");
+            assert_sum(stats.soft_sum, stats.loss_sum, tol, &what);
             assert_close(
                 &grad,
                 &expected.grad,
@@ -508,10 +699,7 @@ fn labels_past_the_classes_are_clamped_and_never_correct() {
     let z = vec![0.0, 1.0, 5.0, 4.0, 1.0, 0.0];
     let t = vec![1.0, 0.0, 2.0, 0.5, 0.5, 0.5];
     let pr = Problem::new(z, t, vec![7, 0], 3);
-    let p = DistillLossParams {
-        temperature: 2.0,
-        alpha: 0.5,
-    };
+    let p = params(2.0, 0.5, 0.0);
     let dispatch = prepare_distill_loss(
         ctx,
         &pr.student,
@@ -523,8 +711,8 @@ fn labels_past_the_classes_are_clamped_and_never_correct() {
     )
     .unwrap();
     let (grad, stats) = pr.run(&[dispatch]);
-    let expected = cpu::distill_loss(&pr.z, Some(&pr.t), &pr.labels, 3, 2.0, 0.5);
-    let clamped = cpu::distill_loss(&pr.z, Some(&pr.t), &[2, 0], 3, 2.0, 0.5);
+    let expected = cpu::distill_loss(&pr.z, Some(&pr.t), &pr.labels, 3, p);
+    let clamped = cpu::distill_loss(&pr.z, Some(&pr.t), &[2, 0], 3, p);
     assert_eq!(
         expected.grad, clamped.grad,
         "CPU reference clamps the label"
@@ -549,6 +737,12 @@ fn labels_past_the_classes_are_clamped_and_never_correct() {
         (stats.loss_sum - f64::from(expected.loss_sum)).abs()
             <= 1e-5 * f64::from(expected.loss_sum)
     );
+    assert_sum(
+        stats.hard_sum,
+        f64::from(clamped.hard_sum),
+        1e-5 * f64::from(clamped.hard_sum),
+        "the hard NLL uses the clamped label",
+    );
 }
 
 #[test]
@@ -561,10 +755,7 @@ fn bad_settings_and_shapes_are_errors() {
             .unwrap_err()
             .to_string()
     };
-    let good = DistillLossParams {
-        temperature: 2.0,
-        alpha: 0.5,
-    };
+    let good = params(2.0, 0.5, 0.0);
     for temperature in [0.0, -1.0, f32::NAN, f32::INFINITY] {
         let err = prepare(
             Some(&pr.teacher),
@@ -588,6 +779,22 @@ fn bad_settings_and_shapes_are_errors() {
         );
         assert!(err.contains("alpha"), "{err}");
     }
+    for label_smoothing in [-0.1, 1.0, f32::NAN] {
+        let err = prepare(
+            Some(&pr.teacher),
+            &pr.label_tensor,
+            &pr.grad,
+            &pr.stats,
+            DistillLossParams {
+                label_smoothing,
+                ..good
+            },
+        );
+        assert!(
+            err.contains("label_smoothing") && err.contains("[0, 1)"),
+            "{err}"
+        );
+    }
     let err = prepare(None, &pr.label_tensor, &pr.grad, &pr.stats, good);
     assert!(err.contains("alpha") && err.contains("teacher"), "{err}");
 
@@ -608,9 +815,16 @@ fn bad_settings_and_shapes_are_errors() {
         good,
     );
     assert!(err.contains("grad") && err.contains("own buffer"), "{err}");
-    let stats = Tensor::zeros(ctx, &[3], DType::U32).unwrap();
-    let err = prepare(Some(&pr.teacher), &pr.label_tensor, &pr.grad, &stats, good);
-    assert!(err.contains("stats") && err.contains("[3]"), "{err}");
+    for words in [3, 4] {
+        let stats = Tensor::zeros(ctx, &[words], DType::U32).unwrap();
+        let err = prepare(Some(&pr.teacher), &pr.label_tensor, &pr.grad, &stats, good);
+        assert!(
+            err.contains("stats") && err.contains(&format!("[{words}]")) && err.contains("[5]"),
+            "{err}"
+        );
+        let err = read_loss_stats(ctx, &stats).unwrap_err().to_string();
+        assert!(err.contains("[5]"), "{err}");
+    }
 
     let err = prepare_logit_mse(
         ctx,
