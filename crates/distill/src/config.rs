@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+use dk_nn::LrSchedule;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -52,8 +53,54 @@ impl Preset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
+    /// Adam; `weight_decay` is an L2 term added to the gradient.
     Adam,
+    /// Adam with decoupled weight decay (Loshchilov & Hutter): the weights shrink by
+    /// `lr * weight_decay` each step, apart from the adaptive update.
+    Adamw,
+    /// SGD with momentum (`nesterov` for Nesterov's), L2 weight decay.
     Sgd,
+}
+
+/// How the learning rate changes over training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// The optimizer's `lr` throughout.
+    Constant,
+    /// `lr` times `decay_factor` after every `decay_epochs` epochs.
+    Step,
+    /// A linear warm-up over the first `warmup` share of the steps, then a cosine decay
+    /// from `lr` to `min_lr * lr` at the last step.
+    Cosine,
+}
+
+/// The learning-rate schedule of one kind of model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub kind: ScheduleKind,
+    /// Cosine: share of the training steps spent warming up linearly from 0 to `lr`
+    /// (0 = none).
+    pub warmup: f32,
+    /// Step decay: the factor applied every `decay_epochs` epochs, in (0, 1].
+    pub decay_factor: f32,
+    /// Step decay: epochs between two decays.
+    pub decay_epochs: usize,
+    /// Cosine: the last step's learning rate as a share of `lr`, in [0, 1].
+    pub min_lr: f32,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            kind: ScheduleKind::Cosine,
+            warmup: 0.05,
+            decay_factor: 0.1,
+            decay_epochs: 10,
+            min_lr: 0.0,
+        }
+    }
 }
 
 /// How one kind of model is trained.
@@ -65,7 +112,9 @@ pub struct OptimizerConfig {
     pub lr: f32,
     /// SGD momentum (ignored by Adam).
     pub momentum: f32,
-    /// L2 weight decay (0 = none).
+    /// SGD: Nesterov's momentum instead of the classical one.
+    pub nesterov: bool,
+    /// Weight decay (0 = none): L2 for `adam` and `sgd`, decoupled for `adamw`.
     pub weight_decay: f32,
 }
 
@@ -75,6 +124,7 @@ impl Default for OptimizerConfig {
             kind: OptimizerKind::Adam,
             lr: 1e-3,
             momentum: 0.9,
+            nesterov: true,
             weight_decay: 0.0,
         }
     }
@@ -86,7 +136,18 @@ impl Default for OptimizerConfig {
 pub struct ModelConfig {
     /// Architecture spec, parsed by the model crate.
     pub spec: String,
+    /// Training length in passes over the training examples (unless `steps` is set).
     pub epochs: usize,
+    /// Training length in optimisation steps, whatever the data size: the model trains
+    /// for `ceil(steps / batches per epoch)` epochs (absent = `epochs`).
+    pub steps: Option<usize>,
+    /// Early stopping: end training when validation accuracy has not improved for this
+    /// many epochs (absent = train for the whole length). Either way the weights of the
+    /// best validation epoch are the ones kept.
+    pub patience: Option<usize>,
+    /// Label smoothing of the hard-label targets, in [0, 1): `(1 - e) * one-hot + e / C`.
+    /// For teachers it flattens the soft targets the students learn from.
+    pub label_smoothing: f32,
     /// Dropout rate on the input pixels (0 = none).
     pub dropout_input: f32,
     /// Dropout rate after each hidden layer (0 = none).
@@ -96,6 +157,7 @@ pub struct ModelConfig {
     /// Rescale each unit's incoming weight vector to at most this L2 norm (absent = none).
     pub max_norm: Option<f32>,
     pub optimizer: OptimizerConfig,
+    pub schedule: ScheduleConfig,
 }
 
 impl Default for ModelConfig {
@@ -103,12 +165,149 @@ impl Default for ModelConfig {
         ModelConfig {
             spec: "784-256-256-10".into(),
             epochs: 20,
+            steps: None,
+            patience: None,
+            label_smoothing: 0.0,
             dropout_input: 0.0,
             dropout_hidden: 0.0,
             max_shift: 0,
             max_norm: None,
             optimizer: OptimizerConfig::default(),
+            schedule: ScheduleConfig::default(),
         }
+    }
+}
+
+impl ModelConfig {
+    /// Epochs of training on `examples` examples in batches of `batch` (the last partial
+    /// batch of an epoch is dropped, as in training): `epochs`, or enough epochs for
+    /// `steps` steps.
+    pub fn epochs_for(&self, examples: usize, batch: usize) -> usize {
+        match self.steps {
+            None => self.epochs,
+            Some(steps) => {
+                let per_epoch = (examples / batch.max(1)).max(1);
+                steps.div_ceil(per_epoch).max(1)
+            }
+        }
+    }
+
+    /// The bad settings of this model, one line each (`role`: "teacher" or "student").
+    fn problems(&self, role: &str, check: &mut impl FnMut(bool, String)) {
+        check(
+            !self.spec.trim().is_empty(),
+            format!("{role}.spec is empty: give an architecture such as 784-256-256-10"),
+        );
+        check(
+            self.epochs >= 1,
+            format!("{role}.epochs = 0: need at least 1"),
+        );
+        check(
+            self.steps != Some(0),
+            format!("{role}.steps = 0: need at least 1 (omit the key to train for `epochs`)"),
+        );
+        check(
+            self.patience != Some(0),
+            format!(
+                "{role}.patience = 0: need at least 1 epoch (omit the key for no early stopping)"
+            ),
+        );
+        check(
+            self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing),
+            format!(
+                "{role}.label_smoothing = {}: expected a value in [0, 1)",
+                self.label_smoothing
+            ),
+        );
+        for (key, rate) in [
+            ("dropout_input", self.dropout_input),
+            ("dropout_hidden", self.dropout_hidden),
+        ] {
+            check(
+                rate.is_finite() && (0.0..1.0).contains(&rate),
+                format!("{role}.{key} = {rate}: expected a rate in [0, 1)"),
+            );
+        }
+        if let Some(norm) = self.max_norm {
+            check(
+                norm.is_finite() && norm > 0.0,
+                format!("{role}.max_norm = {norm}: expected a positive number (omit for none)"),
+            );
+        }
+        self.optimizer.problems(role, check);
+        self.schedule.problems(role, check);
+    }
+}
+
+impl OptimizerConfig {
+    fn problems(&self, role: &str, check: &mut impl FnMut(bool, String)) {
+        check(
+            self.lr.is_finite() && self.lr > 0.0,
+            format!(
+                "{role}.optimizer.lr = {}: expected a positive number",
+                self.lr
+            ),
+        );
+        check(
+            self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum),
+            format!(
+                "{role}.optimizer.momentum = {}: expected a value in [0, 1)",
+                self.momentum
+            ),
+        );
+        check(
+            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
+            format!(
+                "{role}.optimizer.weight_decay = {}: expected a number >= 0",
+                self.weight_decay
+            ),
+        );
+    }
+}
+
+impl ScheduleConfig {
+    /// The per-step schedule of a run of `total_steps` steps, `steps_per_epoch` a epoch.
+    pub fn to_lr_schedule(&self, total_steps: usize, steps_per_epoch: usize) -> LrSchedule {
+        let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        match self.kind {
+            ScheduleKind::Constant => LrSchedule::Constant,
+            ScheduleKind::Step => LrSchedule::step_decay(
+                self.decay_factor,
+                to_u32(self.decay_epochs.saturating_mul(steps_per_epoch).max(1)),
+            ),
+            ScheduleKind::Cosine => {
+                let warmup = (f64::from(self.warmup) * total_steps as f64).round() as usize;
+                LrSchedule::cosine(to_u32(warmup), to_u32(total_steps), self.min_lr)
+            }
+        }
+    }
+
+    fn problems(&self, role: &str, check: &mut impl FnMut(bool, String)) {
+        check(
+            self.warmup.is_finite() && (0.0..1.0).contains(&self.warmup),
+            format!(
+                "{role}.schedule.warmup = {}: expected the share of the training steps spent warming up, in [0, 1)",
+                self.warmup
+            ),
+        );
+        check(
+            self.decay_factor.is_finite() && self.decay_factor > 0.0 && self.decay_factor <= 1.0,
+            format!(
+                "{role}.schedule.decay_factor = {}: expected a factor in (0, 1]",
+                self.decay_factor
+            ),
+        );
+        check(
+            self.decay_epochs >= 1,
+            format!("{role}.schedule.decay_epochs = 0: need at least 1"),
+        );
+        check(
+            self.min_lr.is_finite() && (0.0..=1.0).contains(&self.min_lr),
+            format!(
+                "{role}.schedule.min_lr = {}: expected a share of lr in [0, 1]",
+                self.min_lr
+            ),
+        );
     }
 }
 
@@ -460,53 +659,8 @@ impl RunConfig {
                 format!("{key} = 0: need at least 1 example (omit the key for all)"),
             );
         }
-        for (role, model) in [("teacher", &self.teacher), ("student", &self.student)] {
-            check(
-                !model.spec.trim().is_empty(),
-                format!("{role}.spec is empty: give an architecture such as 784-256-256-10"),
-            );
-            check(
-                model.epochs >= 1,
-                format!("{role}.epochs = 0: need at least 1"),
-            );
-            for (key, rate) in [
-                ("dropout_input", model.dropout_input),
-                ("dropout_hidden", model.dropout_hidden),
-            ] {
-                check(
-                    rate.is_finite() && (0.0..1.0).contains(&rate),
-                    format!("{role}.{key} = {rate}: expected a rate in [0, 1)"),
-                );
-            }
-            if let Some(norm) = model.max_norm {
-                check(
-                    norm.is_finite() && norm > 0.0,
-                    format!("{role}.max_norm = {norm}: expected a positive number (omit for none)"),
-                );
-            }
-            let opt = &model.optimizer;
-            check(
-                opt.lr.is_finite() && opt.lr > 0.0,
-                format!(
-                    "{role}.optimizer.lr = {}: expected a positive number",
-                    opt.lr
-                ),
-            );
-            check(
-                opt.momentum.is_finite() && (0.0..1.0).contains(&opt.momentum),
-                format!(
-                    "{role}.optimizer.momentum = {}: expected a value in [0, 1)",
-                    opt.momentum
-                ),
-            );
-            check(
-                opt.weight_decay.is_finite() && opt.weight_decay >= 0.0,
-                format!(
-                    "{role}.optimizer.weight_decay = {}: expected a number >= 0",
-                    opt.weight_decay
-                ),
-            );
-        }
+        self.teacher.problems("teacher", &mut check);
+        self.student.problems("student", &mut check);
         let temperature_ok = |t: f32| t.is_finite() && t > 0.0;
         let alpha_ok = |a: f32| (0.0..=1.0).contains(&a);
         let d = &self.distill;
@@ -946,6 +1100,120 @@ mod tests {
             err.starts_with("my.toml:2:") && err.contains("imagenet"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn training_length_flags_and_step_budget() {
+        let config = load_config_text(
+            "[teacher]\nsteps = 500\n",
+            &["--student-steps", "300", "--patience", "4"],
+        );
+        assert_eq!(config.teacher.steps, Some(500));
+        assert_eq!(config.student.steps, Some(300));
+        assert_eq!(
+            (config.teacher.patience, config.student.patience),
+            (Some(4), Some(4))
+        );
+        // 1,000 examples in batches of 128: 7 full batches an epoch.
+        assert_eq!(config.student.epochs_for(1_000, 128), 43, "ceil(300 / 7)");
+        assert_eq!(config.student.epochs_for(60_000, 128), 1);
+        // An epochs flag replaces a step budget; a model's own flag wins over the shared one.
+        let config = load_config_text(
+            "[teacher]\nsteps = 500\n",
+            &["--epochs", "3", "--student-steps", "90"],
+        );
+        assert_eq!((config.teacher.steps, config.teacher.epochs), (None, 3));
+        assert_eq!(config.student.steps, Some(90));
+        assert_eq!(config.teacher.epochs_for(1_000, 128), 3);
+    }
+
+    #[test]
+    fn recipe_settings_are_checked_one_line_each() {
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.teacher.schedule.warmup = -0.1;
+        config.student.schedule.warmup = 1.0;
+        config.teacher.schedule.decay_factor = 1.5;
+        config.student.schedule.decay_factor = 0.0;
+        config.teacher.patience = Some(0);
+        config.student.steps = Some(0);
+        config.teacher.label_smoothing = 1.0;
+        config.student.schedule.min_lr = 2.0;
+        config.teacher.schedule.decay_epochs = 0;
+        let problems = config.problems();
+        for needle in [
+            "teacher.schedule.warmup = -0.1",
+            "student.schedule.warmup = 1",
+            "teacher.schedule.decay_factor = 1.5",
+            "student.schedule.decay_factor = 0",
+            "teacher.patience = 0",
+            "student.steps = 0",
+            "teacher.label_smoothing = 1",
+            "student.schedule.min_lr = 2",
+            "teacher.schedule.decay_epochs = 0",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(needle)),
+                "missing {needle}: {problems:#?}"
+            );
+        }
+        assert_eq!(problems.len(), 9, "{problems:#?}");
+        let err = TestCli::try_parse_from(["dk-distill", "--schedule", "linear"])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("cosine"), "{err}");
+    }
+
+    #[test]
+    fn schedule_settings_become_per_step_schedules() {
+        let cosine = ScheduleConfig {
+            warmup: 0.1,
+            min_lr: 0.25,
+            ..ScheduleConfig::default()
+        };
+        assert_eq!(
+            cosine.to_lr_schedule(1_000, 50),
+            LrSchedule::cosine(100, 1_000, 0.25)
+        );
+        let step = ScheduleConfig {
+            kind: ScheduleKind::Step,
+            decay_factor: 0.5,
+            decay_epochs: 3,
+            ..ScheduleConfig::default()
+        };
+        assert_eq!(
+            step.to_lr_schedule(1_000, 50),
+            LrSchedule::step_decay(0.5, 150)
+        );
+        let constant = ScheduleConfig {
+            kind: ScheduleKind::Constant,
+            ..ScheduleConfig::default()
+        };
+        assert_eq!(constant.to_lr_schedule(1_000, 50), LrSchedule::Constant);
+        let config = load_config_text(
+            "",
+            &[
+                "--schedule",
+                "step",
+                "--decay-factor",
+                "0.2",
+                "--decay-epochs",
+                "4",
+                "--optimizer",
+                "adamw",
+                "--weight-decay",
+                "0.01",
+            ],
+        );
+        for model in [&config.teacher, &config.student] {
+            assert_eq!(model.schedule.kind, ScheduleKind::Step);
+            assert_eq!(
+                (model.schedule.decay_factor, model.schedule.decay_epochs),
+                (0.2, 4)
+            );
+            assert_eq!(model.optimizer.kind, OptimizerKind::Adamw);
+            assert_eq!(model.optimizer.weight_decay, 0.01);
+        }
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
     }
 
     #[test]

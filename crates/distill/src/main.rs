@@ -14,10 +14,12 @@ use clap::Parser;
 use dk_tensor::GpuContext;
 
 use dk_distill::config::{
-    Experiment, Overrides, Preset, RunConfig, effective_config_toml, load_config,
+    Experiment, ModelConfig, Overrides, Preset, RunConfig, ScheduleKind, effective_config_toml,
+    load_config,
 };
 use dk_distill::driver::experiments::small_data::small_share_epochs;
 use dk_distill::driver::experiments::{experiment_summary, text_table};
+use dk_distill::driver::session::length_text;
 use dk_distill::driver::study::summary_table;
 use dk_distill::driver::{RunOptions, StudyData, default_cache_dir, load_data, run_study};
 use dk_distill::report::write_report;
@@ -87,23 +89,28 @@ fn print_plan(config: &RunConfig, data: &StudyData) {
     } else {
         format!("shift +-{} px", config.teacher.max_shift)
     };
+    let train_n = data.train.n;
     println!(
-        "  teachers: {} x {} for {} epochs ({shift}, dropout {}/{})",
+        "  teachers: {} x {}, {} ({shift}, dropout {}/{}); {}",
         config.teachers,
         config.teacher.spec,
-        config.teacher.epochs,
+        length_for(&config.teacher, train_n, config.batch_size),
         config.teacher.dropout_input,
-        config.teacher.dropout_hidden
+        config.teacher.dropout_hidden,
+        recipe_text(&config.teacher)
     );
     match config.experiment {
         Some(experiment) => println!(
-            "  experiment {}: {} ({}, {} epochs{})",
+            "  experiment {}: {} ({}, {}{})",
             experiment.name(),
             experiment_summary(experiment),
             config.student.spec,
-            config.student.epochs,
+            length_for(&config.student, train_n, config.batch_size),
             if experiment == Experiment::SmallData {
-                format!("; {} on the small share", small_share_epochs(config))
+                format!(
+                    "; {} on the small share",
+                    small_share_epochs(config, train_n)
+                )
             } else {
                 String::new()
             }
@@ -115,9 +122,19 @@ fn print_plan(config: &RunConfig, data: &StudyData) {
                 .map(|(t, a)| format!("T={t} alpha={a}"))
                 .collect();
             println!(
-                "  students: {} for {} epochs: hard labels, distilled ({}){}{}",
+                "  students: {}, {}; {}",
                 config.student.spec,
-                config.student.epochs,
+                length_for(&config.student, train_n, config.batch_size),
+                recipe_text(&config.student)
+            );
+            if config.repeats > 1 {
+                println!(
+                    "    each student {} times with seeds of its own (mean and sd)",
+                    config.repeats
+                );
+            }
+            println!(
+                "    hard labels, distilled ({}){}{}",
                 settings.join(", "),
                 if config.distill.logit_mse {
                     ", logit MSE"
@@ -133,6 +150,39 @@ fn print_plan(config: &RunConfig, data: &StudyData) {
         }
     }
     println!("  output: {}", out.display());
+}
+
+/// "12 epochs of 156 steps = 1872 steps" for `model` on `examples` training examples.
+fn length_for(model: &ModelConfig, examples: usize, batch: usize) -> String {
+    let batch = batch.min(examples).max(1);
+    length_text(model.epochs_for(examples, batch), examples, batch)
+}
+
+/// The optimizer, schedule and stopping rule of `model`, in words.
+fn recipe_text(model: &ModelConfig) -> String {
+    let o = &model.optimizer;
+    let s = &model.schedule;
+    let schedule = match s.kind {
+        ScheduleKind::Constant => "constant lr".to_string(),
+        ScheduleKind::Step => format!("lr x{} every {} epochs", s.decay_factor, s.decay_epochs),
+        ScheduleKind::Cosine => format!("cosine lr to {}x", s.min_lr),
+    };
+    let mut text = format!(
+        "{:?} lr {} wd {}, {schedule}, warm-up {}%",
+        o.kind,
+        o.lr,
+        o.weight_decay,
+        100.0 * s.warmup
+    )
+    .to_lowercase();
+    if model.label_smoothing > 0.0 {
+        text += &format!(", label smoothing {}", model.label_smoothing);
+    }
+    text += &match model.patience {
+        Some(p) => format!(", early stop after {p} epochs without gain"),
+        None => String::new(),
+    };
+    text + ", best validation epoch kept"
 }
 
 fn train_and_report(

@@ -401,14 +401,25 @@ fn curves_section(page: &mut String, results: &Results) {
         .iter()
         .flat_map(|(m, _)| m.curve.iter().map(|e| e.epoch as f64));
     let x_range = range(epochs).unwrap_or((1.0, 1.0));
-    let charts: [CurveChart; 2] = [
+    let charts: [CurveChart; 3] = [
         (
-            "validation accuracy",
+            "validation accuracy (a circle marks the kept epoch)",
             "validation accuracy (%)",
             |e| e.validation_accuracy,
             true,
         ),
-        ("training loss", "training loss", |e| e.train_loss, false),
+        (
+            "training cross-entropy of the true labels",
+            "hard-label loss",
+            |e| e.train_hard_loss.unwrap_or(e.train_loss),
+            false,
+        ),
+        (
+            "training soft term: KL(teacher || student) at T, or the logit MSE",
+            "soft-target loss",
+            |e| e.train_soft_loss.unwrap_or(f64::NAN),
+            false,
+        ),
     ];
     page.push_str("<div class=\"row\">\n");
     for (caption, y_label, value, is_percent) in charts {
@@ -437,6 +448,17 @@ fn curves_section(page: &mut String, results: &Results) {
                 "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
                 points.join(" ")
             );
+            let kept = model
+                .best_epoch
+                .and_then(|b| model.curve.iter().find(|e| e.epoch == b));
+            if let Some(e) = kept.filter(|e| is_percent && value(e).is_finite()) {
+                let _ = writeln!(
+                    page,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+                    plot.x(e.epoch as f64),
+                    plot.y(value(e))
+                );
+            }
         }
         page.push_str("</svg>\n");
         let _ = writeln!(

@@ -53,6 +53,31 @@ pub struct RunInfo {
     pub seed: u64,
     /// The effective settings (the same as the run folder's `config.toml`).
     pub config: RunConfig,
+    /// The wall-clock time estimated before training, per phase, beside the measured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_estimate: Option<TimeEstimate>,
+}
+
+/// The run's time as estimated before training (from a few timed steps of each model) and
+/// as measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeEstimate {
+    pub phases: Vec<PhaseTime>,
+    /// Estimated seconds of all phases.
+    pub total_s: f64,
+    /// Measured seconds of all phases.
+    pub actual_s: Option<f64>,
+}
+
+/// One phase of a run: `models` models trained one after the other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTime {
+    /// "teachers" or "students".
+    pub name: String,
+    pub models: usize,
+    pub estimated_s: f64,
+    /// Measured training seconds of the phase's models.
+    pub actual_s: Option<f64>,
 }
 
 /// The wgpu adapter.
@@ -161,6 +186,16 @@ pub struct ModelResult {
     pub checkpoint: Option<String>,
     /// Training wall-clock time in seconds.
     pub train_seconds: Option<f64>,
+    /// The epoch whose weights were kept: the best on validation (accuracy, ties by NLL);
+    /// absent for the ensemble and for models not trained in this run.
+    #[serde(default)]
+    pub best_epoch: Option<usize>,
+    /// Optimisation steps taken (absent where not trained in this run).
+    #[serde(default)]
+    pub train_steps: Option<usize>,
+    /// How training ended: "completed", "early-stopped" or "diverged".
+    #[serde(default)]
+    pub stop: Option<String>,
     /// Students other than `student-hard`: the paired test-set comparison with the
     /// hard-label student (its first repeat with this model's first repeat).
     #[serde(default)]
@@ -328,12 +363,27 @@ pub struct TestMetrics {
 pub struct EpochStats {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Mean training loss over the epoch (the loss the model was trained on).
+    /// Mean training loss over the epoch (the objective the model was trained on).
     pub train_loss: f64,
+    /// Mean cross-entropy of the true labels over the epoch (the hard-label term at T = 1,
+    /// without label smoothing), where the loss kernel reports it.
+    #[serde(default)]
+    pub train_hard_loss: Option<f64>,
+    /// Mean soft-target term over the epoch: KL(teacher || student) at the temperature for
+    /// distillation (0 when the student matches the teacher), the logit MSE for logit
+    /// matching; absent for hard labels.
+    #[serde(default)]
+    pub train_soft_loss: Option<f64>,
     /// Training accuracy against the hard labels over the epoch.
     pub train_accuracy: f64,
     /// Validation accuracy at the end of the epoch.
     pub validation_accuracy: f64,
+    /// Mean NLL of the true validation labels at the end of the epoch.
+    #[serde(default)]
+    pub validation_nll: Option<f64>,
+    /// Learning rate of the epoch's last step.
+    #[serde(default)]
+    pub learning_rate: Option<f64>,
     /// Wall-clock seconds of the epoch.
     pub seconds: f64,
 }
@@ -570,8 +620,12 @@ pub fn sample_results() -> Results {
                 EpochStats {
                     epoch,
                     train_loss: 0.9 - 0.6 * progress,
+                    train_hard_loss: Some(0.9 - 0.6 * progress),
+                    train_soft_loss: None,
                     train_accuracy: start + (0.95 - start) * progress,
                     validation_accuracy: start + (0.91 - start) * progress.sqrt(),
+                    validation_nll: Some(0.5 - 0.2 * progress),
+                    learning_rate: Some(1e-3 * (1.0 - progress)),
                     seconds: 3.0,
                 }
             })
@@ -617,6 +671,9 @@ pub fn sample_results() -> Results {
             }),
             checkpoint: None,
             train_seconds: Some(20.0),
+            best_epoch: (role != Role::Ensemble).then_some(5),
+            train_steps: (role != Role::Ensemble).then_some(900),
+            stop: (role != Role::Ensemble).then(|| "completed".into()),
             versus_hard: None,
             repeats: None,
         }
@@ -670,6 +727,7 @@ pub fn sample_results() -> Results {
     Results {
         schema_version: SCHEMA_VERSION,
         run: RunInfo {
+            time_estimate: None,
             tool_version: env!("CARGO_PKG_VERSION").into(),
             started_utc: "2025-01-01T00:00:00Z".into(),
             finished_utc: Some("2025-01-01T00:05:00Z".into()),

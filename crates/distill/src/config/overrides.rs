@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{Experiment, OptimizerKind, Preset, RunConfig};
+use super::{Experiment, OptimizerKind, Preset, RunConfig, ScheduleKind};
 use crate::data::DatasetKind;
 use crate::data::tabular::LabelColumn;
 
@@ -59,18 +59,62 @@ pub struct Overrides {
     /// Student training epochs
     #[arg(long, value_name = "N")]
     pub student_epochs: Option<usize>,
+    /// Training length of teachers and students in optimisation steps, whatever the data
+    /// size (replaces the epochs; the specific flags below win)
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Teacher training length in optimisation steps
+    #[arg(long, value_name = "N")]
+    pub teacher_steps: Option<usize>,
+    /// Student training length in optimisation steps
+    #[arg(long, value_name = "N")]
+    pub student_steps: Option<usize>,
+    /// Early stopping of teachers and students: stop after N epochs without a better
+    /// validation accuracy (the best epoch's weights are kept either way)
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
     /// Mini-batch size
     #[arg(long, value_name = "B")]
     pub batch_size: Option<usize>,
     /// Train each student of the standard study N times with different seeds (mean and sd)
     #[arg(long, value_name = "N")]
     pub repeats: Option<usize>,
-    /// Optimizer of teachers and students
+    /// Optimizer of teachers and students: adam, adamw (decoupled weight decay), sgd
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
-    /// Learning rate of teachers and students
+    /// Learning rate of teachers and students (the peak of the schedule)
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
+    /// Teachers' learning rate
+    #[arg(long, allow_negative_numbers = true, value_name = "LR")]
+    pub teacher_lr: Option<f32>,
+    /// Students' learning rate
+    #[arg(long, allow_negative_numbers = true, value_name = "LR")]
+    pub student_lr: Option<f32>,
+    /// Weight decay of teachers and students (L2 for adam and sgd, decoupled for adamw)
+    #[arg(long, allow_negative_numbers = true, value_name = "W")]
+    pub weight_decay: Option<f32>,
+    /// SGD: Nesterov momentum (true) or classical momentum (false)
+    #[arg(long, value_name = "BOOL")]
+    pub nesterov: Option<bool>,
+    /// Learning-rate schedule of teachers and students: constant, step, cosine
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub schedule: Option<ScheduleKind>,
+    /// Share of the training steps spent in the linear learning-rate warm-up, in [0, 1)
+    #[arg(long, allow_negative_numbers = true, value_name = "SHARE")]
+    pub warmup: Option<f32>,
+    /// Step schedule: multiply the learning rate by this factor in (0, 1] ...
+    #[arg(long, allow_negative_numbers = true, value_name = "F")]
+    pub decay_factor: Option<f32>,
+    /// ... every this many epochs
+    #[arg(long, value_name = "N")]
+    pub decay_epochs: Option<usize>,
+    /// Cosine schedule: the final learning rate as a share of the peak, in [0, 1]
+    #[arg(long, allow_negative_numbers = true, value_name = "SHARE")]
+    pub min_lr: Option<f32>,
+    /// Teachers' label smoothing in [0, 1) (it flattens the soft targets students learn from)
+    #[arg(long, allow_negative_numbers = true, value_name = "E")]
+    pub label_smoothing: Option<f32>,
     /// Teachers' dropout rate on input pixels
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub dropout_input: Option<f32>,
@@ -157,16 +201,24 @@ impl Overrides {
         set(&mut config.teachers, &self.teachers);
         set(&mut config.teacher.spec, &self.teacher_spec);
         set(&mut config.student.spec, &self.student_spec);
-        set(&mut config.teacher.epochs, &self.epochs);
-        set(&mut config.student.epochs, &self.epochs);
-        set(&mut config.teacher.epochs, &self.teacher_epochs);
-        set(&mut config.student.epochs, &self.student_epochs);
         set(&mut config.batch_size, &self.batch_size);
         set(&mut config.repeats, &self.repeats);
+        self.apply_training_length(config);
         for model in [&mut config.teacher, &mut config.student] {
             set(&mut model.optimizer.kind, &self.optimizer);
             set(&mut model.optimizer.lr, &self.lr);
+            set(&mut model.optimizer.weight_decay, &self.weight_decay);
+            set(&mut model.optimizer.nesterov, &self.nesterov);
+            let schedule = &mut model.schedule;
+            set(&mut schedule.kind, &self.schedule);
+            set(&mut schedule.warmup, &self.warmup);
+            set(&mut schedule.decay_factor, &self.decay_factor);
+            set(&mut schedule.decay_epochs, &self.decay_epochs);
+            set(&mut schedule.min_lr, &self.min_lr);
         }
+        set(&mut config.teacher.optimizer.lr, &self.teacher_lr);
+        set(&mut config.student.optimizer.lr, &self.student_lr);
+        set(&mut config.teacher.label_smoothing, &self.label_smoothing);
         set(&mut config.teacher.dropout_input, &self.dropout_input);
         set(&mut config.teacher.dropout_hidden, &self.dropout_hidden);
         set(&mut config.teacher.max_shift, &self.max_shift);
@@ -190,6 +242,32 @@ impl Overrides {
         }
         if self.plain_split {
             config.data.stratified = false;
+        }
+    }
+
+    /// Steps and patience. A model's own flags win over the flags for both; within one
+    /// level a step budget wins over epochs, and an epochs flag clears a preset's budget.
+    fn apply_training_length(&self, config: &mut RunConfig) {
+        let pairs = [
+            (&mut config.teacher, self.teacher_epochs, self.teacher_steps),
+            (&mut config.student, self.student_epochs, self.student_steps),
+        ];
+        for (model, epochs, steps) in pairs {
+            let (epochs, steps) = if epochs.is_some() || steps.is_some() {
+                (epochs, steps)
+            } else {
+                (self.epochs, self.steps)
+            };
+            if let Some(epochs) = epochs {
+                model.epochs = epochs;
+                model.steps = None;
+            }
+            if steps.is_some() {
+                model.steps = steps;
+            }
+            if self.patience.is_some() {
+                model.patience = self.patience;
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::report::write_report;
 use crate::results::{
     AdapterInfo, DarkKnowledge, DatasetInfo, ExperimentTable, GridPoint, ModelResult,
     PairedComparison, RepeatStats, Results, Role, RunInfo, SCHEMA_VERSION, ServingCost,
-    TemperatureProbabilities, TestMetrics,
+    TemperatureProbabilities, TestMetrics, TimeEstimate,
 };
 use crate::run_dir::iso8601_utc;
 use crate::stats;
@@ -103,6 +103,9 @@ pub fn finish(
         train_seconds: Some(members.iter().map(|t| t.trained.seconds).sum()),
         versus_hard: None,
         repeats: None,
+        best_epoch: None,
+        train_steps: None,
+        stop: None,
     });
     let ensemble_accuracy = models.last().expect("the ensemble").test.accuracy;
     // Every student has the run's student spec: its serving cost is measured once.
@@ -149,6 +152,7 @@ pub fn finish(
     let mut results = Results {
         schema_version: SCHEMA_VERSION,
         run: RunInfo {
+            time_estimate: measured_estimate(&session, &teachers, &students),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             started_utc: iso8601_utc(session.started_at),
             finished_utc: Some(iso8601_utc(SystemTime::now())),
@@ -196,6 +200,24 @@ pub fn finish(
     })
 }
 
+/// The estimate made before training, with the measured training time of each phase.
+fn measured_estimate(
+    session: &Session,
+    teachers: &Teachers,
+    students: &[Trainee],
+) -> Option<TimeEstimate> {
+    let mut estimate = session.estimate.borrow().clone()?;
+    let seconds = |models: &[Trainee]| models.iter().map(|m| m.trained.seconds).sum::<f64>();
+    for phase in &mut estimate.phases {
+        phase.actual_s = Some(match phase.name.as_str() {
+            "teachers" => seconds(&teachers.members),
+            _ => seconds(students),
+        });
+    }
+    estimate.actual_s = Some(estimate.phases.iter().filter_map(|p| p.actual_s).sum());
+    Some(estimate)
+}
+
 fn model_result(trainee: &Trainee, test: TestMetrics, serving: Option<ServingCost>) -> ModelResult {
     ModelResult {
         name: trainee.name.clone(),
@@ -212,6 +234,9 @@ fn model_result(trainee: &Trainee, test: TestMetrics, serving: Option<ServingCos
         serving,
         checkpoint: Some(format!("{}.safetensors", trainee.name)),
         train_seconds: Some(trainee.trained.seconds),
+        best_epoch: (trainee.trained.best_epoch > 0).then_some(trainee.trained.best_epoch),
+        train_steps: (trainee.trained.steps > 0).then_some(trainee.trained.steps),
+        stop: (trainee.trained.best_epoch > 0).then(|| trainee.trained.stop.name().to_string()),
         versus_hard: None,
         repeats: None,
     }

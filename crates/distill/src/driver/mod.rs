@@ -23,8 +23,11 @@
 //!   folder's `cache/` when [`RunOptions::cache_dir`] is `None`), one file per teacher,
 //!   keyed by the training examples' values, labels and that teacher's parameters.
 //! - Every seed (initialisation, dropout masks, shuffles, shifts) derives from the run's
-//!   master seed ([`seeds::derive_seed`]); all students share initial weights and batch order.
+//!   master seed ([`seeds::derive_seed`]); the students of one repeat share initial
+//!   weights and batch order.
 
+pub mod best;
+pub mod estimate;
 pub mod evaluate;
 pub mod experiments;
 pub mod finish;

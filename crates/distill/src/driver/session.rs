@@ -1,8 +1,9 @@
 //! What every phase of a run shares: the adapter, the settings, the splits on the GPU, the
 //! run folder, the console, and the one way a student is trained.
 //!
-//! Every student of a run starts from the same initial weights and uses the same batch
-//! order seeds, so students on the same transfer set differ only in their targets.
+//! Every student of a run (of one repeat, see `--repeats`) starts from the same initial
+//! weights and uses the same batch order seeds, so students on the same transfer set differ
+//! only in their targets.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use super::seeds::derive_seed;
 use super::specs::model_spec;
 use super::train::{TrainPlan, Trained, train};
 use crate::config::{ModelConfig, OptimizerKind, RunConfig, effective_config_toml};
-use crate::results::{EpochStats, Role};
+use crate::results::{EpochStats, Role, TimeEstimate};
 use crate::run_dir::RunDir;
 
 /// How a run behaves beyond its settings.
@@ -81,7 +82,7 @@ pub struct Trainee {
 }
 
 impl Trainee {
-    /// Validation accuracy after the last epoch.
+    /// Validation accuracy of the kept epoch (the best one, see `train`).
     pub fn final_validation(&self) -> f64 {
         self.trained.validation_accuracy
     }
@@ -127,6 +128,8 @@ pub struct Session<'a> {
     pub classes: usize,
     /// Warnings for results.json and the report, in the order they arose.
     pub warnings: RefCell<Vec<String>>,
+    /// The time estimated before training ([`super::estimate`]).
+    pub estimate: RefCell<Option<TimeEstimate>>,
     pub started: Instant,
     pub started_at: SystemTime,
 }
@@ -176,6 +179,7 @@ impl<'a> Session<'a> {
             test: GpuSplit::upload(ctx, "test", &data.test)?,
             classes,
             warnings: RefCell::new(Vec::new()),
+            estimate: RefCell::new(None),
             started,
             started_at,
         })
@@ -195,9 +199,16 @@ impl<'a> Session<'a> {
             loss,
             split: &self.train,
             targets,
-            epochs: self.config.student.epochs,
+            epochs: self.student_epochs(self.train.n),
             transfer_set: "training split".into(),
         }
+    }
+
+    /// Epochs of a student on a transfer set of `examples` examples (the step budget, when
+    /// set, is the same whatever the set's size).
+    pub fn student_epochs(&self, examples: usize) -> usize {
+        let batch = self.config.batch_size.min(examples).max(1);
+        self.config.student.epochs_for(examples, batch)
     }
 
     /// Trains one student of the run's student spec.
@@ -210,36 +221,35 @@ impl<'a> Session<'a> {
     pub fn train_student_repeat(&self, job: StudentJob, repeat: u64) -> Result<Trainee> {
         let config = self.config;
         self.console.say(format!(
-            "training {} ({}, {} examples, {} epochs)",
+            "training {} ({}, {} examples, {})",
             job.name,
             self.student_spec.text(),
             job.split.n,
-            job.epochs
+            length_text(job.epochs, job.split.n, config.batch_size)
         ));
         let model = Model::new(
             self.ctx,
             self.student_spec.clone(),
             derive_seed(config.seed, "student", repeat),
         )?;
-        let plan = TrainPlan {
-            epochs: job.epochs,
-            batch: config.batch_size,
-            max_shift: config.student.max_shift,
-            config: TrainConfig {
-                loss: job.loss,
-                optimizer: optimizer(&config.student),
-                max_norm: config.student.max_norm,
-                seed: derive_seed(config.seed, "student-dropout", repeat),
-                ..TrainConfig::new(optimizer(&config.student))
-            },
-            teacher_logits: job.targets,
-            data_seed: derive_seed(config.seed, "student-data", repeat),
-            log_epochs: !self.options.quiet,
-        };
+        let mut plan = training_plan(
+            "student",
+            &config.student,
+            job.loss,
+            derive_seed(config.seed, "student-dropout", repeat),
+            derive_seed(config.seed, "student-data", repeat),
+        );
+        plan.epochs = job.epochs;
+        plan.batch = config.batch_size;
+        plan.teacher_logits = job.targets;
+        plan.log_epochs = !self.options.quiet;
         let bar = self.console.bar(&job.name);
         let trained = train(self.ctx, &model, job.split, &self.validation, &plan, &bar)
             .with_context(|| format!("training {}", job.name))?;
         bar.finish_and_clear();
+        if let Some(warning) = trained.divergence_warning(&job.name, "student.optimizer.lr") {
+            self.warn(warning);
+        }
         let (temperature, alpha) = match job.loss {
             LossConfig::Distill { temperature, alpha } => (Some(temperature), Some(alpha)),
             _ => (None, None),
@@ -283,19 +293,57 @@ impl<'a> Session<'a> {
 pub fn optimizer(config: &ModelConfig) -> Optimizer {
     let o = &config.optimizer;
     match o.kind {
-        OptimizerKind::Adam => Optimizer::Adam {
+        OptimizerKind::Adam | OptimizerKind::Adamw => Optimizer::Adam {
             lr: o.lr,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: o.weight_decay,
-            decoupled: false,
+            decoupled: o.kind == OptimizerKind::Adamw,
         },
         OptimizerKind::Sgd => Optimizer::Sgd {
             lr: o.lr,
             momentum: o.momentum,
-            nesterov: false,
+            nesterov: o.nesterov,
             weight_decay: o.weight_decay,
         },
     }
+}
+
+/// The plan of one model of `role` ("teacher" or "student") trained with `config`'s
+/// recipe: its epochs, schedule, patience, regularisers and optimizer. The caller sets the
+/// batch, the targets and, where the transfer set differs, the epochs.
+pub fn training_plan<'a>(
+    role: &'static str,
+    config: &ModelConfig,
+    loss: LossConfig,
+    dropout_seed: u64,
+    data_seed: u64,
+) -> TrainPlan<'a> {
+    let mut train_config = TrainConfig::new(optimizer(config));
+    train_config.loss = loss;
+    train_config.max_norm = config.max_norm;
+    train_config.seed = dropout_seed;
+    train_config.label_smoothing = config.label_smoothing;
+    TrainPlan {
+        role,
+        epochs: config.epochs,
+        batch: 1,
+        max_shift: config.max_shift,
+        config: train_config,
+        schedule: config.schedule.clone(),
+        patience: config.patience,
+        teacher_logits: None,
+        data_seed,
+        log_epochs: false,
+    }
+}
+
+/// "12 epochs, 1,872 steps" for a model trained `epochs` epochs on `examples` examples.
+pub fn length_text(epochs: usize, examples: usize, batch: usize) -> String {
+    let per_epoch = (examples / batch.min(examples).max(1)).max(1);
+    format!(
+        "{epochs} epochs of {per_epoch} steps = {} steps",
+        epochs * per_epoch
+    )
 }

@@ -19,6 +19,7 @@ use dk_nn::{LossConfig, ModelSpec};
 use dk_tensor::{GpuContext, Tensor};
 
 use super::StudyData;
+use super::estimate;
 use super::experiments;
 use super::finish::{RepeatAccuracies, StudyOutcome, finish};
 use super::session::{RunOptions, Session, StudentJob, Trainee};
@@ -47,6 +48,7 @@ pub fn run_study(
         None => data,
     };
     let session = Session::open(ctx, config, data, options)?;
+    announce_estimate(&session)?;
     let teachers = Teachers::prepare(&session)?;
     if let Some(experiment) = config.experiment {
         let outcome = experiments::run(experiment, &session, &teachers)?;
@@ -206,6 +208,25 @@ fn choose_distillation(session: &Session, ensemble: &Tensor) -> Result<(Trainee,
         ));
     }
     Ok((kd, grid))
+}
+
+/// Times a few steps of each model, says how long the run should take, and warns plainly
+/// when a software adapter faces a long run.
+fn announce_estimate(session: &Session) -> Result<()> {
+    let estimate = estimate::estimate(session)?;
+    session.console.say(format!(
+        "estimated time on this adapter: {}",
+        estimate::describe(&estimate)
+    ));
+    if session.ctx.summary.is_cpu && estimate.total_s > estimate::LONG_RUN_S {
+        session.warn(format!(
+            "this run is estimated at {} on a software adapter ({}); `--preset quick` runs in about 10 minutes there, or shorten this one with --train-size, --teacher-steps and --student-steps",
+            estimate::duration_text(estimate.total_s),
+            session.ctx.summary.name
+        ));
+    }
+    *session.estimate.borrow_mut() = Some(estimate);
+    Ok(())
 }
 
 /// Repeats 2 to `repeats` of every standard student (the teachers and the (T, alpha)

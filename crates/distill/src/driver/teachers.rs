@@ -10,13 +10,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use dk_nn::{LossConfig, Model, TrainConfig};
+use dk_nn::{LossConfig, Model};
 
 use super::evaluate::predict;
 use super::gpu_data::GpuSplit;
 use super::seeds::derive_seed;
-use super::session::{EVAL_BATCH, Session, Trainee, optimizer};
-use super::train::{TrainPlan, Trained, train};
+use super::session::{EVAL_BATCH, Session, Trainee, training_plan};
+use super::train::{Trained, train};
 use crate::config::{Experiment, RunConfig, parse_config_text};
 use crate::metrics;
 use crate::results::Role;
@@ -65,13 +65,7 @@ impl Teachers {
                     .total_cmp(&members[b].final_validation())
             })
             .expect("at least one teacher");
-        session.console.say(format!(
-            "ensemble of {}: validation accuracy {:.2}% (best member {} at {:.2}%)",
-            members.len(),
-            100.0 * validation_accuracy,
-            members[best].name,
-            100.0 * members[best].final_validation()
-        ));
+        report_ensemble(session, &members, validation_accuracy, best);
         Ok(Teachers {
             members,
             transfer_logits,
@@ -94,6 +88,73 @@ impl Teachers {
     }
 }
 
+/// Members' pairwise agreement on validation at or above this makes them "too alike" for
+/// their ensemble to beat the best of them.
+const ALIKE_AGREEMENT: f64 = 0.97;
+
+/// Says each member's validation accuracy, the ensemble's and its margin over the best
+/// member; warns, with the likely reason, when the ensemble does not beat that member.
+fn report_ensemble(session: &Session, members: &[Trainee], ensemble: f64, best: usize) {
+    let scores: Vec<String> = members
+        .iter()
+        .map(|m| format!("{} {:.2}%", m.name, 100.0 * m.final_validation()))
+        .collect();
+    let margin = ensemble - members[best].final_validation();
+    session.console.say(format!(
+        "validation: {}; ensemble of {} {:.2}% ({:+.2} points over the best member)",
+        scores.join(", "),
+        members.len(),
+        100.0 * ensemble,
+        100.0 * margin
+    ));
+    if members.len() < 2 || margin > 0.0 {
+        return;
+    }
+    session.warn(format!(
+        "the ensemble ({:.2}%) does not beat its best member {} ({:.2}%) on validation: {}",
+        100.0 * ensemble,
+        members[best].name,
+        100.0 * members[best].final_validation(),
+        ensemble_diagnosis(session, members)
+    ));
+}
+
+/// Why an ensemble may not beat its best member: members too alike, or undertrained.
+fn ensemble_diagnosis(session: &Session, members: &[Trainee]) -> String {
+    let classes = session.classes;
+    let mut agreements = Vec::new();
+    for (i, a) in members.iter().enumerate() {
+        for b in &members[i + 1..] {
+            agreements.push(metrics::agreement(
+                &a.trained.validation_logits,
+                &b.trained.validation_logits,
+                classes,
+            ));
+        }
+    }
+    let agreement = agreements.iter().sum::<f64>() / agreements.len().max(1) as f64;
+    let still_improving = members
+        .iter()
+        .filter(|m| m.trained.best_epoch > 0 && m.trained.best_epoch == m.trained.curve.len())
+        .count();
+    if agreement >= ALIKE_AGREEMENT {
+        format!(
+            "the members are too alike (they agree on {:.1}% of validation examples); make them differ more (dropout, shifts, label smoothing) or add members",
+            100.0 * agreement
+        )
+    } else if still_improving > 0 {
+        format!(
+            "{still_improving} of {} members were still improving in their last epoch (undertrained); train the teachers longer (teacher.steps or teacher.epochs)",
+            members.len()
+        )
+    } else {
+        format!(
+            "the members agree on {:.1}% of validation examples and each reached its best epoch before the end; the ensemble may need more or stronger members",
+            100.0 * agreement
+        )
+    }
+}
+
 fn teacher_name(k: usize) -> String {
     format!("teacher-{}", k + 1)
 }
@@ -113,21 +174,17 @@ fn train_teachers(session: &Session) -> Result<Vec<Trainee>> {
             session.teacher_spec.clone(),
             derive_seed(config.seed, "teacher", k as u64),
         )?;
-        let plan = TrainPlan {
-            epochs: config.teacher.epochs,
-            batch: config.batch_size,
-            max_shift: config.teacher.max_shift,
-            config: TrainConfig {
-                loss: LossConfig::HardLabels,
-                optimizer: optimizer(&config.teacher),
-                max_norm: config.teacher.max_norm,
-                seed: derive_seed(config.seed, "teacher-dropout", k as u64),
-                ..TrainConfig::new(optimizer(&config.teacher))
-            },
-            teacher_logits: None,
-            data_seed: derive_seed(config.seed, "teacher-data", k as u64),
-            log_epochs: !session.options.quiet,
-        };
+        let mut plan = training_plan(
+            "teacher",
+            &config.teacher,
+            LossConfig::HardLabels,
+            derive_seed(config.seed, "teacher-dropout", k as u64),
+            derive_seed(config.seed, "teacher-data", k as u64),
+        );
+        let batch = config.batch_size.min(session.train.n).max(1);
+        plan.epochs = config.teacher.epochs_for(session.train.n, batch);
+        plan.batch = config.batch_size;
+        plan.log_epochs = !session.options.quiet;
         let bar = session.console.bar(&name);
         let trained = train(
             session.ctx,
@@ -138,6 +195,9 @@ fn train_teachers(session: &Session) -> Result<Vec<Trainee>> {
             &bar,
         )?;
         bar.finish_and_clear();
+        if let Some(warning) = trained.divergence_warning(&name, "teacher.optimizer.lr") {
+            session.warn(warning);
+        }
         save(session, &model, &name)?;
         members.push(teacher(name, model, trained));
     }
@@ -302,12 +362,7 @@ fn load_teachers(session: &Session, dir: &Path) -> Result<Vec<Trainee>> {
         ));
         save(session, &model, &name)?;
         // Trained in the earlier run: no curve in this one.
-        let trained = Trained {
-            curve: Vec::new(),
-            seconds: 0.0,
-            validation_logits,
-            validation_accuracy,
-        };
+        let trained = Trained::without_curve(validation_logits, validation_accuracy);
         members.push(teacher(name, model, trained));
     }
     Ok(members)

@@ -105,7 +105,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     let unlabeled_targets = teachers.label(session, &unlabeled_split)?;
     drop(unlabeled_split);
 
-    let epochs = config.student.epochs;
+    let epochs = session.student_epochs(session.train.n);
     let mut students = vec![session.train_student(StudentJob {
         name: format!("student-hard-n{n}"),
         transfer_set: format!("{n} labeled examples, true labels"),

@@ -143,7 +143,7 @@ pub fn train_on_ensemble_labels(
         },
         split: &split,
         targets: Some(&targets),
-        epochs: session.config.student.epochs,
+        epochs: session.student_epochs(session.train.n),
         transfer_set,
     })
 }

@@ -93,7 +93,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     let synthetic_targets = teachers.label(session, &synthetic_split)?;
     drop(synthetic_split);
 
-    let epochs = config.student.epochs;
+    let epochs = session.student_epochs(session.train.n);
     let temperature = config.experiments.temperature;
     let base_split = GpuSplit::upload(session.ctx, "base", &base)?;
     let mut students = vec![session.train_student(StudentJob {

@@ -91,7 +91,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     let targets =
         session.upload_targets(&select_rows(&teachers.ensemble_targets, classes, &keep))?;
     let (temperature, alpha) = (config.experiments.temperature, config.experiments.alpha);
-    let epochs = config.student.epochs;
+    let epochs = session.student_epochs(session.train.n);
 
     let full = session.train_student(StudentJob {
         transfer_set: "training split, hard labels".into(),
@@ -276,12 +276,10 @@ fn raise_bias(session: &Session, student: &Trainee, class: usize, grid: &[f32]) 
     values[last][class] += shift;
     let model = Model::from_values(session.ctx, student.model.spec().clone(), &values)?;
     // Not trained again: no curve and no training time of its own.
-    let trained = Trained {
-        curve: Vec::new(),
-        seconds: 0.0,
-        validation_logits: metrics::with_bias_shift(logits, classes, class, shift),
-        validation_accuracy: best.accuracy,
-    };
+    let trained = Trained::without_curve(
+        metrics::with_bias_shift(logits, classes, class, shift),
+        best.accuracy,
+    );
     Ok(Shifted {
         student: Trainee {
             name: format!("{}-bias", student.name),
