@@ -5,7 +5,8 @@
 //! - [`config`]: every setting of a run, presets, TOML files and command-line overrides.
 //! - [`metrics`]: accuracy, NLL, calibration, agreement and ensembles, from logits on the CPU.
 //! - [`results`]: the `results.json` schema (see `SCHEMA.md` in this crate).
-//! - [`report`]: the self-contained `report.html`.
+//! - [`report`]: the self-contained `report.html`; [`results_check`]: what a report may be
+//!   drawn from.
 //! - [`teacher_cache`]: the teachers' logits on the transfer set, cached on disk by content key.
 //! - [`run_dir`]: the run folder and atomic file writes.
 //! - [`driver`]: the study itself on the GPU: training, distillation, evaluation, serving cost,
@@ -18,6 +19,7 @@ pub mod driver;
 pub mod metrics;
 pub mod report;
 pub mod results;
+pub mod results_check;
 pub mod run_dir;
 pub mod teacher_cache;
 
