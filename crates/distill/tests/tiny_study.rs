@@ -39,6 +39,7 @@ fn tiny_preset_runs_end_to_end() {
         cache_dir: Some(root.join("cache")),
         teachers_from: None,
         quiet: true,
+        overwrite: false,
     };
     let outcome = run_study(&ctx, &config, &data, &options).expect("the tiny study");
     let run = outcome.run_dir;
