@@ -354,7 +354,7 @@ mod tests {
                 train.clone(),
                 test.clone(),
             );
-            format!("{:#}", result.err().expect("refused"))
+            format!("{:#}", result.expect_err("refused"))
         };
         assert_eq!(
             split(&full, &empty, &config),
