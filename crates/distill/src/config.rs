@@ -27,6 +27,11 @@ pub use experiments::{
 };
 pub use overrides::Overrides;
 
+/// The most confidence bins of the expected calibration error.
+pub const MAX_ECE_BINS: usize = 1_000;
+/// The largest batch of the throughput measurement.
+pub const MAX_THROUGHPUT_BATCH: usize = 65_536;
+
 /// A named set of defaults sized for a kind of machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -697,13 +702,20 @@ impl RunConfig {
         }
         self.experiments.check(&mut check);
         check(
-            self.eval.ece_bins >= 1,
-            "eval.ece_bins = 0: need at least 1 bin".into(),
+            (1..=MAX_ECE_BINS).contains(&self.eval.ece_bins),
+            format!(
+                "eval.ece_bins = {}: expected 1 to {MAX_ECE_BINS} bins",
+                self.eval.ece_bins
+            ),
         );
         check(
-            self.eval.throughput_batch >= 1,
-            "eval.throughput_batch = 0: need at least 1".into(),
+            (1..=MAX_THROUGHPUT_BATCH).contains(&self.eval.throughput_batch),
+            format!(
+                "eval.throughput_batch = {}: expected 1 to {MAX_THROUGHPUT_BATCH}",
+                self.eval.throughput_batch
+            ),
         );
+        self.check_toml_limits(&mut check);
         for &t in self
             .eval
             .probability_temperatures
@@ -716,6 +728,62 @@ impl RunConfig {
             );
         }
         problems
+    }
+
+    /// Settings that config.toml could not record: integers past TOML's signed 64 bits
+    /// and paths that are not UTF-8. Caught here, so a run never ends in a folder whose
+    /// config.toml cannot be written or read back.
+    fn check_toml_limits(&self, check: &mut impl FnMut(bool, String)) {
+        let d = &self.data;
+        let e = &self.experiments;
+        let mut integers: Vec<(&str, u64)> = vec![
+            ("seed", self.seed),
+            ("teachers", self.teachers as u64),
+            ("batch_size", self.batch_size as u64),
+            ("teacher.epochs", self.teacher.epochs as u64),
+            ("student.epochs", self.student.epochs as u64),
+            ("data.validation_size", d.validation_size as u64),
+            ("experiments.munge.base_size", e.munge.base_size as u64),
+        ];
+        for (key, value) in [
+            ("data.train_size", d.train_size),
+            ("data.test_size", d.test_size),
+            ("experiments.compression.labeled", e.compression.labeled),
+            ("experiments.small_data.epochs", e.small_data.epochs),
+        ] {
+            integers.extend(value.map(|v| (key, v as u64)));
+        }
+        integers.extend(
+            e.compression
+                .extra_examples
+                .iter()
+                .map(|&v| ("experiments.compression.extra_examples", v as u64)),
+        );
+        for (key, value) in integers {
+            check(
+                value <= i64::MAX as u64,
+                format!(
+                    "{key} = {value}: expected at most {} (config.toml holds signed 64-bit integers)",
+                    i64::MAX
+                ),
+            );
+        }
+        for (key, path) in [
+            ("out_dir (--out)", &self.out_dir),
+            ("data.dir (--data-dir)", &d.dir),
+            ("data.csv.train (--csv-train)", &d.csv.train),
+            ("data.csv.test (--csv-test)", &d.csv.test),
+        ] {
+            if let Some(path) = path {
+                check(
+                    path.to_str().is_some(),
+                    format!(
+                        "{key} = {}: the path is not valid UTF-8, which config.toml cannot record; use a UTF-8 name",
+                        path.display()
+                    ),
+                );
+            }
+        }
     }
 
     /// `Ok` when [`RunConfig::problems`] finds nothing.
@@ -1041,6 +1109,77 @@ mod tests {
                 load_config_text("", &["--experiment", experiment.name(), "--preset", "tiny"]);
             assert_eq!(config.experiment, Some(experiment));
         }
+    }
+
+    #[test]
+    fn sizes_past_sane_bounds_are_refused_before_any_work() {
+        let config = load_config_text(
+            "[eval]\nece_bins = 100000000000000000\nthroughput_batch = 1000000000000\n[experiments.munge]\nmultipliers = [100000000000000000]\n",
+            &["--preset", "tiny"],
+        );
+        let problems = config.problems();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert_eq!(
+            problems[0],
+            "experiments.munge.multipliers contains 100000000000000000: 100000000000000000 x base_size 300 is more than 5000000 synthetic examples"
+        );
+        assert_eq!(
+            problems[1],
+            "eval.ece_bins = 100000000000000000: expected 1 to 1000 bins"
+        );
+        assert_eq!(
+            problems[2],
+            "eval.throughput_batch = 1000000000000: expected 1 to 65536"
+        );
+        // A multiplier whose product with base_size overflows is refused the same way.
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.experiments.munge.multipliers = vec![usize::MAX];
+        assert_eq!(config.problems().len(), 1);
+    }
+
+    #[test]
+    fn settings_config_toml_cannot_hold_are_refused() {
+        let config = load_config_text("", &["--preset", "tiny", "--seed", "18446744073709551615"]);
+        assert_eq!(
+            config.problems(),
+            vec![
+                "seed = 18446744073709551615: expected at most 9223372036854775807 (config.toml holds signed 64-bit integers)"
+                    .to_string()
+            ]
+        );
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.seed = i64::MAX as u64;
+        config.data.validation_size = usize::MAX;
+        let problems = config.problems();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].starts_with("data.validation_size = 18446744073709551615"));
+        // The largest accepted seed round-trips through config.toml.
+        config.data.validation_size = 5;
+        let back = parse_config_text(&effective_config_toml(&config), Path::new("c.toml"), None);
+        assert_eq!(back.unwrap().seed, i64::MAX as u64);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_that_are_not_utf8_are_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = PathBuf::from(std::ffi::OsStr::from_bytes(b"runs/\xff\xfe"));
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.out_dir = Some(odd.clone());
+        config.data.dir = Some(odd);
+        let problems = config.problems();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("out_dir (--out) = runs/")
+                && problems[0].ends_with(
+                    "the path is not valid UTF-8, which config.toml cannot record; use a UTF-8 name"
+                ),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[1].starts_with("data.dir (--data-dir) = "),
+            "{problems:#?}"
+        );
     }
 
     #[test]

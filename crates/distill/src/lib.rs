@@ -6,7 +6,8 @@
 //! - [`metrics`]: accuracy, NLL, calibration, agreement and ensembles, from logits on the CPU.
 //! - [`stats`]: paired bootstrap intervals, McNemar's exact test, mean and sd over seeds.
 //! - [`results`]: the `results.json` schema (see `SCHEMA.md` in this crate).
-//! - [`report`]: the self-contained `report.html`.
+//! - [`report`]: the self-contained `report.html`; [`results_check`]: what a report may be
+//!   drawn from.
 //! - [`teacher_cache`]: the teachers' logits on the transfer set, cached on disk by content key.
 //! - [`run_dir`]: the run folder and atomic file writes.
 //! - [`driver`]: the study itself on the GPU: training, distillation, evaluation, serving cost,
@@ -19,6 +20,7 @@ pub mod driver;
 pub mod metrics;
 pub mod report;
 pub mod results;
+pub mod results_check;
 pub mod run_dir;
 pub mod stats;
 pub mod teacher_cache;

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use clap::Parser;
+use dk_nn::ModelSpec;
 use dk_tensor::GpuContext;
 
 use dk_distill::config::{
@@ -24,7 +25,8 @@ use dk_distill::driver::study::summary_table;
 use dk_distill::driver::{RunOptions, StudyData, default_cache_dir, load_data, run_study};
 use dk_distill::report::write_report;
 use dk_distill::results::Results;
-use dk_distill::run_dir::folder_timestamp;
+use dk_distill::results_check::check_for_report;
+use dk_distill::run_dir::{check_out, folder_timestamp};
 
 /// Train a teacher ensemble on a data set (Fashion-MNIST, MNIST, KMNIST, CIFAR-10 or your own
 /// CSV file), distill small students from it, evaluate everything and write results.json and
@@ -53,6 +55,10 @@ struct Cli {
     /// instead of training them
     #[arg(long, value_name = "RUN_DIR")]
     teachers_from: Option<PathBuf>,
+
+    /// Let --out name an earlier run folder and replace its files
+    #[arg(long)]
+    overwrite: bool,
 
     /// Render report.html from an existing results.json (written next to it) and exit
     #[arg(long, value_name = "RESULTS_JSON")]
@@ -190,12 +196,14 @@ fn train_and_report(
     config: &RunConfig,
     data: &StudyData,
     teachers_from: Option<PathBuf>,
+    overwrite: bool,
 ) -> Result<()> {
     print_plan(config, data);
     let options = RunOptions {
         cache_dir: default_cache_dir(),
         teachers_from,
         quiet: false,
+        overwrite,
     };
     let outcome = run_study(ctx, config, data, &options)?;
     let results = &outcome.results;
@@ -224,6 +232,24 @@ fn train_and_report(
     Ok(())
 }
 
+/// What can be checked before the adapter is opened and the data read: the run folder,
+/// and the specs that give their input shape (the others need the data's shape).
+fn check_before_work(config: &RunConfig, overwrite: bool) -> Result<()> {
+    if let Some(out) = &config.out_dir {
+        check_out(out, overwrite)?;
+    }
+    for (role, spec) in [
+        ("teacher", &config.teacher.spec),
+        ("student", &config.student.spec),
+    ] {
+        let first = spec.trim().split('-').next().unwrap_or("");
+        if !first.is_empty() && first.chars().all(|c| c.is_ascii_digit() || c == 'x') {
+            ModelSpec::parse(spec).map_err(|err| anyhow!("{role}.spec: {err}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// True when the settings name a preset: the --preset flag or a `preset` key in the file.
 fn preset_given(cli: &Cli) -> Result<bool> {
     if cli.overrides.preset.is_some() {
@@ -243,6 +269,8 @@ fn preset_given(cli: &Cli) -> Result<bool> {
 fn run(cli: Cli) -> Result<()> {
     if let Some(results_path) = &cli.report_from {
         let results = Results::read(results_path)?;
+        check_for_report(&results)
+            .map_err(|problem| anyhow!("{}: {problem}", results_path.display()))?;
         let report = results_path.with_file_name("report.html");
         write_report(&report, &results)
             .with_context(|| format!("{}: cannot write", report.display()))?;
@@ -255,6 +283,7 @@ fn run(cli: Cli) -> Result<()> {
         print!("{}", effective_config_toml(&config));
         return Ok(());
     }
+    check_before_work(&config, cli.overwrite)?;
     let ctx = GpuContext::new().context("opening a GPU adapter")?;
     let config = if ctx.summary.is_cpu && !preset_given(&cli)? {
         println!(
@@ -271,7 +300,7 @@ fn run(cli: Cli) -> Result<()> {
         config
     };
     let data = load_data(&config, cli.no_download)?;
-    train_and_report(&ctx, &config, &data, cli.teachers_from)
+    train_and_report(&ctx, &config, &data, cli.teachers_from, cli.overwrite)
 }
 
 fn main() -> ExitCode {

@@ -318,6 +318,12 @@ impl Plot {
 
     fn x_ticks(&self) -> Vec<f64> {
         let (lo, hi) = self.x_range;
+        // An axis whose ends are not finite (or not positive on a log scale) gets its two
+        // ends at most: the loops below would never end.
+        let usable = lo.is_finite() && hi.is_finite() && lo <= hi && (!self.x_log || lo > 0.0);
+        if !usable {
+            return [lo, hi].into_iter().filter(|v| v.is_finite()).collect();
+        }
         if self.x_log {
             // Powers of ten; over two decades or less, also their doubles and fives
             // (1, 2, 5, 10, 20 for a temperature axis).
@@ -325,7 +331,11 @@ impl Plot {
             let few_decades = hi / lo <= 100.0;
             let mut ticks = Vec::new();
             let mut power = 10f64.powf(lo.log10().floor());
-            while power <= hi * 1.0001 {
+            // f64 spans about 630 decades: the bound is never reached on a usable axis.
+            for _ in 0..MAX_TICK_STEPS {
+                if power > hi * 1.0001 {
+                    break;
+                }
                 let steps: &[f64] = if few_decades {
                     &[1.0, 2.0, 5.0]
                 } else {
@@ -343,7 +353,11 @@ impl Plot {
             let step = (span / 8.0).ceil().max(1.0);
             let mut ticks = Vec::new();
             let mut value = lo.ceil();
-            while value <= hi + 1e-9 {
+            // Bounded: past 2^53 the step may vanish against the value.
+            for _ in 0..MAX_TICK_STEPS {
+                if value > hi + 1e-9 {
+                    break;
+                }
                 ticks.push(value);
                 value += step;
             }
@@ -351,6 +365,9 @@ impl Plot {
         }
     }
 }
+
+/// The most tick positions an axis loop visits.
+const MAX_TICK_STEPS: usize = 1_000;
 
 fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     values
@@ -657,7 +674,9 @@ fn dark_knowledge_section(page: &mut String, dark: &DarkKnowledge, names: &[Stri
 /// The example as an SVG of pixel rects: grey for one channel, colour for three planes
 /// (red, green, blue). Tabular examples have no picture (an empty `image`): nothing is drawn.
 fn example_picture(page: &mut String, dark: &DarkKnowledge, names: &[String]) {
-    let plane = dark.width * dark.height;
+    let Some(plane) = dark.width.checked_mul(dark.height) else {
+        return;
+    };
     if plane == 0 || dark.image.is_empty() || !dark.image.len().is_multiple_of(plane) {
         return;
     }
@@ -970,6 +989,27 @@ mod tests {
         assert_balanced(&html);
         assert!(html.contains("No training curves recorded."));
         assert!(!html.contains("id=\"dark-knowledge\""));
+    }
+
+    #[test]
+    fn axis_ticks_end_on_extreme_ranges() {
+        for (range, log) in [
+            ((5e-324 / 1.6, 5e-324 * 1.6), true),
+            ((1.7e308 / 1.6, 1.7e308 * 1.6), true),
+            ((1e-300, 1e300), true),
+            ((0.0, 10.0), true),
+            ((1e17, 1e17 + 64.0), false),
+            ((f64::NEG_INFINITY, 3.0), false),
+        ] {
+            let plot = Plot::new(500.0, 320.0, range, (0.0, 1.0), log);
+            let ticks = plot.x_ticks();
+            assert!(
+                ticks.len() <= MAX_TICK_STEPS * 3,
+                "{range:?}: {}",
+                ticks.len()
+            );
+            assert!(ticks.iter().all(|t| t.is_finite()), "{range:?}: {ticks:?}");
+        }
     }
 
     #[test]

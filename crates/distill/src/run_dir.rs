@@ -87,27 +87,245 @@ pub fn folder_timestamp(time: SystemTime) -> String {
     format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}Z")
 }
 
-/// The folder of one run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The file that marks a run folder in use; it holds the owner's pid and start time.
+pub const LOCK_FILE: &str = "dk-distill.lock";
+
+/// The first line of every run folder's `config.toml`: what tells a run folder of ours.
+pub const CONFIG_HEADER: &str = "# Effective settings of this run";
+
+/// Why a folder cannot become a run folder. Each message names the folder and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error("--out {0}: exists and is not a folder; choose a new or empty folder")]
+    NotAFolder(PathBuf),
+    #[error(
+        "--out {0}: the folder is not empty and is not a dk-distill run folder (no config.toml of ours); choose a new or empty folder"
+    )]
+    Foreign(PathBuf),
+    #[error(
+        "--out {0}: holds an earlier run (config.toml, checkpoints, results); pass --overwrite to replace it, or choose another folder"
+    )]
+    EarlierRun(PathBuf),
+    #[error(
+        "--out {dir}: another run (pid {pid}, started {started}) is using this folder; wait for it to end or choose another folder (lock file {lock})"
+    )]
+    Locked {
+        dir: PathBuf,
+        lock: PathBuf,
+        pid: String,
+        started: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    move |source| RunDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What `--out DIR` holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutState {
+    /// Absent or empty (a stale lock file aside): free to use.
+    Free,
+    /// A run folder of ours with an earlier run in it.
+    EarlierRun,
+    /// Something else.
+    Foreign,
+}
+
+/// Looks at `dir` without changing anything.
+pub fn out_state(dir: &Path) -> Result<OutState, RunDirError> {
+    if !dir.exists() {
+        return Ok(OutState::Free);
+    }
+    if !dir.is_dir() {
+        return Err(RunDirError::NotAFolder(dir.to_path_buf()));
+    }
+    let entries = std::fs::read_dir(dir).map_err(io_error(dir))?;
+    let mut empty = true;
+    for entry in entries {
+        let entry = entry.map_err(io_error(dir))?;
+        if entry.file_name() != LOCK_FILE {
+            empty = false;
+            break;
+        }
+    }
+    if empty {
+        return Ok(OutState::Free);
+    }
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap_or_default();
+    Ok(if config.starts_with(CONFIG_HEADER) {
+        OutState::EarlierRun
+    } else {
+        OutState::Foreign
+    })
+}
+
+/// The pid and start time written in a lock file (`unknown` where unreadable).
+fn lock_holder(path: &Path) -> (String, String) {
+    let held = std::fs::read_to_string(path).unwrap_or_default();
+    let field = |name: &str| {
+        held.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map_or("unknown".to_string(), |v| v.trim().to_string())
+    };
+    (field("pid "), field("started "))
+}
+
+/// Checks that `--out DIR` may be used: absent, empty, or (with `overwrite`) a run folder
+/// of ours, and not locked by another live run. Nothing is changed.
+pub fn check_out(dir: &Path, overwrite: bool) -> Result<(), RunDirError> {
+    let lock = dir.join(LOCK_FILE);
+    if lock.is_file() {
+        let (pid, started) = lock_holder(&lock);
+        let other = pid.parse::<u32>().map_or(true, |p| p != std::process::id());
+        let alive = pid.parse::<u32>().map_or(true, process_alive);
+        if other && alive {
+            return Err(RunDirError::Locked {
+                dir: dir.to_path_buf(),
+                lock,
+                pid,
+                started,
+            });
+        }
+    }
+    match out_state(dir)? {
+        OutState::Free => Ok(()),
+        OutState::EarlierRun if overwrite => Ok(()),
+        OutState::EarlierRun => Err(RunDirError::EarlierRun(dir.to_path_buf())),
+        OutState::Foreign => Err(RunDirError::Foreign(dir.to_path_buf())),
+    }
+}
+
+/// Whether process `pid` is running. Only Linux can tell (`/proc`); elsewhere every pid
+/// counts as alive, so a lock is never taken from a live run.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// The lock of a run folder: created with `create_new` (so two runs never both hold it),
+/// removed when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Takes the lock of `dir`. A lock left by a process that is no longer running is taken
+    /// over; the returned note says so.
+    pub fn acquire(dir: &Path, now: SystemTime) -> Result<(RunLock, Option<String>), RunDirError> {
+        let path = dir.join(LOCK_FILE);
+        let contents = format!("pid {}\nstarted {}\n", std::process::id(), iso8601_utc(now));
+        let mut note = None;
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    file.write_all(contents.as_bytes())
+                        .and_then(|()| file.sync_all())
+                        .map_err(io_error(&path))?;
+                    return Ok((RunLock { path }, note));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let (pid, started) = lock_holder(&path);
+                    let dead = pid.parse::<u32>().is_ok_and(|p| !process_alive(p));
+                    if !dead || note.is_some() {
+                        return Err(RunDirError::Locked {
+                            dir: dir.to_path_buf(),
+                            lock: path,
+                            pid,
+                            started,
+                        });
+                    }
+                    std::fs::remove_file(&path).map_err(io_error(&path))?;
+                    note = Some(format!(
+                        "{}: took over the lock of a run that is no longer running (pid {pid}, started {started})",
+                        dir.display()
+                    ));
+                }
+                Err(err) => return Err(io_error(&path)(err)),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The folder of one run, locked while the run holds it.
+#[derive(Debug, Clone)]
 pub struct RunDir {
     root: PathBuf,
+    lock: Option<std::sync::Arc<RunLock>>,
+}
+
+impl PartialEq for RunDir {
+    fn eq(&self, other: &RunDir) -> bool {
+        self.root == other.root
+    }
 }
 
 impl RunDir {
-    /// Creates the run folder: `out` when given (it may already exist, to resume or redo a
-    /// run), else a new `runs/<UTC timestamp>` (with `-2`, `-3`, ... if that one exists).
-    pub fn create(out: Option<&Path>, now: SystemTime) -> std::io::Result<RunDir> {
+    /// Creates and locks the run folder: `out` when given (absent, empty, or with
+    /// `overwrite` an earlier run folder of ours; see [`check_out`]), else a new
+    /// `runs/<UTC timestamp>` (with `-2`, `-3`, ... if that one exists). Returns a note when
+    /// a stale lock was taken over.
+    pub fn create(
+        out: Option<&Path>,
+        now: SystemTime,
+        overwrite: bool,
+    ) -> Result<(RunDir, Option<String>), RunDirError> {
         let root = match out {
             Some(dir) => {
-                std::fs::create_dir_all(dir)?;
+                check_out(dir, overwrite)?;
+                std::fs::create_dir_all(dir).map_err(io_error(dir))?;
                 dir.to_path_buf()
             }
             None => {
-                std::fs::create_dir_all("runs")?;
-                Self::create_fresh(Path::new("runs"), &folder_timestamp(now))?
+                let runs = Path::new("runs");
+                std::fs::create_dir_all(runs).map_err(io_error(runs))?;
+                Self::create_fresh(runs, &folder_timestamp(now)).map_err(io_error(runs))?
             }
         };
-        Ok(RunDir { root })
+        let (lock, note) = RunLock::acquire(&root, now)?;
+        // Checked again under the lock: another run may have filled the folder meanwhile.
+        if let Some(dir) = out {
+            check_out(dir, overwrite)?;
+            // The earlier run's results must not pass for this run's if this one fails.
+            for stale in ["results.json", "report.html"] {
+                match std::fs::remove_file(dir.join(stale)) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io_error(&dir.join(stale))(err));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok((
+            RunDir {
+                root,
+                lock: Some(std::sync::Arc::new(lock)),
+            },
+            note,
+        ))
     }
 
     /// Creates `parent/stem`, or `parent/stem-2`, ... whichever does not exist yet.
@@ -129,9 +347,17 @@ impl RunDir {
         unreachable!("the attempt counter is unbounded")
     }
 
-    /// Opens an existing folder as a run folder.
+    /// Opens an existing folder as a run folder (not locked).
     pub fn at(root: impl Into<PathBuf>) -> RunDir {
-        RunDir { root: root.into() }
+        RunDir {
+            root: root.into(),
+            lock: None,
+        }
+    }
+
+    /// Whether this run holds the folder's lock.
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
     }
 
     pub fn root(&self) -> &Path {
@@ -208,6 +434,12 @@ mod tests {
     }
 
     #[test]
+    fn config_toml_starts_with_the_run_folder_header() {
+        let text = crate::config::effective_config_toml(&crate::config::RunConfig::default());
+        assert!(text.starts_with(CONFIG_HEADER), "{text}");
+    }
+
+    #[test]
     fn fresh_folders_never_collide() {
         let dir = TempDir::new("rundir-fresh");
         let first = RunDir::create_fresh(dir.path(), "20250101-000000Z").unwrap();
@@ -215,8 +447,97 @@ mod tests {
         assert!(first.ends_with("20250101-000000Z"));
         assert!(second.ends_with("20250101-000000Z-2"));
         let out = dir.join("explicit/run");
-        let run = RunDir::create(Some(&out), at(0)).unwrap();
+        let (run, _) = RunDir::create(Some(&out), at(0), false).unwrap();
         assert!(run.root().is_dir());
         assert_eq!(run.subdir("checkpoints").unwrap(), out.join("checkpoints"));
+    }
+
+    #[test]
+    fn out_refuses_foreign_folders_and_earlier_runs_without_overwrite() {
+        let dir = TempDir::new("rundir-out");
+        let foreign = dir.join("photos");
+        std::fs::create_dir_all(&foreign).unwrap();
+        std::fs::write(foreign.join("holiday.jpg"), b"x").unwrap();
+        let text = RunDir::create(Some(&foreign), at(0), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with("--out ") && text.contains("is not a dk-distill run folder"),
+            "{text}"
+        );
+        assert!(foreign.join("holiday.jpg").is_file() && !foreign.join(LOCK_FILE).exists());
+
+        let earlier = dir.join("earlier");
+        std::fs::create_dir_all(&earlier).unwrap();
+        std::fs::write(
+            earlier.join("config.toml"),
+            format!("{CONFIG_HEADER} (...)\n"),
+        )
+        .unwrap();
+        std::fs::write(earlier.join("results.json"), b"{}").unwrap();
+        let text = RunDir::create(Some(&earlier), at(0), false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            text,
+            format!(
+                "--out {}: holds an earlier run (config.toml, checkpoints, results); pass --overwrite to replace it, or choose another folder",
+                earlier.display()
+            )
+        );
+        let (run, note) = RunDir::create(Some(&earlier), at(0), true).unwrap();
+        assert!(run.is_locked() && note.is_none());
+        assert!(
+            !earlier.join("results.json").exists(),
+            "stale results are removed"
+        );
+        assert!(earlier.join("config.toml").is_file());
+        // A second run on the same folder is refused, naming the holder.
+        let text = RunDir::create(Some(&earlier), at(0), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains(&format!(
+                "another run (pid {}, started 1970-01-01T00:00:00Z)",
+                std::process::id()
+            )),
+            "{text}"
+        );
+        drop(run);
+        assert!(
+            !earlier.join(LOCK_FILE).exists(),
+            "the lock goes with the run"
+        );
+
+        let file = dir.join("plain-file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(matches!(
+            RunDir::create(Some(&file), at(0), true),
+            Err(RunDirError::NotAFolder(_))
+        ));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_stale_lock_of_a_dead_process_is_taken_over_with_a_note() {
+        let dir = TempDir::new("rundir-stale");
+        // Pids are below 2^22 on Linux: this one never runs.
+        std::fs::write(
+            dir.join(LOCK_FILE),
+            "pid 4294967295\nstarted 2020-01-01T00:00:00Z\n",
+        )
+        .unwrap();
+        let (run, note) = RunDir::create(Some(dir.path()), at(0), false).unwrap();
+        let note = note.expect("a note");
+        assert!(
+            note.contains("took over the lock") && note.contains("pid 4294967295"),
+            "{note}"
+        );
+        let held = std::fs::read_to_string(dir.join(LOCK_FILE)).unwrap();
+        assert!(
+            held.starts_with(&format!("pid {}\n", std::process::id())),
+            "{held}"
+        );
+        drop(run);
     }
 }

@@ -177,10 +177,16 @@ pub fn decode(bytes: &[u8], key: u128, n: usize, classes: usize) -> Lookup {
     if fnv1a64(payload) != u64_at(40) {
         return Lookup::Miss("payload checksum mismatch (corrupt)".into());
     }
-    let logits = payload
+    let logits: Vec<f32> = payload
         .chunks_exact(4)
         .map(|chunk| f32::from_le_bytes(chunk.try_into().expect("4 bytes")))
         .collect();
+    if let Some(index) = logits.iter().position(|v| !v.is_finite()) {
+        return Lookup::Miss(format!(
+            "logit {index} is {}: expected finite numbers (never trusted)",
+            logits[index]
+        ));
+    }
     Lookup::Hit(CachedLogits { n, classes, logits })
 }
 
@@ -362,6 +368,15 @@ mod tests {
         assert!(
             matches!(decode(&good, 42, 3, 2), Lookup::Miss(r) if r.contains("shape [2, 3], expected [3, 2]"))
         );
+
+        // Non-finite logits with a valid checksum are never trusted.
+        let nan = encode(42, 2, 3, &[1.0, 2.0, f32::NAN, 4.0, 5.0, 6.0]);
+        assert_eq!(
+            reason(&nan),
+            "logit 2 is NaN: expected finite numbers (never trusted)"
+        );
+        let inf = encode(42, 2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, f32::INFINITY]);
+        assert!(reason(&inf).starts_with("logit 5 is inf"));
 
         // On disk: a truncated file is recomputed and replaced.
         let dir = TempDir::new("cache-damaged");

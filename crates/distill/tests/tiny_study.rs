@@ -39,6 +39,7 @@ fn tiny_preset_runs_end_to_end() {
         cache_dir: Some(root.join("cache")),
         teachers_from: None,
         quiet: true,
+        overwrite: false,
     };
     let outcome = run_study(&ctx, &config, &data, &options).expect("the tiny study");
     let run = outcome.run_dir;
@@ -112,6 +113,22 @@ fn tiny_preset_runs_end_to_end() {
     assert!(results.dark_knowledge.is_some());
     assert!(run.join("report.html").is_file(), "report.html written");
     assert!(run.join("config.toml").is_file(), "config.toml written");
+    assert!(
+        run.join("teachers-training-data.txt").is_file(),
+        "the teachers' data fingerprint is written"
+    );
+    assert!(
+        !run.join("dk-distill.lock").exists(),
+        "the lock goes with the run"
+    );
+    // Every distilled candidate was saved as it finished, not only the chosen one.
+    for point in &results.grid {
+        let file = format!(
+            "student-kd_T={}_a={}.safetensors",
+            point.temperature, point.alpha
+        );
+        assert!(run.join(&file).is_file(), "{file} written");
+    }
     std::fs::remove_dir_all(&root).ok();
 }
 

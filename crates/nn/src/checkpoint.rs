@@ -165,12 +165,21 @@ fn read_values(path: &Path, bytes: &[u8], spec: &ModelSpec) -> Result<Vec<Vec<f3
                 ),
             ));
         }
-        values.push(
-            view.data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        );
+        let tensor: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(index) = tensor.iter().position(|v| !v.is_finite()) {
+            return Err(checkpoint_error(
+                path,
+                format!(
+                    "tensor `{}` holds {} at index {index}: expected finite weights (the file is damaged or its training diverged)",
+                    p.name, tensor[index]
+                ),
+            ));
+        }
+        values.push(tensor);
     }
     if file.len() != params.len() {
         let expected: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
@@ -213,6 +222,30 @@ mod tests {
         let bits =
             |v: &[Vec<f32>]| -> Vec<u32> { v.iter().flatten().map(|x| x.to_bits()).collect() };
         assert_eq!(bits(&loaded), bits(&values));
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused_naming_file_and_tensor() {
+        let spec = ModelSpec::parse("4-3-2").unwrap();
+        for (bad, shown) in [
+            (f32::NAN, "NaN"),
+            (f32::INFINITY, "inf"),
+            (f32::NEG_INFINITY, "-inf"),
+        ] {
+            let mut values = he_normal(&spec, 2);
+            values[2][5] = bad;
+            let path = temp_path(&format!("non-finite-{shown}.safetensors"));
+            save(&path, &spec, &values).unwrap();
+            let message = load(&path).unwrap_err().to_string();
+            let message_for = load_for(&path, &spec).unwrap_err().to_string();
+            std::fs::remove_file(&path).unwrap();
+            let expected = format!(
+                "checkpoint {}: tensor `2.weight` holds {shown} at index 5: expected finite weights",
+                path.display()
+            );
+            assert!(message.starts_with(&expected), "{message}");
+            assert_eq!(message, message_for);
+        }
     }
 
     #[test]

@@ -141,6 +141,22 @@ pub struct ModelSpec {
 
 const EXPECTED_LAYER: &str = "expected cNkM, pN, fN, dP or a number";
 
+/// The most elements one parameter tensor, or one example's activation after any layer, may
+/// have: 2^28 (1 GiB of f32). Far beyond any model this project trains, far below what
+/// overflows an index; specs past it are refused while parsing, before anything is
+/// allocated. What an adapter can bind is checked later against its own limits.
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
+
+/// The most trainable scalars a whole model may have (4 GiB of f32).
+pub const MAX_PARAMETERS: usize = 1 << 30;
+
+/// `dims` multiplied, or `None` past [`MAX_TENSOR_ELEMENTS`] (never overflows).
+fn bounded_product(dims: &[usize]) -> Option<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_TENSOR_ELEMENTS)
+}
+
 impl ModelSpec {
     /// Parse a full spec whose first token is the input shape (`784-...` or `1x28x28-...`).
     pub fn parse(text: &str) -> Result<Self> {
@@ -161,6 +177,12 @@ impl ModelSpec {
                 tokens[0]
             ))
         })?;
+        if bounded_product(&input).is_none() {
+            return Err(err(format!(
+                "token 1 `{}` is an input of more than {MAX_TENSOR_ELEMENTS} values per example",
+                tokens[0]
+            )));
+        }
         build(text, input, &tokens[1..], 1)
     }
 
@@ -173,6 +195,14 @@ impl ModelSpec {
                 spec: text.to_string(),
                 message: format!(
                     "input shape {input:?} is neither [features] nor [channels, height, width]"
+                ),
+            });
+        }
+        if bounded_product(input).is_none() {
+            return Err(NnError::Spec {
+                spec: text.to_string(),
+                message: format!(
+                    "input shape {input:?} has more than {MAX_TENSOR_ELEMENTS} values per example"
                 ),
             });
         }
@@ -359,6 +389,64 @@ fn parse_token(token: &str) -> Option<Token> {
     positive(token).map(Token::Dense)
 }
 
+/// Checks the weights of `new` (the entries of one token, fed `shape`) and every activation
+/// they produce against [`MAX_TENSOR_ELEMENTS`], without overflowing; the message says
+/// which size is too large.
+fn check_sizes(new: &[LayerSpec], shape: &[usize]) -> std::result::Result<(), String> {
+    let mut shape = shape.to_vec();
+    for layer in new {
+        let weight = match *layer {
+            LayerSpec::Linear {
+                in_features,
+                out_features,
+            } => Some(vec![out_features, in_features]),
+            LayerSpec::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                ..
+            } => Some(vec![out_channels, in_channels, kernel, kernel]),
+            _ => None,
+        };
+        if let Some(weight) = weight
+            && bounded_product(&weight).is_none()
+        {
+            return Err(format!(
+                "needs a {} weight of shape {weight:?}, more than {MAX_TENSOR_ELEMENTS} values",
+                layer.torch_name()
+            ));
+        }
+        shape = layer.output_shape(&shape);
+        if bounded_product(&shape).is_none() {
+            return Err(format!(
+                "gives activations of shape {shape:?} per example, more than {MAX_TENSOR_ELEMENTS} values"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `total` plus the parameters of `new`, or `None` past [`MAX_PARAMETERS`]. Only called
+/// after [`check_sizes`], so every tensor's own size is known to be small.
+fn add_parameters(total: usize, new: &[LayerSpec]) -> Option<usize> {
+    new.iter()
+        .map(|layer| match *layer {
+            LayerSpec::Linear {
+                in_features,
+                out_features,
+            } => out_features * in_features + out_features,
+            LayerSpec::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                ..
+            } => out_channels * in_channels * kernel * kernel + out_channels,
+            _ => 0,
+        })
+        .try_fold(total, usize::checked_add)
+        .filter(|&n| n <= MAX_PARAMETERS)
+}
+
 /// Expand layer tokens into `nn.Sequential` entries. `offset` is how many tokens of the
 /// user's text came before `tokens`, so errors number tokens as the user sees them.
 fn build(text: &str, input: Vec<usize>, tokens: &[&str], offset: usize) -> Result<ModelSpec> {
@@ -378,8 +466,10 @@ fn build(text: &str, input: Vec<usize>, tokens: &[&str], offset: usize) -> Resul
     }
     let mut layers = Vec::new();
     let mut shape = input.clone();
+    let mut parameters = 0usize;
     for (position, token) in tokens.iter().enumerate() {
         let last = position + 1 == tokens.len();
+        let first_new = layers.len();
         let parsed = parse_token(token)
             .ok_or_else(|| err(position, format!("is not a layer ({EXPECTED_LAYER})")))?;
         if last && !matches!(parsed, Token::Dense(_) if positive(token).is_some()) {
@@ -449,9 +539,16 @@ fn build(text: &str, input: Vec<usize>, tokens: &[&str], offset: usize) -> Resul
                 }
             }
         }
-        shape = layers
+        check_sizes(&layers[first_new..], &shape).map_err(|m| err(position, m))?;
+        parameters = add_parameters(parameters, &layers[first_new..]).ok_or_else(|| {
+            err(
+                position,
+                format!("takes the model past {MAX_PARAMETERS} parameters"),
+            )
+        })?;
+        shape = layers[first_new..]
             .iter()
-            .fold(input.clone(), |s, layer| layer.output_shape(&s));
+            .fold(shape, |s, layer| layer.output_shape(&s));
     }
     let mut canonical = vec![shape_text(&input)];
     canonical.extend(tokens.iter().map(|t| t.to_string()));
@@ -541,6 +638,58 @@ mod tests {
         let b = ModelSpec::parse("1x28x28-c16k5-p2-c32k5-p2-10").unwrap();
         assert_eq!(a, b);
         assert_eq!(ModelSpec::parse(a.text()).unwrap(), a);
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_naming_the_token_without_overflow() {
+        let cases = [
+            (
+                "4294967296x4294967296x4294967296-10",
+                "token 1 `4294967296x4294967296x4294967296` is an input of more than 268435456 values",
+            ),
+            (
+                "784-99999999999999999-10",
+                "token 2 `99999999999999999` needs a Linear weight of shape [99999999999999999, 784]",
+            ),
+            (
+                "784-99999999999-10",
+                "token 2 `99999999999` needs a Linear weight of shape [99999999999, 784]",
+            ),
+            (
+                "1x28x28-c99999999999k3-10",
+                "token 2 `c99999999999k3` needs a Conv2d weight",
+            ),
+            (
+                "1x28x28-c4k99999999999-10",
+                "token 2 `c4k99999999999` needs a Conv2d weight",
+            ),
+            (
+                "1x16384x16384-c16k1-10",
+                "token 2 `c16k1` gives activations of shape [16, 16384, 16384]",
+            ),
+            (
+                "16384-16384-16384-16384-16384-10",
+                "token 5 `16384` takes the model past 1073741824 parameters",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = ModelSpec::parse(text).unwrap_err().to_string();
+            assert!(
+                message.contains(expected),
+                "spec {text}: got `{message}`, expected it to contain `{expected}`"
+            );
+            assert!(!message.contains('\n'), "{message}");
+        }
+        let message = ModelSpec::parse_with_input("10", &[1 << 20, 1 << 20, 1])
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("more than 268435456 values"), "{message}");
+        // The largest accepted sizes still parse.
+        let spec = ModelSpec::parse("16384-16384-10").unwrap();
+        assert_eq!(
+            spec.parameter_count(),
+            16384 * 16384 + 16384 + 16384 * 10 + 10
+        );
     }
 
     #[test]

@@ -86,6 +86,9 @@ impl Default for MungeConfig {
     }
 }
 
+/// The most synthetic examples one MUNGE multiplier may ask for (k x base_size).
+pub const MAX_MUNGE_EXAMPLES: usize = 5_000_000;
+
 /// `omit-class`: one class removed from the student's transfer set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -224,6 +227,16 @@ impl ExperimentsConfig {
                 m.multipliers
             ),
         );
+        for &k in &m.multipliers {
+            check(
+                k.checked_mul(m.base_size)
+                    .is_some_and(|n| n <= MAX_MUNGE_EXAMPLES),
+                format!(
+                    "experiments.munge.multipliers contains {k}: {k} x base_size {} is more than {MAX_MUNGE_EXAMPLES} synthetic examples",
+                    m.base_size
+                ),
+            );
+        }
         check(
             (0.0..=1.0).contains(&m.swap_probability),
             format!(

@@ -80,6 +80,14 @@ pub enum IdxError {
         expected: usize,
         found: usize,
     },
+    #[error(
+        "{path}: data size: header promises {expected} bytes after the {header}-byte header, the data goes on past that (trailing bytes)"
+    )]
+    TrailingData {
+        path: PathBuf,
+        header: usize,
+        expected: u64,
+    },
     #[error("{path}: label {index}: value {value}, expected < {classes} (the number of classes)")]
     LabelOutOfRange {
         path: PathBuf,
@@ -107,24 +115,75 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
-/// Reads a whole file, decompressing it when it starts with the gzip magic bytes.
-pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let raw = std::fs::read(path).map_err(|source| IdxError::Io {
+/// Reads an IDX file whose magic number should be `expected_magic`, decompressing it when
+/// it starts with the gzip magic bytes. Reads the header first and then at most the bytes
+/// the header promises (and one more, to tell trailing bytes): a small file that inflates
+/// far beyond its header, or a header that promises more than the file holds, never makes
+/// this allocate more than the data that is really there, up to what the header justifies.
+pub fn read_idx(path: &Path, expected_magic: u32) -> Result<Vec<u8>, IdxError> {
+    let io = |source| IdxError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    if raw.starts_with(&GZIP_MAGIC) {
-        let mut decoded = Vec::with_capacity(raw.len() * 2);
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut decoded)
-            .map_err(|source| IdxError::Gzip {
+    };
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let gzip = std::io::BufRead::fill_buf(&mut file)
+        .map_err(io)?
+        .starts_with(&GZIP_MAGIC);
+    let mut source: Box<dyn Read> = if gzip {
+        Box::new(GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let read_error = |source| {
+        if gzip {
+            IdxError::Gzip {
                 path: path.to_path_buf(),
                 source,
-            })?;
-        Ok(decoded)
-    } else {
-        Ok(raw)
+            }
+        } else {
+            IdxError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    };
+    let header_len = 4 + 4 * (expected_magic & 0xff) as usize;
+    let mut bytes = Vec::with_capacity(header_len);
+    (&mut source)
+        .take(header_len as u64)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    let Some(promised) = promised_bytes(&bytes, expected_magic) else {
+        // Too short or another magic: parse_header says which.
+        return Ok(bytes);
+    };
+    (&mut source)
+        .take(promised.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if (bytes.len() - header_len) as u64 > promised {
+        return Err(IdxError::TrailingData {
+            path: path.to_path_buf(),
+            header: header_len,
+            expected: promised,
+        });
     }
+    Ok(bytes)
+}
+
+/// The data bytes a complete header of magic `expected_magic` promises (saturating), or
+/// `None` when `header` is not such a header.
+fn promised_bytes(header: &[u8], expected_magic: u32) -> Option<u64> {
+    let ndims = (expected_magic & 0xff) as usize;
+    if header.len() < 4 + 4 * ndims || header[..4] != expected_magic.to_be_bytes() {
+        return None;
+    }
+    Some(
+        header[4..4 + 4 * ndims]
+            .chunks_exact(4)
+            .map(|d| u64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]])))
+            .fold(1u64, u64::saturating_mul),
+    )
 }
 
 /// Checks the magic number and dimension count, returns the dimensions.
@@ -223,12 +282,12 @@ pub fn parse_labels(bytes: &[u8], path: &Path, classes: usize) -> Result<Vec<u8>
 
 /// Reads an image file, gzip or raw.
 pub fn read_images(path: &Path) -> Result<IdxImages, IdxError> {
-    parse_images(&read_maybe_gzip(path)?, path)
+    parse_images(&read_idx(path, IMAGES_MAGIC)?, path)
 }
 
 /// Reads a label file, gzip or raw.
 pub fn read_labels(path: &Path, classes: usize) -> Result<Vec<u8>, IdxError> {
-    parse_labels(&read_maybe_gzip(path)?, path, classes)
+    parse_labels(&read_idx(path, LABELS_MAGIC)?, path, classes)
 }
 
 /// Reads an image file and its label file into a [`Dataset`] whose classes are `class_names`.
@@ -387,11 +446,43 @@ mod tests {
         let text = error_text(read_images(&path));
         assert!(text.contains("magic number"), "{text}");
 
+        // Trailing bytes of a gzip file are refused too, after reading one byte of them.
+        let mut long_gz = full.clone();
+        long_gz.extend_from_slice(&[0; 64]);
+        std::fs::write(&path, write::gzip(&long_gz)).unwrap();
+        let text = error_text(read_images(&path));
+        assert!(
+            text.contains("promises 18 bytes") && text.contains("trailing bytes"),
+            "{text}"
+        );
+
         // A truncated gzip stream is reported as such.
         let gz = write::gzip(&full);
         std::fs::write(&path, &gz[..gz.len() / 2]).unwrap();
         let text = error_text(read_images(&path));
         assert!(text.contains("gzip"), "{text}");
+    }
+
+    #[test]
+    fn a_small_gzip_that_inflates_far_past_its_header_is_not_read_whole() {
+        let dir = TempDir::new("idx-bomb");
+        let path = dir.join("bomb-labels.gz");
+        // A label header promising 3 labels, then 64 MiB of zeros: about 64 KiB compressed.
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut encoder, &write::labels(&[0, 1, 2])).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            std::io::Write::write_all(&mut encoder, &zeros).unwrap();
+        }
+        let compressed = encoder.finish().unwrap();
+        assert!(compressed.len() < 1 << 20);
+        std::fs::write(&path, &compressed).unwrap();
+        let read = read_idx(&path, LABELS_MAGIC).unwrap_err().to_string();
+        assert!(
+            read.contains("promises 3 bytes after the 8-byte header")
+                && read.contains("trailing bytes"),
+            "{read}"
+        );
     }
 
     #[test]

@@ -383,6 +383,7 @@ fn download_idx(
         let part = dir.join(format!("{name}.part"));
         fetcher
             .fetch(&url, &part, source.approx_sizes[slot])
+            .and_then(|()| check_digest(&part, source, slot))
             .map_err(|reason| {
                 let _ = std::fs::remove_file(&part);
                 failed(reason)
@@ -400,8 +401,10 @@ fn download_idx(
     Ok(())
 }
 
-/// Fetches the archive, unpacks it into `dir` (giving `dir/subfolder`), checks the batches
-/// by reading them, and removes the archive. An invalid download leaves nothing behind.
+/// Fetches the archive, checks its digest, unpacks it into a private folder beside `dir`'s
+/// files, moves the files that `dir/subfolder` lacks into it, checks the batches by reading
+/// them, and removes the archive. A failed or invalid download removes only what it wrote:
+/// files the user had put in `dir/subfolder` stay.
 fn download_archive(
     dir: &Path,
     subfolder: &str,
@@ -415,22 +418,23 @@ fn download_archive(
         .next()
         .unwrap_or("archive.tar.gz");
     let part = dir.join(format!("{name}.part"));
-    let unpacked = dir.join(subfolder);
-    let cleanup = || {
-        let _ = std::fs::remove_file(&part);
-        let _ = std::fs::remove_dir_all(&unpacked);
-    };
     fetcher
         .fetch(source.base_url, &part, source.approx_sizes[0])
+        .and_then(|()| check_digest(&part, source, 0))
         .map_err(|reason| {
             let _ = std::fs::remove_file(&part);
             failed(reason)
         })?;
-    if let Err(reason) = unpack_tar_gz(&part, dir) {
-        cleanup();
-        return Err(failed(reason));
-    }
+    let staging = dir.join(format!(".{name}.unpack-{}", std::process::id()));
+    let unpacked = std::fs::create_dir(&staging)
+        .map_err(|err| format!("cannot create {}: {err}", staging.display()))
+        .and_then(|()| unpack_tar_gz(&part, &staging));
     let _ = std::fs::remove_file(&part);
+    let moved =
+        unpacked.and_then(|()| move_missing(&staging.join(subfolder), &dir.join(subfolder)));
+    // The staging folder is ours alone: whatever is left in it goes.
+    let _ = std::fs::remove_dir_all(&staging);
+    let written = moved.map_err(failed)?;
     let checked = find_in_dir(dir, Origin::Downloaded, source)
         .map_err(|missing| DataError::Count {
             path: dir.join(name),
@@ -440,13 +444,93 @@ fn download_archive(
         })
         .and_then(|files| check_counts(&files, source));
     if let Err(err) = checked {
-        cleanup();
+        written.remove();
         return Err(LocateError::DownloadInvalid {
             path: dir.join(name),
             source: err,
         });
     }
     Ok(())
+}
+
+/// The files (and the folder, if it was created) a download put in place.
+struct Written {
+    files: Vec<PathBuf>,
+    created_dir: Option<PathBuf>,
+}
+
+impl Written {
+    /// Removes exactly what the download wrote.
+    fn remove(&self) {
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
+        }
+        if let Some(dir) = &self.created_dir {
+            // Only when empty: remove_dir fails on a folder that holds anything else.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Moves each file of `from` that `to` does not hold yet into `to` (created if needed);
+/// files already in `to` are left as they are.
+fn move_missing(from: &Path, to: &Path) -> Result<Written, String> {
+    let created_dir = (!to.is_dir()).then(|| to.to_path_buf());
+    std::fs::create_dir_all(to).map_err(|err| format!("cannot create {}: {err}", to.display()))?;
+    let mut written = Written {
+        files: Vec::new(),
+        created_dir,
+    };
+    let entries = std::fs::read_dir(from)
+        .map_err(|err| format!("the archive has no {}: {err}", from.display()));
+    let result = entries.and_then(|entries| {
+        for entry in entries {
+            let entry = entry.map_err(|err| format!("reading {}: {err}", from.display()))?;
+            let dest = to.join(entry.file_name());
+            if dest.exists() {
+                continue;
+            }
+            std::fs::rename(entry.path(), &dest)
+                .map_err(|err| format!("cannot move into {}: {err}", dest.display()))?;
+            written.files.push(dest);
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => Ok(written),
+        Err(reason) => {
+            written.remove();
+            Err(reason)
+        }
+    }
+}
+
+/// Checks a downloaded file against the source's SHA-256 digest for download `slot`, when
+/// the source has one. The error names the file and both digests.
+fn check_digest(path: &Path, source: &DatasetSource, slot: usize) -> Result<(), String> {
+    let Some(expected) = source.sha256.get(slot) else {
+        return Ok(());
+    };
+    let found = sha256_hex(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    if found != *expected {
+        return Err(format!(
+            "{}: SHA-256 {found}, expected {expected} (a damaged or different file; removed)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The SHA-256 of a file's contents, lowercase hex.
+pub fn sha256_hex(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
 }
 
 /// Unpacks a `.tar.gz` archive into `dest` with the `tar` program (on Linux, macOS and
@@ -615,6 +699,7 @@ mod tests {
         files: &IDX_FILE_STEMS,
         base_url: "https://example.invalid/small",
         approx_sizes: &[100, 100, 100, 100],
+        sha256: &[],
         install_hint: Some("`apt-get install dataset-small`"),
         env_flat: true,
         train_count: 4,
@@ -635,6 +720,7 @@ mod tests {
         files: &CIFAR10_FILES,
         base_url: "https://example.invalid/small-cifar-binary.tar.gz",
         approx_sizes: &[100],
+        sha256: &[],
         install_hint: None,
         env_flat: true,
         train_count: 5,
@@ -1007,6 +1093,99 @@ mod tests {
             std::fs::read_dir(&cache).unwrap().count(),
             0,
             "nothing left"
+        );
+    }
+
+    #[test]
+    fn a_failed_cifar_download_keeps_the_users_files() {
+        let root = TempDir::new("locate-cifar-keep");
+        let mut env = env_in(&root);
+        env.data_var = None;
+        let batches = root.join("xdg/darkknowledge/small-cifar/cifar-10-batches-bin");
+        std::fs::create_dir_all(&batches).unwrap();
+        std::fs::write(batches.join("notes.txt"), b"mine").unwrap();
+        std::fs::write(batches.join("data_batch_1.bin"), b"my own copy").unwrap();
+        let server = FakeArchiveServer {
+            staging: root.join("staging"),
+            label_of_test: 12,
+        };
+        let text = locate_or_download(None, &env, &SMALL_CIFAR, &server)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("is not valid"), "{text}");
+        let mut left: Vec<String> = std::fs::read_dir(&batches)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["data_batch_1.bin", "notes.txt"],
+            "only the download's files go"
+        );
+        assert_eq!(
+            std::fs::read(batches.join("data_batch_1.bin")).unwrap(),
+            b"my own copy"
+        );
+        let cache = root.join("xdg/darkknowledge/small-cifar");
+        assert_eq!(
+            std::fs::read_dir(&cache).unwrap().count(),
+            1,
+            "no archive, no staging"
+        );
+    }
+
+    #[test]
+    fn downloads_are_checked_against_their_digests() {
+        let digests: Vec<&'static str> = (0..4)
+            .map(|slot| {
+                let dir = TempDir::new("locate-digest-file");
+                let path = dir.join("file");
+                std::fs::write(&path, write::gzip(&file_bytes(slot))).unwrap();
+                &*Box::leak(sha256_hex(&path).unwrap().into_boxed_str())
+            })
+            .collect();
+        let mut checked = SMALL;
+        checked.sha256 = Box::leak(digests.into_boxed_slice());
+        let root = TempDir::new("locate-digest-ok");
+        let mut env = env_in(&root);
+        env.data_var = None;
+        let server = FakeServer {
+            corrupt_labels: false,
+        };
+        locate_or_download(None, &env, &checked, &server).unwrap();
+
+        let mut wrong = checked;
+        let mut digests = checked.sha256.to_vec();
+        digests[3] = "0000000000000000000000000000000000000000000000000000000000000000";
+        wrong.sha256 = Box::leak(digests.into_boxed_slice());
+        let root = TempDir::new("locate-digest-bad");
+        let mut env = env_in(&root);
+        env.data_var = None;
+        let text = locate_or_download(None, &env, &wrong, &server)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("t10k-labels-idx1-ubyte.gz.part: SHA-256 ")
+                && text.contains("expected 0000000000000000000000000000000000000000000000000000000000000000 (a damaged or different file; removed)"),
+            "{text}"
+        );
+        let cache = root.join("xdg/darkknowledge/small");
+        assert!(!cache.join("t10k-labels-idx1-ubyte.gz.part").exists());
+        assert!(
+            cache.join("train-images-idx3-ubyte.gz").is_file(),
+            "files that passed stay"
+        );
+    }
+
+    #[test]
+    fn sha256_matches_the_published_test_vector() {
+        let dir = TempDir::new("locate-sha");
+        let path = dir.join("abc");
+        std::fs::write(&path, b"abc").unwrap();
+        assert_eq!(
+            sha256_hex(&path).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 }

@@ -72,6 +72,9 @@ pub struct DatasetSource {
     /// Approximate download sizes in bytes, one per downloaded file: only used to size the
     /// progress bar.
     pub approx_sizes: &'static [u64],
+    /// SHA-256 of each downloaded file (lowercase hex), in `approx_sizes` order; a download
+    /// is checked against it before it is used. Empty: not checked (parsing still is).
+    pub sha256: &'static [&'static str],
     /// A package that installs the data, when there is one (shown when the data is missing).
     pub install_hint: Option<&'static str>,
     /// Whether `$DARKKNOWLEDGE_DATA` may hold the files directly rather than in `folder`:
@@ -109,6 +112,12 @@ pub const FASHION_MNIST: DatasetSource = DatasetSource {
     files: &IDX_FILE_STEMS,
     base_url: "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion",
     approx_sizes: &[26_421_880, 29_515, 4_422_102, 5_148],
+    sha256: &[
+        "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    ],
     install_hint: Some("`apt-get install dataset-fashion-mnist` (Debian/Ubuntu)"),
     env_flat: true,
     train_count: 60_000,
@@ -127,6 +136,12 @@ pub const MNIST: DatasetSource = DatasetSource {
     files: &IDX_FILE_STEMS,
     base_url: "https://ossci-datasets.s3.amazonaws.com/mnist",
     approx_sizes: &[9_912_422, 28_881, 1_648_877, 4_542],
+    sha256: &[
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    ],
     install_hint: None,
     env_flat: false,
     train_count: 60_000,
@@ -145,6 +160,12 @@ pub const KMNIST: DatasetSource = DatasetSource {
     files: &IDX_FILE_STEMS,
     base_url: "http://codh.rois.ac.jp/kmnist/dataset/kmnist",
     approx_sizes: &[18_165_135, 29_497, 3_041_136, 5_120],
+    sha256: &[
+        "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+        "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+        "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+        "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+    ],
     install_hint: None,
     env_flat: false,
     train_count: 60_000,
@@ -175,6 +196,7 @@ pub const CIFAR10: DatasetSource = DatasetSource {
     files: &CIFAR10_FILES,
     base_url: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
     approx_sizes: &[170_052_171],
+    sha256: &["c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"],
     install_hint: None,
     env_flat: true,
     train_count: 50_000,
@@ -214,6 +236,17 @@ mod tests {
                 Format::CifarBinary { .. } => 1,
             };
             assert_eq!(source.approx_sizes.len(), downloads, "{}", source.name);
+            assert_eq!(source.sha256.len(), downloads, "{}", source.name);
+            for digest in source.sha256 {
+                assert!(
+                    digest.len() == 64
+                        && digest
+                            .bytes()
+                            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                    "{}: {digest}",
+                    source.name
+                );
+            }
         }
         assert_eq!(KMNIST.class_names[9], "wo");
         assert_eq!(CIFAR10.files.len(), 6);

@@ -98,7 +98,11 @@ pub fn train_validation_split(
 ) -> Result<Split, SplitError> {
     let available = labels.len();
     let train_wanted = train_size.unwrap_or(available.saturating_sub(validation_size));
-    if validation_size + train_wanted > available {
+    // Checked: both sizes may come straight from the command line.
+    if validation_size
+        .checked_add(train_wanted)
+        .is_none_or(|total| total > available)
+    {
         return Err(SplitError::TooLarge {
             validation: validation_size,
             train: train_wanted,
@@ -212,6 +216,15 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "validation size 50 plus training size 60 exceeds the 100 examples available"
+        );
+        // Sizes from the command line may add past usize::MAX: an error, not an overflow.
+        let err = train_validation_split(&labels, usize::MAX, Some(1), true, 9).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "validation size {} plus training size 1 exceeds the 100 examples available",
+                usize::MAX
+            )
         );
     }
 

@@ -169,24 +169,47 @@ pub struct CsvTable {
 }
 
 impl CsvTable {
+    /// How messages name feature `feature` (0-based among the features): its header name
+    /// in backticks, else its column's position in the file.
+    pub fn feature_column_name(&self, feature: usize) -> String {
+        let index = if feature < self.label_index {
+            feature
+        } else {
+            feature + 1
+        };
+        self.column_name(index)
+    }
+
     /// How messages name column `index`: its header name in backticks, else its position.
     fn column_name(&self, index: usize) -> String {
         describe_column(self.header.as_deref(), index)
     }
 
-    /// The classes of this (training) file: its distinct labels in sorted order.
+    /// The classes of this (training) file: its distinct labels in sorted order
+    /// (numerically when all are numbers). Numerically equal labels (`1`, `1.0`, `01`) are
+    /// one class, named by the spelling that sorts first.
     pub fn class_names(&self) -> Result<Vec<String>, CsvError> {
         let mut names: Vec<String> = self.labels.clone();
-        let all_integers = names.iter().all(|name| name.parse::<i64>().is_ok());
+        let all_numbers = names.iter().all(|name| label_number(name).is_some());
         names.sort_by(|a, b| {
-            if all_integers {
-                let (x, y) = (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap());
-                x.cmp(&y).then_with(|| a.cmp(b))
+            if all_numbers {
+                let (x, y) = (label_number(a).unwrap(), label_number(b).unwrap());
+                x.total_cmp(&y).then_with(|| a.cmp(b))
             } else {
                 a.cmp(b)
             }
         });
-        names.dedup();
+        names.dedup_by(|later, earlier| same_label(later, earlier));
+        if !all_numbers {
+            // Text order may separate equal numbers ("1", "1.0" around "1a"): merge those too.
+            let mut merged: Vec<String> = Vec::with_capacity(names.len());
+            for name in names {
+                if !merged.iter().any(|kept| same_label(kept, &name)) {
+                    merged.push(name);
+                }
+            }
+            names = merged;
+        }
         let column = self.column_name(self.label_index);
         match names.len() {
             0 | 1 => Err(CsvError::SingleClass {
@@ -207,7 +230,11 @@ impl CsvTable {
     pub fn to_dataset(&self, class_names: &[String]) -> Result<Dataset, CsvError> {
         let mut labels = Vec::with_capacity(self.labels.len());
         for (value, &line) in self.labels.iter().zip(&self.lines) {
-            let Some(class) = class_names.iter().position(|name| name == value) else {
+            let Some(class) = class_names
+                .iter()
+                .position(|name| name == value)
+                .or_else(|| class_names.iter().position(|name| same_label(name, value)))
+            else {
                 return Err(CsvError::UnknownLabel {
                     path: self.path.clone(),
                     line,
@@ -253,6 +280,20 @@ fn describe_column(header: Option<&[String]>, index: usize) -> String {
         Some(name) => format!("`{name}`"),
         None => index.to_string(),
     }
+}
+
+/// A label's value when it is a finite number (`1`, `1.0`, `-0`, `1e0`), else `None`;
+/// `-0` counts as 0.
+fn label_number(text: &str) -> Option<f64> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .map(|v| v + 0.0)
+}
+
+/// Whether two labels name one class: the same text, or numerically equal numbers.
+fn same_label(a: &str, b: &str) -> bool {
+    a == b || matches!((label_number(a), label_number(b)), (Some(x), Some(y)) if x == y)
 }
 
 fn is_number(text: &str) -> bool {
@@ -431,6 +472,18 @@ fn syntax_error(path: &Path, line: u64, err: csv::Error) -> CsvError {
     }
 }
 
+/// A feature value that does not standardise to a finite f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotFiniteFeature {
+    /// 0-based feature (not file column) index.
+    pub feature: usize,
+    /// 0-based example index in the data set that was scaled.
+    pub example: usize,
+    pub value: f32,
+    pub mean: f32,
+    pub std: f32,
+}
+
 /// Per-column standardisation: `(x - mean) / std`, or `x - mean` where `std` is 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureScaling {
@@ -468,20 +521,39 @@ impl FeatureScaling {
         }
     }
 
-    /// Standardises `data`'s features in place.
-    pub fn apply(&self, data: &mut Dataset) {
+    /// Standardises `data`'s features in place, computing in f64. A value whose
+    /// standardised form is not a finite f32 (a huge value far from a narrow column, or
+    /// values near f32's limits) leaves `data` unchanged and is returned.
+    pub fn apply(&self, data: &mut Dataset) -> Result<(), NotFiniteFeature> {
         let Storage::Features(values) = &mut data.images else {
             panic!("FeatureScaling::apply needs tabular data");
         };
-        for row in values.chunks_exact_mut(self.mean.len()) {
-            for ((v, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
-                let centred = *v - m;
-                *v = match s.partial_cmp(&0.0) {
-                    Some(Ordering::Greater) => centred / s,
-                    _ => centred,
-                };
-            }
+        let width = self.mean.len();
+        let scaled: Vec<f32> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| self.standardise(i % width, v))
+            .collect();
+        if let Some(at) = scaled.iter().position(|v| !v.is_finite()) {
+            return Err(NotFiniteFeature {
+                feature: at % width,
+                example: at / width,
+                value: values[at],
+                mean: self.mean[at % width],
+                std: self.std[at % width],
+            });
         }
+        *values = scaled;
+        Ok(())
+    }
+
+    fn standardise(&self, feature: usize, value: f32) -> f32 {
+        let centred = f64::from(value) - f64::from(self.mean[feature]);
+        let std = f64::from(self.std[feature]);
+        (match std.partial_cmp(&0.0) {
+            Some(Ordering::Greater) => centred / std,
+            _ => centred,
+        }) as f32
     }
 }
 
@@ -717,8 +789,63 @@ mod tests {
         let scaling = FeatureScaling::fit(&train);
         assert_eq!(scaling.mean, vec![2.0, 5.0]);
         assert_eq!(scaling.std, vec![1.0, 0.0]);
-        let mut test = Dataset::from_features(vec![4.0, 6.0], vec![1], 2, names);
-        scaling.apply(&mut test);
+        let mut test = Dataset::from_features(vec![4.0, 6.0], vec![1], 2, names.clone());
+        scaling.apply(&mut test).unwrap();
         assert_eq!(test.to_f32(), vec![2.0, 1.0]);
+
+        // Values near f32's limits: the statistics in f64 stay finite, and so do these.
+        let huge = Dataset::from_features(
+            vec![3.4e38, 0.0, -3.4e38, 0.0],
+            vec![0, 1],
+            2,
+            names.clone(),
+        );
+        let scaling = FeatureScaling::fit(&huge);
+        assert_eq!(scaling.mean[0], 0.0);
+        let mut copy = huge.clone();
+        scaling.apply(&mut copy).unwrap();
+        assert_eq!(copy.to_f32(), vec![1.0, 0.0, -1.0, 0.0]);
+        // A huge value against a narrow column does not fit: refused, data unchanged.
+        let narrow = Dataset::from_features(vec![0.0, 0.0, 1.0, 0.0], vec![0, 1], 2, names.clone());
+        let scaling = FeatureScaling::fit(&narrow);
+        let mut wild = Dataset::from_features(vec![0.5, 0.0, 3.0e38, 0.0], vec![0, 1], 2, names);
+        let bad = scaling.apply(&mut wild).unwrap_err();
+        assert_eq!((bad.feature, bad.example, bad.value), (0, 1, 3.0e38));
+        assert_eq!(wild.to_f32(), vec![0.5, 0.0, 3.0e38, 0.0]);
+    }
+
+    #[test]
+    fn numerically_equal_labels_are_one_class() {
+        let dir = TempDir::new("csv-equal-labels");
+        let path = write(
+            &dir,
+            "t.csv",
+            "x,label
+1,1
+2,1.0
+3,2
+4,01
+5,-0
+6,0
+",
+        );
+        let table = read_csv(&path, &CsvOptions::default()).unwrap();
+        let classes = table.class_names().unwrap();
+        assert_eq!(classes, vec!["-0", "01", "2"]);
+        let data = table.to_dataset(&classes).unwrap();
+        assert_eq!(data.labels, vec![1, 1, 2, 1, 0, 0]);
+        // Mixed with text, equal numbers still merge.
+        let path = write(
+            &dir,
+            "m.csv",
+            "x,label
+1,1
+2,1a
+3,1.0
+",
+        );
+        let table = read_csv(&path, &CsvOptions::default()).unwrap();
+        assert_eq!(table.class_names().unwrap(), vec!["1", "1a"]);
+        assert_eq!(table.feature_column_name(0), "`x`");
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use super::seeds::derive_seed;
 use super::serving;
 use super::session::{Session, Trainee};
-use super::teachers::Teachers;
+use super::teachers::{Teachers, checkpoint_file, save};
 use crate::config::RunConfig;
 use crate::metrics;
 use crate::report::write_report;
@@ -41,14 +41,17 @@ pub fn finish(
     if let Some(table) = &mut experiment {
         table.drop_non_finite();
     }
-    for student in &students {
-        let path = session
-            .run_dir
-            .path(format!("{}.safetensors", student.name));
-        student
-            .model
-            .save(session.ctx, &path)
-            .with_context(|| format!("saving {}", path.display()))?;
+    anyhow::ensure!(
+        session.test.n > 0,
+        "the test split has 0 examples: nothing to evaluate"
+    );
+    // Students are saved as they finish; one renamed since (the chosen distilled student)
+    // or never trained (a bias-shifted copy) is saved under its final name now.
+    for student in &mut students {
+        let file = checkpoint_file(&student.name);
+        if student.checkpoint.as_deref() != Some(file.as_str()) {
+            student.checkpoint = Some(save(&session, &student.model, &student.name)?);
+        }
     }
     session
         .console
@@ -232,7 +235,7 @@ fn model_result(trainee: &Trainee, test: TestMetrics, serving: Option<ServingCos
         alpha: trainee.alpha,
         curve: trainee.trained.curve.clone(),
         serving,
-        checkpoint: Some(format!("{}.safetensors", trainee.name)),
+        checkpoint: trainee.checkpoint.clone(),
         train_seconds: Some(trainee.trained.seconds),
         best_epoch: (trainee.trained.best_epoch > 0).then_some(trainee.trained.best_epoch),
         train_steps: (trainee.trained.steps > 0).then_some(trainee.trained.steps),

@@ -175,13 +175,23 @@ fn load_csv(config: &RunConfig) -> Result<StudyData> {
         full_test,
     )?;
     let scaling = FeatureScaling::fit(&data.train);
-    for set in [
-        &mut data.train,
-        &mut data.validation,
-        &mut data.test,
-        &mut data.pool,
+    for (what, set) in [
+        ("training", &mut data.train),
+        ("validation", &mut data.validation),
+        ("test", &mut data.test),
+        ("unused training", &mut data.pool),
     ] {
-        scaling.apply(set);
+        scaling.apply(set).map_err(|bad| {
+            anyhow::anyhow!(
+                "{}: column {}: the value {:e} (example {} of the {what} rows) standardises to a number past f32's range (training mean {:e}, standard deviation {:e}); rescale or drop the column",
+                train_path.display(),
+                table.feature_column_name(bad.feature),
+                bad.value,
+                bad.example,
+                bad.mean,
+                bad.std
+            )
+        })?;
     }
     data.feature_scaling = Some(scaling);
     Ok(data)
@@ -198,6 +208,14 @@ fn split_data(
     full_test: Dataset,
 ) -> Result<StudyData> {
     let data = &config.data;
+    for (what, set) in [("training", &full_train), ("test", &full_test)] {
+        if set.n == 0 {
+            bail!(
+                "{}: the {name} {what} set has 0 examples; need at least 1",
+                source_dir.display()
+            );
+        }
+    }
     let Split { train, validation } = train_validation_split(
         &full_train.labels,
         data.validation_size,
@@ -211,6 +229,13 @@ fn split_data(
     let mut used = vec![false; full_train.n];
     for &index in train.iter().chain(&validation) {
         used[index] = true;
+    }
+    if train.is_empty() {
+        bail!(
+            "data.validation_size = {} takes all {} examples of the {name} training set: none are left to train on",
+            data.validation_size,
+            full_train.n
+        );
     }
     let pool: Vec<usize> = (0..full_train.n).filter(|&i| !used[i]).collect();
     let all_test: Vec<usize> = (0..full_test.n).collect();
@@ -313,6 +338,38 @@ mod tests {
         .unwrap();
         assert_eq!((data.train.n, data.pool.n), (16, 0));
         assert_eq!(data.pool.example_shape(), [1, 1, 1]);
+    }
+
+    #[test]
+    fn empty_sets_are_refused_before_training() {
+        let full = Dataset::from_features(vec![0.0, 1.0, 2.0, 3.0], vec![0, 1, 0, 1], 1, names(2));
+        let empty = Dataset::from_features(Vec::new(), Vec::new(), 1, names(2));
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.data.validation_size = 2;
+        config.data.train_size = None;
+        config.data.test_size = None;
+        let split = |train: &Dataset, test: &Dataset, config: &RunConfig| {
+            let result = split_data(
+                config,
+                "Small".into(),
+                PathBuf::from("/data/small"),
+                String::new(),
+                train.clone(),
+                test.clone(),
+            );
+            format!("{:#}", result.expect_err("refused"))
+        };
+        assert_eq!(
+            split(&full, &empty, &config),
+            "/data/small: the Small test set has 0 examples; need at least 1"
+        );
+        assert_eq!(
+            split(&empty, &full, &config),
+            "/data/small: the Small training set has 0 examples; need at least 1"
+        );
+        config.data.validation_size = 4;
+        let text = split(&full, &full, &config);
+        assert!(text.contains("none are left to train on"), "{text}");
     }
 
     #[test]

@@ -18,7 +18,8 @@ use super::StudyData;
 use super::evaluate::predict;
 use super::gpu_data::GpuSplit;
 use super::seeds::derive_seed;
-use super::specs::model_spec;
+use super::specs::{check_fits_adapter, model_spec};
+use super::teachers::save;
 use super::train::{TrainPlan, Trained, train};
 use crate::config::{ModelConfig, OptimizerKind, RunConfig, effective_config_toml};
 use crate::results::{EpochStats, Role, TimeEstimate};
@@ -33,6 +34,8 @@ pub struct RunOptions {
     pub teachers_from: Option<PathBuf>,
     /// No progress bars or phase lines (tests).
     pub quiet: bool,
+    /// Allow `out_dir` to be an earlier run folder, whose files are then replaced.
+    pub overwrite: bool,
 }
 
 /// Batch size of evaluation passes (independent of the training batch).
@@ -79,6 +82,8 @@ pub struct Trainee {
     pub transfer_set: String,
     /// Logits on the test split, filled by [`Session::test_logits`].
     pub test_logits: Option<Vec<f32>>,
+    /// Its checkpoint's file name in the run folder, once saved.
+    pub checkpoint: Option<String>,
 }
 
 impl Trainee {
@@ -151,6 +156,13 @@ impl<'a> Session<'a> {
         let classes = data.train.classes;
         let teacher_spec = model_spec(&config.teacher, "teacher", &data.train)?;
         let student_spec = model_spec(&config.student, "student", &data.train)?;
+        let largest_batch = config
+            .batch_size
+            .max(EVAL_BATCH)
+            .max(config.eval.throughput_batch);
+        for (role, spec) in [("teacher", &teacher_spec), ("student", &student_spec)] {
+            check_fits_adapter(spec, role, largest_batch, ctx.max_binding_bytes())?;
+        }
         for (role, spec) in [("teacher", &teacher_spec), ("student", &student_spec)] {
             anyhow::ensure!(
                 spec.classes() == classes,
@@ -159,8 +171,11 @@ impl<'a> Session<'a> {
                 spec.classes()
             );
         }
-        let run_dir = RunDir::create(config.out_dir.as_deref(), started_at)
-            .context("creating the run folder")?;
+        let (run_dir, note) =
+            RunDir::create(config.out_dir.as_deref(), started_at, options.overwrite)?;
+        if let Some(note) = note {
+            eprintln!("note: {note}");
+        }
         run_dir
             .write("config.toml", effective_config_toml(config).as_bytes())
             .context("writing config.toml")?;
@@ -250,6 +265,8 @@ impl<'a> Session<'a> {
         if let Some(warning) = trained.divergence_warning(&job.name, "student.optimizer.lr") {
             self.warn(warning);
         }
+        // Saved as soon as it is trained: an interrupted run keeps every finished model.
+        let checkpoint = save(self, &model, &job.name)?;
         let (temperature, alpha) = match job.loss {
             LossConfig::Distill { temperature, alpha } => (Some(temperature), Some(alpha)),
             _ => (None, None),
@@ -263,6 +280,7 @@ impl<'a> Session<'a> {
             alpha,
             transfer_set: job.transfer_set,
             test_logits: None,
+            checkpoint: Some(checkpoint),
         })
     }
 

@@ -67,6 +67,58 @@ pub fn model_spec(config: &ModelConfig, role: &str, data: &Dataset) -> Result<Mo
         .map_err(|err| anyhow::anyhow!("{role}.spec with dropout: {err}"))
 }
 
+/// Checks, before anything is allocated, that every parameter tensor of `spec` and every
+/// activation of a batch of `batch` examples fits one storage binding of the adapter
+/// (`max_binding_bytes`); the message names the layer as PyTorch numbers it.
+pub fn check_fits_adapter(
+    spec: &ModelSpec,
+    role: &str,
+    batch: usize,
+    max_binding_bytes: u64,
+) -> Result<()> {
+    let too_large = |what: String, bytes: u128| {
+        anyhow::anyhow!(
+            "{role}.spec `{}`: {what} needs {bytes} bytes, more than this adapter's {max_binding_bytes}-byte limit of one buffer (max_storage_buffer_binding_size); make the model smaller",
+            spec.text()
+        )
+    };
+    let f32_bytes = |elements: usize| elements as u128 * 4;
+    for param in spec.parameters() {
+        let bytes = f32_bytes(param.len());
+        if bytes > u128::from(max_binding_bytes) {
+            let layer = spec.layers()[param.layer].torch_name();
+            return Err(too_large(
+                format!(
+                    "layer {} ({layer}) parameter `{}` of shape {:?}",
+                    param.layer, param.name, param.shape
+                ),
+                bytes,
+            ));
+        }
+    }
+    let input = std::iter::once(("input".to_string(), spec.input_shape().to_vec()));
+    let outputs = spec
+        .activation_shapes()
+        .into_iter()
+        .enumerate()
+        .map(|(i, shape)| {
+            (
+                format!("layer {i} ({})", spec.layers()[i].torch_name()),
+                shape,
+            )
+        });
+    for (what, shape) in input.chain(outputs) {
+        let bytes = f32_bytes(shape.iter().product()) * batch as u128;
+        if bytes > u128::from(max_binding_bytes) {
+            return Err(too_large(
+                format!("{what} output of shape {shape:?} for a batch of {batch}"),
+                bytes,
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +159,29 @@ mod tests {
         );
         let err = model_spec(&config("784-zz-10", 0.0, 0.0), "student", &grey).unwrap_err();
         assert!(err.to_string().starts_with("student.spec"), "{err}");
+    }
+
+    #[test]
+    fn models_past_the_adapter_limit_are_refused_naming_the_layer() {
+        let spec = ModelSpec::parse("784-4096-10").unwrap();
+        // The weight [4096, 784] is 12,845,056 bytes; its activations 16 KiB per example.
+        check_fits_adapter(&spec, "teacher", 128, 16 << 20).unwrap();
+        let text = check_fits_adapter(&spec, "teacher", 128, 8 << 20)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            text,
+            "teacher.spec `784-4096-10`: layer 0 (Linear) parameter `0.weight` of shape [4096, 784] needs 12845056 bytes, more than this adapter's 8388608-byte limit of one buffer (max_storage_buffer_binding_size); make the model smaller"
+        );
+        let text = check_fits_adapter(&spec, "student", 4096, 16 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains(
+                "layer 0 (Linear) output of shape [4096] for a batch of 4096 needs 67108864 bytes"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! transfer set) are cached on disk, keyed by the data and the teachers' parameters, and
 //! combined into the ensemble: the mean of the members' log-softmax.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use dk_nn::{LossConfig, Model};
@@ -161,6 +161,9 @@ fn teacher_name(k: usize) -> String {
 
 fn train_teachers(session: &Session) -> Result<Vec<Trainee>> {
     let config = session.config;
+    // Written before the first teacher, so the teachers of an interrupted run can serve
+    // another (--teachers-from) as soon as they are saved.
+    write_training_data_key(session)?;
     let mut members = Vec::with_capacity(config.teachers);
     for k in 0..config.teachers {
         let name = teacher_name(k);
@@ -198,10 +201,9 @@ fn train_teachers(session: &Session) -> Result<Vec<Trainee>> {
         if let Some(warning) = trained.divergence_warning(&name, "teacher.optimizer.lr") {
             session.warn(warning);
         }
-        save(session, &model, &name)?;
-        members.push(teacher(name, model, trained));
+        let checkpoint = save(session, &model, &name)?;
+        members.push(teacher(name, model, trained, checkpoint));
     }
-    write_training_data_key(session)?;
     Ok(members)
 }
 
@@ -216,8 +218,9 @@ fn write_training_data_key(session: &Session) -> Result<()> {
     Ok(())
 }
 
-fn teacher(name: String, model: Model, trained: Trained) -> Trainee {
+fn teacher(name: String, model: Model, trained: Trained, checkpoint: String) -> Trainee {
     Trainee {
+        checkpoint: Some(checkpoint),
         name,
         role: Role::Teacher,
         model,
@@ -229,12 +232,32 @@ fn teacher(name: String, model: Model, trained: Trained) -> Trainee {
     }
 }
 
-fn save(session: &Session, model: &Model, name: &str) -> Result<PathBuf> {
-    let path = session.run_dir.path(format!("{name}.safetensors"));
+/// The checkpoint file of the model called `name`: `<name>.safetensors`, with characters
+/// other than letters, digits, `-`, `.` and `=` written as `_` (`student-kd T=4 a=0.5` gives
+/// `student-kd_T=4_a=0.5.safetensors`).
+pub fn checkpoint_file(name: &str) -> String {
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '=') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{stem}.safetensors")
+}
+
+/// Writes the model's checkpoint into the run folder (atomically: a temporary sibling,
+/// then a rename) and returns its file name there.
+pub fn save(session: &Session, model: &Model, name: &str) -> Result<String> {
+    let file = checkpoint_file(name);
+    let path = session.run_dir.path(&file);
     model
         .save(session.ctx, &path)
         .with_context(|| format!("saving {}", path.display()))?;
-    Ok(path)
+    Ok(file)
 }
 
 /// The file beside the teacher checkpoints that fingerprints the data they were trained on.
@@ -360,10 +383,10 @@ fn load_teachers(session: &Session, dir: &Path) -> Result<Vec<Trainee>> {
             source.display(),
             100.0 * validation_accuracy
         ));
-        save(session, &model, &name)?;
+        let checkpoint = save(session, &model, &name)?;
         // Trained in the earlier run: no curve in this one.
         let trained = Trained::without_curve(validation_logits, validation_accuracy);
-        members.push(teacher(name, model, trained));
+        members.push(teacher(name, model, trained, checkpoint));
     }
     Ok(members)
 }
@@ -389,6 +412,13 @@ fn transfer_logits(session: &Session, members: &[Trainee]) -> Result<Vec<Vec<f32
             teacher_cache::load_or_compute(&path, key, train.n, session.classes, || {
                 predict(session.ctx, &teacher.model, &session.train, EVAL_BATCH)
             })?;
+        if let Some(index) = cached.logits.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "{}: its logit {index} on the training split is {}: the teacher's weights are not usable (training diverged?); train new teachers",
+                teacher.name,
+                cached.logits[index]
+            );
+        }
         let how = match source {
             Source::Computed { reason } => format!("computed ({reason}), cached in"),
             _ => "from the cache".into(),

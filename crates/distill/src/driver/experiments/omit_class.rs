@@ -290,6 +290,7 @@ fn raise_bias(session: &Session, student: &Trainee, class: usize, grid: &[f32]) 
             alpha: student.alpha,
             transfer_set: format!("{}, output bias raised", student.transfer_set),
             test_logits: None,
+            checkpoint: None,
         },
         shift,
         validation_curve,
