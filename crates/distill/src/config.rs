@@ -505,9 +505,12 @@ impl RunConfig {
                 batch_size: 128,
                 repeats: 1,
                 data: DataConfig::default(),
+                // The reference runs' recipe (12 and 20 epochs of the 55k-example split at
+                // batch 128) as step budgets, so that any data size trains as long.
                 teacher: ModelConfig {
                     spec: "c16k3-c16k3-p2-c32k3-c32k3-p2-256-10".into(),
                     epochs: 12,
+                    steps: Some(5_000),
                     max_shift: 2,
                     optimizer: adam.clone(),
                     ..ModelConfig::default()
@@ -515,6 +518,7 @@ impl RunConfig {
                 student: ModelConfig {
                     spec: "784-256-256-10".into(),
                     epochs: 20,
+                    steps: Some(8_000),
                     ..ModelConfig::default()
                 },
                 distill: DistillConfig::default(),

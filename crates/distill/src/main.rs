@@ -21,6 +21,7 @@ use dk_distill::config::{
 use dk_distill::driver::experiments::small_data::small_share_epochs;
 use dk_distill::driver::experiments::{experiment_summary, text_table};
 use dk_distill::driver::session::length_text;
+use dk_distill::driver::specs::fit_preset_specs;
 use dk_distill::driver::study::summary_table;
 use dk_distill::driver::{RunOptions, StudyData, default_cache_dir, load_data, run_study};
 use dk_distill::report::write_report;
@@ -300,6 +301,10 @@ fn run(cli: Cli) -> Result<()> {
         config
     };
     let data = load_data(&config, cli.no_download)?;
+    let mut config = config;
+    for note in fit_preset_specs(&mut config, &data.train) {
+        println!("{note}");
+    }
     train_and_report(&ctx, &config, &data, cli.teachers_from, cli.overwrite)
 }
 

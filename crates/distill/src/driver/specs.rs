@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use dk_nn::ModelSpec;
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, RunConfig};
 use crate::data::Dataset;
 
 /// The spec of `role` (`"teacher"` or `"student"`) for the examples of `data`, with the
@@ -67,6 +67,50 @@ pub fn model_spec(config: &ModelConfig, role: &str, data: &Dataset) -> Result<Mo
         .map_err(|err| anyhow::anyhow!("{role}.spec with dropout: {err}"))
 }
 
+/// Fits the preset's own specs to the data, so that a preset's defaults run on any data
+/// set: an MLP spec's input token becomes the data's values per example, and the output
+/// token of any spec the data's class count. Specs the user set (different from the
+/// preset's) are left alone; their mismatches are reported by [`model_spec`]. Returns one
+/// line per change, for the plan.
+pub fn fit_preset_specs(config: &mut RunConfig, data: &Dataset) -> Vec<String> {
+    let preset = RunConfig::preset(config.preset);
+    let mut notes = Vec::new();
+    for (role, model, default) in [
+        ("teacher", &mut config.teacher, &preset.teacher.spec),
+        ("student", &mut config.student, &preset.student.spec),
+    ] {
+        if model.spec != *default {
+            continue;
+        }
+        if let Some(fitted) = fitted_spec(default, data) {
+            notes.push(format!(
+                "{role}.spec: the preset's {default} fitted to the data: {fitted}"
+            ));
+            model.spec = fitted;
+        }
+    }
+    notes
+}
+
+/// `spec` with its MLP input token and its output token set from `data` (`None` when it
+/// fits already, or when a CNN spec cannot take the data).
+fn fitted_spec(spec: &str, data: &Dataset) -> Option<String> {
+    let mut tokens: Vec<String> = spec.split('-').map(str::to_string).collect();
+    let numeric = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit());
+    let is_mlp = tokens
+        .iter()
+        .all(|t| numeric(t) || (t.starts_with('d') && t.len() > 1));
+    if tokens.len() < 2 || !numeric(tokens.last()?) || (!is_mlp && data.is_tabular()) {
+        return None;
+    }
+    if is_mlp {
+        tokens[0] = data.values_per_example().to_string();
+    }
+    *tokens.last_mut()? = data.classes.to_string();
+    let fitted = tokens.join("-");
+    (fitted != spec).then_some(fitted)
+}
+
 /// Checks, before anything is allocated, that every parameter tensor of `spec` and every
 /// activation of a batch of `batch` examples fits one storage binding of the adapter
 /// (`max_binding_bytes`); the message names the layer as PyTorch numbers it.
@@ -122,6 +166,7 @@ pub fn check_fits_adapter(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Preset;
 
     fn config(spec: &str, dropout_input: f32, dropout_hidden: f32) -> ModelConfig {
         ModelConfig {
@@ -215,6 +260,34 @@ mod tests {
         assert!(
             text.contains("but the data has 13 features: start the spec with 13"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn preset_specs_fit_other_data() {
+        let table = Dataset::from_features(
+            vec![0.0; 64 * 3],
+            vec![0, 1, 2],
+            64,
+            vec!["a".into(), "b".into(), "c".into()],
+        );
+        let mut config = RunConfig::preset(Preset::Quick);
+        let preset_teacher = config.teacher.spec.clone();
+        config.student.spec = "64-8-3".into();
+        let notes = fit_preset_specs(&mut config, &table);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains(&preset_teacher), "{notes:?}");
+        let tokens: Vec<&str> = config.teacher.spec.split('-').collect();
+        assert_eq!((tokens[0], *tokens.last().unwrap()), ("64", "3"));
+        assert_eq!(config.student.spec, "64-8-3", "the user's spec stays");
+        assert_eq!(
+            fitted_spec("c16k3-p2-256-10", &table),
+            None,
+            "no CNN on a table"
+        );
+        assert_eq!(
+            fitted_spec("784-d0.2-100-10", &table).unwrap(),
+            "64-d0.2-100-3"
         );
     }
 }
