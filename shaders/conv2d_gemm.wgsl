@@ -37,6 +37,7 @@
 //   @binding(8)  dst      : array<f32>, read_write  [N, rows, out_h, out_w]            forward
 //   @binding(9)  dy       : array<f32>, read        [N, rows, out_h, out_w]            weight_grad
 //   @binding(10) partials : array<f32>, read_write  [splits, rows, taps]               weight_grad
+//   @binding(11) corners  : array<u32>, read        [plane_out] col(p) (see above)     weight_grad
 //   @binding(15) params   : uniform GemmParams (16 u32, below)
 //
 // Dispatch geometry:
@@ -94,6 +95,7 @@ struct GemmParams {
 @group(0) @binding(8) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(9) var<storage, read> dy: array<f32>;
 @group(0) @binding(10) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(11) var<storage, read> corners: array<u32>;
 @group(0) @binding(15) var<uniform> params: GemmParams;
 
 const LINEAR_WG: u32 = 64u;
@@ -247,8 +249,16 @@ fn window_corners(col: u32) -> vec4<u32> {
     return n * params.src_image + (p / params.out_w) * (s * params.src_w) + (p % params.out_w) * s;
 }
 
-// Apply bias and ReLU to one output element and store it at (position col, row).
-fn store_forward(row: u32, col: u32, value: f32) {
+// Index in dst of row 0 at output positions col..col+4 (clamped into the batch).
+fn output_bases(col: u32) -> vec4<u32> {
+    let c = min(vec4<u32>(col, col + 1u, col + 2u, col + 3u), vec4<u32>(params.positions - 1u));
+    let plane = params.plane_out;
+    return (c / plane) * (params.rows * plane) + c % plane;
+}
+
+// Apply bias and ReLU to one output element and store it at `index` (row `row`, position
+// `col`); skips elements outside the output.
+fn store_forward(row: u32, col: u32, index: u32, value: f32) {
     if row >= params.rows || col >= params.positions {
         return;
     }
@@ -259,8 +269,7 @@ fn store_forward(row: u32, col: u32, value: f32) {
     if RELU {
         v = max(v, 0.0);
     }
-    let n = col / params.plane_out;
-    dst[(n * params.rows + row) * params.plane_out + col % params.plane_out] = v;
+    dst[index] = v;
 }
 
 @compute @workgroup_size(WG_X)
@@ -293,14 +302,19 @@ fn conv_gemm_forward(
     // One loop over the block rather than an unrolled store per output (compile time).
     var block: array<vec4<f32>, MAX_BLOCK4>;
     gather_block(&block, rows0, rows1, rows2, rows3);
+    // Output indices computed once per column, not per element (integer division is slow
+    // where it is emulated, as on CPU SIMD lanes).
+    let bases0 = output_bases(col0);
+    let bases1 = output_bases(col0 + 4u);
     for (var e = 0u; e < TM * 2u; e++) {
         let v = block[e];
         let row = row0 + e / 2u;
         let col = col0 + (e % 2u) * 4u;
-        store_forward(row, col, v.x);
-        store_forward(row, col + 1u, v.y);
-        store_forward(row, col + 2u, v.z);
-        store_forward(row, col + 3u, v.w);
+        let at = select(bases0, bases1, e % 2u == 1u) + row * params.plane_out;
+        store_forward(row, col, at.x, v.x);
+        store_forward(row, col + 1u, at.y, v.y);
+        store_forward(row, col + 2u, at.z, v.z);
+        store_forward(row, col + 3u, at.w, v.w);
     }
 }
 
@@ -337,7 +351,6 @@ fn conv_gemm_weight_grad(
     let col0 = (wid.x * WG_X + lid.x) * 8u;
     let taps0 = tap_offsets(col0) + n * params.src_image;
     let taps1 = tap_offsets(col0 + 4u) + n * params.src_image;
-    let s = params.stride;
     var rows0: Rows8;
     var rows1: Rows8;
     var rows2: Rows8;
@@ -346,9 +359,10 @@ fn conv_gemm_weight_grad(
         let q = vec4<u32>(p0, p0 + 1u, p0 + 2u, p0 + 3u);
         let live = q < vec4<u32>(end);
         let p = min(q, vec4<u32>(end - 1u));
-        let corners = (p / params.out_w) * (s * params.src_w) + (p % params.out_w) * s;
-        let b0 = gather_tile(taps0, corners);
-        let b1 = gather_tile(taps1, corners);
+        // Corners from a table: a vector division per step would cost more than the loads.
+        let at = vec4<u32>(corners[p.x], corners[p.y], corners[p.z], corners[p.w]);
+        let b0 = gather_tile(taps0, at);
+        let b1 = gather_tile(taps1, at);
         accumulate_rows8(&rows0, grad_share(n, row0, p, live, lane), b0, b1);
         if TM > 8u {
             accumulate_rows8(&rows1, grad_share(n, row0 + 8u, p, live, lane), b0, b1);

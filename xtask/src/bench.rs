@@ -3,8 +3,9 @@
 //! pure-FMA kernel's GFLOP/s), appended to BENCHMARKS.md with the adapter's name and date.
 //!
 //! Options: `--no-write` prints the table without appending it; `--only GROUP[,GROUP]` measures
-//! only those row groups (matmul, epilogue, loss, conv, train) after the ceilings, e.g.
-//! `cargo xtask bench --only conv --no-write` for the conv layers and CNN steps alone.
+//! only those row groups (matmul, epilogue, loss, conv, cnn, train) after the ceilings, e.g.
+//! `cargo xtask bench --only conv,cnn --no-write` for the conv layers and CNN steps alone
+//! (`DK_CONV_PATH=direct` measures the CNN steps on the direct conv kernels).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

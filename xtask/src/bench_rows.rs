@@ -378,7 +378,7 @@ pub fn cnn_step_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<R
 }
 
 /// Row groups of the table, in order; `cargo xtask bench --only NAME` measures one of them.
-pub const GROUPS: [&str; 5] = ["matmul", "epilogue", "loss", "conv", "train"];
+pub const GROUPS: [&str; 6] = ["matmul", "epilogue", "loss", "conv", "cnn", "train"];
 
 /// The rows of the groups in `only` (every group when empty).
 pub fn kernel_rows(
@@ -399,6 +399,8 @@ pub fn kernel_rows(
     }
     if wanted("conv") {
         rows.extend(conv_rows(ctx, budget)?);
+    }
+    if wanted("cnn") {
         rows.extend(cnn_step_rows(ctx, budget)?);
     }
     if wanted("train") {

@@ -144,6 +144,14 @@ impl Gemm {
         off
     }
 
+    /// `col(p)`: the top-left corner of output position `p`'s window in a padded plane.
+    fn corners(&self) -> Vec<u32> {
+        let (s, sw) = (self.stride, self.src_w());
+        (0..self.plane_out())
+            .map(|p| ((p / self.out_w) * s * sw + (p % self.out_w) * s) as u32)
+            .collect()
+    }
+
     /// Positions per split of the weight gradient and splits per image.
     fn chunking(&self) -> (usize, usize) {
         let plane = self.plane_out();
@@ -410,6 +418,7 @@ pub(super) fn weight_grad(
     let mut b = Builder::default();
     let source = b.source(ctx, &gemm, x)?;
     let offsets = Tensor::from_u32(ctx, &gemm.offsets(), &[gemm.taps4()])?;
+    let corners = Tensor::from_u32(ctx, &gemm.corners(), &[gemm.plane_out()])?;
     let grid = gemm.grid(Kind::WeightGrad);
     let splits = grid[2];
     let partials = Tensor::zeros(ctx, &[splits, gemm.rows, gemm.taps()], DType::F32)?;
@@ -426,6 +435,7 @@ pub(super) fn weight_grad(
             (6, Binding::Tensor(&offsets)),
             (9, Binding::Tensor(dy)),
             (10, Binding::Tensor(&partials)),
+            (11, Binding::Tensor(&corners)),
         ],
         Some((15, bytemuck::bytes_of(&gemm.params()))),
         grid_u32(grid),
@@ -444,7 +454,7 @@ pub(super) fn weight_grad(
         Some((15, bytemuck::bytes_of(&ConvParams::new(g, splits, chunk)))),
         grid_1d(groups_for(weights, super::WG)),
     ));
-    b.workspaces.extend([offsets, partials]);
+    b.workspaces.extend([offsets, corners, partials]);
     Ok(b.finish(splits))
 }
 
@@ -512,6 +522,9 @@ mod tests {
         assert_eq!(off[9], 42); // channel 1, tap (0, 0)
         assert_eq!(off[17], 42 + 2 * 7 + 2);
         assert_eq!(&off[18..], &[0, 0]);
+        // Stride 2 over the same 6 x 7 padded plane: output 2 x 3, corners 2 apart.
+        let strided = Gemm::of(&geom(2, 4, 3, 3, 2, 1), Kind::Forward).unwrap();
+        assert_eq!(strided.corners(), vec![0, 2, 4, 14, 16, 18]);
     }
 
     #[test]
