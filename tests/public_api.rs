@@ -139,7 +139,10 @@ fn distillation_loss_matches_float64_including_extreme_logits() {
                 "T={t} scale={scale}: loss sum {} vs {loss_sum} (tol {tol})",
                 got.loss_sum
             );
-            for (name, got, want) in [("hard", got.hard_sum, hard_sum), ("KL", got.soft_sum, kl_sum)] {
+            for (name, got, want) in [
+                ("hard", got.hard_sum, hard_sum),
+                ("KL", got.soft_sum, kl_sum),
+            ] {
                 let tol = 1e-4 * want.abs() + 1e-3;
                 assert!(
                     (got - want).abs() <= tol,
