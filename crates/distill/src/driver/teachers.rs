@@ -92,6 +92,10 @@ impl Teachers {
 /// their ensemble to beat the best of them.
 const ALIKE_AGREEMENT: f64 = 0.97;
 
+/// Members whose last-epoch training accuracy exceeds their validation accuracy by less than
+/// this have not fit their data yet: "undertrained".
+const UNDERFIT_GAP: f64 = 0.02;
+
 /// Says each member's validation accuracy, the ensemble's and its margin over the best
 /// member; warns, with the likely reason, when the ensemble does not beat that member.
 fn report_ensemble(session: &Session, members: &[Trainee], ensemble: f64, best: usize) {
@@ -133,23 +137,27 @@ fn ensemble_diagnosis(session: &Session, members: &[Trainee]) -> String {
         }
     }
     let agreement = agreements.iter().sum::<f64>() / agreements.len().max(1) as f64;
-    let still_improving = members
+    // Training accuracy close to validation accuracy: the members have not fit their data
+    // yet (with a decaying learning rate the last epoch is usually the best anyway).
+    let fit_gaps: Vec<f64> = members
         .iter()
-        .filter(|m| m.trained.best_epoch > 0 && m.trained.best_epoch == m.trained.curve.len())
-        .count();
+        .filter_map(|m| m.trained.curve.last())
+        .map(|e| e.train_accuracy - e.validation_accuracy)
+        .collect();
+    let mean_fit_gap = fit_gaps.iter().sum::<f64>() / fit_gaps.len().max(1) as f64;
     if agreement >= ALIKE_AGREEMENT {
         format!(
-            "the members are too alike (they agree on {:.1}% of validation examples); make them differ more (dropout, shifts, label smoothing) or add members",
+            "the members are too alike (they agree on {:.1}% of validation examples); make them differ more (dropout, shifts) or add members",
             100.0 * agreement
         )
-    } else if still_improving > 0 {
+    } else if !fit_gaps.is_empty() && mean_fit_gap < UNDERFIT_GAP {
         format!(
-            "{still_improving} of {} members were still improving in their last epoch (undertrained); train the teachers longer (teacher.steps or teacher.epochs)",
-            members.len()
+            "the members are undertrained: their training accuracy is within {:.1} points of their validation accuracy; train them longer (teacher.steps) or make them larger",
+            100.0 * mean_fit_gap.max(0.0)
         )
     } else {
         format!(
-            "the members agree on {:.1}% of validation examples and each reached its best epoch before the end; the ensemble may need more or stronger members",
+            "the members agree on {:.1}% of validation examples and fit their training data; the ensemble may need more or different members",
             100.0 * agreement
         )
     }
