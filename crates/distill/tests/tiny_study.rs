@@ -192,6 +192,7 @@ fn tiny_preset_with_two_repeats() {
         cache_dir: Some(root.join("cache")),
         teachers_from: None,
         quiet: true,
+        overwrite: false,
     };
     let outcome = run_study(&ctx, &config, &data, &options).expect("the tiny study, twice");
     let results = outcome.results;
