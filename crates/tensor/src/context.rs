@@ -303,7 +303,9 @@ mod tests {
         // When naga learns the directive, this fails: then drop wgsl_for_naga.
         let refused = naga::front::wgsl::parse_str(source).unwrap_err();
         assert!(
-            refused.message().contains("`subgroups` enable-extension is not yet supported"),
+            refused
+                .message()
+                .contains("`subgroups` enable-extension is not yet supported"),
             "{}",
             refused.message()
         );
@@ -313,7 +315,10 @@ mod tests {
         let module = naga::front::wgsl::parse_str(&blanked).unwrap();
         assert_eq!(module.entry_points[0].name, "main");
         let plain = "@compute @workgroup_size(1)\nfn main() {}\n";
-        assert!(matches!(wgsl_for_naga(plain), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            wgsl_for_naga(plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -46,7 +46,11 @@ fn shader_files() -> Vec<PathBuf> {
         .filter(|path| path.extension().and_then(|e| e.to_str()) == Some("wgsl"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no .wgsl files found in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no .wgsl files found in {}",
+        dir.display()
+    );
     files
 }
 
@@ -132,7 +136,9 @@ fn the_builtin_scan_skips_comments_and_longer_names() {
         subgroup_builtins_used(source),
         ["subgroupAdd", "subgroup_size"]
     );
-    assert!(enables_subgroups("enable f16;\n// note\nenable subgroups;\nfn f() {}\n"));
+    assert!(enables_subgroups(
+        "enable f16;\n// note\nenable subgroups;\nfn f() {}\n"
+    ));
     assert!(!enables_subgroups("fn f() {}\nenable subgroups;\n"));
     assert!(!enables_subgroups("// enable subgroups;\nfn f() {}\n"));
 }
