@@ -1,3 +1,4 @@
+enable subgroups;
 // conv2d_gemm.wgsl — 2-D convolution and its weight gradient as implicit GEMM, in the style of
 // matmul_subgroup.wgsl (vec4 x mat4x4 register tiles, rows of the shared operand handed out by
 // subgroupBroadcast, no workgroup memory, no barriers). The direct kernels of conv2d.wgsl are

@@ -1,3 +1,4 @@
+enable subgroups;
 // matmul_subgroup.wgsl — the vec4 + subgroup fast path of matmul.wgsl (same product, same
 // epilogue), for shapes whose contiguous dimensions are multiples of 4 on adapters with
 // subgroups. Kept in its own file because a module that uses subgroup operations cannot be
@@ -9,7 +10,10 @@
 //             bias is [n], added to every row. All matrices row-major, f32 accumulation.
 // Requires:   k % 4 == 0; m % 4 == 0 when TRANS_A; n % 4 == 0 unless TRANS_B (so every vec4
 //             load below is aligned and inside its row). The device feature `subgroups`
-//             with a minimum subgroup size of 8 (every subgroup has lanes 0..7).
+//             with a minimum subgroup size of 8 (every subgroup has lanes 0..7), and the
+//             `enable subgroups;` directive above, as the WGSL spec (and Tint) require.
+//             wgpu 30's naga does not take that directive yet: dk-tensor blanks the line
+//             before compiling (wgsl_for_naga); other wgpu 30 projects must do the same.
 // Bindings (group 0), as in matmul.wgsl except that A and B are read as vec4:
 //   @binding(0) a      : array<vec4<f32>>, read        A as stored (see above), 4 floats each
 //   @binding(1) b      : array<vec4<f32>>, read        B as stored (see above), 4 floats each

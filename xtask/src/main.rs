@@ -1,9 +1,15 @@
 //! `cargo xtask <command>`: the project's entry points.
 //!
-//! - `distill [ARGS]`: the main job (teachers, soft targets, students, report).
-//! - `test [ARGS]`: make sure a GPU adapter exists (installing Mesa's lavapipe when it safely
-//!   can), then run the whole test suite; on lavapipe, also the dk-tensor kernel unit tests
-//!   at subgroup sizes 4, 8 and 32 (`LP_NATIVE_VECTOR_WIDTH` 128, 256, 1024).
+//! - `distill [ARGS]`: the main job (teachers, soft targets, students, report). Makes sure a
+//!   GPU adapter exists (installing Mesa's lavapipe when it safely can) and, where the run
+//!   reads Fashion-MNIST from the default places and they lack it, installs Debian's
+//!   `dataset-fashion-mnist` when it safely can; builds dk-distill in view, then runs it.
+//! - `test [ARGS]`: the same prerequisites, then the whole test suite; on lavapipe, also the
+//!   dk-tensor kernel unit tests at subgroup sizes 4, 8 and 32 (`LP_NATIVE_VECTOR_WIDTH`
+//!   128, 256, 1024).
+//!
+//! "Safely can": running as root with apt-get. A command that fails after printing its own
+//! error makes xtask exit with the same code and print nothing more.
 //! - `bench [ARGS]`: the kernel benchmark table for the current adapter.
 
 use std::process::{Command, ExitCode};
@@ -34,6 +40,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The child printed its own error; pass its exit code on and add nothing.
+        Err(e) if e.is::<ChildFailed>() => ExitCode::from(e.downcast::<ChildFailed>().unwrap().0),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -41,14 +49,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// A command that ran and failed after saying why (cargo, the tests, dk-distill).
+#[derive(Debug)]
+struct ChildFailed(u8);
+
+impl std::fmt::Display for ChildFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for ChildFailed {}
+
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// Runs `cmd`; a failure with an exit code becomes [`ChildFailed`] (the command has said why),
+/// one without (a signal) an error naming the command.
 fn status_ok(cmd: &mut Command) -> anyhow::Result<()> {
     let status = cmd.status()?;
-    anyhow::ensure!(status.success(), "{cmd:?} failed with {status}");
-    Ok(())
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => Err(ChildFailed(u8::try_from(code).unwrap_or(1)).into()),
+        None => anyhow::bail!("{cmd:?} stopped: {status}"),
+    }
 }
 
 /// Subgroup sizes of 4, 8 and 32 lanes on lavapipe (`LP_NATIVE_VECTOR_WIDTH` in bits).
@@ -56,6 +81,8 @@ const LAVAPIPE_VECTOR_WIDTHS: [&str; 3] = ["128", "256", "1024"];
 
 fn run_tests(rest: &[String]) -> anyhow::Result<()> {
     prereq::ensure_adapter()?;
+    // The end-to-end tests train on Fashion-MNIST, and skip (saying so) without it.
+    prereq::ensure_default_data(&[]);
     status_ok(cargo().args(["test", "--workspace"]).args(rest))?;
     // Subgroup kernels must not depend on one subgroup size: on lavapipe, where it can be
     // set, run the kernel unit tests again at each size.
@@ -75,11 +102,30 @@ fn run_tests(rest: &[String]) -> anyhow::Result<()> {
 
 fn run_distill(rest: &[String]) -> anyhow::Result<()> {
     prereq::ensure_adapter()?;
+    prereq::ensure_default_data(rest);
+    // Build in view (the first build is long), then run the built binary without cargo's noise.
+    if !built_beside_xtask("dk-distill") {
+        eprintln!("building dk-distill (first build: about 10 minutes on 2 cores)…");
+    }
+    status_ok(cargo().args(["build", "-p", "dk-distill"]))?;
     status_ok(
         cargo()
             .args(["run", "--quiet", "-p", "dk-distill", "--"])
             .args(rest),
     )
+}
+
+/// Whether the binary `name` exists next to xtask's own (same target folder and profile).
+fn built_beside_xtask(name: &str) -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            Some(
+                exe.parent()?
+                    .join(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
+            )
+        })
+        .is_some_and(|path| path.is_file())
 }
 
 fn run_bench(rest: &[String]) -> anyhow::Result<()> {

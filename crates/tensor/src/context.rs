@@ -212,7 +212,7 @@ impl GpuContext {
                     self.device
                         .create_shader_module(wgpu::ShaderModuleDescriptor {
                             label: Some(shader.name),
-                            source: wgpu::ShaderSource::Wgsl(shader.wgsl.into()),
+                            source: wgpu::ShaderSource::Wgsl(wgsl_for_naga(shader.wgsl)),
                         })
                 })
                 .clone()
@@ -262,6 +262,25 @@ pub struct ShaderSource {
     pub wgsl: &'static str,
 }
 
+/// The directive the WGSL specification requires in a module that uses subgroup builtins.
+pub const ENABLE_SUBGROUPS: &str = "enable subgroups;";
+
+/// `wgsl` as wgpu 30 compiles it. Its naga does not implement the `subgroups`
+/// enable-extension yet: it refuses the directive and takes the builtins from the device
+/// feature instead. So the `enable subgroups;` line, which the shader files keep for the
+/// specification and for Tint (browsers), is blanked here; line numbers stay the same.
+pub fn wgsl_for_naga(wgsl: &str) -> std::borrow::Cow<'_, str> {
+    let is_directive = |line: &str| line.trim() == ENABLE_SUBGROUPS;
+    if !wgsl.lines().any(is_directive) {
+        return wgsl.into();
+    }
+    wgsl.lines()
+        .map(|line| if is_directive(line) { "" } else { line })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +295,30 @@ mod tests {
         .to_string();
         assert!(err.contains("no-such-adapter-xyz"), "{err}");
         assert!(err.contains("mesa-vulkan-drivers"), "{err}");
+    }
+
+    #[test]
+    fn the_subgroups_directive_is_blanked_for_naga_only() {
+        let source = "// header\nenable subgroups;\n@compute @workgroup_size(8)\nfn main(@builtin(subgroup_invocation_id) lane: u32) {\n    _ = subgroupBroadcast(f32(lane), 0u);\n}\n";
+        // When naga learns the directive, this fails: then drop wgsl_for_naga.
+        let refused = naga::front::wgsl::parse_str(source).unwrap_err();
+        assert!(
+            refused
+                .message()
+                .contains("`subgroups` enable-extension is not yet supported"),
+            "{}",
+            refused.message()
+        );
+        let blanked = wgsl_for_naga(source);
+        assert_eq!(blanked.lines().count(), source.lines().count());
+        assert!(!blanked.contains("enable"), "{blanked}");
+        let module = naga::front::wgsl::parse_str(&blanked).unwrap();
+        assert_eq!(module.entry_points[0].name, "main");
+        let plain = "@compute @workgroup_size(1)\nfn main() {}\n";
+        assert!(matches!(
+            wgsl_for_naga(plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

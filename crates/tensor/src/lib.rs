@@ -13,7 +13,9 @@ pub mod tensor;
 #[doc(hidden)]
 pub mod testing;
 
-pub use context::{AdapterSummary, ContextOptions, GpuContext, ShaderSource};
+pub use context::{
+    AdapterSummary, ContextOptions, ENABLE_SUBGROUPS, GpuContext, ShaderSource, wgsl_for_naga,
+};
 pub use error::{Result, TensorError};
 pub use kernel::{Binding, Dispatch, grid_1d, groups_for, record_all};
 pub use tensor::{DType, Tensor};

@@ -1,0 +1,94 @@
+// Compiles every shaders/*.wgsl with a browser's WebGPU (Tint, Chromium's WGSL compiler) in
+// headless Chromium on SwiftShader, and fails on any compilation error. naga's view is the
+// test in crates/tensor/tests/shaders_validate.rs; this is the other implementation.
+//
+// Usage: node .ci/webgpu_shaders.mjs   (needs puppeteer-core from npm and /usr/bin/chromium,
+// or the browser named by $CHROMIUM). Run from the repository root.
+
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import puppeteer from "puppeteer-core";
+
+const SHADER_DIR = "shaders";
+const shaders = readdirSync(SHADER_DIR)
+  .filter((name) => name.endsWith(".wgsl"))
+  .sort()
+  .map((name) => ({ name, code: readFileSync(join(SHADER_DIR, name), "utf8") }));
+if (shaders.length === 0) {
+  console.error(`error: no .wgsl files in ${SHADER_DIR}/`);
+  process.exit(1);
+}
+
+// WebGPU exists only in secure contexts: serve an empty page from localhost.
+const server = createServer((_, res) => res.end("<!doctype html><title>wgsl</title>"));
+await new Promise((done) => server.listen(0, "127.0.0.1", done));
+const profile = mkdtempSync(join(tmpdir(), "webgpu-shaders-"));
+
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-webgpu",
+    "--use-webgpu-adapter=swiftshader",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    `--user-data-dir=${profile}`,
+  ],
+});
+
+let failed = false;
+try {
+  const page = await browser.newPage();
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  const result = await page.evaluate(compileAll, shaders);
+  if (result.error) {
+    console.error(`error: ${result.error}`);
+    failed = true;
+  } else {
+    console.log(`WebGPU adapter: ${result.adapter}; features: ${result.features.join(", ")}`);
+    for (const { name, errors } of result.shaders) {
+      console.log(`${errors.length ? "FAIL" : "ok  "} ${name}`);
+      for (const message of errors) console.log(`     ${name}:${message}`);
+      failed ||= errors.length > 0;
+    }
+  }
+} finally {
+  await browser.close();
+  server.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
+
+// Runs in the page: one device with the subgroups feature, then each module's compilation
+// messages. A module needing a feature the adapter lacks is an error too, not a skip.
+async function compileAll(shaders) {
+  if (!navigator.gpu) return { error: "navigator.gpu is missing (WebGPU not enabled)" };
+  const adapter = await navigator.gpu.requestAdapter();
+  if (!adapter) return { error: "no WebGPU adapter (SwiftShader)" };
+  const wanted = ["subgroups"].filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredFeatures: wanted });
+  const out = [];
+  for (const { name, code } of shaders) {
+    device.pushErrorScope("validation");
+    const module = device.createShaderModule({ label: name, code });
+    const info = await module.getCompilationInfo();
+    const scope = await device.popErrorScope();
+    const errors = info.messages
+      .filter((m) => m.type === "error")
+      .map((m) => `${m.lineNum}:${m.linePos}: ${m.message}`);
+    if (scope && errors.length === 0) errors.push(scope.message);
+    out.push({ name, errors });
+  }
+  const info = adapter.info || {};
+  return {
+    adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(" "),
+    features: [...device.features].sort(),
+    shaders: out,
+  };
+}
