@@ -3,10 +3,10 @@ enable subgroups;
 // matmul_subgroup.wgsl (vec4 x mat4x4 register tiles, rows of the shared operand handed out by
 // subgroupBroadcast, no workgroup memory, no barriers). The direct kernels of conv2d.wgsl are
 // the reference and the fallback; this module needs the device feature `subgroups` with a
-// minimum subgroup size of 8 (every subgroup has lanes 0..7). The WGSL spec asks for
-// `enable subgroups;` at the top of such a module; naga 30 (wgpu 30) rejects that directive as
-// not yet implemented and enables subgroup builtins from the device feature instead, so it is
-// left out here, as in matmul_subgroup.wgsl.
+// minimum subgroup size of 8 (every subgroup has lanes 0..7). The module starts with
+// `enable subgroups;` as the WGSL spec requires (Tint, browsers); naga 30 (wgpu 30) does not
+// implement that directive yet, so dk-tensor blanks the line before handing the source to
+// wgpu (`dk_tensor::wgsl_for_naga`), as for matmul_subgroup.wgsl.
 //
 // Computes (all tensors row-major f32, activations NCHW, zero padding already applied to the
 // source image by pad_planes, so the GEMM kernels never test bounds):
