@@ -533,34 +533,26 @@ impl RunConfig {
                     ..ExperimentsConfig::default()
                 },
             },
+            // Chosen by measurement on 2 CPU cores through lavapipe (README: "How the presets
+            // were chosen"): the whole training split, step budgets that fit 10 minutes.
             Preset::Quick => RunConfig {
                 preset,
-                data: DataConfig {
-                    train_size: Some(20_000),
-                    validation_size: 2_000,
-                    ..DataConfig::default()
-                },
                 teacher: ModelConfig {
                     spec: "784-256-256-10".into(),
-                    epochs: 5,
+                    epochs: 3,
+                    steps: Some(1_200),
                     ..ModelConfig::default()
                 },
                 student: ModelConfig {
                     spec: "784-64-10".into(),
-                    epochs: 8,
+                    epochs: 4,
+                    steps: Some(1_500),
                     ..ModelConfig::default()
                 },
                 distill: DistillConfig {
-                    temperature_grid: vec![2.0, 4.0],
-                    alpha_grid: vec![0.5],
+                    temperature_grid: vec![1.0, 2.0],
+                    alpha_grid: vec![0.9],
                     ..DistillConfig::default()
-                },
-                experiments: ExperimentsConfig {
-                    compression: CompressionConfig {
-                        labeled: None,
-                        extra_examples: vec![10_000, 38_000],
-                    },
-                    ..ExperimentsConfig::default()
                 },
                 ..RunConfig::preset(Preset::Default)
             },
@@ -955,7 +947,7 @@ mod tests {
             RunConfig::preset(Preset::Quick).student.spec
         );
         assert_eq!(config.distill.alpha, Some(0.7));
-        assert_eq!(config.distill.candidates(), vec![(2.0, 0.7), (4.0, 0.7)]);
+        assert_eq!(config.distill.candidates(), vec![(1.0, 0.7), (2.0, 0.7)]);
 
         let config = load_config_text(
             text,

