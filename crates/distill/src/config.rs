@@ -80,6 +80,15 @@ pub enum ScheduleKind {
     Cosine,
 }
 
+/// A constant learning rate (the tiny preset's).
+const CONSTANT_LR: ScheduleConfig = ScheduleConfig {
+    kind: ScheduleKind::Constant,
+    warmup: 0.0,
+    decay_factor: 0.1,
+    decay_epochs: 10,
+    min_lr: 0.0,
+};
+
 /// The learning-rate schedule of one kind of model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -566,14 +575,18 @@ impl RunConfig {
                     test_size: Some(1_000),
                     ..DataConfig::default()
                 },
+                // A smoke test of a few dozen steps per model: too short for a schedule
+                // to matter, and a constant rate keeps every tiny model learning.
                 teacher: ModelConfig {
                     spec: "784-128-10".into(),
                     epochs: 2,
+                    schedule: CONSTANT_LR,
                     ..ModelConfig::default()
                 },
                 student: ModelConfig {
                     spec: "784-32-10".into(),
                     epochs: 2,
+                    schedule: CONSTANT_LR,
                     ..ModelConfig::default()
                 },
                 distill: DistillConfig {
