@@ -1,9 +1,10 @@
 //! The run's wall-clock time, estimated before anything is trained.
 //!
 //! A throwaway copy of each distinct model (teacher, student) trains a few steps on this
-//! adapter and runs one validation pass; each phase is then its models x (steps x step time
-//! + epochs x validation time). Early stopping can only make a phase shorter. The estimate
-//! is printed before training and kept in results.json beside the measured times.
+//! adapter and runs one validation pass; each phase is then its models times (steps times
+//! the step time, plus epochs times the validation time). Early stopping can only make a
+//! phase shorter. The estimate is printed before training and kept in results.json beside
+//! the measured times.
 
 use anyhow::Result;
 use dk_nn::{LossConfig, Model, ModelSpec};
