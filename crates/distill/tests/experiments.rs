@@ -1,29 +1,16 @@
 //! End to end: every experiment on the `tiny` preset, through the library API, into
 //! temporary folders, on one GPU device. The first experiment trains the teachers; the
 //! others load them from its run folder (the `teachers_from` option), which also checks
-//! that path. Skips, saying so, only when Fashion-MNIST is not installed.
+//! that path. Without Fashion-MNIST it skips, saying so, except under CI, where it fails.
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use dk_distill::config::{Experiment, Preset, RunConfig};
-use dk_distill::data::locate::{FASHION_MNIST, SearchEnv, locate};
 use dk_distill::driver::{RunOptions, StudyData, load_data, run_study};
 use dk_distill::results::{ColumnKind, ExperimentTable, Results, Role};
 use dk_tensor::GpuContext;
-
-fn temp_dir() -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "dk-distill-experiments-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 struct Harness {
     ctx: GpuContext,
@@ -127,14 +114,10 @@ fn assert_learned(values: &[Option<f64>], what: &str) {
 
 #[test]
 fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
-    let env = SearchEnv::from_process();
-    if !matches!(locate(None, &env, &FASHION_MNIST), Ok(Some(_))) {
-        eprintln!(
-            "SKIPPED every_experiment_runs_end_to_end_on_the_tiny_preset: Fashion-MNIST not found (install dataset-fashion-mnist)"
-        );
+    if !common::fashion_mnist_present("every_experiment_runs_end_to_end_on_the_tiny_preset") {
         return;
     }
-    let root = temp_dir();
+    let root = common::temp_dir("experiments");
     let data = load_data(&RunConfig::preset(Preset::Tiny), true).expect("Fashion-MNIST");
     let harness = Harness {
         ctx: GpuContext::new().expect("a GPU adapter (lavapipe on CPU-only machines)"),

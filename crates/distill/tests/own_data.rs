@@ -3,9 +3,10 @@
 //! class-coloured images (`--dataset cifar10`), each through the `tiny` preset, with more
 //! epochs on these few examples, on whatever adapter the machine has (lavapipe in CI).
 
+mod common;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
 
 use clap::Parser;
 use dk_distill::config::{Overrides, RunConfig, load_config};
@@ -19,16 +20,6 @@ use rand_chacha::ChaCha8Rng;
 struct Cli {
     #[command(flatten)]
     overrides: Overrides,
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("dk-distill-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// The settings the command line would give for these flags.
@@ -77,7 +68,7 @@ fn run_and_check(config: &RunConfig, data: &StudyData, root: &Path, classes: usi
 
 #[test]
 fn csv_blobs_run_end_to_end() {
-    let root = temp_dir("csv");
+    let root = common::temp_dir("csv");
     // Three Gaussian blobs in 5 dimensions, 100 rows each, with columns on very different
     // scales (standardisation must cope) and text labels in the middle column.
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -191,7 +182,7 @@ fn coloured_images(count: usize, rng: &mut ChaCha8Rng) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn cifar_format_folder_runs_end_to_end() {
-    let root = temp_dir("cifar");
+    let root = common::temp_dir("cifar");
     let folder = root.join("data").join("cifar-10-batches-bin");
     std::fs::create_dir_all(&folder).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(4);

@@ -2,26 +2,14 @@
 //! naming the flag, file or setting, before any training (most before the adapter is even
 //! opened). The binary runs with `--preset tiny` and `--no-download`.
 
+mod common;
+
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use dk_distill::data::idx::write;
 use dk_distill::results::sample_results;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "dk-distill-refusals-{name}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs the binary with `--preset tiny --no-download` and `args`; returns (exit code,
 /// stderr). The data search never leaves `home` (no user cache, no data variable).
@@ -60,7 +48,7 @@ fn assert_refused(home: &Path, list: Vec<OsString>, expected: &str) {
 
 #[test]
 fn model_specs_with_absurd_sizes() {
-    let home = temp_dir("specs");
+    let home = common::temp_dir("refusals-specs");
     for (spec, expected) in [
         (
             "4294967296x4294967296x4294967296-10",
@@ -81,7 +69,7 @@ fn model_specs_with_absurd_sizes() {
 
 #[test]
 fn sizes_and_seeds_past_their_bounds() {
-    let home = temp_dir("sizes");
+    let home = common::temp_dir("refusals-sizes");
     assert_refused(
         &home,
         args(&[
@@ -122,7 +110,7 @@ fn sizes_and_seeds_past_their_bounds() {
 #[test]
 fn paths_that_are_not_utf8() {
     use std::os::unix::ffi::OsStringExt;
-    let home = temp_dir("utf8");
+    let home = common::temp_dir("refusals-utf8");
     let odd = || OsString::from_vec(b"run-\xff".to_vec());
     for flag in ["--out", "--data-dir"] {
         let list = vec![OsString::from(flag), odd()];
@@ -137,7 +125,7 @@ fn paths_that_are_not_utf8() {
 
 #[test]
 fn out_protects_other_folders_and_earlier_runs() {
-    let home = temp_dir("out");
+    let home = common::temp_dir("refusals-out");
     let photos = home.join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     std::fs::write(photos.join("holiday.jpg"), b"jpeg").unwrap();
@@ -197,7 +185,7 @@ fn out_protects_other_folders_and_earlier_runs() {
 
 #[test]
 fn report_from_results_with_absurd_values() {
-    let home = temp_dir("report");
+    let home = common::temp_dir("refusals-report");
     let path = home.join("results.json");
     let write_results = |edit: &dyn Fn(&mut serde_json::Value)| {
         let mut value = serde_json::to_value(sample_results()).unwrap();
@@ -253,7 +241,7 @@ fn data_with_empty_test_set(dir: &Path) {
 
 #[test]
 fn a_test_set_without_examples_is_refused_before_training() {
-    let home = temp_dir("empty-test");
+    let home = common::temp_dir("refusals-empty-test");
     let data = home.join("data");
     data_with_empty_test_set(&data);
     let out = home.join("run");

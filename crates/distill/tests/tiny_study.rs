@@ -1,36 +1,21 @@
 //! End to end: the `tiny` preset through the library API into a temporary folder, on
-//! whatever adapter the machine has (lavapipe in CI). Skips, saying so, only when the
-//! Fashion-MNIST files are not installed (`apt-get install dataset-fashion-mnist`).
+//! whatever adapter the machine has (lavapipe in CI). Without the Fashion-MNIST files
+//! (`apt-get install dataset-fashion-mnist`) it skips, saying so, except under CI, where it
+//! fails.
 
-use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
 use dk_distill::config::{Preset, RunConfig};
-use dk_distill::data::locate::{FASHION_MNIST, SearchEnv, locate};
 use dk_distill::driver::{RunOptions, load_data, run_study};
 use dk_distill::results::{Results, Role};
 use dk_tensor::GpuContext;
 
-fn temp_dir() -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("dk-distill-tiny-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn tiny_preset_runs_end_to_end() {
-    let env = SearchEnv::from_process();
-    if !matches!(locate(None, &env, &FASHION_MNIST), Ok(Some(_))) {
-        eprintln!(
-            "SKIPPED tiny_preset_runs_end_to_end: Fashion-MNIST not found (install dataset-fashion-mnist or set the data folder variable)"
-        );
+    if !common::fashion_mnist_present("tiny_preset_runs_end_to_end") {
         return;
     }
-    let root = temp_dir();
+    let root = common::temp_dir("tiny");
     let mut config = RunConfig::preset(Preset::Tiny);
     config.out_dir = Some(root.join("run"));
     let data = load_data(&config, true).expect("loading Fashion-MNIST");
@@ -171,12 +156,10 @@ fn check_comparisons(results: &Results) {
 /// own, with their mean and sd.
 #[test]
 fn tiny_preset_with_two_repeats() {
-    let env = SearchEnv::from_process();
-    if !matches!(locate(None, &env, &FASHION_MNIST), Ok(Some(_))) {
-        eprintln!("SKIPPED tiny_preset_with_two_repeats: Fashion-MNIST not found");
+    if !common::fashion_mnist_present("tiny_preset_with_two_repeats") {
         return;
     }
-    let root = temp_dir();
+    let root = common::temp_dir("tiny");
     let mut config = RunConfig::preset(Preset::Tiny);
     config.out_dir = Some(root.join("run"));
     config.repeats = 2;

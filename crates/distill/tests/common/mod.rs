@@ -1,0 +1,35 @@
+//! What the end-to-end tests share: finding Fashion-MNIST, and a fresh temporary folder.
+//! Each test file uses part of it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dk_distill::data::locate::{FASHION_MNIST, SearchEnv, locate};
+
+/// True when Fashion-MNIST is installed. Without it a test may skip locally (it says so);
+/// under CI (`CI` set and not "false" or "0") it fails, so that CI never passes having run
+/// nothing.
+pub fn fashion_mnist_present(test: &str) -> bool {
+    let env = SearchEnv::from_process();
+    if matches!(locate(None, &env, &FASHION_MNIST), Ok(Some(_))) {
+        return true;
+    }
+    let missing =
+        "Fashion-MNIST not found (install dataset-fashion-mnist or set the data folder variable)";
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(!ci, "{test}: {missing}; CI must run this test");
+    eprintln!("SKIPPED {test}: {missing}");
+    false
+}
+
+/// A new folder under the system's temporary folder, named after `tag`.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("dk-distill-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
