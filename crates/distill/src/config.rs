@@ -192,17 +192,20 @@ impl Default for ModelConfig {
     }
 }
 
+/// Optimisation steps of one epoch over `examples` examples in batches of `batch`: the
+/// batch shrinks to a split smaller than it, and the last partial batch is dropped, as in
+/// training.
+pub fn steps_per_epoch(examples: usize, batch: usize) -> usize {
+    (examples / batch.min(examples).max(1)).max(1)
+}
+
 impl ModelConfig {
-    /// Epochs of training on `examples` examples in batches of `batch` (the last partial
-    /// batch of an epoch is dropped, as in training): `epochs`, or enough epochs for
-    /// `steps` steps.
+    /// Epochs of training on `examples` examples in batches of `batch`: `epochs`, or
+    /// enough epochs for `steps` steps.
     pub fn epochs_for(&self, examples: usize, batch: usize) -> usize {
         match self.steps {
             None => self.epochs,
-            Some(steps) => {
-                let per_epoch = (examples / batch.max(1)).max(1);
-                steps.div_ceil(per_epoch).max(1)
-            }
+            Some(steps) => steps.div_ceil(steps_per_epoch(examples, batch)).max(1),
         }
     }
 

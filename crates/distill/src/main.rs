@@ -161,7 +161,6 @@ fn print_plan(config: &RunConfig, data: &StudyData) {
 
 /// "12 epochs of 156 steps = 1872 steps" for `model` on `examples` training examples.
 fn length_for(model: &ModelConfig, examples: usize, batch: usize) -> String {
-    let batch = batch.min(examples).max(1);
     length_text(model.epochs_for(examples, batch), examples, batch)
 }
 

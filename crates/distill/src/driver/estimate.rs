@@ -11,7 +11,7 @@ use dk_nn::{LossConfig, Model, ModelSpec};
 
 use super::session::{Session, training_plan};
 use super::train::time_training;
-use crate::config::{Experiment, ModelConfig, RunConfig};
+use crate::config::{Experiment, ModelConfig, RunConfig, steps_per_epoch};
 use crate::results::{PhaseTime, TimeEstimate};
 
 /// Steps timed per distinct model (after two warm-up steps).
@@ -64,7 +64,7 @@ fn model_seconds(
     let mut plan = training_plan(role, model, LossConfig::HardLabels, 0, 0);
     let n = session.train.n;
     plan.batch = session.config.batch_size;
-    plan.epochs = model.epochs_for(n, plan.batch.min(n).max(1));
+    plan.epochs = model.epochs_for(n, plan.batch);
     let (step_s, validation_s) = time_training(
         ctx,
         &throwaway,
@@ -73,8 +73,8 @@ fn model_seconds(
         &plan,
         TIMED_STEPS,
     )?;
-    let steps_per_epoch = (n / plan.batch.min(n).max(1)).max(1);
-    Ok(plan.epochs as f64 * (steps_per_epoch as f64 * step_s + validation_s))
+    let steps = steps_per_epoch(n, plan.batch) as f64;
+    Ok(plan.epochs as f64 * (steps * step_s + validation_s))
 }
 
 /// Students the run trains on the training split (experiments: about as many, some on

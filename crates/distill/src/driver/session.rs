@@ -21,7 +21,9 @@ use super::seeds::derive_seed;
 use super::specs::{check_fits_adapter, model_spec};
 use super::teachers::save;
 use super::train::{TrainPlan, Trained, train};
-use crate::config::{ModelConfig, OptimizerKind, RunConfig, effective_config_toml};
+use crate::config::{
+    ModelConfig, OptimizerKind, RunConfig, effective_config_toml, steps_per_epoch,
+};
 use crate::results::{EpochStats, Role, TimeEstimate};
 use crate::run_dir::RunDir;
 
@@ -222,8 +224,9 @@ impl<'a> Session<'a> {
     /// Epochs of a student on a transfer set of `examples` examples (the step budget, when
     /// set, is the same whatever the set's size).
     pub fn student_epochs(&self, examples: usize) -> usize {
-        let batch = self.config.batch_size.min(examples).max(1);
-        self.config.student.epochs_for(examples, batch)
+        self.config
+            .student
+            .epochs_for(examples, self.config.batch_size)
     }
 
     /// Trains one student of the run's student spec.
@@ -359,7 +362,7 @@ pub fn training_plan<'a>(
 
 /// "12 epochs, 1,872 steps" for a model trained `epochs` epochs on `examples` examples.
 pub fn length_text(epochs: usize, examples: usize, batch: usize) -> String {
-    let per_epoch = (examples / batch.min(examples).max(1)).max(1);
+    let per_epoch = steps_per_epoch(examples, batch);
     format!(
         "{epochs} epochs of {per_epoch} steps = {} steps",
         epochs * per_epoch

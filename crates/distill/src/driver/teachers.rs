@@ -192,8 +192,9 @@ fn train_teachers(session: &Session) -> Result<Vec<Trainee>> {
             derive_seed(config.seed, "teacher-dropout", k as u64),
             derive_seed(config.seed, "teacher-data", k as u64),
         );
-        let batch = config.batch_size.min(session.train.n).max(1);
-        plan.epochs = config.teacher.epochs_for(session.train.n, batch);
+        plan.epochs = config
+            .teacher
+            .epochs_for(session.train.n, config.batch_size);
         plan.batch = config.batch_size;
         plan.log_epochs = !session.options.quiet;
         let bar = session.console.bar(&name);

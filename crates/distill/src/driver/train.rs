@@ -284,15 +284,20 @@ impl<'a> Run<'a> {
 
     /// `n` steps on the first batches of the current order (timing only).
     fn steps(&mut self, ctx: &GpuContext, n: usize) {
-        let batch = self.feed.batch();
         for step in 0..n {
-            self.feed
-                .set_batch(ctx, (step % self.steps_per_epoch) * batch, step as u32);
-            let mut encoder = ctx.encoder();
-            self.feed.record(&mut encoder);
-            self.trainer.record_step(ctx, &mut encoder);
-            ctx.queue.submit(Some(encoder.finish()));
+            self.submit_step(ctx, step % self.steps_per_epoch, step as u32);
         }
+    }
+
+    /// Submits one step on batch `index` of the current order: its gathers (with image
+    /// shifts seeded by `shift_seed`) and the whole training step, in one submission.
+    fn submit_step(&mut self, ctx: &GpuContext, index: usize, shift_seed: u32) {
+        self.feed
+            .set_batch(ctx, index * self.feed.batch(), shift_seed);
+        let mut encoder = ctx.encoder();
+        self.feed.record(&mut encoder);
+        self.trainer.record_step(ctx, &mut encoder);
+        ctx.queue.submit(Some(encoder.finish()));
     }
 
     /// One pass over the shuffled training split; `Err(Diverged)` at the first statistics
@@ -303,18 +308,14 @@ impl<'a> Run<'a> {
         epoch: usize,
         bar: &ProgressBar,
     ) -> Result<std::result::Result<EpochTotals, Diverged>> {
-        let (plan, steps, batch) = (self.plan, self.steps_per_epoch, self.feed.batch());
+        let (plan, steps) = (self.plan, self.steps_per_epoch);
         self.feed
             .shuffle(ctx, derive_seed(plan.data_seed, "shuffle", epoch as u64))?;
         let mut totals = EpochTotals::default();
         let mut window_started = Instant::now();
         for step in 0..steps {
             let shift_seed = derive_seed(plan.data_seed, "shift", (epoch * steps + step) as u64);
-            self.feed.set_batch(ctx, step * batch, shift_seed as u32);
-            let mut encoder = ctx.encoder();
-            self.feed.record(&mut encoder);
-            self.trainer.record_step(ctx, &mut encoder);
-            ctx.queue.submit(Some(encoder.finish()));
+            self.submit_step(ctx, step, shift_seed as u32);
             bar.inc(1);
             if (step + 1) % STATS_EVERY == 0 || step + 1 == steps {
                 let stats = self.trainer.take_stats(ctx)?;

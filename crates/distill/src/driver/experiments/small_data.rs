@@ -34,8 +34,7 @@ const MAX_DEFAULT_EPOCHS: usize = 100;
 /// whole-split epochs).
 pub fn small_share_epochs(config: &RunConfig, train_n: usize) -> usize {
     let small = &config.experiments.small_data;
-    let batch = config.batch_size.min(train_n).max(1);
-    let whole = config.student.epochs_for(train_n, batch);
+    let whole = config.student.epochs_for(train_n, config.batch_size);
     small.epochs.unwrap_or_else(|| {
         ((whole as f64 / small.fraction as f64).ceil() as usize)
             .min(MAX_DEFAULT_EPOCHS)
