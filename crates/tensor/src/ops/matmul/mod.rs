@@ -157,6 +157,31 @@ impl MatmulVariant {
     }
 }
 
+impl VariantConfig {
+    /// This geometry with the subgroup workgroup narrowed to the product's `n` columns: the
+    /// widest of 64, 32, 16 or 8 invocations (the kernel needs 8) that leaves at most an
+    /// eighth of the launched column lanes idle. A 64-wide workgroup on a 64-column product
+    /// would otherwise compute 7 clamped, discarded columns for every useful one.
+    fn narrowed_to(self, n: usize) -> VariantConfig {
+        if self.bk != 0 {
+            return self;
+        }
+        let lanes = n.div_ceil(self.tn as usize);
+        let wasteful = |width: usize| {
+            let launched = lanes.div_ceil(width) * width;
+            8 * (launched - lanes) > launched
+        };
+        let mut wg_x = self.wg_x as usize;
+        while wg_x > 8 && wasteful(wg_x) {
+            wg_x /= 2;
+        }
+        VariantConfig {
+            wg_x: wg_x as u32,
+            ..self
+        }
+    }
+}
+
 impl std::fmt::Display for MatmulVariant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -355,7 +380,7 @@ pub fn prepare_matmul(
 ) -> Result<Dispatch> {
     let [m, n, k] = validate(a, b, c, opts)?;
     let variant = choose_variant(ctx, m, n, k, opts)?;
-    let cfg = variant.config();
+    let cfg = variant.config().narrowed_to(n);
     let groups = [
         groups_for(n, (cfg.tn * cfg.wg_x) as usize),
         groups_for(m, (cfg.tm * cfg.wg_y) as usize),

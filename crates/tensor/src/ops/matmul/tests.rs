@@ -12,6 +12,10 @@ const SHAPES: [[usize; 3]; 4] = [[1, 1, 1], [7, 5, 13], [129, 33, 65], [300, 11,
 /// with A untransposed).
 const FOUR_SHAPES: [[usize; 3]; 4] = [[4, 4, 4], [36, 20, 44], [132, 68, 24], [6, 8, 12]];
 
+/// Products as wide as the subgroup kernel's 16-, 32- and 64-invocation workgroups (the
+/// narrower FOUR_SHAPES all run 8-wide ones), with ragged last columns.
+const WIDE_SHAPES: [[usize; 3]; 3] = [[12, 116, 8], [8, 244, 12], [4, 500, 8]];
+
 /// f32 sums of k products of values in [-1, 1] drift by about sqrt(k) ulps of the terms.
 fn tolerance(k: usize) -> f32 {
     1e-4 * (k as f32).sqrt().max(1.0)
@@ -97,6 +101,11 @@ fn check_fast_path(variant: MatmulVariant) {
         for shape in FOUR_SHAPES {
             check(variant, shape, trans_a, trans_b, ALL_EPILOGUES);
         }
+        // Each width and layout is a pipeline to compile: one wide shape per layout, none
+        // for the (A^T, B^T) layout that no layer uses.
+        if let Some(&shape) = WIDE_SHAPES.get(usize::from(trans_a) + 2 * usize::from(trans_b)) {
+            check(variant, shape, trans_a, trans_b, ALL_EPILOGUES);
+        }
         for epilogue in 0..ALL_EPILOGUES {
             check(variant, FOUR_SHAPES[1], trans_a, trans_b, epilogue);
         }
@@ -104,6 +113,24 @@ fn check_fast_path(variant: MatmulVariant) {
             check(variant, *shape, trans_a, trans_b, ALL_EPILOGUES);
         }
     }
+}
+
+#[test]
+fn subgroup_workgroups_narrow_to_the_product() {
+    let width = |variant: MatmulVariant, n: usize| variant.config().narrowed_to(n).wg_x;
+    let fast = MatmulVariant::Subgroup32x8;
+    for ([_, n, _], expected) in WIDE_SHAPES.into_iter().zip([16, 32, 64]) {
+        assert_eq!(width(fast, n), expected, "n = {n}");
+    }
+    assert_eq!(width(fast, 64), 8, "8 lanes of 8 columns");
+    assert_eq!(width(fast, 784), 16, "98 lanes: 112 launched, not 128");
+    assert_eq!(width(fast, 4096), 64);
+    assert_eq!(width(MatmulVariant::Subgroup16x8, 3), 8, "never under 8");
+    assert_eq!(
+        width(MatmulVariant::Register8x8, 4),
+        8,
+        "general variants unchanged"
+    );
 }
 
 #[test]

@@ -23,8 +23,8 @@ use crate::context::GpuContext;
 use crate::error::{Result, invalid_argument};
 use crate::tensor::{DType, Tensor};
 
-/// Version 3: choices are made among variants that reproduced the CPU reference.
-const CACHE_VERSION: &str = "darkknowledge-matmul-tuning 3";
+/// Version 4: subgroup workgroups narrowed to the product (see `VariantConfig::narrowed_to`).
+const CACHE_VERSION: &str = "darkknowledge-matmul-tuning 4";
 
 /// Tuning stops trying further candidates once this much time has gone by.
 const TIME_BUDGET: Duration = Duration::from_secs(3);
