@@ -3,7 +3,7 @@
 //! pure-FMA kernel's GFLOP/s), appended to BENCHMARKS.md with the adapter's name and date.
 //!
 //! Options: `--no-write` prints the table without appending it; `--only GROUP[,GROUP]` measures
-//! only those row groups (matmul, epilogue, loss, conv, cnn, train) after the ceilings, e.g.
+//! only those row groups (matmul, epilogue, loss, conv, cnn, train, profile) after the ceilings, e.g.
 //! `cargo xtask bench --only conv,cnn --no-write` for the conv layers and CNN steps alone
 //! (`DK_CONV_PATH=direct` measures the CNN steps on the direct conv kernels).
 
@@ -26,6 +26,8 @@ pub enum Work {
     Flops(f64),
     Bytes(f64),
     Examples(f64),
+    /// One part of a whole that takes `whole` seconds: the rate column shows its share.
+    PartOf(f64),
 }
 
 /// Seconds per submission of `dispatches` (recorded into one pass), GPU work included:
@@ -126,6 +128,10 @@ pub fn render(rows: &[Row], ceilings: &Ceilings) -> String {
                 )
             }
             Work::Examples(e) => (format!("{:.0} examples/s", e / r.seconds), "-".into()),
+            Work::PartOf(whole) => (
+                format!("{:.1}% of the step", 100.0 * r.seconds / whole),
+                "-".into(),
+            ),
         };
         let _ = writeln!(
             out,

@@ -351,7 +351,6 @@ pub fn conv_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>>
 /// Whole CNN training steps (forward, loss, backward, Adam) on 1x28x28 images, as examples
 /// per second, on the conv path the launchers choose (`DK_CONV_PATH` forces one).
 pub fn cnn_step_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
-    use dk_nn::{Model, ModelSpec, Optimizer, TrainConfig, Trainer};
     let mut rows = Vec::new();
     let layer = ConvCase::new(ctx, CONV_LAYERS[1])?.g;
     let path = choose_path(ctx, Conv2dPass::Forward, &layer)?;
@@ -359,13 +358,7 @@ pub fn cnn_step_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<R
         "1x28x28-c16k3-c16k3-p2-c32k3-c32k3-p2-256-10",
         "1x28x28-c8k5-p2-c16k5-p2-10",
     ] {
-        let spec = ModelSpec::parse(text)?;
-        let model = Model::new(ctx, spec.clone(), 1)?;
-        let inputs = random_tensor(ctx, &[CONV_BATCH, spec.input_len()], 9)?;
-        let labels: Vec<u32> = (0..CONV_BATCH as u32).map(|i| i % 10).collect();
-        let labels = Tensor::from_u32(ctx, &labels, &[CONV_BATCH])?;
-        let config = TrainConfig::new(Optimizer::adam(1e-3));
-        let mut trainer = Trainer::new(ctx, &model, &inputs, &labels, None, config)?;
+        let mut trainer = bench_trainer(ctx, text, CONV_BATCH, dk_nn::LossConfig::HardLabels)?;
         let seconds = crate::bench::time_closure(ctx, budget, || trainer.step(ctx));
         rows.push(Row {
             kernel: format!("CNN train step {text} (conv {path})"),
@@ -377,8 +370,74 @@ pub fn cnn_step_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<R
     Ok(rows)
 }
 
+/// A trainer of the model `spec` with Adam on random inputs, labels and (for a loss that
+/// needs them) teacher logits of `batch` examples.
+fn bench_trainer(
+    ctx: &GpuContext,
+    spec: &str,
+    batch: usize,
+    loss: dk_nn::LossConfig,
+) -> anyhow::Result<dk_nn::Trainer> {
+    use dk_nn::{LossConfig, Model, ModelSpec, Optimizer, TrainConfig, Trainer};
+    let spec = ModelSpec::parse(spec)?;
+    let model = Model::new(ctx, spec.clone(), 1)?;
+    let inputs = random_tensor(ctx, &[batch, spec.input_len()], 9)?;
+    let labels: Vec<u32> = (0..batch as u32)
+        .map(|i| i % spec.classes() as u32)
+        .collect();
+    let labels = Tensor::from_u32(ctx, &labels, &[batch])?;
+    let teacher = random_tensor(ctx, &[batch, spec.classes()], 10)?;
+    let teacher = (loss != LossConfig::HardLabels).then_some(&teacher);
+    let mut config = TrainConfig::new(Optimizer::adam(1e-3));
+    config.loss = loss;
+    Ok(Trainer::new(
+        ctx, &model, &inputs, &labels, teacher, config,
+    )?)
+}
+
+/// Models whose training step is profiled: the quick preset's teacher and student, and a
+/// small CNN.
+const PROFILED_MODELS: [&str; 3] = ["784-256-256-10", "784-64-10", "1x28x28-c8k5-p2-c16k5-p2-10"];
+
+/// One training step of each profiled model at batch 128, then each of its parts (every
+/// layer's forward and backward, the loss, every update) timed on its own, as a share of
+/// the whole step; the parts' sum shows what the step costs beyond them.
+pub fn profile_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for text in PROFILED_MODELS {
+        let mut trainer = bench_trainer(ctx, text, 128, dk_nn::LossConfig::HardLabels)?;
+        let whole = crate::bench::time_closure(ctx, budget, || trainer.step(ctx));
+        rows.push(Row {
+            kernel: format!("train step {text}"),
+            shape: "batch 128, Adam".into(),
+            work: Work::Examples(128.0),
+            seconds: whole,
+        });
+        let mut sum = 0.0;
+        for part in trainer.step_parts() {
+            let seconds = time_dispatches(ctx, &part.dispatches, budget);
+            sum += seconds;
+            rows.push(Row {
+                kernel: format!("{text}: {}", part.name),
+                shape: format!("{} dispatches", part.dispatches.len()),
+                work: Work::PartOf(whole),
+                seconds,
+            });
+        }
+        rows.push(Row {
+            kernel: format!("{text}: sum of the parts timed alone"),
+            shape: "-".into(),
+            work: Work::PartOf(whole),
+            seconds: sum,
+        });
+    }
+    Ok(rows)
+}
+
 /// Row groups of the table, in order; `cargo xtask bench --only NAME` measures one of them.
-pub const GROUPS: [&str; 6] = ["matmul", "epilogue", "loss", "conv", "cnn", "train"];
+pub const GROUPS: [&str; 7] = [
+    "matmul", "epilogue", "loss", "conv", "cnn", "train", "profile",
+];
 
 /// The rows of the groups in `only` (every group when empty).
 pub fn kernel_rows(
@@ -406,6 +465,9 @@ pub fn kernel_rows(
     if wanted("train") {
         rows.extend(train_step_rows(ctx, budget)?);
     }
+    if wanted("profile") {
+        rows.extend(profile_rows(ctx, budget)?);
+    }
     Ok(rows)
 }
 
@@ -413,7 +475,7 @@ pub fn kernel_rows(
 /// submitted once, as examples per second: the teacher and student MLPs of Hinton et al.,
 /// on hard labels and distilling at T = 4.
 pub fn train_step_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
-    use dk_nn::{LossConfig, Model, ModelSpec, Optimizer, TrainConfig, Trainer};
+    use dk_nn::LossConfig;
     let mut rows = Vec::new();
     let cases = [
         ("784-1200-1200-10", LossConfig::HardLabels),
@@ -428,21 +490,12 @@ pub fn train_step_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec
     ];
     for batch in [128, 256] {
         for (text, loss) in cases {
-            let spec = ModelSpec::parse(text)?;
-            let model = Model::new(ctx, spec, 1)?;
-            let inputs = random_tensor(ctx, &[batch, 784], 9)?;
-            let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
-            let labels = Tensor::from_u32(ctx, &labels, &[batch])?;
-            let teacher = random_tensor(ctx, &[batch, 10], 10)?;
-            let teacher = matches!(loss, LossConfig::Distill { .. }).then_some(&teacher);
-            let mut config = TrainConfig::new(Optimizer::adam(1e-3));
-            config.loss = loss;
-            let mut trainer = Trainer::new(ctx, &model, &inputs, &labels, teacher, config)?;
+            let mut trainer = bench_trainer(ctx, text, batch, loss)?;
             let seconds = crate::bench::time_closure(ctx, budget, || trainer.step(ctx));
-            let kind = if teacher.is_some() {
-                "distill step T=4"
-            } else {
+            let kind = if loss == LossConfig::HardLabels {
                 "train step"
+            } else {
+                "distill step T=4"
             };
             rows.push(Row {
                 kernel: format!("{kind} {text}"),

@@ -324,6 +324,36 @@ fn trainer_applies_the_schedule_at_every_step() {
 }
 
 #[test]
+fn step_parts_name_every_launch_in_recording_order() {
+    let ctx = ctx();
+    let spec = ModelSpec::parse("1x6x6-c2k3-p2-d0.5-5-3").unwrap();
+    let model = Model::new(ctx, spec.clone(), 1).unwrap();
+    let x = Tensor::zeros(ctx, &[4, 36], DType::F32).unwrap();
+    let y = Tensor::zeros(ctx, &[4], DType::U32).unwrap();
+    let mut config = TrainConfig::new(Optimizer::adam(1e-3));
+    config.max_norm = Some(3.0);
+    let trainer = Trainer::new(ctx, &model, &x, &y, None, config).unwrap();
+    let names: Vec<String> = trainer.step_parts().into_iter().map(|p| p.name).collect();
+    let position = |name: &str| {
+        names
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no part {name:?} in {names:?}"))
+    };
+    let loss = position("loss");
+    assert!(position("forward 0 Conv2d") < position("forward 2 MaxPool2d"));
+    assert!(position("forward 5 Linear") < loss && loss < position("backward 5 Linear"));
+    assert!(position("backward 5 Linear") < position("backward 0 Conv2d"));
+    let updates = names.iter().filter(|n| n.starts_with("update ")).count();
+    assert_eq!(updates, spec.parameters().len(), "{names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("max-norm"));
+    assert!(
+        !names.iter().any(|n| n.contains("Flatten")),
+        "a view launches nothing: {names:?}"
+    );
+}
+
+#[test]
 fn trainer_rejects_a_nonsense_schedule() {
     let ctx = ctx();
     let model = Model::new(ctx, ModelSpec::parse("6-4-3").unwrap(), 1).unwrap();

@@ -41,23 +41,19 @@ pub trait Layer {
     /// The activation this layer produces, `[batch, ...]`.
     fn output(&self) -> &Tensor;
     /// Where the gradient of the loss with respect to [`Layer::output`] must be written
-    /// before [`Layer::record_backward`]; `None` in evaluation mode or when nothing
+    /// before its [`Layer::backward_dispatches`] run; `None` in evaluation mode or when nothing
     /// upstream needs it.
     fn grad_output(&self) -> Option<&Tensor>;
-    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>);
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>);
+    /// The forward pass's dispatches, in recording order.
+    fn forward_dispatches(&self) -> Vec<&Dispatch>;
+    /// The backward pass's dispatches, in recording order (none in evaluation mode).
+    fn backward_dispatches(&self) -> Vec<&Dispatch>;
     /// Parameters with their gradients (training mode; empty for layers without parameters).
     fn parameters(&self) -> Vec<ParamGrad> {
         Vec::new()
     }
     /// Set the random stream of this step (dropout); other layers ignore it.
     fn set_seed(&mut self, _ctx: &GpuContext, _seed: u32) {}
-}
-
-fn record(pass: &mut wgpu::ComputePass<'_>, dispatch: &Option<Dispatch>) {
-    if let Some(d) = dispatch {
-        d.record(pass);
-    }
 }
 
 /// Output gradient buffer: needed when training and either this layer has parameters or
@@ -83,10 +79,10 @@ enum Launch {
 }
 
 impl Launch {
-    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+    fn dispatches(&self) -> Vec<&Dispatch> {
         match self {
-            Launch::Single(d) => d.record(pass),
-            Launch::Conv(c) => c.record(pass),
+            Launch::Single(d) => vec![d],
+            Launch::Conv(c) => c.dispatches(),
         }
     }
 }
@@ -135,10 +131,8 @@ impl Weighted {
         })
     }
 
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        for launch in &self.backward {
-            launch.record(pass);
-        }
+    fn backward_dispatches(&self) -> Vec<&Dispatch> {
+        self.backward.iter().flat_map(Launch::dispatches).collect()
     }
 
     /// The (parameter, gradient) pairs; none when built without gradients (inference).
@@ -172,11 +166,11 @@ macro_rules! weighted_layer {
             fn grad_output(&self) -> Option<&Tensor> {
                 self.0.grad_output.as_ref()
             }
-            fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-                self.0.forward.record(pass);
+            fn forward_dispatches(&self) -> Vec<&Dispatch> {
+                self.0.forward.dispatches()
             }
-            fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-                self.0.record_backward(pass);
+            fn backward_dispatches(&self) -> Vec<&Dispatch> {
+                self.0.backward_dispatches()
             }
             fn parameters(&self) -> Vec<ParamGrad> {
                 self.0.parameters()
@@ -346,11 +340,11 @@ impl Layer for Relu {
     fn grad_output(&self) -> Option<&Tensor> {
         self.grad_output.as_ref()
     }
-    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record(pass, &self.forward);
+    fn forward_dispatches(&self) -> Vec<&Dispatch> {
+        self.forward.iter().collect()
     }
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record(pass, &self.backward);
+    fn backward_dispatches(&self) -> Vec<&Dispatch> {
+        self.backward.iter().collect()
     }
 }
 
@@ -405,15 +399,14 @@ impl Layer for Dropout {
     fn grad_output(&self) -> Option<&Tensor> {
         self.grad_output.as_ref()
     }
-    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        if let Some(d) = &self.forward {
-            d.dispatch().record(pass);
-        }
+    fn forward_dispatches(&self) -> Vec<&Dispatch> {
+        self.forward.iter().map(DropoutDispatch::dispatch).collect()
     }
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        if let Some(d) = &self.backward {
-            d.dispatch().record(pass);
-        }
+    fn backward_dispatches(&self) -> Vec<&Dispatch> {
+        self.backward
+            .iter()
+            .map(DropoutDispatch::dispatch)
+            .collect()
     }
     fn set_seed(&mut self, ctx: &GpuContext, seed: u32) {
         // Forward and backward must see the same mask.
@@ -480,11 +473,11 @@ impl Layer for MaxPool2d {
     fn grad_output(&self) -> Option<&Tensor> {
         self.grad_output.as_ref()
     }
-    fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.forward.record(pass);
+    fn forward_dispatches(&self) -> Vec<&Dispatch> {
+        vec![&self.forward]
     }
-    fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        record(pass, &self.backward);
+    fn backward_dispatches(&self) -> Vec<&Dispatch> {
+        self.backward.iter().collect()
     }
 }
 
@@ -515,6 +508,10 @@ impl Layer for Flatten {
     fn grad_output(&self) -> Option<&Tensor> {
         self.grad_output.as_ref()
     }
-    fn record_forward(&self, _pass: &mut wgpu::ComputePass<'_>) {}
-    fn record_backward(&self, _pass: &mut wgpu::ComputePass<'_>) {}
+    fn forward_dispatches(&self) -> Vec<&Dispatch> {
+        Vec::new()
+    }
+    fn backward_dispatches(&self) -> Vec<&Dispatch> {
+        Vec::new()
+    }
 }

@@ -50,6 +50,6 @@ pub use error::{NnError, Result};
 pub use layers::{Layer, Mode, ParamGrad};
 pub use model::{Inference, Model};
 pub use schedule::LrSchedule;
-pub use sequential::Sequential;
+pub use sequential::{Sequential, StepPart};
 pub use spec::{LayerSpec, ModelSpec, ParamKind, ParamSpec};
 pub use trainer::{LossConfig, Optimizer, TrainConfig, Trainer, dropout_seed};

@@ -1,6 +1,6 @@
 //! `Sequential`: the layers of a [`ModelSpec`] chained for one fixed batch size.
 
-use dk_tensor::{GpuContext, Tensor};
+use dk_tensor::{Dispatch, GpuContext, Tensor};
 
 use crate::error::{Result, config_error};
 use crate::layers::{Conv2d, Dropout, Flatten, Layer, Linear, MaxPool2d, Mode, ParamGrad, Relu};
@@ -124,16 +124,36 @@ impl Sequential {
         self.layers.iter().flat_map(|l| l.parameters()).collect()
     }
 
-    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        for layer in &self.layers {
-            layer.record_forward(pass);
-        }
+    /// The forward pass, one `(name, dispatches)` part per layer that launches anything.
+    pub fn forward_parts(&self) -> Vec<StepPart<'_>> {
+        self.parts("forward", self.layers.iter().enumerate(), |l| {
+            l.forward_dispatches()
+        })
     }
 
-    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        for layer in self.layers.iter().rev() {
-            layer.record_backward(pass);
-        }
+    /// The backward pass, last layer first, named as [`Sequential::forward_parts`].
+    pub fn backward_parts(&self) -> Vec<StepPart<'_>> {
+        let layers = self.layers.iter().enumerate().rev();
+        self.parts("backward", layers, |l| l.backward_dispatches())
+    }
+
+    fn parts<'a>(
+        &'a self,
+        pass: &str,
+        layers: impl Iterator<Item = (usize, &'a Box<dyn Layer>)>,
+        dispatches: impl Fn(&'a dyn Layer) -> Vec<&'a Dispatch>,
+    ) -> Vec<StepPart<'a>> {
+        layers
+            .map(|(index, layer)| StepPart {
+                name: format!("{pass} {index} {}", layer.kind()),
+                dispatches: dispatches(layer.as_ref()),
+            })
+            .filter(|part| !part.dispatches.is_empty())
+            .collect()
+    }
+
+    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        record_parts(pass, &self.forward_parts());
     }
 
     /// Give every dropout layer its mask seed for the coming step: `seed_of(layer index)`.
@@ -141,5 +161,19 @@ impl Sequential {
         for (index, layer) in self.layers.iter_mut().enumerate() {
             layer.set_seed(ctx, seed_of(index));
         }
+    }
+}
+
+/// A named group of dispatches of one step (a layer's forward or backward, the loss, an
+/// update): what a profile times separately.
+pub struct StepPart<'a> {
+    pub name: String,
+    pub dispatches: Vec<&'a Dispatch>,
+}
+
+/// Record every dispatch of `parts`, in order, into `pass`.
+pub fn record_parts(pass: &mut wgpu::ComputePass<'_>, parts: &[StepPart<'_>]) {
+    for dispatch in parts.iter().flat_map(|part| &part.dispatches) {
+        dispatch.record(pass);
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{Result, config_error};
 use crate::layers::{Mode, ParamGrad};
 use crate::model::Model;
 use crate::schedule::LrSchedule;
-use crate::sequential::Sequential;
+use crate::sequential::{Sequential, StepPart, record_parts};
 use crate::spec::{ParamKind, ParamSpec};
 
 /// What the student is trained to match. The hard-label cross-entropies use the config's
@@ -353,15 +353,33 @@ impl Trainer {
             update.set_step(ctx, step, lr);
         }
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-        self.net.record_forward(&mut pass);
-        self.loss.record(&mut pass);
-        self.net.record_backward(&mut pass);
-        for update in &self.updates {
-            update.dispatch().record(&mut pass);
+        record_parts(&mut pass, &self.step_parts());
+    }
+
+    /// Every dispatch of one step in recording order, in named parts: each layer's forward,
+    /// the loss, each layer's backward, each parameter's update, the max-norm clamps.
+    /// [`Trainer::record_step`] records exactly these; a profile times them one by one.
+    pub fn step_parts(&self) -> Vec<StepPart<'_>> {
+        let mut parts = self.net.forward_parts();
+        parts.push(StepPart {
+            name: "loss".into(),
+            dispatches: vec![&self.loss],
+        });
+        parts.extend(self.net.backward_parts());
+        for (index, update) in self.updates.iter().enumerate() {
+            let shape = self.params[index].param.shape();
+            parts.push(StepPart {
+                name: format!("update {index} {shape:?}"),
+                dispatches: vec![update.dispatch()],
+            });
         }
-        for clamp in &self.max_norms {
-            clamp.record(&mut pass);
+        if !self.max_norms.is_empty() {
+            parts.push(StepPart {
+                name: "max-norm".into(),
+                dispatches: self.max_norms.iter().collect(),
+            });
         }
+        parts
     }
 
     /// Record one step, submit it and wait for it (tests, benchmarks, simple loops).
