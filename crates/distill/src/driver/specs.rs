@@ -92,16 +92,24 @@ pub fn fit_preset_specs(config: &mut RunConfig, data: &Dataset) -> Vec<String> {
     notes
 }
 
+/// Hidden layers of the MLP that stands in for a preset's CNN on tabular data, which a
+/// convolution cannot read.
+const TABULAR_HIDDEN: &str = "256-256";
+
 /// `spec` with its MLP input token and its output token set from `data` (`None` when it
-/// fits already, or when a CNN spec cannot take the data).
+/// fits already). A CNN spec on tabular data becomes an MLP of [`TABULAR_HIDDEN`].
 fn fitted_spec(spec: &str, data: &Dataset) -> Option<String> {
     let mut tokens: Vec<String> = spec.split('-').map(str::to_string).collect();
     let numeric = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit());
     let is_mlp = tokens
         .iter()
         .all(|t| numeric(t) || (t.starts_with('d') && t.len() > 1));
-    if tokens.len() < 2 || !numeric(tokens.last()?) || (!is_mlp && data.is_tabular()) {
+    if tokens.len() < 2 || !numeric(tokens.last()?) {
         return None;
+    }
+    if !is_mlp && data.is_tabular() {
+        let (values, classes) = (data.values_per_example(), data.classes);
+        return Some(format!("{values}-{TABULAR_HIDDEN}-{classes}"));
     }
     if is_mlp {
         tokens[0] = data.values_per_example().to_string();
@@ -281,9 +289,9 @@ mod tests {
         assert_eq!((tokens[0], *tokens.last().unwrap()), ("64", "3"));
         assert_eq!(config.student.spec, "64-8-3", "the user's spec stays");
         assert_eq!(
-            fitted_spec("c16k3-p2-256-10", &table),
-            None,
-            "no CNN on a table"
+            fitted_spec("c16k3-p2-256-10", &table).unwrap(),
+            "64-256-256-3",
+            "an MLP stands in for a CNN on a table"
         );
         assert_eq!(
             fitted_spec("784-d0.2-100-10", &table).unwrap(),
