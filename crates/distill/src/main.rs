@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use dk_nn::ModelSpec;
 use dk_tensor::GpuContext;
@@ -60,6 +60,11 @@ struct Cli {
     /// Let --out name an earlier run folder and replace its files
     #[arg(long)]
     overwrite: bool,
+
+    /// Continue a run that was stopped: its settings (RUN_DIR/config.toml, then any flags
+    /// given), its folder, and every model it finished with those settings
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "out", "overwrite"])]
+    resume: Option<PathBuf>,
 
     /// Render report.html from an existing results.json (written next to it) and exit
     #[arg(long, value_name = "RESULTS_JSON")]
@@ -195,17 +200,10 @@ fn train_and_report(
     ctx: &GpuContext,
     config: &RunConfig,
     data: &StudyData,
-    teachers_from: Option<PathBuf>,
-    overwrite: bool,
+    options: &RunOptions,
 ) -> Result<()> {
     print_plan(config, data);
-    let options = RunOptions {
-        cache_dir: default_cache_dir(),
-        teachers_from,
-        quiet: false,
-        overwrite,
-    };
-    let outcome = run_study(ctx, config, data, &options)?;
+    let outcome = run_study(ctx, config, data, options)?;
     let results = &outcome.results;
     println!();
     print!("{}", summary_table(results));
@@ -277,13 +275,14 @@ fn run(cli: Cli) -> Result<()> {
         println!("wrote {}", report.display());
         return Ok(());
     }
+    let cli = resume_settings(cli)?;
     let config = load_config(cli.config.as_deref(), &cli.overrides)?;
     config.validate()?;
     if cli.print_config {
         print!("{}", effective_config_toml(&config));
         return Ok(());
     }
-    check_before_work(&config, cli.overwrite)?;
+    check_before_work(&config, cli.overwrite || cli.resume.is_some())?;
     let ctx = GpuContext::new().context("opening a GPU adapter")?;
     let config = if ctx.summary.is_cpu && !preset_given(&cli)? {
         println!(
@@ -304,7 +303,31 @@ fn run(cli: Cli) -> Result<()> {
     for note in fit_preset_specs(&mut config, &data.train) {
         println!("{note}");
     }
-    train_and_report(&ctx, &config, &data, cli.teachers_from, cli.overwrite)
+    let options = RunOptions {
+        cache_dir: default_cache_dir(),
+        teachers_from: cli.teachers_from,
+        quiet: false,
+        overwrite: cli.overwrite,
+        resume: cli.resume.is_some(),
+    };
+    train_and_report(&ctx, &config, &data, &options)
+}
+
+/// With `--resume RUN_DIR`: the settings file and the output folder are the run's own.
+fn resume_settings(mut cli: Cli) -> Result<Cli> {
+    let Some(dir) = &cli.resume else {
+        return Ok(cli);
+    };
+    let settings = dir.join("config.toml");
+    if !settings.is_file() {
+        bail!(
+            "--resume {}: no config.toml there; name the folder of a dk-distill run",
+            dir.display()
+        );
+    }
+    cli.config = Some(settings);
+    cli.overrides.out = Some(dir.clone());
+    Ok(cli)
 }
 
 fn main() -> ExitCode {

@@ -31,7 +31,7 @@ impl Harness {
             cache_dir: Some(self.root.join("cache")),
             teachers_from: teachers_from.map(Path::to_path_buf),
             quiet: true,
-            overwrite: false,
+            ..RunOptions::default()
         };
         let outcome = run_study(&self.ctx, config, &self.data, &options)?;
         let written = Results::read(&outcome.run_dir.join("results.json")).unwrap();

@@ -24,7 +24,7 @@ fn tiny_preset_runs_end_to_end() {
         cache_dir: Some(root.join("cache")),
         teachers_from: None,
         quiet: true,
-        overwrite: false,
+        ..RunOptions::default()
     };
     let outcome = run_study(&ctx, &config, &data, &options).expect("the tiny study");
     let run = outcome.run_dir;
@@ -175,7 +175,7 @@ fn tiny_preset_with_two_repeats() {
         cache_dir: Some(root.join("cache")),
         teachers_from: None,
         quiet: true,
-        overwrite: false,
+        ..RunOptions::default()
     };
     let outcome = run_study(&ctx, &config, &data, &options).expect("the tiny study, twice");
     let results = outcome.results;

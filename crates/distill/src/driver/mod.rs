@@ -32,6 +32,7 @@ pub mod evaluate;
 pub mod experiments;
 pub mod finish;
 pub mod gpu_data;
+pub mod resume;
 pub mod seeds;
 pub mod serving;
 pub mod session;

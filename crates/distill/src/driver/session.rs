@@ -17,9 +17,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::StudyData;
 use super::evaluate::predict;
 use super::gpu_data::GpuSplit;
+use super::resume::{restore, run_key, write_record};
 use super::seeds::derive_seed;
 use super::specs::{check_fits_adapter, model_spec};
-use super::teachers::save;
+use super::teachers::{checkpoint_file, save, training_data_key};
 use super::train::{TrainPlan, Trained, train};
 use crate::config::{
     ModelConfig, OptimizerKind, RunConfig, effective_config_toml, steps_per_epoch,
@@ -38,6 +39,9 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Allow `out_dir` to be an earlier run folder, whose files are then replaced.
     pub overwrite: bool,
+    /// Continue the run in `out_dir`: take over every model it finished with these
+    /// settings instead of training it again ([`super::resume`]).
+    pub resume: bool,
 }
 
 /// Batch size of evaluation passes (independent of the training batch).
@@ -139,6 +143,8 @@ pub struct Session<'a> {
     pub estimate: RefCell<Option<TimeEstimate>>,
     pub started: Instant,
     pub started_at: SystemTime,
+    /// The settings and training data this run's models are trained with ([`run_key`]).
+    pub run_key: String,
 }
 
 impl<'a> Session<'a> {
@@ -173,8 +179,8 @@ impl<'a> Session<'a> {
                 spec.classes()
             );
         }
-        let (run_dir, note) =
-            RunDir::create(config.out_dir.as_deref(), started_at, options.overwrite)?;
+        let reuse_folder = options.overwrite || options.resume;
+        let (run_dir, note) = RunDir::create(config.out_dir.as_deref(), started_at, reuse_folder)?;
         if let Some(note) = note {
             eprintln!("note: {note}");
         }
@@ -199,7 +205,50 @@ impl<'a> Session<'a> {
             estimate: RefCell::new(None),
             started,
             started_at,
+            run_key: run_key(config, &training_data_key(&data.train)),
         })
+    }
+
+    /// Trains `model` by `plan` on `split`, saves it as `name` with its training record and
+    /// returns it with what training produced and its checkpoint file. When resuming, a
+    /// model this run's settings already finished is loaded instead.
+    pub fn train_or_resume(
+        &self,
+        name: &str,
+        model: Model,
+        plan: &TrainPlan,
+        split: &GpuSplit,
+    ) -> Result<(Model, Trained, String)> {
+        let checkpoint = checkpoint_file(name);
+        if self.options.resume {
+            let spec = model.spec().clone();
+            let found = restore(
+                self.ctx,
+                &self.run_dir,
+                &checkpoint,
+                &self.run_key,
+                (&spec, &self.validation),
+            )?;
+            if let Some((model, trained)) = found {
+                self.console.say(format!(
+                    "{name}: finished earlier, taken over from {checkpoint} (validation {:.2}%)",
+                    100.0 * trained.validation_accuracy
+                ));
+                return Ok((model, trained, checkpoint));
+            }
+        }
+        let bar = self.console.bar(name);
+        let trained = train(self.ctx, &model, split, &self.validation, plan, &bar)
+            .with_context(|| format!("training {name}"))?;
+        bar.finish_and_clear();
+        let lr_setting = format!("{}.optimizer.lr", plan.role);
+        if let Some(warning) = trained.divergence_warning(name, &lr_setting) {
+            self.warn(warning);
+        }
+        // Saved as soon as it is trained: an interrupted run keeps every finished model.
+        let checkpoint = save(self, &model, name)?;
+        write_record(&self.run_dir, &checkpoint, &self.run_key, &trained)?;
+        Ok((model, trained, checkpoint))
     }
 
     /// A student on the training split for the configured student epochs.
@@ -261,15 +310,8 @@ impl<'a> Session<'a> {
         plan.batch = config.batch_size;
         plan.teacher_logits = job.targets;
         plan.log_epochs = !self.options.quiet;
-        let bar = self.console.bar(&job.name);
-        let trained = train(self.ctx, &model, job.split, &self.validation, &plan, &bar)
-            .with_context(|| format!("training {}", job.name))?;
-        bar.finish_and_clear();
-        if let Some(warning) = trained.divergence_warning(&job.name, "student.optimizer.lr") {
-            self.warn(warning);
-        }
-        // Saved as soon as it is trained: an interrupted run keeps every finished model.
-        let checkpoint = save(self, &model, &job.name)?;
+        let (model, trained, checkpoint) =
+            self.train_or_resume(&job.name, model, &plan, job.split)?;
         let (temperature, alpha) = match job.loss {
             LossConfig::Distill { temperature, alpha } => (Some(temperature), Some(alpha)),
             _ => (None, None),

@@ -16,7 +16,7 @@ use super::evaluate::predict;
 use super::gpu_data::GpuSplit;
 use super::seeds::derive_seed;
 use super::session::{EVAL_BATCH, Session, Trainee, training_plan};
-use super::train::{Trained, train};
+use super::train::Trained;
 use crate::config::{Experiment, RunConfig, parse_config_text};
 use crate::metrics;
 use crate::results::Role;
@@ -197,20 +197,8 @@ fn train_teachers(session: &Session) -> Result<Vec<Trainee>> {
             .epochs_for(session.train.n, config.batch_size);
         plan.batch = config.batch_size;
         plan.log_epochs = !session.options.quiet;
-        let bar = session.console.bar(&name);
-        let trained = train(
-            session.ctx,
-            &model,
-            &session.train,
-            &session.validation,
-            &plan,
-            &bar,
-        )?;
-        bar.finish_and_clear();
-        if let Some(warning) = trained.divergence_warning(&name, "teacher.optimizer.lr") {
-            session.warn(warning);
-        }
-        let checkpoint = save(session, &model, &name)?;
+        let (model, trained, checkpoint) =
+            session.train_or_resume(&name, model, &plan, &session.train)?;
         members.push(teacher(name, model, trained, checkpoint));
     }
     Ok(members)
@@ -273,7 +261,7 @@ pub fn save(session: &Session, model: &Model, name: &str) -> Result<String> {
 const TRAINING_DATA_KEY: &str = "teachers-training-data.txt";
 
 /// A fingerprint of the teachers' training split (its examples and labels, in order).
-fn training_data_key(data: &crate::data::Dataset) -> String {
+pub fn training_data_key(data: &crate::data::Dataset) -> String {
     format!(
         "{:032x}",
         teacher_cache::transfer_key(&data.images, &data.labels, &[])

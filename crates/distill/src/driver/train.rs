@@ -24,6 +24,7 @@ use super::best::{BestWeights, Score};
 use super::evaluate::Evaluator;
 use super::gpu_data::{BatchFeed, FeedOptions, GpuSplit};
 use super::seeds::derive_seed;
+use super::session::EVAL_BATCH;
 use crate::config::ScheduleConfig;
 use crate::metrics;
 use crate::results::EpochStats;
@@ -54,7 +55,8 @@ pub struct TrainPlan<'a> {
 }
 
 /// Why training ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Stop {
     /// Every planned epoch ran.
     Completed,
@@ -272,7 +274,7 @@ impl<'a> Run<'a> {
             plan,
             feed,
             trainer,
-            validator: Evaluator::new(ctx, model, validation, 500)?,
+            validator: Evaluator::new(ctx, model, validation, EVAL_BATCH)?,
             validation,
             best: BestWeights::new(ctx, model)?,
             best_logits: Vec::new(),
