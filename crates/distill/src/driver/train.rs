@@ -64,6 +64,9 @@ pub enum Stop {
     EarlyStopped { after_epoch: usize },
     /// The loss became non-finite or exploded in `epoch`; the best earlier epoch was kept.
     Diverged { epoch: usize, loss: f64 },
+    /// The training accuracy fell back to chance in `epoch` after the model had learned
+    /// (see [`collapsed`]); the best earlier epoch was kept.
+    Collapsed { epoch: usize, accuracy: f64 },
 }
 
 impl Stop {
@@ -73,6 +76,7 @@ impl Stop {
             Stop::Completed => "completed",
             Stop::EarlyStopped { .. } => "early-stopped",
             Stop::Diverged { .. } => "diverged",
+            Stop::Collapsed { .. } => "collapsed",
         }
     }
 }
@@ -110,14 +114,21 @@ impl Trained {
 
     /// A line for the run's warnings when training did not end as planned.
     pub fn divergence_warning(&self, name: &str, lr_setting: &str) -> Option<String> {
-        match self.stop {
-            Stop::Diverged { epoch, loss } => Some(format!(
-                "{name}: training diverged in epoch {epoch} (mean loss {loss:.3e}); kept the weights of epoch {} (validation {:.2}%); lower {lr_setting}",
-                self.best_epoch,
-                100.0 * self.validation_accuracy
-            )),
-            _ => None,
-        }
+        let what = match self.stop {
+            Stop::Diverged { epoch, loss } => {
+                format!("training diverged in epoch {epoch} (mean loss {loss:.3e})")
+            }
+            Stop::Collapsed { epoch, accuracy } => format!(
+                "training accuracy collapsed to {:.1}% in epoch {epoch}",
+                100.0 * accuracy
+            ),
+            _ => return None,
+        };
+        Some(format!(
+            "{name}: {what}; kept the weights of epoch {} (validation {:.2}%); lower {lr_setting}",
+            self.best_epoch,
+            100.0 * self.validation_accuracy
+        ))
     }
 }
 
@@ -145,8 +156,23 @@ impl EpochTotals {
     }
 }
 
-/// A diverged window: the epoch's mean loss so far.
-struct Diverged(f64);
+/// Why an epoch ended early.
+enum Diverged {
+    /// A window's mean loss was not finite or above [`DIVERGED_LOSS`].
+    Loss(f64),
+    /// A window's training accuracy fell back to chance ([`collapsed`]).
+    Accuracy(f64),
+}
+
+/// Whether a window's training accuracy `now` is a collapse: back within a tenth of the way
+/// from chance (`1 / classes`) to 100%, after an earlier window (`best`) had come at least
+/// halfway. Such a fall is what an exploding update leaves when the loss stays finite
+/// (dead units, saturated logits).
+pub fn collapsed(now: f64, best: f64, classes: usize) -> bool {
+    let chance = 1.0 / classes.max(1) as f64;
+    let learned = best >= chance + 0.5 * (1.0 - chance);
+    learned && now <= chance + 0.1 * (1.0 - chance)
+}
 
 /// Seconds of one training step and of one validation pass of `model` trained by `plan`,
 /// measured on the adapter: a few warm-up steps (pipelines, first-touch costs), then
@@ -184,6 +210,8 @@ struct Run<'a> {
     steps_per_epoch: usize,
     total_steps: usize,
     classes: usize,
+    /// The best training accuracy of a statistics window so far ([`collapsed`]).
+    best_window_accuracy: f64,
 }
 
 pub fn train(
@@ -204,8 +232,8 @@ pub fn train(
         let epoch_started = Instant::now();
         let totals = match run.epoch(ctx, epoch, bar)? {
             Ok(totals) => totals,
-            Err(Diverged(loss)) => {
-                stop = run.diverged(epoch, loss)?;
+            Err(why) => {
+                stop = run.diverged(epoch, why)?;
                 break;
             }
         };
@@ -281,6 +309,7 @@ impl<'a> Run<'a> {
             steps_per_epoch,
             total_steps,
             classes: model.spec().classes(),
+            best_window_accuracy: 0.0,
         })
     }
 
@@ -324,8 +353,12 @@ impl<'a> Run<'a> {
                 totals.add(&stats);
                 let mean = stats.mean_loss();
                 if !mean.is_finite() || mean > DIVERGED_LOSS {
-                    return Ok(Err(Diverged(mean)));
+                    return Ok(Err(Diverged::Loss(mean)));
                 }
+                if collapsed(stats.accuracy(), self.best_window_accuracy, self.classes) {
+                    return Ok(Err(Diverged::Accuracy(stats.accuracy())));
+                }
+                self.best_window_accuracy = self.best_window_accuracy.max(stats.accuracy());
                 let rate = stats.count as f64 / window_started.elapsed().as_secs_f64().max(1e-9);
                 window_started = Instant::now();
                 bar.set_message(progress_message(epoch, plan.epochs, &stats, rate));
@@ -368,15 +401,26 @@ impl<'a> Run<'a> {
 
     /// What a divergence in `epoch` leaves: the best earlier epoch, or an error when
     /// there is none.
-    fn diverged(&self, epoch: usize, loss: f64) -> Result<Stop> {
+    fn diverged(&self, epoch: usize, why: Diverged) -> Result<Stop> {
+        let (stop, verb, detail) = match why {
+            Diverged::Loss(loss) => (
+                Stop::Diverged { epoch, loss },
+                "diverged",
+                format!("mean loss {loss:.3e}"),
+            ),
+            Diverged::Accuracy(accuracy) => (
+                Stop::Collapsed { epoch, accuracy },
+                "collapsed",
+                format!("training accuracy {:.1}%", 100.0 * accuracy),
+            ),
+        };
         if self.best.best().is_none() {
+            let role = self.plan.role;
             bail!(
-                "training diverged in epoch {epoch} before any epoch was validated (mean loss {loss:.3e}): lower {}.optimizer.lr (--{}-lr)",
-                self.plan.role,
-                self.plan.role
+                "training {verb} in epoch {epoch} before any epoch was validated ({detail}): lower {role}.optimizer.lr (--{role}-lr)"
             );
         }
-        Ok(Stop::Diverged { epoch, loss })
+        Ok(stop)
     }
 }
 
@@ -546,5 +590,41 @@ mod tests {
             err.contains("diverged in epoch 1") && err.contains("student.optimizer.lr"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_fall_to_chance_after_learning_is_a_collapse() {
+        // Ten classes: learned at >= 55%, collapsed at <= 19%.
+        assert!(collapsed(0.15, 0.80, 10));
+        assert!(
+            !collapsed(0.15, 0.50, 10),
+            "never learned: the start of training"
+        );
+        assert!(!collapsed(0.40, 0.80, 10), "a bad window, not chance");
+        // Two classes: learned at >= 75%, collapsed at <= 55%.
+        assert!(collapsed(0.52, 0.90, 2));
+        assert!(!collapsed(0.60, 0.90, 2));
+    }
+
+    #[test]
+    fn a_collapse_is_reported_with_the_setting_to_lower() {
+        let trained = Trained {
+            stop: Stop::Collapsed {
+                epoch: 4,
+                accuracy: 0.1,
+            },
+            best_epoch: 3,
+            ..Trained::without_curve(Vec::new(), 0.8)
+        };
+        let warning = trained
+            .divergence_warning("teacher-2", "teacher.optimizer.lr")
+            .unwrap();
+        assert!(
+            warning.contains("collapsed to 10.0% in epoch 4")
+                && warning.contains("epoch 3")
+                && warning.contains("teacher.optimizer.lr"),
+            "{warning}"
+        );
+        assert_eq!(trained.stop.name(), "collapsed");
     }
 }
