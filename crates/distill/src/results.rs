@@ -193,7 +193,7 @@ pub struct ModelResult {
     /// Optimisation steps taken (absent where not trained in this run).
     #[serde(default)]
     pub train_steps: Option<usize>,
-    /// How training ended: "completed", "early-stopped" or "diverged".
+    /// How training ended: "completed", "early-stopped", "diverged" or "collapsed".
     #[serde(default)]
     pub stop: Option<String>,
     /// Students other than `student-hard`: the paired test-set comparison with the
