@@ -62,24 +62,16 @@ pub fn run_study(
         );
     }
 
+    standard_study(session, teachers)
+}
+
+/// The standard comparison: the hard-label student, the distilled ones (T and alpha chosen
+/// on validation), logit matching, distillation from the best teacher, and repeats.
+fn standard_study(session: Session, teachers: Teachers) -> Result<StudyOutcome> {
+    let config = session.config;
     // The student on hard labels, the baseline every distilled student must beat.
     let hard = session.train_student(hard_labels_job(&session))?;
-    let hard_validation = hard.final_validation();
-    let ensemble_validation = teachers.validation_accuracy;
-    if ensemble_validation <= hard_validation {
-        session.warn(format!(
-            "the ensemble ({:.2}%) does not beat the student trained on hard labels ({:.2}%) on validation: distillation from it is unlikely to help; train the teachers longer or make them larger",
-            100.0 * ensemble_validation,
-            100.0 * hard_validation
-        ));
-    } else {
-        session.console.say(format!(
-            "the ensemble beats the hard-label student on validation ({:.2}% vs {:.2}%)",
-            100.0 * ensemble_validation,
-            100.0 * hard_validation
-        ));
-    }
-
+    compare_ensemble_with_hard(&session, &teachers, &hard);
     let ensemble_targets = session.upload_targets(&teachers.ensemble_targets)?;
     let (kd, grid) = choose_distillation(&session, &ensemble_targets)?;
     let raw = if config.distill.logit_mse {
@@ -105,6 +97,26 @@ pub fn run_study(
     }
     let repeats = train_repeats(&session, &targets)?;
     finish(session, teachers, students, grid, None, &repeats)
+}
+
+/// Says whether the ensemble beats the hard-label student on validation; a warning when it
+/// does not, since distillation from it is then unlikely to help.
+fn compare_ensemble_with_hard(session: &Session, teachers: &Teachers, hard: &Trainee) {
+    let hard_validation = hard.final_validation();
+    let ensemble_validation = teachers.validation_accuracy;
+    if ensemble_validation <= hard_validation {
+        session.warn(format!(
+            "the ensemble ({:.2}%) does not beat the student trained on hard labels ({:.2}%) on validation: distillation from it is unlikely to help; train the teachers longer or make them larger",
+            100.0 * ensemble_validation,
+            100.0 * hard_validation
+        ));
+    } else {
+        session.console.say(format!(
+            "the ensemble beats the hard-label student on validation ({:.2}% vs {:.2}%)",
+            100.0 * ensemble_validation,
+            100.0 * hard_validation
+        ));
+    }
 }
 
 /// The targets of the standard study's students, and the chosen (T, alpha).
