@@ -283,7 +283,8 @@ pub fn call_argmax(
     Ok(())
 }
 
-/// CPU references (f32, same formulas as the kernels). Slices are row-major `[rows, cols]`.
+/// CPU references. Slices are row-major `[rows, cols]`. The f32 functions follow the
+/// kernels' formulas; the f64 one is the textbook definition the loss references build on.
 pub mod cpu {
     /// `log_softmax(x / temperature)` of one row.
     pub fn log_softmax_row(x: &[f32], temperature: f32) -> Vec<f32> {
@@ -309,8 +310,49 @@ pub mod cpu {
             .collect()
     }
 
-    /// First index of the maximum of one row.
-    pub fn argmax_row(x: &[f32]) -> u32 {
+    /// Row-wise `log_softmax(x / temperature)` with the sum of exponentials taken in f64:
+    /// each shifted, scaled value `(x - max) / temperature` is formed in f32, and the result
+    /// rounded to f32 once. What the evaluation metrics report.
+    pub fn log_softmax_f64_sum(x: &[f32], cols: usize, temperature: f32) -> Vec<f32> {
+        let mut out = Vec::with_capacity(x.len());
+        for row in x.chunks_exact(cols) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let log_sum: f64 = row
+                .iter()
+                .map(|&v| (((v - max) / temperature) as f64).exp())
+                .sum::<f64>()
+                .ln();
+            out.extend(
+                row.iter()
+                    .map(|&v| ((((v - max) / temperature) as f64) - log_sum) as f32),
+            );
+        }
+        out
+    }
+
+    /// Row-wise `softmax(x / temperature)`: the exponential of [`log_softmax_f64_sum`].
+    pub fn softmax_f64_sum(x: &[f32], cols: usize, temperature: f32) -> Vec<f32> {
+        log_softmax_f64_sum(x, cols, temperature)
+            .into_iter()
+            .map(f32::exp)
+            .collect()
+    }
+
+    /// Log-softmax of `x / temperature` in f64, max-subtracted.
+    pub fn log_softmax_f64(x: &[f64], temperature: f64) -> Vec<f64> {
+        let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let log_sum = x
+            .iter()
+            .map(|v| ((v - max) / temperature).exp())
+            .sum::<f64>()
+            .ln();
+        x.iter()
+            .map(|v| (v - max) / temperature - log_sum)
+            .collect()
+    }
+
+    /// First index of the maximum of one row, scanning from index 0 like the kernel.
+    pub fn argmax_row<T: PartialOrd>(x: &[T]) -> u32 {
         let mut best = 0;
         for (j, v) in x.iter().enumerate() {
             if *v > x[best] {
