@@ -13,6 +13,7 @@ use dk_tensor::ops::loss::{
 use dk_tensor::ops::optim::{
     AdamParams, OptimDispatch, SgdParams, prepare_adam, prepare_max_norm, prepare_sgd,
 };
+use dk_tensor::splitmix::{GAMMA, mix64};
 use dk_tensor::{DType, Dispatch, GpuContext, Tensor};
 
 use crate::error::{Result, config_error};
@@ -183,12 +184,10 @@ impl TrainConfig {
 /// Mask seed of dropout layer `layer` at training step `step` (1-based): a SplitMix64 hash,
 /// so masks differ between steps and layers and are reproducible from the config seed.
 pub fn dropout_seed(seed: u64, step: u32, layer: usize) -> u32 {
-    let mut z = seed
-        .wrapping_add(u64::from(step).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    let z = seed
+        .wrapping_add(u64::from(step).wrapping_mul(GAMMA))
         .wrapping_add((layer as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as u32
+    mix64(z) as u32
 }
 
 /// A model bound to batch tensors, with every launch of a training step prepared.

@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 pub mod kernel;
 pub mod ops;
+pub mod splitmix;
 pub mod tensor;
 #[doc(hidden)]
 pub mod testing;

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use crate::context::GpuContext;
+use crate::splitmix::{GAMMA, SplitMix64};
 
 /// The test binary's one shared context. Panics with the install hint when no adapter exists.
 pub fn ctx() -> &'static GpuContext {
@@ -38,15 +39,10 @@ pub fn assert_close(actual: &[f32], expected: &[f32], atol: f32, rtol: f32, what
 
 /// Deterministic pseudo-random f32s in [-scale, scale) for test inputs (SplitMix64).
 pub fn random_f32(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut stream = SplitMix64::new(seed.wrapping_add(GAMMA));
     (0..n)
         .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let unit = (z >> 40) as f32 / (1u64 << 24) as f32;
+            let unit = (stream.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
             (unit * 2.0 - 1.0) * scale
         })
         .collect()
