@@ -248,41 +248,6 @@ pub fn prepare_argmax_with(
     ))
 }
 
-/// Record `out = softmax(logits / temperature)` into `encoder`.
-pub fn call_softmax(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    logits: &Tensor,
-    out: &Tensor,
-    temperature: f32,
-) -> Result<()> {
-    prepare_softmax(ctx, logits, out, temperature)?.encode(encoder);
-    Ok(())
-}
-
-/// Record `out = log_softmax(logits / temperature)` into `encoder`.
-pub fn call_log_softmax(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    logits: &Tensor,
-    out: &Tensor,
-    temperature: f32,
-) -> Result<()> {
-    prepare_log_softmax(ctx, logits, out, temperature)?.encode(encoder);
-    Ok(())
-}
-
-/// Record `out = argmax(logits)` into `encoder`.
-pub fn call_argmax(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    logits: &Tensor,
-    out: &Tensor,
-) -> Result<()> {
-    prepare_argmax(ctx, logits, out)?.encode(encoder);
-    Ok(())
-}
-
 /// CPU references. Slices are row-major `[rows, cols]`. The f32 functions follow the
 /// kernels' formulas; the f64 one is the textbook definition the loss references build on.
 pub mod cpu {
@@ -427,7 +392,9 @@ mod tests {
         let out = Tensor::zeros(ctx, &[1, 7], DType::F32).unwrap();
         for temperature in [0.5, 1.0, 100.0] {
             let mut enc = ctx.encoder();
-            call_log_softmax(ctx, &mut enc, &input, &out, temperature).unwrap();
+            prepare_log_softmax(ctx, &input, &out, temperature)
+                .unwrap()
+                .encode(&mut enc);
             ctx.submit_and_wait(enc);
             let got = out.to_f32(ctx).unwrap();
             let expected = cpu::log_softmax(&x, 7, temperature);
@@ -472,7 +439,7 @@ mod tests {
         let input = Tensor::from_f32(ctx, &[1.0, 2.0, 3.0], &[1, 3]).unwrap();
         let out = Tensor::zeros(ctx, &[1], DType::U32).unwrap();
         let mut enc = ctx.encoder();
-        call_argmax(ctx, &mut enc, &input, &out).unwrap();
+        prepare_argmax(ctx, &input, &out).unwrap().encode(&mut enc);
         ctx.submit_and_wait(enc);
         assert_eq!(out.to_u32(ctx).unwrap(), cpu::argmax(&[1.0, 2.0, 3.0], 3));
     }
