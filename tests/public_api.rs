@@ -1,8 +1,9 @@
 //! Drives matmul and the distillation loss through the public API only, and holds them to
-//! float64 computations written here, independently of the crate's own CPU references.
+//! float64 computations: matmul to sums written here, the loss to the float64 reference
+//! `ops::loss::cpu::distill_loss_f64`.
 
 use darkknowledge::tensor::ops::loss::{
-    DistillLossParams, new_loss_stats, prepare_distill_loss, read_loss_stats,
+    DistillLossParams, cpu, new_loss_stats, prepare_distill_loss, read_loss_stats,
 };
 use darkknowledge::tensor::ops::matmul::{MatmulOptions, call_matmul};
 use darkknowledge::tensor::testing::{ctx, random_f32};
@@ -16,6 +17,10 @@ fn at(a: &[f32], rows: usize, cols: usize, trans: bool, i: usize, p: usize) -> f
     } else {
         a[i * cols + p]
     })
+}
+
+fn to_f64(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| f64::from(v)).collect()
 }
 
 #[test]
@@ -64,14 +69,6 @@ fn matmul_matches_float64_in_every_layout() {
     }
 }
 
-/// log-softmax of a row scaled by 1/t, in float64.
-fn log_softmax(row: &[f32], t: f64) -> Vec<f64> {
-    let x: Vec<f64> = row.iter().map(|&v| f64::from(v) / t).collect();
-    let max = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let lse = max + x.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
-    x.iter().map(|v| v - lse).collect()
-}
-
 #[test]
 fn distillation_loss_matches_float64_including_extreme_logits() {
     let ctx = ctx();
@@ -100,34 +97,23 @@ fn distillation_loss_matches_float64_including_extreme_logits() {
             let got_grad = grad.to_f32(ctx).unwrap();
             let got = read_loss_stats(ctx, &stats).unwrap();
 
-            let (mut loss_sum, mut hard_sum, mut kl_sum) = (0.0, 0.0, 0.0);
-            for r in 0..rows {
-                let row = |v: &[f32]| v[r * cols..(r + 1) * cols].to_vec();
-                let (lq_t, lp_t, lq_1) = (
-                    log_softmax(&row(&z), t),
-                    log_softmax(&row(&teacher), t),
-                    log_softmax(&row(&z), 1.0),
+            let exact =
+                cpu::distill_loss_f64(&to_f64(&z), Some(&to_f64(&teacher)), &labels, cols, params);
+            let (loss_sum, hard_sum, kl_sum) = (
+                exact.losses.iter().sum::<f64>(),
+                exact.hard.iter().sum::<f64>(),
+                exact.soft.iter().sum::<f64>(),
+            );
+            for (i, (&got, &want)) in got_grad.iter().zip(&exact.grad).enumerate() {
+                let g = f64::from(got);
+                assert!(g.is_finite(), "T={t} scale={scale}: gradient not finite");
+                let tol = 1e-5 * (1.0 + alpha * t) / rows as f64 + 1e-4 * want.abs();
+                assert!(
+                    (g - want).abs() <= tol,
+                    "T={t} scale={scale} row {} col {}: grad {g} vs {want} (tol {tol})",
+                    i / cols,
+                    i % cols
                 );
-                let soft_ce: f64 = (0..cols).map(|j| -lp_t[j].exp() * lq_t[j]).sum();
-                let hard_ce = -lq_1[labels[r] as usize];
-                loss_sum += alpha * t * t * soft_ce + (1.0 - alpha) * hard_ce;
-                hard_sum += hard_ce;
-                kl_sum += (0..cols)
-                    .map(|j| lp_t[j].exp() * (lp_t[j] - lq_t[j]))
-                    .sum::<f64>();
-                for j in 0..cols {
-                    let onehot = if j == labels[r] as usize { 1.0 } else { 0.0 };
-                    let want = (alpha * t * (lq_t[j].exp() - lp_t[j].exp())
-                        + (1.0 - alpha) * (lq_1[j].exp() - onehot))
-                        / rows as f64;
-                    let g = f64::from(got_grad[r * cols + j]);
-                    assert!(g.is_finite(), "T={t} scale={scale}: gradient not finite");
-                    let tol = 1e-5 * (1.0 + alpha * t) / rows as f64 + 1e-4 * want.abs();
-                    assert!(
-                        (g - want).abs() <= tol,
-                        "T={t} scale={scale} row {r} col {j}: grad {g} vs {want} (tol {tol})"
-                    );
-                }
             }
             assert!(
                 got.loss_sum.is_finite(),

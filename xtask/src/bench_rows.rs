@@ -13,9 +13,9 @@ use dk_tensor::ops::elementwise::{prepare_add, prepare_relu};
 use dk_tensor::ops::loss::{
     DistillLossParams, new_loss_stats, prepare_distill_loss, prepare_distill_loss_unfused,
 };
-use dk_tensor::ops::matmul::{MatmulOptions, MatmulVariant, prepare_matmul, tune_matmul};
-use dk_tensor::testing::random_f32;
-use dk_tensor::{DType, Dispatch, GpuContext, Tensor};
+use dk_tensor::ops::matmul::{MatmulOptions, prepare_matmul, tune_matmul};
+use dk_tensor::testing::{MatmulBenchCase, matmul_bench_cases, random_f32};
+use dk_tensor::{DType, GpuContext, Tensor};
 
 use crate::bench::{Row, Work, time_dispatches};
 
@@ -24,70 +24,8 @@ fn random_tensor(ctx: &GpuContext, shape: &[usize], seed: u64) -> anyhow::Result
     Ok(Tensor::from_f32(ctx, &random_f32(n, seed, 1.0), shape)?)
 }
 
-/// A matmul of op(A) [m,k] x op(B) [k,n] with its operands allocated for the layout.
-struct MatmulCase {
-    a: Tensor,
-    b: Tensor,
-    c: Tensor,
-    m: usize,
-    n: usize,
-    k: usize,
-    trans_a: bool,
-    trans_b: bool,
-}
-
-impl MatmulCase {
-    fn new(
-        ctx: &GpuContext,
-        (m, k, n): (usize, usize, usize),
-        trans_a: bool,
-        trans_b: bool,
-    ) -> anyhow::Result<Self> {
-        let a_shape = if trans_a { [k, m] } else { [m, k] };
-        let b_shape = if trans_b { [n, k] } else { [k, n] };
-        Ok(Self {
-            a: random_tensor(ctx, &a_shape, 1)?,
-            b: random_tensor(ctx, &b_shape, 2)?,
-            c: Tensor::zeros(ctx, &[m, n], DType::F32)?,
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-        })
-    }
-
-    fn prepare(
-        &self,
-        ctx: &GpuContext,
-        variant: Option<MatmulVariant>,
-    ) -> anyhow::Result<Dispatch> {
-        let opts = MatmulOptions {
-            trans_a: self.trans_a,
-            trans_b: self.trans_b,
-            variant,
-            ..Default::default()
-        };
-        Ok(prepare_matmul(ctx, &self.a, &self.b, &self.c, &opts)?)
-    }
-
-    fn flops(&self) -> f64 {
-        2.0 * (self.m * self.n * self.k) as f64
-    }
-
-    fn shape(&self) -> String {
-        let t = |on: bool| if on { "^T" } else { "" };
-        format!(
-            "{}x{}x{} (A{}, B{})",
-            self.m,
-            self.k,
-            self.n,
-            t(self.trans_a),
-            t(self.trans_b)
-        )
-    }
-}
-
+/// The products of [`matmul_bench_cases`] (shared with `cargo bench --bench matmul`), each
+/// with the automatic choice and the fixed variants.
 fn matmul_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
     let tuning = tune_matmul(ctx)?;
     eprintln!(
@@ -100,34 +38,12 @@ fn matmul_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
             ""
         }
     );
+    let is_cpu = ctx.summary.is_cpu;
     let mut rows = Vec::new();
-    let mut cases = vec![
-        ((256, 256, 256), false, false),
-        ((512, 512, 512), false, false),
-        ((128, 784, 1200), false, true),  // Linear forward y = x W^T
-        ((128, 1200, 784), false, false), // dX = dY W
-        ((1200, 128, 784), true, false),  // dW = dY^T X
-        ((128, 1200, 10), false, true),   // classifier layer
-    ];
-    if !ctx.summary.is_cpu {
-        cases.push(((1024, 1024, 1024), false, false));
-        cases.push(((2048, 2048, 2048), false, false));
-    } else {
-        cases.push(((1024, 1024, 1024), false, false));
-    }
-    for (dims, ta, tb) in cases {
-        let case = MatmulCase::new(ctx, dims, ta, tb)?;
-        let big = dims.0 * dims.1 * dims.2 >= 1 << 30;
-        // On a CPU adapter the largest shape is measured for the automatic choice only.
-        let variants: Vec<Option<MatmulVariant>> = if big && ctx.summary.is_cpu {
-            vec![None]
-        } else {
-            std::iter::once(None)
-                .chain(MatmulVariant::ALL.iter().copied().map(Some))
-                .collect()
-        };
-        for variant in variants {
-            let d = case.prepare(ctx, variant)?;
+    for case in matmul_bench_cases(is_cpu) {
+        let operands = case.operands(ctx)?;
+        for variant in case.variants(is_cpu) {
+            let d = case.prepare(ctx, &operands, variant)?;
             let name = match variant {
                 None => "matmul auto".to_string(),
                 Some(v) => format!("matmul {v}"),
@@ -135,7 +51,7 @@ fn matmul_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
             rows.push(Row {
                 kernel: name,
                 shape: case.shape(),
-                work: Work::Flops(case.flops()),
+                work: Work::Flops(case.flops() as f64),
                 seconds: time_dispatches(ctx, &[&d], budget),
             });
         }
@@ -147,13 +63,14 @@ fn matmul_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
 /// a plain matmul followed by an add of the bias (pre-broadcast to [m, n]) and a ReLU kernel.
 fn epilogue_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
     let (m, k, n) = (128, 784, 1200);
-    let case = MatmulCase::new(ctx, (m, k, n), false, true)?;
+    let case = MatmulBenchCase::new(m, n, k, false, true);
+    let operands = case.operands(ctx)?;
     let bias = random_tensor(ctx, &[n], 3)?;
     let fused = prepare_matmul(
         ctx,
-        &case.a,
-        &case.b,
-        &case.c,
+        &operands.a,
+        &operands.b,
+        &operands.c,
         &MatmulOptions {
             trans_b: true,
             bias: Some(&bias),
@@ -164,21 +81,21 @@ fn epilogue_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>>
     let bias_rows = random_tensor(ctx, &[m, n], 3)?;
     let with_bias = Tensor::zeros(ctx, &[m, n], DType::F32)?;
     let activated = Tensor::zeros(ctx, &[m, n], DType::F32)?;
-    let plain = case.prepare(ctx, None)?;
-    let add = prepare_add(ctx, &case.c, &bias_rows, &with_bias)?;
+    let plain = case.prepare(ctx, &operands, None)?;
+    let add = prepare_add(ctx, &operands.c, &bias_rows, &with_bias)?;
     let relu = prepare_relu(ctx, &with_bias, &activated)?;
     let shape = format!("{m}x{k}x{n}");
     Ok(vec![
         Row {
             kernel: "linear+bias+relu fused".into(),
             shape: shape.clone(),
-            work: Work::Flops(case.flops()),
+            work: Work::Flops(case.flops() as f64),
             seconds: time_dispatches(ctx, &[&fused], budget),
         },
         Row {
             kernel: "linear, add, relu separate".into(),
             shape,
-            work: Work::Flops(case.flops()),
+            work: Work::Flops(case.flops() as f64),
             seconds: time_dispatches(ctx, &[&plain, &add, &relu], budget),
         },
     ])
@@ -318,12 +235,13 @@ pub fn conv_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>>
         let g = case.g;
         let taps = (g.in_channels * g.kernel_h * g.kernel_w).next_multiple_of(4);
         let positions = g.batch * g.out_height() * g.out_width();
-        let gemm = MatmulCase::new(ctx, (g.out_channels, taps, positions), false, false)?;
-        let d = gemm.prepare(ctx, None)?;
+        let gemm = MatmulBenchCase::new(g.out_channels, positions, taps, false, false);
+        let operands = gemm.operands(ctx)?;
+        let d = gemm.prepare(ctx, &operands, None)?;
         rows.push(Row {
             kernel: "matmul auto, the conv's GEMM size".into(),
             shape: gemm.shape(),
-            work: Work::Flops(gemm.flops()),
+            work: Work::Flops(gemm.flops() as f64),
             seconds: time_dispatches(ctx, &[&d], budget),
         });
         for pass in [

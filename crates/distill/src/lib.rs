@@ -25,5 +25,5 @@ pub mod run_dir;
 pub mod stats;
 pub mod teacher_cache;
 
-#[cfg(test)]
-pub(crate) mod testutil;
+#[doc(hidden)]
+pub mod testutil;

@@ -14,6 +14,8 @@
 //! every 3 left out, fixed by raising the bias of 3 by 3.5). [`best_bias_shift`] picks that
 //! raise from a grid by accuracy on a validation set, never on the test set.
 
+use dk_tensor::ops::softmax::cpu;
+
 /// Checks that `logits` holds `rows x classes` values.
 fn rows(logits: &[f32], classes: usize) -> usize {
     assert!(classes > 0, "metrics: classes must be positive");
@@ -42,42 +44,20 @@ pub fn argmax_rows(logits: &[f32], classes: usize) -> Vec<usize> {
     rows(logits, classes);
     logits
         .chunks_exact(classes)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 { (i, v) } else { best }
-                })
-                .0
-        })
+        .map(|row| cpu::argmax_row(row) as usize)
         .collect()
 }
 
-/// `log_softmax(logits / temperature)` of each row.
+/// `log_softmax(logits / temperature)` of each row ([`cpu::log_softmax_f64_sum`]).
 pub fn log_softmax_rows(logits: &[f32], classes: usize, temperature: f32) -> Vec<f32> {
     rows(logits, classes);
-    let mut out = Vec::with_capacity(logits.len());
-    for row in logits.chunks_exact(classes) {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let log_sum: f64 = row
-            .iter()
-            .map(|&v| (((v - max) / temperature) as f64).exp())
-            .sum::<f64>()
-            .ln();
-        out.extend(
-            row.iter()
-                .map(|&v| ((((v - max) / temperature) as f64) - log_sum) as f32),
-        );
-    }
-    out
+    cpu::log_softmax_f64_sum(logits, classes, temperature)
 }
 
-/// `softmax(logits / temperature)` of each row.
+/// `softmax(logits / temperature)` of each row ([`cpu::softmax_f64_sum`]).
 pub fn softmax_rows(logits: &[f32], classes: usize, temperature: f32) -> Vec<f32> {
-    log_softmax_rows(logits, classes, temperature)
-        .into_iter()
-        .map(f32::exp)
-        .collect()
+    rows(logits, classes);
+    cpu::softmax_f64_sum(logits, classes, temperature)
 }
 
 /// Share of rows whose argmax equals the label.

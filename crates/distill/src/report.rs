@@ -841,7 +841,7 @@ fn heatmap(page: &mut String, matrix: &[Vec<f64>], names: &[String], temperature
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::sample_results;
+    use crate::testutil::sample_results;
 
     /// Checks that every opened tag of the elements this module emits is closed in order
     /// (void and self-closing tags aside).

@@ -85,7 +85,7 @@ fn check_picture(height: usize, width: usize, pixels: usize) -> Result<(), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::sample_results;
+    use crate::testutil::sample_results;
 
     #[test]
     fn sample_results_pass() {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use dk_distill::data::idx::write;
-use dk_distill::results::sample_results;
+use dk_distill::testutil::sample_results;
 
 /// Runs the binary with `--preset tiny --no-download` and `args`; returns (exit code,
 /// stderr). The data search never leaves `home` (no user cache, no data variable).

@@ -5,6 +5,7 @@
 //! shaped as [`ModelSpec::parameters`] lists them; activations are row-major `[batch, ...]`.
 
 use dk_tensor::ops::loss::{DistillLossParams, cpu};
+use dk_tensor::ops::softmax::cpu::argmax_row;
 
 use crate::spec::{LayerSpec, ModelSpec};
 
@@ -329,11 +330,7 @@ pub fn correct(logits: &[f64], labels: &[u32]) -> usize {
     labels
         .iter()
         .enumerate()
-        .filter(|&(n, &label)| {
-            let row = &logits[n * classes..(n + 1) * classes];
-            let best = (0..classes).fold(0, |b, c| if row[c] > row[b] { c } else { b });
-            best == label as usize
-        })
+        .filter(|&(n, &label)| argmax_row(&logits[n * classes..(n + 1) * classes]) == label)
         .count()
 }
 

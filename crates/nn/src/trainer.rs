@@ -13,6 +13,7 @@ use dk_tensor::ops::loss::{
 use dk_tensor::ops::optim::{
     AdamParams, OptimDispatch, SgdParams, prepare_adam, prepare_max_norm, prepare_sgd,
 };
+use dk_tensor::splitmix::{GAMMA, mix64};
 use dk_tensor::{DType, Dispatch, GpuContext, Tensor};
 
 use crate::error::{Result, config_error};
@@ -42,76 +43,59 @@ impl LossConfig {
     }
 }
 
-/// Optimizer and its hyper-parameters. Weight decay applies to every parameter tensor.
+/// Optimizer and its hyper-parameters (the update kernels' own settings). Weight decay
+/// applies to every parameter tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Optimizer {
     /// Adam; with `decoupled` the weight decay is AdamW's.
-    Adam {
-        lr: f32,
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-        weight_decay: f32,
-        decoupled: bool,
-    },
+    Adam(AdamParams),
     /// SGD with (optionally Nesterov) momentum.
-    Sgd {
-        lr: f32,
-        momentum: f32,
-        nesterov: bool,
-        weight_decay: f32,
-    },
+    Sgd(SgdParams),
 }
 
 impl Optimizer {
     /// Adam with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8), no weight decay.
     pub fn adam(lr: f32) -> Self {
-        Optimizer::Adam {
+        Optimizer::Adam(AdamParams {
             lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled: false,
-        }
+            ..AdamParams::default()
+        })
     }
 
     /// AdamW with PyTorch's default betas and eps.
     pub fn adamw(lr: f32, weight_decay: f32) -> Self {
-        Optimizer::Adam {
+        Optimizer::Adam(AdamParams {
             lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
             weight_decay,
             decoupled: true,
-        }
+            ..AdamParams::default()
+        })
     }
 
     /// SGD with classical momentum.
     pub fn sgd(lr: f32, momentum: f32) -> Self {
-        Optimizer::Sgd {
+        Optimizer::Sgd(SgdParams {
             lr,
             momentum,
             nesterov: false,
             weight_decay: 0.0,
-        }
+        })
     }
 
     /// SGD with Nesterov momentum (`momentum` > 0) and L2 weight decay added to the gradient.
     pub fn sgd_nesterov(lr: f32, momentum: f32, weight_decay: f32) -> Self {
-        Optimizer::Sgd {
+        Optimizer::Sgd(SgdParams {
             lr,
             momentum,
             nesterov: true,
             weight_decay,
-        }
+        })
     }
 
     /// The (peak) learning rate.
     pub fn lr(&self) -> f32 {
         match *self {
-            Optimizer::Adam { lr, .. } | Optimizer::Sgd { lr, .. } => lr,
+            Optimizer::Adam(AdamParams { lr, .. }) | Optimizer::Sgd(SgdParams { lr, .. }) => lr,
         }
     }
 }
@@ -183,12 +167,10 @@ impl TrainConfig {
 /// Mask seed of dropout layer `layer` at training step `step` (1-based): a SplitMix64 hash,
 /// so masks differ between steps and layers and are reproducible from the config seed.
 pub fn dropout_seed(seed: u64, step: u32, layer: usize) -> u32 {
-    let mut z = seed
-        .wrapping_add(u64::from(step).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    let z = seed
+        .wrapping_add(u64::from(step).wrapping_mul(GAMMA))
         .wrapping_add((layer as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as u32
+    mix64(z) as u32
 }
 
 /// A model bound to batch tensors, with every launch of a training step prepared.
@@ -277,45 +259,10 @@ impl Trainer {
                 Ok(t)
             };
             updates.push(match config.optimizer {
-                Optimizer::Adam {
-                    lr,
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                    decoupled,
-                } => prepare_adam(
-                    ctx,
-                    &pg.param,
-                    &pg.grad,
-                    &state()?,
-                    &state()?,
-                    AdamParams {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay,
-                        decoupled,
-                    },
-                )?,
-                Optimizer::Sgd {
-                    lr,
-                    momentum,
-                    nesterov,
-                    weight_decay,
-                } => prepare_sgd(
-                    ctx,
-                    &pg.param,
-                    &pg.grad,
-                    &state()?,
-                    SgdParams {
-                        lr,
-                        momentum,
-                        nesterov,
-                        weight_decay,
-                    },
-                )?,
+                Optimizer::Adam(p) => {
+                    prepare_adam(ctx, &pg.param, &pg.grad, &state()?, &state()?, p)?
+                }
+                Optimizer::Sgd(p) => prepare_sgd(ctx, &pg.param, &pg.grad, &state()?, p)?,
             });
             if let (Some(limit), ParamKind::Weight) = (config.max_norm, ps.kind) {
                 let rows = ps.shape[0];

@@ -1,14 +1,15 @@
 //! dk-tensor: the GPU tensor core of darkknowledge.
 //!
 //! A [`GpuContext`] opens an adapter; a [`Tensor`] is a storage buffer with a shape; each kernel
-//! family in `shaders/` has a launcher module in [`ops`] with `call_<op>` functions that record
-//! work into a command encoder, a `prepare_<op>` that returns a reusable [`Dispatch`], and a
+//! family in `shaders/` has a launcher module in [`ops`] with a `prepare_<op>` that returns a
+//! reusable [`Dispatch`] (recorded into a command encoder with [`Dispatch::encode`]), and a
 //! plain CPU reference (`ops::<family>::cpu`) that the tests hold the GPU to.
 
 pub mod context;
 pub mod error;
 pub mod kernel;
 pub mod ops;
+pub mod splitmix;
 pub mod tensor;
 #[doc(hidden)]
 pub mod testing;

@@ -31,9 +31,6 @@ pub use super::sources::{
     CIFAR10, DatasetSource, FASHION_MNIST, Format, IDX_FILE_STEMS, KMNIST, MNIST,
 };
 
-/// File stems of the IDX data sets (kept under its old name).
-pub const FILE_STEMS: [&str; 4] = IDX_FILE_STEMS;
-
 /// The environment variable naming a folder that holds the data files.
 pub const DATA_ENV_VAR: &str = "DARKKNOWLEDGE_DATA";
 
@@ -742,7 +739,7 @@ mod tests {
 
     fn fill(dir: &Path, gzip: bool) {
         std::fs::create_dir_all(dir).unwrap();
-        for (slot, stem) in FILE_STEMS.iter().enumerate() {
+        for (slot, stem) in IDX_FILE_STEMS.iter().enumerate() {
             let (name, bytes) = if gzip {
                 (format!("{stem}.gz"), write::gzip(&file_bytes(slot)))
             } else {
@@ -790,7 +787,7 @@ mod tests {
     }
     impl Fetch for FakeServer {
         fn fetch(&self, url: &str, dest: &Path, _: u64) -> Result<(), String> {
-            let slot = FILE_STEMS
+            let slot = IDX_FILE_STEMS
                 .iter()
                 .position(|stem| url.ends_with(&format!("/{stem}.gz")))
                 .ok_or("unknown url")?;

@@ -45,63 +45,141 @@ pub fn finish(
         session.test.n > 0,
         "the test split has 0 examples: nothing to evaluate"
     );
-    // Students are saved as they finish; one renamed since (the chosen distilled student)
-    // or never trained (a bias-shifted copy) is saved under its final name now.
-    for student in &mut students {
-        let file = checkpoint_file(&student.name);
-        if student.checkpoint.as_deref() != Some(file.as_str()) {
-            student.checkpoint = Some(save(&session, &student.model, &student.name)?);
-        }
-    }
+    save_renamed_students(&session, &mut students)?;
     session
         .console
         .say("evaluating on the test set and measuring serving cost");
     let classes = session.classes;
-    let config = session.config;
+    let (teacher_test, ensemble_test) = teacher_test_logits(&session, &mut teachers)?;
+    let scoring = TestScoring {
+        session: &session,
+        ensemble: &ensemble_test,
+    };
+    let mut models = teacher_results(&scoring, &teachers, &teacher_test)?;
+    let ensemble_accuracy = models.last().expect("the ensemble").test.accuracy;
+    let student_results = student_results(
+        &scoring,
+        &mut students,
+        ensemble_accuracy,
+        repeat_accuracies,
+    )?;
+    models.extend(student_results);
+
+    let dark_knowledge =
+        dark_knowledge(session.config, &session.data.test, &ensemble_test, classes);
+    let warnings = session.warnings.take();
+    let mut results = Results {
+        schema_version: SCHEMA_VERSION,
+        run: run_info(&session, &teachers, &students),
+        models,
+        grid,
+        warnings,
+        dark_knowledge: Some(dark_knowledge),
+        experiment,
+    };
+    add_derived_warnings(&mut results);
+    let run_dir = &session.run_dir;
+    results
+        .write(&run_dir.path("results.json"))
+        .context("writing results.json")?;
+    write_report(&run_dir.path("report.html"), &results).context("writing report.html")?;
+    let run_dir = run_dir.root().to_path_buf();
+    Ok(StudyOutcome { results, run_dir })
+}
+
+/// Each teacher's test logits, and the ensemble's.
+fn teacher_test_logits(
+    session: &Session,
+    teachers: &mut Teachers,
+) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
     let mut teacher_test = Vec::with_capacity(teachers.members.len());
     for teacher in &mut teachers.members {
         teacher_test.push(session.test_logits(teacher)?.to_vec());
     }
     let teacher_test_refs: Vec<&[f32]> = teacher_test.iter().map(Vec::as_slice).collect();
-    let ensemble_test = metrics::ensemble_logits(&teacher_test_refs, classes);
-    let labels = &session.test.host_labels;
-    let test_metrics = |logits: &[f32]| -> TestMetrics {
-        let e = metrics::evaluate(logits, classes, labels, config.eval.ece_bins);
+    let ensemble_test = metrics::ensemble_logits(&teacher_test_refs, session.classes);
+    Ok((teacher_test, ensemble_test))
+}
+
+/// Students are saved as they finish; one renamed since (the chosen distilled student) or
+/// never trained (a bias-shifted copy) is saved under its final name now.
+fn save_renamed_students(session: &Session, students: &mut [Trainee]) -> Result<()> {
+    for student in students {
+        let file = checkpoint_file(&student.name);
+        if student.checkpoint.as_deref() != Some(file.as_str()) {
+            student.checkpoint = Some(save(session, &student.model, &student.name)?);
+        }
+    }
+    Ok(())
+}
+
+/// Test metrics of a model's logits, agreement with the ensemble's test logits included.
+struct TestScoring<'s> {
+    session: &'s Session<'s>,
+    ensemble: &'s [f32],
+}
+
+impl TestScoring<'_> {
+    fn metrics(&self, logits: &[f32]) -> TestMetrics {
+        let (classes, labels) = (self.session.classes, &self.session.test.host_labels);
+        let e = metrics::evaluate(logits, classes, labels, self.session.config.eval.ece_bins);
         TestMetrics {
             accuracy: e.accuracy,
             errors: e.errors,
             examples: e.examples,
             nll: e.nll,
             ece: e.ece,
-            agreement_with_ensemble: Some(metrics::agreement(logits, &ensemble_test, classes)),
+            agreement_with_ensemble: Some(metrics::agreement(logits, self.ensemble, classes)),
             per_class_accuracy: e.per_class_accuracy,
         }
-    };
-    let throughput_batch = config.eval.throughput_batch;
+    }
+}
+
+/// Each teacher's result (with its serving cost), then the ensemble's.
+fn teacher_results(
+    scoring: &TestScoring,
+    teachers: &Teachers,
+    teacher_test: &[Vec<f32>],
+) -> Result<Vec<ModelResult>> {
+    let session = scoring.session;
+    let throughput_batch = session.config.eval.throughput_batch;
     let mut models = Vec::new();
     let mut member_costs = Vec::new();
-    for (teacher, logits) in teachers.members.iter().zip(&teacher_test) {
+    for (teacher, logits) in teachers.members.iter().zip(teacher_test) {
         let cost = serving::measure(session.ctx, &teacher.model, throughput_batch)?;
         member_costs.push(cost.clone());
-        models.push(model_result(teacher, test_metrics(logits), Some(cost)));
+        models.push(model_result(teacher, scoring.metrics(logits), Some(cost)));
     }
+    models.push(ensemble_result(scoring, teachers, &member_costs));
+    Ok(models)
+}
+
+fn ensemble_result(
+    scoring: &TestScoring,
+    teachers: &Teachers,
+    member_costs: &[ServingCost],
+) -> ModelResult {
     let members = &teachers.members;
-    models.push(ModelResult {
+    ModelResult {
         name: "ensemble".into(),
         role: Role::Ensemble,
-        spec: format!("{} x {}", members.len(), session.teacher_spec.text()),
+        spec: format!(
+            "{} x {}",
+            members.len(),
+            scoring.session.teacher_spec.text()
+        ),
         params: members
             .iter()
             .map(|t| t.model.parameter_count() as u64)
             .sum(),
         flops_per_example: members.iter().map(|t| t.model.flops_per_example()).sum(),
-        test: test_metrics(&ensemble_test),
+        test: scoring.metrics(scoring.ensemble),
         validation_accuracy: Some(teachers.validation_accuracy),
         gap_recovered: None,
         temperature: None,
         alpha: None,
         curve: Vec::new(),
-        serving: Some(serving::ensemble(&member_costs)),
+        serving: Some(serving::ensemble(member_costs)),
         checkpoint: None,
         train_seconds: Some(members.iter().map(|t| t.trained.seconds).sum()),
         versus_hard: None,
@@ -109,81 +187,95 @@ pub fn finish(
         best_epoch: None,
         train_steps: None,
         stop: None,
-    });
-    let ensemble_accuracy = models.last().expect("the ensemble").test.accuracy;
+    }
+}
+
+/// Each student's result: test metrics, serving cost, the comparison with the hard-label
+/// student, its repeats and the share of the ensemble's gap it recovered.
+fn student_results(
+    scoring: &TestScoring,
+    students: &mut [Trainee],
+    ensemble_accuracy: f64,
+    repeat_accuracies: &RepeatAccuracies,
+) -> Result<Vec<ModelResult>> {
+    let session = scoring.session;
+    let (classes, labels) = (session.classes, &session.test.host_labels);
     // Every student has the run's student spec: its serving cost is measured once.
     let student_cost = match students.first() {
         Some(first) => Some(serving::measure(
             session.ctx,
             &first.model,
-            throughput_batch,
+            session.config.eval.throughput_batch,
         )?),
         None => None,
     };
-    let mut student_results = Vec::with_capacity(students.len());
+    let mut results = Vec::with_capacity(students.len());
     let mut correct = Vec::with_capacity(students.len());
-    for student in &mut students {
+    for student in students {
         let logits = session.test_logits(student)?.to_vec();
         correct.push(metrics::correct_predictions(&logits, classes, labels));
-        student_results.push(model_result(
+        results.push(model_result(
             student,
-            test_metrics(&logits),
+            scoring.metrics(&logits),
             student_cost.clone(),
         ));
     }
-    compare_with_hard(config, &mut student_results, &correct);
-    attach_repeats(&mut student_results, repeat_accuracies);
-    if let Some(hard) = student_results
+    compare_with_hard(session.config, &mut results, &correct);
+    attach_repeats(&mut results, repeat_accuracies);
+    attach_gap_recovered(&mut results, ensemble_accuracy);
+    Ok(results)
+}
+
+/// The share of the ensemble-over-hard-label gap each distilled student recovered.
+fn attach_gap_recovered(students: &mut [ModelResult], ensemble_accuracy: f64) {
+    let Some(hard) = students
         .iter()
         .find(|m| m.role == Role::StudentHard)
         .map(|m| m.test.accuracy)
-    {
-        for result in &mut student_results {
-            // An experiment's students learn from other transfer sets than the hard-label
-            // baseline's, so the share of its gap means nothing for them.
-            if !matches!(result.role, Role::StudentHard | Role::StudentExperiment) {
-                result.gap_recovered =
-                    metrics::gap_recovered(hard, result.test.accuracy, ensemble_accuracy);
-            }
+    else {
+        return;
+    };
+    for result in students {
+        // An experiment's students learn from other transfer sets than the hard-label
+        // baseline's, so the share of its gap means nothing for them.
+        if !matches!(result.role, Role::StudentHard | Role::StudentExperiment) {
+            result.gap_recovered =
+                metrics::gap_recovered(hard, result.test.accuracy, ensemble_accuracy);
         }
     }
-    models.extend(student_results);
+}
 
-    let data = session.data;
-    let dark_knowledge = dark_knowledge(config, &data.test, &ensemble_test, classes);
-    let warnings = session.warnings.take();
-    let mut results = Results {
-        schema_version: SCHEMA_VERSION,
-        run: RunInfo {
-            time_estimate: measured_estimate(&session, &teachers, &students),
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            started_utc: iso8601_utc(session.started_at),
-            finished_utc: Some(iso8601_utc(SystemTime::now())),
-            duration_s: Some(session.started.elapsed().as_secs_f64()),
-            adapter: AdapterInfo {
-                name: session.ctx.summary.name.clone(),
-                backend: session.ctx.summary.backend.clone(),
-                is_cpu: session.ctx.summary.is_cpu,
-            },
-            dataset: DatasetInfo {
-                name: data.name.clone(),
-                source_dir: data.source_dir.display().to_string(),
-                train: data.train.n,
-                validation: data.validation.n,
-                test: data.test.n,
-                class_names: data.train.class_names.clone(),
-                height: data.train.height,
-                width: data.train.width,
-            },
-            seed: config.seed,
-            config: config.clone(),
+/// The run's settings, timing, adapter and data set.
+fn run_info(session: &Session, teachers: &Teachers, students: &[Trainee]) -> RunInfo {
+    let (config, data) = (session.config, session.data);
+    RunInfo {
+        time_estimate: measured_estimate(session, teachers, students),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_utc: iso8601_utc(session.started_at),
+        finished_utc: Some(iso8601_utc(SystemTime::now())),
+        duration_s: Some(session.started.elapsed().as_secs_f64()),
+        adapter: AdapterInfo {
+            name: session.ctx.summary.name.clone(),
+            backend: session.ctx.summary.backend.clone(),
+            is_cpu: session.ctx.summary.is_cpu,
         },
-        models,
-        grid,
-        warnings,
-        dark_knowledge: Some(dark_knowledge),
-        experiment,
-    };
+        dataset: DatasetInfo {
+            name: data.name.clone(),
+            source_dir: data.source_dir.display().to_string(),
+            train: data.train.n,
+            validation: data.validation.n,
+            test: data.test.n,
+            class_names: data.train.class_names.clone(),
+            height: data.train.height,
+            width: data.train.width,
+        },
+        seed: config.seed,
+        config: config.clone(),
+    }
+}
+
+/// Adds the warnings derived from the results that the run has not given yet.
+fn add_derived_warnings(results: &mut Results) {
     let standard = results.experiment.is_none();
     for warning in results.derived_warnings() {
         // The standard study already gave the ensemble-vs-student warning in its own words.
@@ -192,15 +284,6 @@ pub fn finish(
             results.warnings.push(warning);
         }
     }
-    let run_dir = &session.run_dir;
-    results
-        .write(&run_dir.path("results.json"))
-        .context("writing results.json")?;
-    write_report(&run_dir.path("report.html"), &results).context("writing report.html")?;
-    Ok(StudyOutcome {
-        results,
-        run_dir: run_dir.root().to_path_buf(),
-    })
 }
 
 /// The estimate made before training, with the measured training time of each phase.

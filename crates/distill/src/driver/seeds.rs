@@ -1,6 +1,8 @@
 //! Every random choice of a run derives from the master seed through [`derive_seed`], so
 //! one `--seed` makes the whole run repeatable on the same adapter.
 
+use dk_tensor::splitmix::{GAMMA, mix64};
+
 /// A seed for the stream named `purpose`, number `index`, derived from `master`
 /// (SplitMix64 over the three; different purposes and indices give unrelated seeds).
 pub fn derive_seed(master: u64, purpose: &str, index: u64) -> u64 {
@@ -11,11 +13,9 @@ pub fn derive_seed(master: u64, purpose: &str, index: u64) -> u64 {
     z
 }
 
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// One SplitMix64 step from state `z`.
+fn mix(z: u64) -> u64 {
+    mix64(z.wrapping_add(GAMMA))
 }
 
 #[cfg(test)]

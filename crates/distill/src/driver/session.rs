@@ -11,6 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use dk_nn::{LossConfig, Model, ModelSpec, Optimizer, TrainConfig};
+use dk_tensor::ops::optim::{AdamParams, SgdParams};
 use dk_tensor::{GpuContext, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -356,20 +357,18 @@ impl<'a> Session<'a> {
 pub fn optimizer(config: &ModelConfig) -> Optimizer {
     let o = &config.optimizer;
     match o.kind {
-        OptimizerKind::Adam | OptimizerKind::Adamw => Optimizer::Adam {
+        OptimizerKind::Adam | OptimizerKind::Adamw => Optimizer::Adam(AdamParams {
             lr: o.lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
             weight_decay: o.weight_decay,
             decoupled: o.kind == OptimizerKind::Adamw,
-        },
-        OptimizerKind::Sgd => Optimizer::Sgd {
+            ..AdamParams::default()
+        }),
+        OptimizerKind::Sgd => Optimizer::Sgd(SgdParams {
             lr: o.lr,
             momentum: o.momentum,
             nesterov: o.nesterov,
             weight_decay: o.weight_decay,
-        },
+        }),
     }
 }
 

@@ -153,32 +153,6 @@ pub fn prepare_dropout_backward(
     prepare("dropout_backward", ctx, ("dy", dy), ("dx", dx), rate, seed)
 }
 
-/// Record dropout forward into `encoder`.
-pub fn call_dropout(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    x: &Tensor,
-    y: &Tensor,
-    rate: f32,
-    seed: u32,
-) -> Result<()> {
-    prepare_dropout(ctx, x, y, rate, seed)?.encode(encoder);
-    Ok(())
-}
-
-/// Record dropout backward into `encoder`.
-pub fn call_dropout_backward(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    dy: &Tensor,
-    dx: &Tensor,
-    rate: f32,
-    seed: u32,
-) -> Result<()> {
-    prepare_dropout_backward(ctx, dy, dx, rate, seed)?.encode(encoder);
-    Ok(())
-}
-
 /// CPU reference, bit-identical to the shader (integer hash, one f32 multiply per element).
 pub mod cpu {
     /// The avalanching 32-bit mixer of the shader.
@@ -264,8 +238,12 @@ mod tests {
             let yt = Tensor::zeros(ctx, &shape, DType::F32).unwrap();
             let dxt = Tensor::zeros(ctx, &shape, DType::F32).unwrap();
             let mut enc = ctx.encoder();
-            call_dropout(ctx, &mut enc, &xt, &yt, rate, seed).unwrap();
-            call_dropout_backward(ctx, &mut enc, &dyt, &dxt, rate, seed).unwrap();
+            prepare_dropout(ctx, &xt, &yt, rate, seed)
+                .unwrap()
+                .encode(&mut enc);
+            prepare_dropout_backward(ctx, &dyt, &dxt, rate, seed)
+                .unwrap()
+                .encode(&mut enc);
             ctx.submit_and_wait(enc);
             let (y, dx) = (yt.to_f32(ctx).unwrap(), dxt.to_f32(ctx).unwrap());
 

@@ -129,17 +129,6 @@ pub fn prepare_relu(ctx: &GpuContext, x: &Tensor, y: &Tensor) -> Result<Dispatch
     relu_with_wg(ctx, x, y, WG)
 }
 
-/// Record `y = max(x, 0)` into `encoder`.
-pub fn call_relu(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    x: &Tensor,
-    y: &Tensor,
-) -> Result<()> {
-    prepare_relu(ctx, x, y)?.encode(encoder);
-    Ok(())
-}
-
 /// Prepare the ReLU gradient `dx = dy where y > 0, else 0`, from the forward output `y`.
 pub fn prepare_relu_backward(
     ctx: &GpuContext,
@@ -166,18 +155,6 @@ pub fn prepare_relu_backward(
     ))
 }
 
-/// Record the ReLU gradient into `encoder`.
-pub fn call_relu_backward(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    y: &Tensor,
-    dy: &Tensor,
-    dx: &Tensor,
-) -> Result<()> {
-    prepare_relu_backward(ctx, y, dy, dx)?.encode(encoder);
-    Ok(())
-}
-
 /// Prepare `out = a + b`. `a` and `b` may be the same tensor; `out` must be separate.
 pub fn prepare_add(ctx: &GpuContext, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<Dispatch> {
     let op = "add";
@@ -199,18 +176,6 @@ pub fn prepare_add(ctx: &GpuContext, a: &Tensor, b: &Tensor, out: &Tensor) -> Re
     ))
 }
 
-/// Record `out = a + b` into `encoder`.
-pub fn call_add(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    a: &Tensor,
-    b: &Tensor,
-    out: &Tensor,
-) -> Result<()> {
-    prepare_add(ctx, a, b, out)?.encode(encoder);
-    Ok(())
-}
-
 /// Prepare `acc += x` (e.g. summing gradients of a residual branch). To double a tensor
 /// use [`prepare_scale`] with 2; `acc` and `x` must be separate buffers.
 pub fn prepare_add_assign(ctx: &GpuContext, acc: &Tensor, x: &Tensor) -> Result<Dispatch> {
@@ -226,17 +191,6 @@ pub fn prepare_add_assign(ctx: &GpuContext, acc: &Tensor, x: &Tensor) -> Result<
         0.0,
         WG,
     ))
-}
-
-/// Record `acc += x` into `encoder`.
-pub fn call_add_assign(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    acc: &Tensor,
-    x: &Tensor,
-) -> Result<()> {
-    prepare_add_assign(ctx, acc, x)?.encode(encoder);
-    Ok(())
 }
 
 fn scale_with_wg(ctx: &GpuContext, x: &Tensor, s: f32, wg: u32) -> Result<Dispatch> {
@@ -255,17 +209,6 @@ fn scale_with_wg(ctx: &GpuContext, x: &Tensor, s: f32, wg: u32) -> Result<Dispat
 /// Prepare `x *= s` in place.
 pub fn prepare_scale(ctx: &GpuContext, x: &Tensor, s: f32) -> Result<Dispatch> {
     scale_with_wg(ctx, x, s, WG)
-}
-
-/// Record `x *= s` into `encoder`.
-pub fn call_scale(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    x: &Tensor,
-    s: f32,
-) -> Result<()> {
-    prepare_scale(ctx, x, s)?.encode(encoder);
-    Ok(())
 }
 
 /// CPU reference, elementwise and exact (one IEEE operation per element, like the shader).
@@ -328,8 +271,10 @@ mod tests {
             let yt = Tensor::zeros(ctx, shape, DType::F32).unwrap();
             let dxt = Tensor::zeros(ctx, shape, DType::F32).unwrap();
             let mut enc = ctx.encoder();
-            call_relu(ctx, &mut enc, &xt, &yt).unwrap();
-            call_relu_backward(ctx, &mut enc, &yt, &dyt, &dxt).unwrap();
+            prepare_relu(ctx, &xt, &yt).unwrap().encode(&mut enc);
+            prepare_relu_backward(ctx, &yt, &dyt, &dxt)
+                .unwrap()
+                .encode(&mut enc);
             ctx.submit_and_wait(enc);
 
             let mut y = vec![0.0; n];
@@ -384,9 +329,11 @@ mod tests {
             let sum_t = Tensor::zeros(ctx, shape, DType::F32).unwrap();
             let acc_t = upload(&a, shape);
             let mut enc = ctx.encoder();
-            call_add(ctx, &mut enc, &at, &bt, &sum_t).unwrap();
-            call_add_assign(ctx, &mut enc, &acc_t, &bt).unwrap();
-            call_scale(ctx, &mut enc, &acc_t, -0.75).unwrap();
+            prepare_add(ctx, &at, &bt, &sum_t).unwrap().encode(&mut enc);
+            prepare_add_assign(ctx, &acc_t, &bt)
+                .unwrap()
+                .encode(&mut enc);
+            prepare_scale(ctx, &acc_t, -0.75).unwrap().encode(&mut enc);
             ctx.submit_and_wait(enc);
 
             let mut sum = vec![0.0; n];

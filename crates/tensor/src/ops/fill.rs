@@ -2,8 +2,8 @@
 //!
 //! This module is the smallest complete example of the launcher pattern used by every
 //! kernel family: a `SHADER` embedded from `shaders/`, a `prepare_<op>` that validates and
-//! returns a reusable [`Dispatch`], a `call_<op>` that records it into an encoder, a CPU
-//! reference in `cpu`, and tests holding the two together.
+//! returns a reusable [`Dispatch`] (recorded into an encoder with [`Dispatch::encode`]), a
+//! CPU reference in `cpu`, and tests holding the two together.
 
 use crate::context::{GpuContext, ShaderSource};
 use crate::error::Result;
@@ -42,17 +42,6 @@ pub fn prepare_fill(ctx: &GpuContext, out: &Tensor, value: f32) -> Result<Dispat
     ))
 }
 
-/// Record `out[i] = value` into `encoder`.
-pub fn call_fill(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    out: &Tensor,
-    value: f32,
-) -> Result<()> {
-    prepare_fill(ctx, out, value)?.encode(encoder);
-    Ok(())
-}
-
 /// CPU reference.
 pub mod cpu {
     pub fn fill(out: &mut [f32], value: f32) {
@@ -71,7 +60,7 @@ mod tests {
         for n in [1usize, 7, 257, 1000] {
             let t = Tensor::zeros(ctx, &[n], DType::F32).unwrap();
             let mut enc = ctx.encoder();
-            call_fill(ctx, &mut enc, &t, 2.5).unwrap();
+            prepare_fill(ctx, &t, 2.5).unwrap().encode(&mut enc);
             ctx.submit_and_wait(enc);
             let mut expected = vec![0.0; n];
             cpu::fill(&mut expected, 2.5);

@@ -344,54 +344,6 @@ pub fn prepare_gather_labels(
     ))
 }
 
-/// Record an image gather of the batch at `start` into `encoder`.
-#[allow(clippy::too_many_arguments)]
-pub fn call_gather_images(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    data: &Tensor,
-    indices: &Tensor,
-    out: &Tensor,
-    p: GatherImageParams,
-    start: u32,
-    seed: u32,
-) -> Result<()> {
-    let mut d = prepare_gather_images(ctx, data, indices, out, p)?;
-    d.set_batch(ctx, start, seed);
-    d.encode(encoder);
-    Ok(())
-}
-
-/// Record a row gather of the batch at `start` into `encoder`.
-pub fn call_gather_rows(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    src: &Tensor,
-    indices: &Tensor,
-    out: &Tensor,
-    start: u32,
-) -> Result<()> {
-    let mut d = prepare_gather_rows(ctx, src, indices, out)?;
-    d.set_batch(ctx, start, 0);
-    d.encode(encoder);
-    Ok(())
-}
-
-/// Record a label gather of the batch at `start` into `encoder`.
-pub fn call_gather_labels(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    labels: &Tensor,
-    indices: &Tensor,
-    out: &Tensor,
-    start: u32,
-) -> Result<()> {
-    let mut d = prepare_gather_labels(ctx, labels, indices, out)?;
-    d.set_batch(ctx, start, 0);
-    d.encode(encoder);
-    Ok(())
-}
-
 /// CPU reference, mirroring the shader (same hash, same zero rows).
 pub mod cpu {
     use super::GatherImageParams;
@@ -722,7 +674,7 @@ mod tests {
     }
 
     #[test]
-    fn call_variants_gather_the_requested_batch() {
+    fn prepared_gather_with_a_batch_set_gathers_that_batch() {
         let ctx = ctx();
         let bytes = random_bytes(6 * 4 * 3, 12);
         let indices = vec![5u32, 0, 3, 2, 1, 4];
@@ -734,7 +686,9 @@ mod tests {
             ..Default::default()
         };
         let mut enc = ctx.encoder();
-        call_gather_images(ctx, &mut enc, &data, &index_t, &out, p, 4, 77).unwrap();
+        let mut gather = prepare_gather_images(ctx, &data, &index_t, &out, p).unwrap();
+        gather.set_batch(ctx, 4, 77);
+        gather.encode(&mut enc);
         ctx.submit_and_wait(enc);
         let expected = cpu::gather_images(&bytes, &[4, 3], &indices, 4, 4, 77, p);
         assert_close(
@@ -742,7 +696,7 @@ mod tests {
             &expected,
             1e-6,
             1e-6,
-            "call_gather_images (atol 1e-6, rtol 1e-6)",
+            "gather_images (atol 1e-6, rtol 1e-6)",
         );
     }
 

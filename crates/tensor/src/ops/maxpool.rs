@@ -145,20 +145,6 @@ pub fn prepare_maxpool2d(
     ))
 }
 
-/// Record `y = maxpool(x)` (with `argmax`) into `encoder`.
-pub fn call_maxpool2d(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    x: &Tensor,
-    y: &Tensor,
-    argmax: &Tensor,
-    kernel: usize,
-    stride: usize,
-) -> Result<()> {
-    prepare_maxpool2d(ctx, x, y, argmax, kernel, stride)?.encode(encoder);
-    Ok(())
-}
-
 /// Prepare `dx` from `dy` through the forward's `argmax`: each input element receives the sum
 /// of `dy` over the windows that picked it, 0 otherwise (`dx` is overwritten).
 /// `dx` is f32 `[N, C, H, W]`; `dy` f32 and `argmax` U32 `[N, C, Ho, Wo]`.
@@ -203,20 +189,6 @@ pub fn prepare_maxpool2d_backward(
         Some((6, bytemuck::bytes_of(&params))),
         grid_1d(groups_for(dx.len(), WG)),
     ))
-}
-
-/// Record the max-pooling backward pass into `encoder`.
-pub fn call_maxpool2d_backward(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    dy: &Tensor,
-    argmax: &Tensor,
-    dx: &Tensor,
-    kernel: usize,
-    stride: usize,
-) -> Result<()> {
-    prepare_maxpool2d_backward(ctx, dy, argmax, dx, kernel, stride)?.encode(encoder);
-    Ok(())
 }
 
 /// CPU reference.
@@ -304,7 +276,9 @@ mod tests {
         let yt = Tensor::zeros(ctx, &pooled, DType::F32).unwrap();
         let at = Tensor::zeros(ctx, &pooled, DType::U32).unwrap();
         let mut enc = ctx.encoder();
-        call_maxpool2d(ctx, &mut enc, &xt, &yt, &at, kernel, stride).unwrap();
+        prepare_maxpool2d(ctx, &xt, &yt, &at, kernel, stride)
+            .unwrap()
+            .encode(&mut enc);
         ctx.submit_and_wait(enc);
         (at.clone(), yt.to_f32(ctx).unwrap(), at.to_u32(ctx).unwrap())
     }
@@ -326,7 +300,9 @@ mod tests {
             let dyt = Tensor::from_f32(ctx, &dy, argmax_t.shape()).unwrap();
             let dxt = Tensor::from_f32(ctx, &vec![7.0; x.len()], &[n, c, h, w]).unwrap();
             let mut enc = ctx.encoder();
-            call_maxpool2d_backward(ctx, &mut enc, &dyt, &argmax_t, &dxt, kernel, stride).unwrap();
+            prepare_maxpool2d_backward(ctx, &dyt, &argmax_t, &dxt, kernel, stride)
+                .unwrap()
+                .encode(&mut enc);
             ctx.submit_and_wait(enc);
             let expected_dx = cpu::maxpool2d_backward(&dy, &expected_argmax, (n * c, h, w));
             // Sums of at most ceil(kernel/stride)^2 terms, in a different order.

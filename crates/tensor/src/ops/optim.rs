@@ -351,37 +351,6 @@ pub fn prepare_adam(
     })
 }
 
-/// Record one SGD step (prepare + encode; prefer [`prepare_sgd`] in training loops).
-pub fn call_sgd(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    param: &Tensor,
-    grad: &Tensor,
-    velocity: &Tensor,
-    p: SgdParams,
-) -> Result<()> {
-    prepare_sgd(ctx, param, grad, velocity, p)?.encode(encoder);
-    Ok(())
-}
-
-/// Record Adam/AdamW step `step` (1-based) (prepare + encode; prefer [`prepare_adam`]).
-#[allow(clippy::too_many_arguments)]
-pub fn call_adam(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    param: &Tensor,
-    grad: &Tensor,
-    m: &Tensor,
-    v: &Tensor,
-    p: AdamParams,
-    step: u32,
-) -> Result<()> {
-    let dispatch = prepare_adam(ctx, param, grad, m, v, p)?;
-    dispatch.try_set_step(ctx, step, p.lr)?;
-    dispatch.encode(encoder);
-    Ok(())
-}
-
 /// Prepare the max-norm constraint: every row of `weight` (viewed as `[shape[0], rest]`, so
 /// linear `[out, in]` and conv `[out, in, kh, kw]` weights both constrain each output unit's
 /// incoming weights) whose L2 norm exceeds `max_norm` is scaled to norm `max_norm`. Rows within
@@ -419,17 +388,6 @@ pub fn prepare_max_norm(ctx: &GpuContext, weight: &Tensor, max_norm: f32) -> Res
         Some((6, bytemuck::bytes_of(&uniform))),
         grid_1d(groups_for(rows, 1)),
     ))
-}
-
-/// Record the max-norm constraint (prepare + encode).
-pub fn call_max_norm(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    weight: &Tensor,
-    max_norm: f32,
-) -> Result<()> {
-    prepare_max_norm(ctx, weight, max_norm)?.encode(encoder);
-    Ok(())
 }
 
 /// CPU references. State is kept in f32 like on the GPU; each update is computed in f64 and
@@ -697,7 +655,9 @@ mod tests {
         let (m_gpu, v_gpu) = (upload(&vec![0.0; n]), upload(&vec![0.0; n]));
         let mut enc = ctx.encoder();
         let p = AdamParams::default();
-        call_adam(ctx, &mut enc, &param_gpu, &grad_gpu, &m_gpu, &v_gpu, p, 1).unwrap();
+        let update = prepare_adam(ctx, &param_gpu, &grad_gpu, &m_gpu, &v_gpu, p).unwrap();
+        update.set_step(ctx, 1, p.lr);
+        update.encode(&mut enc);
         ctx.submit_and_wait(enc);
         let got = param_gpu.to_f32(ctx).unwrap();
         let expected: Vec<f32> = start
@@ -850,7 +810,7 @@ mod tests {
             let weight = rows_around_bound(rows, cols, bound, rows as u64);
             let gpu = Tensor::from_f32(ctx, &weight, &shape).unwrap();
             let mut enc = ctx.encoder();
-            call_max_norm(ctx, &mut enc, &gpu, bound).unwrap();
+            prepare_max_norm(ctx, &gpu, bound).unwrap().encode(&mut enc);
             ctx.submit_and_wait(enc);
             let got = gpu.to_f32(ctx).unwrap();
             let mut expected = weight.clone();

@@ -107,18 +107,6 @@ pub fn prepare_column_sum(
     ))
 }
 
-/// Record column sums (prepare + encode).
-pub fn call_column_sum(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    x: &Tensor,
-    out: &Tensor,
-    accumulate: bool,
-) -> Result<()> {
-    prepare_column_sum(ctx, x, out, accumulate)?.encode(encoder);
-    Ok(())
-}
-
 /// A prepared sum or mean: one or two launches recorded in order (the second reads the
 /// partial sums the first wrote into a scratch buffer this wrapper owns).
 #[derive(Debug)]
@@ -222,28 +210,6 @@ pub fn prepare_mean(ctx: &GpuContext, x: &Tensor, out: &Tensor) -> Result<SumDis
     prepare_total("mean", ctx, x, out, true)
 }
 
-/// Record the sum (prepare + encode).
-pub fn call_sum(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    x: &Tensor,
-    out: &Tensor,
-) -> Result<()> {
-    prepare_sum(ctx, x, out)?.encode(encoder);
-    Ok(())
-}
-
-/// Record the mean (prepare + encode).
-pub fn call_mean(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    x: &Tensor,
-    out: &Tensor,
-) -> Result<()> {
-    prepare_mean(ctx, x, out)?.encode(encoder);
-    Ok(())
-}
-
 /// CPU references, accumulated in f64.
 pub mod cpu {
     /// `out[c] = (accumulate ? out[c] : 0) + sum_r x[r, c]` for `x` of `out.len()` columns.
@@ -285,7 +251,9 @@ mod tests {
             for accumulate in [false, true] {
                 let out = Tensor::from_f32(ctx, &start, &[cols]).unwrap();
                 let mut enc = ctx.encoder();
-                call_column_sum(ctx, &mut enc, &x, &out, accumulate).unwrap();
+                prepare_column_sum(ctx, &x, &out, accumulate)
+                    .unwrap()
+                    .encode(&mut enc);
                 ctx.submit_and_wait(enc);
                 let mut expected = start.clone();
                 cpu::column_sum(&data, &mut expected, accumulate);

@@ -248,42 +248,8 @@ pub fn prepare_argmax_with(
     ))
 }
 
-/// Record `out = softmax(logits / temperature)` into `encoder`.
-pub fn call_softmax(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    logits: &Tensor,
-    out: &Tensor,
-    temperature: f32,
-) -> Result<()> {
-    prepare_softmax(ctx, logits, out, temperature)?.encode(encoder);
-    Ok(())
-}
-
-/// Record `out = log_softmax(logits / temperature)` into `encoder`.
-pub fn call_log_softmax(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    logits: &Tensor,
-    out: &Tensor,
-    temperature: f32,
-) -> Result<()> {
-    prepare_log_softmax(ctx, logits, out, temperature)?.encode(encoder);
-    Ok(())
-}
-
-/// Record `out = argmax(logits)` into `encoder`.
-pub fn call_argmax(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    logits: &Tensor,
-    out: &Tensor,
-) -> Result<()> {
-    prepare_argmax(ctx, logits, out)?.encode(encoder);
-    Ok(())
-}
-
-/// CPU references (f32, same formulas as the kernels). Slices are row-major `[rows, cols]`.
+/// CPU references. Slices are row-major `[rows, cols]`. The f32 functions follow the
+/// kernels' formulas; the f64 one is the textbook definition the loss references build on.
 pub mod cpu {
     /// `log_softmax(x / temperature)` of one row.
     pub fn log_softmax_row(x: &[f32], temperature: f32) -> Vec<f32> {
@@ -309,8 +275,49 @@ pub mod cpu {
             .collect()
     }
 
-    /// First index of the maximum of one row.
-    pub fn argmax_row(x: &[f32]) -> u32 {
+    /// Row-wise `log_softmax(x / temperature)` with the sum of exponentials taken in f64:
+    /// each shifted, scaled value `(x - max) / temperature` is formed in f32, and the result
+    /// rounded to f32 once. What the evaluation metrics report.
+    pub fn log_softmax_f64_sum(x: &[f32], cols: usize, temperature: f32) -> Vec<f32> {
+        let mut out = Vec::with_capacity(x.len());
+        for row in x.chunks_exact(cols) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let log_sum: f64 = row
+                .iter()
+                .map(|&v| (((v - max) / temperature) as f64).exp())
+                .sum::<f64>()
+                .ln();
+            out.extend(
+                row.iter()
+                    .map(|&v| ((((v - max) / temperature) as f64) - log_sum) as f32),
+            );
+        }
+        out
+    }
+
+    /// Row-wise `softmax(x / temperature)`: the exponential of [`log_softmax_f64_sum`].
+    pub fn softmax_f64_sum(x: &[f32], cols: usize, temperature: f32) -> Vec<f32> {
+        log_softmax_f64_sum(x, cols, temperature)
+            .into_iter()
+            .map(f32::exp)
+            .collect()
+    }
+
+    /// Log-softmax of `x / temperature` in f64, max-subtracted.
+    pub fn log_softmax_f64(x: &[f64], temperature: f64) -> Vec<f64> {
+        let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let log_sum = x
+            .iter()
+            .map(|v| ((v - max) / temperature).exp())
+            .sum::<f64>()
+            .ln();
+        x.iter()
+            .map(|v| (v - max) / temperature - log_sum)
+            .collect()
+    }
+
+    /// First index of the maximum of one row, scanning from index 0 like the kernel.
+    pub fn argmax_row<T: PartialOrd>(x: &[T]) -> u32 {
         let mut best = 0;
         for (j, v) in x.iter().enumerate() {
             if *v > x[best] {
@@ -385,7 +392,9 @@ mod tests {
         let out = Tensor::zeros(ctx, &[1, 7], DType::F32).unwrap();
         for temperature in [0.5, 1.0, 100.0] {
             let mut enc = ctx.encoder();
-            call_log_softmax(ctx, &mut enc, &input, &out, temperature).unwrap();
+            prepare_log_softmax(ctx, &input, &out, temperature)
+                .unwrap()
+                .encode(&mut enc);
             ctx.submit_and_wait(enc);
             let got = out.to_f32(ctx).unwrap();
             let expected = cpu::log_softmax(&x, 7, temperature);
@@ -430,7 +439,7 @@ mod tests {
         let input = Tensor::from_f32(ctx, &[1.0, 2.0, 3.0], &[1, 3]).unwrap();
         let out = Tensor::zeros(ctx, &[1], DType::U32).unwrap();
         let mut enc = ctx.encoder();
-        call_argmax(ctx, &mut enc, &input, &out).unwrap();
+        prepare_argmax(ctx, &input, &out).unwrap().encode(&mut enc);
         ctx.submit_and_wait(enc);
         assert_eq!(out.to_u32(ctx).unwrap(), cpu::argmax(&[1.0, 2.0, 3.0], 3));
     }

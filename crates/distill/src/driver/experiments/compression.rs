@@ -22,13 +22,16 @@ use super::{
     settings, test_score, train_on_ensemble_labels,
 };
 use crate::config::RunConfig;
+use crate::data::Dataset;
 use crate::data::split::subsample;
 use crate::driver::StudyData;
 use crate::driver::gpu_data::GpuSplit;
 use crate::driver::seeds::derive_seed;
-use crate::driver::session::{Session, StudentJob};
+use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
-use crate::results::{ColumnKind, ExperimentTable, LineChart, Reference, Role, Series};
+use crate::results::{
+    ColumnKind, ExperimentTable, LineChart, PairedComparison, Reference, Role, Series, Setting,
+};
 
 /// With `labeled` set, keeps that many examples of the training split (stratified) and
 /// moves the rest into the unlabeled pool, before any teacher is trained.
@@ -64,16 +67,60 @@ pub fn prepare_data(config: &RunConfig, data: &StudyData) -> Result<Option<Study
 }
 
 pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> {
+    let labeled = label_pool(session, teachers)?;
+    let n = session.train.n;
+    let epochs = session.student_epochs(session.train.n);
+    let mut students = train_students(session, teachers, &labeled)?;
+    let mut accuracies = Vec::with_capacity(students.len());
+    for student in &mut students {
+        accuracies.push(test_score(session, student)?.accuracy);
+    }
+    let rows = table_rows(&students, &accuracies, n);
+    // Every ensemble-labeled row against the true labels (row 0).
+    let baselines: Vec<Option<usize>> = (0..students.len()).map(|i| (i > 0).then_some(0)).collect();
+    let comparisons = compare_rows(session, &mut students, &baselines)?;
+    let findings = findings(n, &labeled.sizes, &accuracies, &students, &comparisons);
+    let table = ExperimentTable {
+        name: "compression".into(),
+        title: "Model compression: unlabeled data labeled by the ensemble".into(),
+        description: format!(
+            "Bucila, Caruana and Niculescu-Mizil (2006) train a small model on a large transfer set labeled by an ensemble. The teachers here saw only the N = {n} labeled examples; M further training images have their labels withheld and are labeled by the ensemble. The ensemble-labeled students never see a true label."
+        ),
+        settings: table_settings(session, &labeled.sizes, epochs),
+        columns: columns(&[
+            ("transfer set", ColumnKind::Text),
+            ("true labels seen", ColumnKind::Count),
+            ("validation accuracy", ColumnKind::Percent),
+            ("test accuracy", ColumnKind::Percent),
+        ]),
+        rows,
+        findings,
+        chart: Some(chart(n, &labeled.sizes, &accuracies)),
+        comparisons,
+    };
+    Ok(ExperimentOutcome { students, table })
+}
+
+/// The largest M of the withheld images with the ensemble's soft targets.
+struct EnsembleLabeled {
+    unlabeled: Dataset,
+    targets: Vec<f32>,
+    /// The numbers M of added examples, 0 first, then the configured ones (capped, sorted,
+    /// without repeats).
+    sizes: Vec<usize>,
+}
+
+/// Draws the withheld images the students may add (a seeded shuffle of the pool, nested
+/// prefixes) and has the ensemble label them.
+fn label_pool(session: &Session, teachers: &Teachers) -> Result<EnsembleLabeled> {
     let config = session.config;
     let settings_of = &config.experiments.compression;
-    let temperature = config.experiments.temperature;
     let pool = &session.data.pool;
     if pool.n == 0 {
         bail!(
             "the compression experiment needs training images outside the training and validation splits to label: set data.train_size (e.g. --train-size 20000) or experiments.compression.labeled"
         );
     }
-    let n = session.train.n;
     let mut extra: Vec<usize> = settings_of
         .extra_examples
         .iter()
@@ -102,36 +149,48 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         pool.n
     ));
     let unlabeled_split = GpuSplit::upload(session.ctx, "unlabeled", &unlabeled)?;
-    let unlabeled_targets = teachers.label(session, &unlabeled_split)?;
-    drop(unlabeled_split);
+    let targets = teachers.label(session, &unlabeled_split)?;
+    let mut sizes = vec![0];
+    sizes.extend(&extra);
+    Ok(EnsembleLabeled {
+        unlabeled,
+        targets,
+        sizes,
+    })
+}
 
-    let epochs = session.student_epochs(session.train.n);
+/// The hard-label student on the N labeled examples, then one student on the ensemble's
+/// labels of the N plus M withheld examples for each M.
+fn train_students(
+    session: &Session,
+    teachers: &Teachers,
+    labeled: &EnsembleLabeled,
+) -> Result<Vec<Trainee>> {
+    let n = session.train.n;
     let mut students = vec![session.train_student(StudentJob {
         name: format!("student-hard-n{n}"),
         transfer_set: format!("{n} labeled examples, true labels"),
         ..session.on_training_split("", Role::StudentHard, LossConfig::HardLabels, None)
     })?];
-    let mut sizes = vec![0];
-    sizes.extend(&extra);
-    for &m in &sizes {
+    for &m in &labeled.sizes {
         students.push(train_on_ensemble_labels(
             session,
             format!("student-soft-n{n}-m{m}"),
             format!("{n} + {m} examples, all labeled by the ensemble"),
             &session.data.train,
             &teachers.ensemble_targets,
-            &unlabeled,
-            &unlabeled_targets,
+            &labeled.unlabeled,
+            &labeled.targets,
             m,
         )?);
     }
+    Ok(students)
+}
 
-    let mut accuracies = Vec::with_capacity(students.len());
-    for student in &mut students {
-        accuracies.push(test_score(session, student)?.accuracy);
-    }
+/// Per student: its transfer set, the true labels it saw, validation and test accuracy.
+fn table_rows(students: &[Trainee], accuracies: &[f64], n: usize) -> Vec<Vec<Value>> {
     let mut rows = Vec::new();
-    for (student, &accuracy) in students.iter().zip(&accuracies) {
+    for (student, &accuracy) in students.iter().zip(accuracies) {
         let true_labels = if student.role == Role::StudentHard {
             n
         } else {
@@ -144,6 +203,17 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             Value::from(accuracy),
         ]);
     }
+    rows
+}
+
+/// The best M against the true labels and the ensemble's labels of the N examples alone.
+fn findings(
+    n: usize,
+    sizes: &[usize],
+    accuracies: &[f64],
+    students: &[Trainee],
+    comparisons: &[Option<PairedComparison>],
+) -> Vec<String> {
     let hard_accuracy = accuracies[0];
     let soft_alone = accuracies[1];
     let (best_m, best) = sizes
@@ -159,9 +229,6 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         points(hard_accuracy, best),
         points(soft_alone, best)
     )];
-    // Every ensemble-labeled row against the true labels (row 0).
-    let baselines: Vec<Option<usize>> = (0..students.len()).map(|i| (i > 0).then_some(0)).collect();
-    let comparisons = compare_rows(session, &mut students, &baselines)?;
     let best_row = 1 + sizes
         .iter()
         .position(|&m| m == best_m)
@@ -175,7 +242,13 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     } else {
         "The teacher-labeled data does not help here: the student does no better than on the true labels alone.".into()
     });
-    let chart = LineChart {
+    findings
+}
+
+/// Test accuracy against the transfer set's size, with the true-labeled student as the
+/// reference line.
+fn chart(n: usize, sizes: &[usize], accuracies: &[f64]) -> LineChart {
+    LineChart {
         x_label: "examples in the transfer set (N + M)".into(),
         y_label: "test accuracy".into(),
         log_x: false,
@@ -189,41 +262,27 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         }],
         references: vec![Reference {
             name: format!("true labels on N = {n}"),
-            y: hard_accuracy,
+            y: accuracies[0],
         }],
-    };
-    let mut table_settings = common_settings(session);
-    table_settings.extend([
-        ("labeled examples N", n.to_string()),
+    }
+}
+
+fn table_settings(session: &Session, sizes: &[usize], epochs: usize) -> Vec<Setting> {
+    let mut pairs = common_settings(session);
+    pairs.extend([
+        ("labeled examples N", session.train.n.to_string()),
         (
             "teacher-labeled examples M",
-            format!("{sizes:?} of {} withheld", pool.n),
+            format!("{sizes:?} of {} withheld", session.data.pool.n),
         ),
         (
             "targets",
-            format!("ensemble soft targets at T = {temperature}, alpha = 1"),
+            format!(
+                "ensemble soft targets at T = {}, alpha = 1",
+                session.config.experiments.temperature
+            ),
         ),
         ("student epochs", epochs.to_string()),
     ]);
-    Ok(ExperimentOutcome {
-        students,
-        table: ExperimentTable {
-            name: "compression".into(),
-            title: "Model compression: unlabeled data labeled by the ensemble".into(),
-            description: format!(
-                "Bucila, Caruana and Niculescu-Mizil (2006) train a small model on a large transfer set labeled by an ensemble. The teachers here saw only the N = {n} labeled examples; M further training images have their labels withheld and are labeled by the ensemble. The ensemble-labeled students never see a true label."
-            ),
-            settings: settings(table_settings),
-            columns: columns(&[
-                ("transfer set", ColumnKind::Text),
-                ("true labels seen", ColumnKind::Count),
-                ("validation accuracy", ColumnKind::Percent),
-                ("test accuracy", ColumnKind::Percent),
-            ]),
-            rows,
-            findings,
-            chart: Some(chart),
-            comparisons,
-        },
-    })
+    settings(pairs)
 }

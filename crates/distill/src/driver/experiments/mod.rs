@@ -422,7 +422,7 @@ pub fn format_cell(value: &Value, kind: ColumnKind) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::sample_results;
+    use crate::testutil::sample_results;
 
     #[test]
     fn text_table_aligns_columns_and_formats_cells() {

@@ -24,15 +24,63 @@ use crate::data::munge::{MungeParams, munge};
 use crate::data::split::subsample;
 use crate::driver::gpu_data::GpuSplit;
 use crate::driver::seeds::derive_seed;
-use crate::driver::session::{Session, StudentJob};
+use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
-use crate::results::{ColumnKind, ExperimentTable, LineChart, Reference, Role, Series};
+use crate::results::{
+    ColumnKind, ExperimentTable, LineChart, PairedComparison, Reference, Role, Series, Setting,
+};
 
 pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> {
+    let data = prepare(session, teachers)?;
+    let epochs = session.student_epochs(session.train.n);
+    let mut ks = vec![0];
+    ks.extend(&data.multipliers);
+    let mut students = train_students(session, &data, &ks, epochs)?;
+    let (rows, accuracies) = score_rows(session, &mut students, &ks)?;
+    // Every ensemble-labeled row against the true labels on the originals (row 0).
+    let baselines: Vec<Option<usize>> = (0..students.len()).map(|i| (i > 0).then_some(0)).collect();
+    let comparisons = compare_rows(session, &mut students, &baselines)?;
+    let findings = findings(data.base.n, &ks, &accuracies, &students, &comparisons);
+    let table = ExperimentTable {
+        name: "munge".into(),
+        title: "MUNGE: a synthetic transfer set labeled by the ensemble".into(),
+        description: format!(
+            "Bucila, Caruana and Niculescu-Mizil (2006) generate a transfer set when unlabeled data is scarce: MUNGE swaps each attribute with the nearest neighbour's with probability p and draws it from a normal around the neighbour's value with sd = |a - b| / s. The ensemble labels the synthetic examples; the student learns from the {n} original examples plus k x {n} synthetic ones.",
+            n = data.base.n
+        ),
+        settings: table_settings(session, &data, epochs),
+        columns: columns(&[
+            ("transfer set", ColumnKind::Text),
+            ("k", ColumnKind::Count),
+            ("validation accuracy", ColumnKind::Percent),
+            ("test accuracy", ColumnKind::Percent),
+            ("test errors", ColumnKind::Count),
+        ]),
+        rows,
+        findings,
+        chart: Some(chart(data.base.n, &ks, &accuracies)),
+        comparisons,
+    };
+    Ok(ExperimentOutcome { students, table })
+}
+
+/// The base subsample and the MUNGE examples drawn from it, each with the ensemble's soft
+/// targets.
+struct MungeData {
+    base: Dataset,
+    base_targets: Vec<f32>,
+    synthetic: Dataset,
+    synthetic_targets: Vec<f32>,
+    /// The multipliers k, sorted and without repeats.
+    multipliers: Vec<usize>,
+}
+
+/// Draws the base subsample and `largest multiplier x base` MUNGE examples, which the
+/// ensemble labels.
+fn prepare(session: &Session, teachers: &Teachers) -> Result<MungeData> {
     let config = session.config;
     let settings_of = &config.experiments.munge;
     let train = &session.data.train;
-    let classes = session.classes;
     let all: Vec<usize> = (0..train.n).collect();
     let chosen = subsample(
         &all,
@@ -42,13 +90,29 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         derive_seed(config.seed, "munge-base", 0),
     );
     let base = train.select(&chosen);
-    let n = base.n;
-    let base_targets = select_rows(&teachers.ensemble_targets, classes, &chosen);
+    let base_targets = select_rows(&teachers.ensemble_targets, session.classes, &chosen);
     let mut multipliers = settings_of.multipliers.clone();
     multipliers.sort_unstable();
     multipliers.dedup();
     let largest = *multipliers.last().expect("at least one multiplier");
+    let synthetic = synthesize(session, &base, largest)?;
+    let synthetic_split = GpuSplit::upload(session.ctx, "synthetic", &synthetic)?;
+    let synthetic_targets = teachers.label(session, &synthetic_split)?;
+    Ok(MungeData {
+        base,
+        base_targets,
+        synthetic,
+        synthetic_targets,
+        multipliers,
+    })
+}
 
+/// `largest x base.n` MUNGE examples (placeholder labels), refused up front when they could
+/// not be uploaded.
+fn synthesize(session: &Session, base: &Dataset, largest: usize) -> Result<Dataset> {
+    let config = session.config;
+    let settings_of = &config.experiments.munge;
+    let n = base.n;
     // The synthetic set is held as f32 on the CPU and uploaded as one split: refuse sizes
     // that cannot fit before allocating them.
     let values = (largest * n) as u64 * base.values_per_example() as u64;
@@ -84,18 +148,24 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     .context("experiments.munge")?;
     // Labels are placeholders until the ensemble labels the synthetic examples.
     let count = synthetic.len() / base.values_per_example();
-    let synthetic = Dataset::from_f32_like(&base, &synthetic, vec![0; count]);
+    let synthetic = Dataset::from_f32_like(base, &synthetic, vec![0; count]);
     session.console.say(format!(
         "MUNGE took {:.1} s; the ensemble labels the synthetic examples",
         started.elapsed().as_secs_f64()
     ));
-    let synthetic_split = GpuSplit::upload(session.ctx, "synthetic", &synthetic)?;
-    let synthetic_targets = teachers.label(session, &synthetic_split)?;
-    drop(synthetic_split);
+    Ok(synthetic)
+}
 
-    let epochs = session.student_epochs(session.train.n);
-    let temperature = config.experiments.temperature;
-    let base_split = GpuSplit::upload(session.ctx, "base", &base)?;
+/// The hard-label student on the base examples, then one student on the ensemble's labels
+/// of the base plus `k x base` MUNGE examples for each k of `ks` (0 first).
+fn train_students(
+    session: &Session,
+    data: &MungeData,
+    ks: &[usize],
+    epochs: usize,
+) -> Result<Vec<Trainee>> {
+    let n = data.base.n;
+    let base_split = GpuSplit::upload(session.ctx, "base", &data.base)?;
     let mut students = vec![session.train_student(StudentJob {
         name: format!("student-hard-n{n}"),
         role: Role::StudentHard,
@@ -106,9 +176,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         transfer_set: format!("{n} original examples, true labels"),
     })?];
     drop(base_split);
-    let mut ks = vec![0];
-    ks.extend(&multipliers);
-    for &k in &ks {
+    for &k in ks {
         let added = k * n;
         students.push(train_on_ensemble_labels(
             session,
@@ -118,14 +186,22 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             } else {
                 format!("{n} original + {added} MUNGE (k = {k}), labeled by the ensemble")
             },
-            &base,
-            &base_targets,
-            &synthetic,
-            &synthetic_targets,
+            &data.base,
+            &data.base_targets,
+            &data.synthetic,
+            &data.synthetic_targets,
             added,
         )?);
     }
+    Ok(students)
+}
 
+/// The table's rows and each student's test accuracy.
+fn score_rows(
+    session: &Session,
+    students: &mut [Trainee],
+    ks: &[usize],
+) -> Result<(Vec<Vec<Value>>, Vec<f64>)> {
     let mut rows = Vec::new();
     let mut accuracies = Vec::new();
     for (i, student) in students.iter_mut().enumerate() {
@@ -143,6 +219,17 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             Value::from(score.errors),
         ]);
     }
+    Ok((rows, accuracies))
+}
+
+/// The best multiplier against the ensemble-labeled and the true-labeled originals.
+fn findings(
+    n: usize,
+    ks: &[usize],
+    accuracies: &[f64],
+    students: &[Trainee],
+    comparisons: &[Option<PairedComparison>],
+) -> Vec<String> {
     let hard = accuracies[0];
     let soft_original = accuracies[1];
     let (best_k, best) = ks
@@ -152,9 +239,6 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         .map(|(&k, &a)| (k, a))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .expect("at least one multiplier");
-    // Every ensemble-labeled row against the true labels on the originals (row 0).
-    let baselines: Vec<Option<usize>> = (0..students.len()).map(|i| (i > 0).then_some(0)).collect();
-    let comparisons = compare_rows(session, &mut students, &baselines)?;
     let best_row = 1 + ks
         .iter()
         .position(|&k| k == best_k)
@@ -178,7 +262,12 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         &students[best_row].name,
         comparisons[best_row].as_ref(),
     ));
-    let chart = LineChart {
+    findings
+}
+
+/// Test accuracy against k, with the true-labeled student as the reference line.
+fn chart(n: usize, ks: &[usize], accuracies: &[f64]) -> LineChart {
+    LineChart {
         x_label: "MUNGE multiplier k".into(),
         y_label: "test accuracy".into(),
         log_x: false,
@@ -192,46 +281,32 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         }],
         references: vec![Reference {
             name: format!("true labels on the {n} originals"),
-            y: hard,
+            y: accuracies[0],
         }],
-    };
-    let mut table_settings = common_settings(session);
-    table_settings.extend([
-        ("original examples", format!("{n} (stratified)")),
-        ("multipliers k", format!("{multipliers:?}")),
+    }
+}
+
+fn table_settings(session: &Session, data: &MungeData, epochs: usize) -> Vec<Setting> {
+    let munge = &session.config.experiments.munge;
+    let mut pairs = common_settings(session);
+    pairs.extend([
+        ("original examples", format!("{} (stratified)", data.base.n)),
+        ("multipliers k", format!("{:?}", data.multipliers)),
         (
             "MUNGE",
             format!(
                 "swap probability p = {}, local variance s = {}",
-                settings_of.swap_probability, settings_of.local_variance
+                munge.swap_probability, munge.local_variance
             ),
         ),
         (
             "targets",
-            format!("ensemble soft targets at T = {temperature}, alpha = 1"),
+            format!(
+                "ensemble soft targets at T = {}, alpha = 1",
+                session.config.experiments.temperature
+            ),
         ),
         ("student epochs", epochs.to_string()),
     ]);
-    Ok(ExperimentOutcome {
-        students,
-        table: ExperimentTable {
-            name: "munge".into(),
-            title: "MUNGE: a synthetic transfer set labeled by the ensemble".into(),
-            description: format!(
-                "Bucila, Caruana and Niculescu-Mizil (2006) generate a transfer set when unlabeled data is scarce: MUNGE swaps each attribute with the nearest neighbour's with probability p and draws it from a normal around the neighbour's value with sd = |a - b| / s. The ensemble labels the synthetic examples; the student learns from the {n} original examples plus k x {n} synthetic ones."
-            ),
-            settings: settings(table_settings),
-            columns: columns(&[
-                ("transfer set", ColumnKind::Text),
-                ("k", ColumnKind::Count),
-                ("validation accuracy", ColumnKind::Percent),
-                ("test accuracy", ColumnKind::Percent),
-                ("test errors", ColumnKind::Count),
-            ]),
-            rows,
-            findings,
-            chart: Some(chart),
-            comparisons,
-        },
-    })
+    settings(pairs)
 }

@@ -11,6 +11,7 @@
 
 use anyhow::{Result, bail};
 use dk_nn::{LossConfig, Model, ParamKind};
+use dk_tensor::Tensor;
 use serde_json::Value;
 
 use super::{
@@ -22,7 +23,9 @@ use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::driver::train::Trained;
 use crate::metrics;
-use crate::results::{ColumnKind, ExperimentTable, LineChart, Role, Series};
+use crate::results::{
+    ColumnKind, ExperimentTable, LineChart, PairedComparison, Role, Series, Setting,
+};
 
 /// The omitted class: `setting` as a label index or a class name (case-insensitive);
 /// absent: "Dress" where the data set has it (Fashion-MNIST), else 3 (a digit, on MNIST).
@@ -63,11 +66,71 @@ struct Shifted {
 }
 
 pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> {
-    let config = session.config;
-    let omit = &config.experiments.omit_class;
+    let omitted = prepare(session, teachers)?;
+    let epochs = session.student_epochs(session.train.n);
+    let OmitStudents {
+        mut students,
+        shifts,
+        curve,
+        hard_curve,
+    } = train_students(session, &omitted, epochs)?;
+    let scores = score_rows(session, &mut students, &shifts, omitted.class)?;
+    // Rows: hard labels with every class, then without the class: hard, distilled, hard
+    // with the bias raised, distilled with the bias raised. Each hard-label row without the
+    // class against hard labels with it; each distilled row against the hard-label row of
+    // the same transfer set and bias treatment.
+    let baselines = [None, Some(0), Some(1), Some(0), Some(3)];
+    let comparisons = compare_rows(session, &mut students, &baselines)?;
+    let findings = findings(
+        &omitted.class_name,
+        &shifts,
+        &scores,
+        &students,
+        &comparisons,
+    );
+    let class_name = &omitted.class_name;
+    let table = ExperimentTable {
+        name: "omit-class".into(),
+        title: format!("A class the student never sees: {class_name}"),
+        description: format!(
+            "Hinton et al. (2015) left every 3 out of the transfer set: the distilled net still learned what a 3 looks like from the soft targets of the other digits, and once the 3's output bias was raised (by 3.5) it got 98.6% of the test 3s right. Here the students' transfer set lacks every {class_name}; the shift of its output bias is chosen on validation, where the class is present."
+        ),
+        settings: table_settings(session, &omitted, epochs),
+        columns: columns(&[
+            ("student", ColumnKind::Text),
+            ("transfer set", ColumnKind::Text),
+            ("bias shift", ColumnKind::Number),
+            ("validation accuracy", ColumnKind::Percent),
+            ("test accuracy", ColumnKind::Percent),
+            (
+                &format!("test accuracy on {class_name}"),
+                ColumnKind::Percent,
+            ),
+        ]),
+        rows: scores.rows,
+        findings,
+        chart: Some(chart(class_name, &curve, &hard_curve)),
+        comparisons,
+    };
+    Ok(ExperimentOutcome { students, table })
+}
+
+/// The omitted class and the transfer set without it, on the GPU with its soft targets.
+struct Omitted {
+    class: usize,
+    class_name: String,
+    /// Training examples left in the transfer set.
+    kept: usize,
+    split: GpuSplit,
+    targets: Tensor,
+}
+
+fn prepare(session: &Session, teachers: &Teachers) -> Result<Omitted> {
     let train = &session.data.train;
-    let classes = session.classes;
-    let class = omitted_class(omit.class.as_deref(), &train.class_names)?;
+    let class = omitted_class(
+        session.config.experiments.omit_class.class.as_deref(),
+        &train.class_names,
+    )?;
     let class_name = train.class_names[class].clone();
     if !session
         .validation
@@ -88,11 +151,33 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         reduced.n, train.n
     ));
     let split = GpuSplit::upload(session.ctx, "without-class", &reduced)?;
-    let targets =
-        session.upload_targets(&select_rows(&teachers.ensemble_targets, classes, &keep))?;
-    let (temperature, alpha) = (config.experiments.temperature, config.experiments.alpha);
-    let epochs = session.student_epochs(session.train.n);
+    let targets = session.upload_targets(&select_rows(
+        &teachers.ensemble_targets,
+        session.classes,
+        &keep,
+    ))?;
+    Ok(Omitted {
+        class,
+        class_name,
+        kept: keep.len(),
+        split,
+        targets,
+    })
+}
 
+/// The students in table order, the bias shift of each row, and the validation curves
+/// (shift, accuracy, accuracy on the class) of the distilled and the hard-label student.
+struct OmitStudents {
+    students: Vec<Trainee>,
+    shifts: [Option<f32>; 5],
+    curve: Vec<(f32, f64, f64)>,
+    hard_curve: Vec<(f32, f64, f64)>,
+}
+
+/// Hard labels with every class; hard labels and distillation without the class; each of
+/// the latter two with its output bias raised.
+fn train_students(session: &Session, omitted: &Omitted, epochs: usize) -> Result<OmitStudents> {
+    let omit = &session.config.experiments.omit_class;
     let full = session.train_student(StudentJob {
         transfer_set: "training split, hard labels".into(),
         ..session.on_training_split(
@@ -104,42 +189,66 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     })?;
     let (hard, distilled) = hard_and_soft(
         session,
-        &split,
-        &targets,
+        &omitted.split,
+        &omitted.targets,
         epochs,
         ["student-omit-hard", "student-omit-kd"],
-        &format!("training split without {class_name}"),
+        &format!("training split without {}", omitted.class_name),
     )?;
     let steps = (omit.max_bias_shift / omit.bias_shift_step).floor() as usize;
     let grid: Vec<f32> = (0..=steps)
         .map(|i| i as f32 * omit.bias_shift_step)
         .collect();
-    let hard_shifted = raise_bias(session, &hard, class, &grid)?;
-    let distilled_shifted = raise_bias(session, &distilled, class, &grid)?;
+    let hard_shifted = raise_bias(session, &hard, omitted.class, &grid)?;
+    let distilled_shifted = raise_bias(session, &distilled, omitted.class, &grid)?;
+    Ok(OmitStudents {
+        shifts: [
+            None,
+            None,
+            None,
+            Some(hard_shifted.shift),
+            Some(distilled_shifted.shift),
+        ],
+        curve: distilled_shifted.validation_curve,
+        hard_curve: hard_shifted.validation_curve,
+        students: vec![
+            full,
+            hard,
+            distilled,
+            hard_shifted.student,
+            distilled_shifted.student,
+        ],
+    })
+}
 
-    let mut students = vec![full, hard, distilled];
-    let shifts = [
-        None,
-        None,
-        None,
-        Some(hard_shifted.shift),
-        Some(distilled_shifted.shift),
-    ];
-    let curve = distilled_shifted.validation_curve.clone();
-    let hard_curve = hard_shifted.validation_curve.clone();
-    students.push(hard_shifted.student);
-    students.push(distilled_shifted.student);
-    let mut rows = Vec::new();
-    let mut on_class = Vec::new();
-    let mut overall = Vec::new();
+/// The table's rows, with each student's test accuracy overall and on the omitted class
+/// (NaN where the test split lacks it).
+struct OmitScores {
+    rows: Vec<Vec<Value>>,
+    overall: Vec<f64>,
+    on_class: Vec<f64>,
+}
+
+fn score_rows(
+    session: &Session,
+    students: &mut [Trainee],
+    shifts: &[Option<f32>],
+    class: usize,
+) -> Result<OmitScores> {
+    let classes = session.classes;
+    let mut scores = OmitScores {
+        rows: Vec::new(),
+        overall: Vec::new(),
+        on_class: Vec::new(),
+    };
     for (student, shift) in students.iter_mut().zip(shifts) {
         let labels = &session.test.host_labels;
         let logits = session.test_logits(student)?;
         let accuracy = metrics::accuracy(logits, classes, labels);
         let class_accuracy = metrics::per_class_accuracy(logits, classes, labels)[class];
-        overall.push(accuracy);
-        on_class.push(class_accuracy.unwrap_or(f64::NAN));
-        rows.push(vec![
+        scores.overall.push(accuracy);
+        scores.on_class.push(class_accuracy.unwrap_or(f64::NAN));
+        scores.rows.push(vec![
             Value::from(student.name.clone()),
             Value::from(student.transfer_set.clone()),
             super::number(shift.map(f64::from)),
@@ -148,12 +257,18 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             super::number(class_accuracy),
         ]);
     }
-    // Rows: hard labels with every class, then without the class: hard, distilled, hard
-    // with the bias raised, distilled with the bias raised. Each hard-label row without the
-    // class against hard labels with it; each distilled row against the hard-label row of
-    // the same transfer set and bias treatment.
-    let baselines = [None, Some(0), Some(1), Some(0), Some(3)];
-    let comparisons = compare_rows(session, &mut students, &baselines)?;
+    Ok(scores)
+}
+
+/// What the raised bias recovers for the distilled student, and not for the hard-label one.
+fn findings(
+    class_name: &str,
+    shifts: &[Option<f32>; 5],
+    scores: &OmitScores,
+    students: &[Trainee],
+    comparisons: &[Option<PairedComparison>],
+) -> Vec<String> {
+    let (overall, on_class) = (&scores.overall, &scores.on_class);
     let mut findings = vec![
         format!(
             "Raising the {class_name} output bias by {} (chosen on validation) takes the distilled student from {:.1}% to {:.1}% of the test {class_name} examples right, and its test accuracy from {:.2}% to {:.2}% ({}); it never saw a {class_name} in training. Hinton et al. got 98.6% of the test 3s on MNIST after +3.5.",
@@ -175,11 +290,17 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         &students[4].name,
         comparisons[4].as_ref(),
     ));
+    findings
+}
+
+/// Validation accuracy against the bias shift: the distilled student overall and on the
+/// class, the hard-label student on the class.
+fn chart(class_name: &str, curve: &[(f32, f64, f64)], hard_curve: &[(f32, f64, f64)]) -> LineChart {
     let series = |name: &str, points: Vec<[f64; 2]>| Series {
         name: name.into(),
         points,
     };
-    let chart = LineChart {
+    LineChart {
         x_label: format!("{class_name} output-bias shift"),
         y_label: "validation accuracy".into(),
         log_x: false,
@@ -198,17 +319,31 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             ),
         ],
         references: Vec::new(),
-    };
-    let mut table_settings = common_settings(session);
-    table_settings.extend([
-        ("omitted class", format!("{class} ({class_name})")),
+    }
+}
+
+fn table_settings(session: &Session, omitted: &Omitted, epochs: usize) -> Vec<Setting> {
+    let config = session.config;
+    let omit = &config.experiments.omit_class;
+    let mut pairs = common_settings(session);
+    pairs.extend([
+        (
+            "omitted class",
+            format!("{} ({})", omitted.class, omitted.class_name),
+        ),
         (
             "transfer set",
-            format!("{} of {} training examples", keep.len(), train.n),
+            format!(
+                "{} of {} training examples",
+                omitted.kept, session.data.train.n
+            ),
         ),
         (
             "soft targets",
-            format!("T = {temperature}, alpha = {alpha}"),
+            format!(
+                "T = {}, alpha = {}",
+                config.experiments.temperature, config.experiments.alpha
+            ),
         ),
         (
             "bias shifts tried",
@@ -219,32 +354,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         ),
         ("student epochs", epochs.to_string()),
     ]);
-    Ok(ExperimentOutcome {
-        students,
-        table: ExperimentTable {
-            name: "omit-class".into(),
-            title: format!("A class the student never sees: {class_name}"),
-            description: format!(
-                "Hinton et al. (2015) left every 3 out of the transfer set: the distilled net still learned what a 3 looks like from the soft targets of the other digits, and once the 3's output bias was raised (by 3.5) it got 98.6% of the test 3s right. Here the students' transfer set lacks every {class_name}; the shift of its output bias is chosen on validation, where the class is present."
-            ),
-            settings: settings(table_settings),
-            columns: columns(&[
-                ("student", ColumnKind::Text),
-                ("transfer set", ColumnKind::Text),
-                ("bias shift", ColumnKind::Number),
-                ("validation accuracy", ColumnKind::Percent),
-                ("test accuracy", ColumnKind::Percent),
-                (
-                    &format!("test accuracy on {class_name}"),
-                    ColumnKind::Percent,
-                ),
-            ]),
-            rows,
-            findings,
-            chart: Some(chart),
-            comparisons,
-        },
-    })
+    settings(pairs)
 }
 
 /// A copy of `student` with the output bias of `class` raised by the shift from `grid`

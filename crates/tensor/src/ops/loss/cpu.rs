@@ -5,6 +5,7 @@
 //! the tests as ground truth and for finite-difference gradient checks.
 
 use super::DistillLossParams;
+use crate::ops::softmax::cpu::{argmax_row, log_softmax_f64};
 
 /// Gradient and batch statistics of one loss evaluation.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,13 +36,7 @@ pub struct ExactLoss {
 }
 
 fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (j, v) in row.iter().enumerate() {
-        if *v > row[best] {
-            best = j;
-        }
-    }
-    best
+    argmax_row(row) as usize
 }
 
 /// Smoothed hard target of class `j`: `(1 - eps) * [j == label] + eps / cols`.
@@ -155,19 +150,6 @@ pub fn logit_mse(student: &[f32], teacher: &[f32], labels: &[u32], cols: usize) 
         hard_sum,
         soft_sum: loss_sum,
     }
-}
-
-/// Log-softmax of `x / temperature` in f64, max-subtracted.
-pub fn log_softmax_f64(x: &[f64], temperature: f64) -> Vec<f64> {
-    let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let log_sum = x
-        .iter()
-        .map(|v| ((v - max) / temperature).exp())
-        .sum::<f64>()
-        .ln();
-    x.iter()
-        .map(|v| (v - max) / temperature - log_sum)
-        .collect()
 }
 
 /// `KL(p || q) = sum_j p_j (log p_j - log q_j)` from log-probabilities, with 0 log 0 = 0.

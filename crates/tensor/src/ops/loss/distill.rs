@@ -128,22 +128,6 @@ pub fn prepare_distill_loss_with(
     ))
 }
 
-/// Record the fused distillation loss into `encoder`.
-#[allow(clippy::too_many_arguments)]
-pub fn call_distill_loss(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    student: &Tensor,
-    teacher: Option<&Tensor>,
-    labels: &Tensor,
-    grad: &Tensor,
-    stats: &Tensor,
-    p: DistillLossParams,
-) -> Result<()> {
-    prepare_distill_loss(ctx, student, teacher, labels, grad, stats, p)?.encode(encoder);
-    Ok(())
-}
-
 /// The same loss, gradient and stats as [`prepare_distill_loss`], composed of simple kernels
 /// (for comparing fused against unfused): log-softmax of `z/T`, `t/T` and `z`, argmax of `z`,
 /// an elementwise gradient/loss-term kernel, then a per-row reduction into the stats (which

@@ -69,17 +69,3 @@ pub fn prepare_logit_mse_with(
         grid_1d(groups_for(rows, (WG / threads_per_row) as usize)),
     ))
 }
-
-/// Record logit matching into `encoder`.
-pub fn call_logit_mse(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    student: &Tensor,
-    teacher: &Tensor,
-    labels: &Tensor,
-    grad: &Tensor,
-    stats: &Tensor,
-) -> Result<()> {
-    prepare_logit_mse(ctx, student, teacher, labels, grad, stats)?.encode(encoder);
-    Ok(())
-}

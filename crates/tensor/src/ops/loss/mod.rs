@@ -20,11 +20,8 @@ pub mod cpu;
 #[cfg(test)]
 mod tests;
 
-pub use distill::{
-    call_distill_loss, prepare_distill_loss, prepare_distill_loss_unfused,
-    prepare_distill_loss_with,
-};
-pub use logit_mse::{call_logit_mse, prepare_logit_mse, prepare_logit_mse_with};
+pub use distill::{prepare_distill_loss, prepare_distill_loss_unfused, prepare_distill_loss_with};
+pub use logit_mse::{prepare_logit_mse, prepare_logit_mse_with};
 
 use crate::context::{GpuContext, ShaderSource};
 use crate::error::{Result, invalid_argument, shape_error};

@@ -1,5 +1,6 @@
 use super::*;
 use crate::kernel::{Dispatch, record_all};
+use crate::ops::softmax::cpu as softmax_cpu;
 use crate::testing::{assert_close, ctx, random_f32};
 
 fn random_labels(rows: usize, cols: usize, seed: u64) -> Vec<u32> {
@@ -125,7 +126,7 @@ fn label_smoothing_zero_is_the_one_hot_loss_and_spreads_the_target_otherwise() {
     let uniform = cpu::distill_loss_f64(&z, Some(&t), &labels, cols, params(2.0, 0.0, eps));
     assert_eq!(uniform.hard, plain.hard);
     for r in 0..rows {
-        let log_q1 = cpu::log_softmax_f64(&z[r * cols..(r + 1) * cols], 1.0);
+        let log_q1 = softmax_cpu::log_softmax_f64(&z[r * cols..(r + 1) * cols], 1.0);
         let mean_nll = -log_q1.iter().sum::<f64>() / cols as f64;
         assert_sum(uniform.losses[r], mean_nll, 1e-7, &format!("row {r}"));
         // The gradient rows of a cross-entropy sum to 0 with or without smoothing.
@@ -147,7 +148,8 @@ fn kl_reference_is_zero_for_a_matching_student_and_positive_otherwise() {
         let other = cpu::distill_loss_f64(&z, Some(&t), &labels, cols, p);
         // CE(p, q) = KL(p || q) + H(p): the objective's soft term less the teacher's entropy.
         for r in 0..rows {
-            let log_p = cpu::log_softmax_f64(&t[r * cols..(r + 1) * cols], temperature.into());
+            let log_p =
+                softmax_cpu::log_softmax_f64(&t[r * cols..(r + 1) * cols], temperature.into());
             let entropy: f64 = -log_p.iter().map(|lp| lp.exp() * lp).sum::<f64>();
             let t2 = f64::from(temperature * temperature);
             let soft_ce = (other.losses[r] - 0.5 * other.hard[r]) / (0.5 * t2);
