@@ -15,6 +15,7 @@ import { join } from "node:path";
 import puppeteer from "puppeteer-core";
 
 const SHADER_DIR = "shaders";
+const EXAMPLE = "examples/webgpu/matmul.mjs";
 const shaders = readdirSync(SHADER_DIR)
   .filter((name) => name.endsWith(".wgsl"))
   .sort()
@@ -26,13 +27,14 @@ if (shaders.length === 0) {
 
 // WebGPU exists only in secure contexts: serve an empty page from localhost, and the files
 // the checks import or fetch (and nothing else of the repository).
-const SERVED = [".ci/webgpu_checks.mjs", "examples/webgpu/matmul.mjs", ...shaders.map((s) => `${SHADER_DIR}/${s.name}`)];
+const SERVED = [".ci/webgpu_checks.mjs", EXAMPLE, ...shaders.map((s) => `${SHADER_DIR}/${s.name}`)];
 for (const path of SERVED) {
   if (!existsSync(path)) {
     console.error(`error: ${path} is missing (run from the repository root)`);
     process.exit(1);
   }
 }
+const readmeOk = readmeQuotesExample();
 const server = createServer((req, res) => {
   const path = decodeURIComponent(new URL(req.url, "http://localhost").pathname).slice(1);
   if (path === "") return res.end("<!doctype html><title>wgsl</title>");
@@ -66,7 +68,7 @@ const browser = await puppeteer.launch({
   ],
 });
 
-let failed = false;
+let failed = !readmeOk;
 try {
   const page = await browser.newPage();
   // Any error the page reports fails the run (WebGPU prints uncaught ones to the console).
@@ -99,6 +101,22 @@ try {
   rmSync(profile, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);
+
+// README.md's "Reusing the shaders" shows the example's code: every line of its js blocks must
+// be a line of the example (or of its usage comment), so the README shows what the test runs.
+function readmeQuotesExample() {
+  const readme = readFileSync("README.md", "utf8");
+  const section = readme.split(/^## Reusing the shaders$/m)[1]?.split(/^## /m)[0] ?? "";
+  const quoted = [...section.matchAll(/^```js\n([\s\S]*?)^```$/gm)].flatMap((m) => m[1].split("\n"));
+  const example = new Set(
+    readFileSync(EXAMPLE, "utf8").split("\n").flatMap((line) => [line.replace(/^export /, ""), line.replace(/^\/\/ {3}/, "")]),
+  );
+  const missing = quoted.filter((line) => line.trim() !== "" && !example.has(line));
+  if (quoted.length === 0) missing.push("(no js code block in the section)");
+  for (const line of missing) console.log(`FAIL README.md "Reusing the shaders" quotes a line not in ${EXAMPLE}: ${line}`);
+  if (missing.length === 0) console.log(`ok   README.md "Reusing the shaders" quotes ${EXAMPLE} (${quoted.length} lines)`);
+  return missing.length === 0;
+}
 
 // Runs .ci/webgpu_checks.mjs in the page and prints one line per check; true on any failure.
 // A check that cannot run on this adapter says so ("not run") and does not fail the run.

@@ -2,12 +2,13 @@
 // JavaScript: C = relu?(op(A) op(B) + bias), with the tile sizes of every variant dk-tensor
 // picks from (crates/tensor/src/ops/matmul/mod.rs). It runs in any browser with WebGPU;
 // .ci/webgpu_shaders.mjs runs this very file in headless Chromium and checks its results
-// against a CPU reference.
+// against a CPU reference, and checks that README.md quotes it word for word. Use:
 //
+//   import { matmul } from "./examples/webgpu/matmul.mjs";
 //   const adapter = await navigator.gpu.requestAdapter();
-//   const device = await adapter.requestDevice();
+//   const device = await adapter.requestDevice(); // + { requiredFeatures: ["subgroups"] } for subgroup32x8/16x8
 //   const code = await (await fetch("shaders/matmul.wgsl")).text();
-//   const c = await matmul(device, code, { a, b, m, n, k, variant: "register8x8" });
+//   const c = await matmul(device, code, { a, b, m, n, k, bias, relu: true, variant: "register8x8" });
 
 /** Entry point and override constants of each variant (as dk-tensor's MatmulVariant). */
 export const MATMUL_VARIANTS = {
@@ -52,7 +53,7 @@ export function variantGeometry(variant, n) {
 
 /** The compute pipeline of one variant and layout; `code` is the text of `cfg.file`. */
 export function matmulPipeline(device, code, cfg, { transA = false, transB = false }) {
-  const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0, TM: cfg.TM, TN: cfg.TN, WG_X: cfg.WG_X };
+  const constants = { TRANS_A: Number(transA), TRANS_B: Number(transB), TM: cfg.TM, TN: cfg.TN, WG_X: cfg.WG_X };
   // The subgroup kernel's workgroup is one row wide and has no k slices.
   if (cfg.BK !== undefined) Object.assign(constants, { WG_Y: cfg.WG_Y, BK: cfg.BK });
   const module = device.createShaderModule({ label: cfg.file, code });
@@ -88,20 +89,23 @@ export async function readBuffer(device, buffer, bytes) {
 /**
  * C = relu?((c ? c : 0) + op(A) op(B) + bias) on the GPU, returned as a Float32Array [m, n].
  * a: Float32Array, [m, k] or [k, m] when transA; b: [k, n] or [n, k] when transB; bias: [n]
- * or null; c: an initial C to accumulate into, or null. `code` is the text of the variant's
- * file (MATMUL_VARIANTS[variant].file).
+ * or null; c: an initial C to accumulate into, or null; variant: a key of MATMUL_VARIANTS
+ * (default "register8x8"), whose file's text `code` is.
  */
-export async function matmul(device, code, { a, b, m, n, k, transA = false, transB = false, bias = null, relu = false, c = null, variant = "register8x8" }) {
-  const cfg = variantGeometry(variant, n);
+export async function matmul(device, code, options) {
+  const { a, b, m, n, k, transA = false, transB = false, bias = null, relu = false, c = null } = options;
+  const cfg = variantGeometry(options.variant ?? "register8x8", n);
   const pipeline = await matmulPipeline(device, code, cfg, { transA, transB });
   const flags = (bias ? FLAG_BIAS : 0) | (relu ? FLAG_RELU : 0) | (c ? FLAG_ACCUMULATE : 0);
   const params = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(params, 0, new Uint32Array([m, n, k, flags]));
   const out = storageBuffer(device, c ?? new Float32Array(m * n));
-  const buffers = [storageBuffer(device, a), storageBuffer(device, b), out, storageBuffer(device, bias ?? new Float32Array(1))];
+  // Every binding of the layout must be bound: without a bias, a one-element stand-in.
+  const biasBuffer = storageBuffer(device, bias ?? new Float32Array(1));
+  const buffers = [storageBuffer(device, a), storageBuffer(device, b), out, biasBuffer, params];
   const bindGroup = device.createBindGroup({
     layout: pipeline.getBindGroupLayout(0),
-    entries: [...buffers, params].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
   });
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
@@ -111,6 +115,6 @@ export async function matmul(device, code, { a, b, m, n, k, transA = false, tran
   pass.end();
   device.queue.submit([encoder.finish()]);
   const result = new Float32Array(await readBuffer(device, out, m * n * 4));
-  for (const buffer of [...buffers, params]) buffer.destroy();
+  for (const buffer of buffers) buffer.destroy();
   return result;
 }
