@@ -36,11 +36,11 @@ export async function runChecks() {
     try {
       outcome = await body();
     } catch (e) {
-      outcome = { ok: false, detail: `exception: ${e.message ?? e}` };
+      outcome = { ok: false, detail: `exception: ${String(e.message ?? e).replace(/\s+/g, " ")}` };
     }
     for (let i = 0; i < 3; i++) {
       const scoped = await device.popErrorScope();
-      if (scoped) outcome = { ok: false, detail: `WebGPU error: ${scoped.message}` };
+      if (scoped) outcome = { ok: false, detail: `WebGPU error: ${scoped.message.replace(/\s+/g, " ")}` };
     }
     results.push({ line: `${label}: ${outcome.detail}`, ok: outcome.ok });
   };
