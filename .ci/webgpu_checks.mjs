@@ -5,9 +5,9 @@
 
 import { MATMUL_VARIANTS, matmul, matmulPipeline, readBuffer, storageBuffer, variantGeometry, variantRuns } from "/examples/webgpu/matmul.mjs";
 
-// m x n x k: no dimension a multiple of any tile, and one with every dimension a multiple of
-// 4 for the vec4 subgroup kernel.
-const MATMUL_SHAPES = [[37, 19, 45], [36, 44, 52]];
+// m x n x k: no dimension a multiple of any tile; every dimension a multiple of 4 for the vec4
+// subgroup kernel (8-wide workgroups); the same, wide enough for 32-wide ones.
+const MATMUL_SHAPES = [[37, 19, 45], [36, 44, 52], [20, 244, 28]];
 // Plain, A transposed, B transposed, each with a different epilogue.
 const LAYOUTS = [
   { name: "plain +bias +relu", transA: false, transB: false, bias: true, relu: true },
@@ -142,8 +142,9 @@ async function notRunnable(device, adapter, code, variant, problem) {
   if (!adapter.features.has("subgroups")) reasons.push("no subgroups feature");
   else if (!(lanes >= 8)) reasons.push(`subgroups of ${lanes ?? "unknown"} lanes, needs >= 8`);
   if (adapter.features.has("subgroups")) {
-    await matmulPipeline(device, code[MATMUL_VARIANTS[variant].file], variantGeometry(variant, n), problem);
-    reasons.push("pipeline created");
+    const cfg = variantGeometry(variant, n);
+    await matmulPipeline(device, code[cfg.file], cfg, problem);
+    reasons.push(`pipeline created (WG_X ${cfg.WG_X})`);
   }
   return { ok: null, detail: `NOT RUN: ${reasons.join("; ")}` };
 }
