@@ -5,7 +5,7 @@
 use darkknowledge::tensor::ops::loss::{
     DistillLossParams, cpu, new_loss_stats, prepare_distill_loss, read_loss_stats,
 };
-use darkknowledge::tensor::ops::matmul::{MatmulOptions, call_matmul};
+use darkknowledge::tensor::ops::matmul::{MatmulOptions, prepare_matmul};
 use darkknowledge::tensor::testing::{ctx, random_f32};
 use darkknowledge::tensor::{DType, Tensor};
 
@@ -45,7 +45,9 @@ fn matmul_matches_float64_in_every_layout() {
                 ..Default::default()
             };
             let mut enc = ctx.encoder();
-            call_matmul(ctx, &mut enc, &ta, &tb, &tc, &opts).unwrap();
+            prepare_matmul(ctx, &ta, &tb, &tc, &opts)
+                .unwrap()
+                .encode(&mut enc);
             ctx.submit_and_wait(enc);
             let got = tc.to_f32(ctx).unwrap();
             for i in 0..m {

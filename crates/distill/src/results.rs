@@ -607,14 +607,10 @@ impl Results {
     }
 }
 
-// The tests of the driver's study module name the sample by its former place.
-#[cfg(test)]
-pub(crate) use crate::testutil::sample_results;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use crate::testutil::{TempDir, sample_results};
 
     #[test]
     fn round_trips_through_json_file() {

@@ -346,7 +346,7 @@ pub fn check_specs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::sample_results;
+    use crate::testutil::sample_results;
 
     #[test]
     fn summary_table_shows_comparisons_and_repeats() {

@@ -410,22 +410,6 @@ pub fn prepare_conv2d_on(
     )))
 }
 
-/// Record `y = relu?(conv2d(x, w) + bias)` into `encoder`.
-#[allow(clippy::too_many_arguments)]
-pub fn call_conv2d(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    y: &Tensor,
-    relu: bool,
-    geom: &Conv2dGeometry,
-) -> Result<()> {
-    prepare_conv2d(ctx, x, w, bias, y, relu, geom)?.encode(encoder);
-    Ok(())
-}
-
 /// Prepare `dx = conv2d_transpose(dy, w)`, the gradient of the (pre-ReLU) output with respect to
 /// the input, on the path [`choose_path`] picks. `dy` is `[N, Cout, Ho, Wo]`, `w`
 /// `[Cout, Cin, kh, kw]`, `dx` `[N, Cin, H, W]`; `dx` is overwritten.
@@ -474,19 +458,6 @@ pub fn prepare_conv2d_input_grad_on(
         Some((15, bytemuck::bytes_of(&params))),
         grid_1d(groups),
     )))
-}
-
-/// Record `dx = conv2d_transpose(dy, w)` into `encoder`.
-pub fn call_conv2d_input_grad(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    dy: &Tensor,
-    w: &Tensor,
-    dx: &Tensor,
-    geom: &Conv2dGeometry,
-) -> Result<()> {
-    prepare_conv2d_input_grad(ctx, dy, w, dx, geom)?.encode(encoder);
-    Ok(())
 }
 
 /// Prepare `dw (+)= dY^T im2col(x)` on the path [`choose_path`] picks: the weight gradient,
@@ -574,20 +545,6 @@ pub fn prepare_conv2d_weight_grad_on(
     })
 }
 
-/// Record `dw (+)= dY^T im2col(x)` into `encoder`.
-pub fn call_conv2d_weight_grad(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    x: &Tensor,
-    dy: &Tensor,
-    dw: &Tensor,
-    accumulate: bool,
-    geom: &Conv2dGeometry,
-) -> Result<()> {
-    prepare_conv2d_weight_grad(ctx, x, dy, dw, accumulate, geom)?.encode(encoder);
-    Ok(())
-}
-
 /// Prepare `db[co] = sum over n, oy, ox of dy[n, co, oy, ox]` (overwrites `db`).
 /// `dy` is `[N, Cout, Ho, Wo]`, `db` `[Cout]`.
 pub fn prepare_conv2d_bias_grad(
@@ -610,18 +567,6 @@ pub fn prepare_conv2d_bias_grad(
         Some((15, bytemuck::bytes_of(&params))),
         grid_1d(geom.out_channels as u32),
     ))
-}
-
-/// Record `db = sum of dy per output channel` into `encoder`.
-pub fn call_conv2d_bias_grad(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    dy: &Tensor,
-    db: &Tensor,
-    geom: &Conv2dGeometry,
-) -> Result<()> {
-    prepare_conv2d_bias_grad(ctx, dy, db, geom)?.encode(encoder);
-    Ok(())
 }
 
 /// CPU reference: direct loops over the definition, f32 like the kernels.
@@ -880,7 +825,9 @@ mod tests {
             let dyt = Tensor::from_f32(ctx, &dy, &g.output_shape()).unwrap();
             let dbt = Tensor::from_f32(ctx, &vec![7.0; g.out_channels], &[g.out_channels]).unwrap();
             let mut enc = ctx.encoder();
-            call_conv2d_bias_grad(ctx, &mut enc, &dyt, &dbt, g).unwrap();
+            prepare_conv2d_bias_grad(ctx, &dyt, &dbt, g)
+                .unwrap()
+                .encode(&mut enc);
             ctx.submit_and_wait(enc);
             let what = format!("conv2d_bias_grad {g:?} (atol {ATOL}, rtol {RTOL})");
             let expected = cpu::conv2d_bias_grad(&dy, g);

@@ -440,19 +440,6 @@ pub fn prepare_matmul(
     ))
 }
 
-/// Record C = relu?((accumulate ? C : 0) + op(A) op(B) + bias) into `encoder`.
-pub fn call_matmul(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    a: &Tensor,
-    b: &Tensor,
-    c: &Tensor,
-    opts: &MatmulOptions,
-) -> Result<()> {
-    prepare_matmul(ctx, a, b, c, opts)?.encode(encoder);
-    Ok(())
-}
-
 /// CPU reference.
 pub mod cpu {
     /// Options of the reference, mirroring [`super::MatmulOptions`].

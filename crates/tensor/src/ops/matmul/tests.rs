@@ -51,7 +51,9 @@ fn check(
         variant: Some(variant),
     };
     let mut encoder = ctx.encoder();
-    call_matmul(ctx, &mut encoder, &a, &b, &c, &opts).unwrap();
+    prepare_matmul(ctx, &a, &b, &c, &opts)
+        .unwrap()
+        .encode(&mut encoder);
     ctx.submit_and_wait(encoder);
 
     let mut expected = c_data;
@@ -221,7 +223,9 @@ fn automatic_choice_is_tuned_and_correct() {
     let b = Tensor::from_f32(ctx, &b_data, &[k, n]).unwrap();
     let c = Tensor::zeros(ctx, &[m, n], DType::F32).unwrap();
     let mut encoder = ctx.encoder();
-    call_matmul(ctx, &mut encoder, &a, &b, &c, &MatmulOptions::default()).unwrap();
+    prepare_matmul(ctx, &a, &b, &c, &MatmulOptions::default())
+        .unwrap()
+        .encode(&mut encoder);
     ctx.submit_and_wait(encoder);
     let mut expected = vec![0.0; m * n];
     cpu::matmul(
