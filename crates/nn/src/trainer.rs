@@ -189,6 +189,87 @@ pub struct Trainer {
     peak_lr: f32,
 }
 
+/// The teacher logits the loss needs (checked against the batch), after checking the labels.
+fn check_targets<'t>(
+    config: &TrainConfig,
+    spec: &crate::spec::ModelSpec,
+    net: &Sequential,
+    inputs: &Tensor,
+    labels: &Tensor,
+    teacher_logits: Option<&'t Tensor>,
+) -> Result<Option<&'t Tensor>> {
+    let batch = net.batch();
+    if labels.dtype() != DType::U32 || labels.shape() != [batch] {
+        return Err(config_error(format!(
+            "labels must be U32 [{batch}] to match inputs {:?}, but are {:?} {:?}",
+            inputs.shape(),
+            labels.dtype(),
+            labels.shape()
+        )));
+    }
+    match (config.loss.needs_teacher(), teacher_logits) {
+        (true, None) => Err(config_error(format!(
+            "loss {:?} needs teacher logits [{batch}, {}]",
+            config.loss,
+            spec.classes()
+        ))),
+        (false, Some(_)) => Err(config_error(
+            "teacher logits were given but the loss is HardLabels, which ignores them",
+        )),
+        (_, teacher) => Ok(teacher),
+    }
+}
+
+/// The loss launch: the fused distillation-family kernel, or logit matching.
+fn prepare_loss(
+    ctx: &GpuContext,
+    config: &TrainConfig,
+    net: &Sequential,
+    teacher: Option<&Tensor>,
+    labels: &Tensor,
+    stats: &Tensor,
+) -> Result<Dispatch> {
+    let logits = net.output();
+    let grad = net
+        .grad_output()
+        .expect("a training network has a logits gradient");
+    Ok(match (config.loss_params(), teacher) {
+        (Some(p), teacher) => prepare_distill_loss(ctx, logits, teacher, labels, grad, stats, p)?,
+        (None, Some(teacher)) => prepare_logit_mse(ctx, logits, teacher, labels, grad, stats)?,
+        (None, None) => unreachable!("logit matching was checked to have a teacher"),
+    })
+}
+
+/// One optimizer update per parameter tensor (with its zeroed moments or velocity), and a
+/// max-norm clamp per weight when the config asks for one.
+fn prepare_updates(
+    ctx: &GpuContext,
+    config: &TrainConfig,
+    params: &[ParamGrad],
+    specs: &[ParamSpec],
+) -> Result<(Vec<OptimDispatch>, Vec<Tensor>, Vec<Dispatch>)> {
+    let mut updates = Vec::with_capacity(params.len());
+    let mut optimizer_state = Vec::new();
+    let mut max_norms = Vec::new();
+    for (pg, ps) in params.iter().zip(specs) {
+        let mut state = || -> Result<Tensor> {
+            let t = Tensor::zeros(ctx, pg.param.shape(), DType::F32)?;
+            optimizer_state.push(t.clone());
+            Ok(t)
+        };
+        updates.push(match config.optimizer {
+            Optimizer::Adam(p) => prepare_adam(ctx, &pg.param, &pg.grad, &state()?, &state()?, p)?,
+            Optimizer::Sgd(p) => prepare_sgd(ctx, &pg.param, &pg.grad, &state()?, p)?,
+        });
+        if let (Some(limit), ParamKind::Weight) = (config.max_norm, ps.kind) {
+            let rows = ps.shape[0];
+            let as_matrix = pg.param.reshape(&[rows, ps.len() / rows])?;
+            max_norms.push(prepare_max_norm(ctx, &as_matrix, limit)?);
+        }
+    }
+    Ok((updates, optimizer_state, max_norms))
+}
+
 impl Trainer {
     /// Prepare training of `model` on batches the caller writes into `inputs` (`[batch, ...]`
     /// F32), `labels` (U32 `[batch]`) and, for distillation or logit matching,
@@ -210,66 +291,12 @@ impl Trainer {
         }
         let spec = model.spec();
         let net = Sequential::new(ctx, spec, model.parameters(), inputs, Mode::Train)?;
-        let batch = net.batch();
-        if labels.dtype() != DType::U32 || labels.shape() != [batch] {
-            return Err(config_error(format!(
-                "labels must be U32 [{batch}] to match inputs {:?}, but are {:?} {:?}",
-                inputs.shape(),
-                labels.dtype(),
-                labels.shape()
-            )));
-        }
-        let teacher = match (config.loss.needs_teacher(), teacher_logits) {
-            (true, None) => {
-                return Err(config_error(format!(
-                    "loss {:?} needs teacher logits [{batch}, {}]",
-                    config.loss,
-                    spec.classes()
-                )));
-            }
-            (false, Some(_)) => {
-                return Err(config_error(
-                    "teacher logits were given but the loss is HardLabels, which ignores them",
-                ));
-            }
-            (_, t) => t,
-        };
-        let logits = net.output();
-        let grad = net
-            .grad_output()
-            .expect("a training network has a logits gradient");
+        let teacher = check_targets(&config, spec, &net, inputs, labels, teacher_logits)?;
         let stats = new_loss_stats(ctx)?;
-        let loss = match (config.loss_params(), teacher) {
-            (Some(p), teacher) => {
-                prepare_distill_loss(ctx, logits, teacher, labels, grad, &stats, p)?
-            }
-            (None, Some(teacher)) => prepare_logit_mse(ctx, logits, teacher, labels, grad, &stats)?,
-            (None, None) => unreachable!("logit matching was checked to have a teacher"),
-        };
-
+        let loss = prepare_loss(ctx, &config, &net, teacher, labels, &stats)?;
         let params = net.parameters();
-        let specs: Vec<ParamSpec> = spec.parameters();
-        let mut updates = Vec::with_capacity(params.len());
-        let mut optimizer_state = Vec::new();
-        let mut max_norms = Vec::new();
-        for (pg, ps) in params.iter().zip(&specs) {
-            let mut state = || -> Result<Tensor> {
-                let t = Tensor::zeros(ctx, pg.param.shape(), DType::F32)?;
-                optimizer_state.push(t.clone());
-                Ok(t)
-            };
-            updates.push(match config.optimizer {
-                Optimizer::Adam(p) => {
-                    prepare_adam(ctx, &pg.param, &pg.grad, &state()?, &state()?, p)?
-                }
-                Optimizer::Sgd(p) => prepare_sgd(ctx, &pg.param, &pg.grad, &state()?, p)?,
-            });
-            if let (Some(limit), ParamKind::Weight) = (config.max_norm, ps.kind) {
-                let rows = ps.shape[0];
-                let as_matrix = pg.param.reshape(&[rows, ps.len() / rows])?;
-                max_norms.push(prepare_max_norm(ctx, &as_matrix, limit)?);
-            }
-        }
+        let (updates, optimizer_state, max_norms) =
+            prepare_updates(ctx, &config, &params, &spec.parameters())?;
         Ok(Self {
             net,
             peak_lr: config.optimizer.lr(),
