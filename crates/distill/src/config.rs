@@ -630,6 +630,20 @@ impl RunConfig {
                 problems.push(message);
             }
         };
+        self.check_counts(&mut check);
+        self.data.check(&mut check);
+        self.teacher.problems("teacher", &mut check);
+        self.student.problems("student", &mut check);
+        self.distill.check(&mut check);
+        self.experiments.check(&mut check);
+        self.eval.check_sizes(&mut check);
+        self.check_toml_limits(&mut check);
+        self.eval.check_temperatures(&mut check);
+        problems
+    }
+
+    /// Teachers, batch size and repeats.
+    fn check_counts(&self, check: &mut impl FnMut(bool, String)) {
         check(
             self.teachers >= 1,
             format!("teachers = {}: need at least 1 teacher", self.teachers),
@@ -649,97 +663,6 @@ impl RunConfig {
                 self.repeats
             ),
         );
-        check(
-            self.data.validation_size >= 1,
-            "data.validation_size = 0: the validation split chooses T and alpha and checks the teachers, it needs examples".into(),
-        );
-        let csv = &self.data.csv;
-        if self.data.dataset == DatasetKind::Csv {
-            check(
-                csv.train.is_some(),
-                "data.dataset = \"csv\" but data.csv.train is not set: give the training file (--csv-train FILE)".into(),
-            );
-        }
-        check(
-            csv.test_fraction > 0.0 && csv.test_fraction < 1.0,
-            format!(
-                "data.csv.test_fraction = {}: expected a share in (0, 1)",
-                csv.test_fraction
-            ),
-        );
-        for (key, value) in [
-            ("data.train_size", self.data.train_size),
-            ("data.test_size", self.data.test_size),
-        ] {
-            check(
-                value != Some(0),
-                format!("{key} = 0: need at least 1 example (omit the key for all)"),
-            );
-        }
-        self.teacher.problems("teacher", &mut check);
-        self.student.problems("student", &mut check);
-        let temperature_ok = |t: f32| t.is_finite() && t > 0.0;
-        let alpha_ok = |a: f32| (0.0..=1.0).contains(&a);
-        let d = &self.distill;
-        if let Some(t) = d.temperature {
-            check(
-                temperature_ok(t),
-                format!("distill.temperature = {t}: expected a finite number > 0"),
-            );
-        } else {
-            check(!d.temperature_grid.is_empty(), "distill.temperature_grid is empty and no temperature is set: give one or the other".into());
-        }
-        for &t in &d.temperature_grid {
-            check(
-                temperature_ok(t),
-                format!("distill.temperature_grid contains {t}: expected finite numbers > 0"),
-            );
-        }
-        if let Some(a) = d.alpha {
-            check(
-                alpha_ok(a),
-                format!("distill.alpha = {a}: expected a value in [0, 1]"),
-            );
-        } else {
-            check(
-                !d.alpha_grid.is_empty(),
-                "distill.alpha_grid is empty and no alpha is set: give one or the other".into(),
-            );
-        }
-        for &a in &d.alpha_grid {
-            check(
-                alpha_ok(a),
-                format!("distill.alpha_grid contains {a}: expected values in [0, 1]"),
-            );
-        }
-        self.experiments.check(&mut check);
-        check(
-            (1..=MAX_ECE_BINS).contains(&self.eval.ece_bins),
-            format!(
-                "eval.ece_bins = {}: expected 1 to {MAX_ECE_BINS} bins",
-                self.eval.ece_bins
-            ),
-        );
-        check(
-            (1..=MAX_THROUGHPUT_BATCH).contains(&self.eval.throughput_batch),
-            format!(
-                "eval.throughput_batch = {}: expected 1 to {MAX_THROUGHPUT_BATCH}",
-                self.eval.throughput_batch
-            ),
-        );
-        self.check_toml_limits(&mut check);
-        for &t in self
-            .eval
-            .probability_temperatures
-            .iter()
-            .chain([&self.eval.soft_target_temperature])
-        {
-            check(
-                temperature_ok(t),
-                format!("eval temperature {t}: expected finite numbers > 0"),
-            );
-        }
-        problems
     }
 
     /// Settings that config.toml could not record: integers past TOML's signed 64 bits
@@ -911,6 +834,116 @@ pub fn effective_config_toml(config: &RunConfig) -> String {
         );
     }
     header + "\n" + &body
+}
+
+impl DataConfig {
+    /// Split sizes and the CSV settings.
+    fn check(&self, check: &mut impl FnMut(bool, String)) {
+        check(
+            self.validation_size >= 1,
+            "data.validation_size = 0: the validation split chooses T and alpha and checks the teachers, it needs examples".into(),
+        );
+        let csv = &self.csv;
+        if self.dataset == DatasetKind::Csv {
+            check(
+                csv.train.is_some(),
+                "data.dataset = \"csv\" but data.csv.train is not set: give the training file (--csv-train FILE)".into(),
+            );
+        }
+        check(
+            csv.test_fraction > 0.0 && csv.test_fraction < 1.0,
+            format!(
+                "data.csv.test_fraction = {}: expected a share in (0, 1)",
+                csv.test_fraction
+            ),
+        );
+        for (key, value) in [
+            ("data.train_size", self.train_size),
+            ("data.test_size", self.test_size),
+        ] {
+            check(
+                value != Some(0),
+                format!("{key} = 0: need at least 1 example (omit the key for all)"),
+            );
+        }
+    }
+}
+
+/// A softmax temperature: finite and positive.
+fn temperature_ok(t: f32) -> bool {
+    t.is_finite() && t > 0.0
+}
+
+impl DistillConfig {
+    /// The fixed T and alpha, or their grids.
+    fn check(&self, check: &mut impl FnMut(bool, String)) {
+        let alpha_ok = |a: f32| (0.0..=1.0).contains(&a);
+        if let Some(t) = self.temperature {
+            check(
+                temperature_ok(t),
+                format!("distill.temperature = {t}: expected a finite number > 0"),
+            );
+        } else {
+            check(!self.temperature_grid.is_empty(), "distill.temperature_grid is empty and no temperature is set: give one or the other".into());
+        }
+        for &t in &self.temperature_grid {
+            check(
+                temperature_ok(t),
+                format!("distill.temperature_grid contains {t}: expected finite numbers > 0"),
+            );
+        }
+        if let Some(a) = self.alpha {
+            check(
+                alpha_ok(a),
+                format!("distill.alpha = {a}: expected a value in [0, 1]"),
+            );
+        } else {
+            check(
+                !self.alpha_grid.is_empty(),
+                "distill.alpha_grid is empty and no alpha is set: give one or the other".into(),
+            );
+        }
+        for &a in &self.alpha_grid {
+            check(
+                alpha_ok(a),
+                format!("distill.alpha_grid contains {a}: expected values in [0, 1]"),
+            );
+        }
+    }
+}
+
+impl EvalConfig {
+    /// Calibration bins and the throughput batch, within their caps.
+    fn check_sizes(&self, check: &mut impl FnMut(bool, String)) {
+        check(
+            (1..=MAX_ECE_BINS).contains(&self.ece_bins),
+            format!(
+                "eval.ece_bins = {}: expected 1 to {MAX_ECE_BINS} bins",
+                self.ece_bins
+            ),
+        );
+        check(
+            (1..=MAX_THROUGHPUT_BATCH).contains(&self.throughput_batch),
+            format!(
+                "eval.throughput_batch = {}: expected 1 to {MAX_THROUGHPUT_BATCH}",
+                self.throughput_batch
+            ),
+        );
+    }
+
+    /// The report's temperatures.
+    fn check_temperatures(&self, check: &mut impl FnMut(bool, String)) {
+        for &t in self
+            .probability_temperatures
+            .iter()
+            .chain([&self.soft_target_temperature])
+        {
+            check(
+                temperature_ok(t),
+                format!("eval temperature {t}: expected finite numbers > 0"),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
