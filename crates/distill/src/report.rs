@@ -546,6 +546,10 @@ fn curves_section(page: &mut String, results: &Results) {
                 .filter(|e| value(e).is_finite())
                 .map(|e| format!("{:.1},{:.1}", plot.x(e.epoch as f64), plot.y(value(e))))
                 .collect();
+            // A model without this measure (no soft term for a teacher) draws nothing.
+            if points.is_empty() {
+                continue;
+            }
             let _ = writeln!(
                 page,
                 "<polyline class=\"series\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
@@ -1092,6 +1096,25 @@ mod tests {
         assert_balanced(&html);
         assert!(html.contains("No training curves recorded."));
         assert!(!html.contains("id=\"dark-knowledge\""));
+    }
+
+    #[test]
+    fn a_curve_only_some_models_have_draws_only_theirs() {
+        let mut results = sample_results();
+        // Only student-kd has a soft term.
+        let soft = results.models[3].name.clone();
+        for model in &mut results.models {
+            for (i, epoch) in model.curve.iter_mut().enumerate() {
+                epoch.train_soft_loss = (model.name == soft).then_some(1.0 - 0.1 * i as f64);
+            }
+        }
+        let html = render_report(&results);
+        assert!(html.contains("aria-label=\"soft-target loss against epoch\""));
+        assert!(!html.contains("points=\"\""), "an empty series");
+        assert_eq!(
+            html.matches("<polyline class=\"series\"").count(),
+            3 + 3 + 1 + 1
+        );
     }
 
     #[test]
