@@ -18,14 +18,17 @@ const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em;overflow-wrap:break-word}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}.scroll{overflow-x:auto}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}td.l{white-space:nowrap}tr.best td{font-weight:bold}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}.scroll{overflow-x:auto;max-width:100%}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3;vertical-align:bottom}td.l,th.l{text-align:left}td.l{white-space:nowrap}td.wrap{white-space:normal}tr.best td{font-weight:bold}
+details{margin:.5em 0}summary{cursor:pointer;font-size:.9em}
 .warn{background:#fff4e5;border-left:4px solid #ff9800;padding:.5em 1em;margin:.3em 0}
 .meta{color:#555;font-size:.9em}.row{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
-figure{margin:0}figcaption{font-size:.85em;color:#444;text-align:center}
-svg text{font-family:system-ui,sans-serif}";
+figure{margin:0;max-width:100%}figcaption{font-size:.85em;color:#444;text-align:center}
+svg{max-width:100%;height:auto}.wide svg{max-width:none}
+svg text{font-family:system-ui,sans-serif}
+@media (max-width:600px){body{margin:1em auto;padding:0 .6em}h1{font-size:1.3em}}";
 
 /// HTML-escapes text for element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -123,11 +126,11 @@ fn summary_section(page: &mut String, results: &Results) {
         .iter()
         .find_map(|m| m.repeats.as_ref())
         .map(|r| r.test_accuracies.len());
-    page.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"scroll\">\n<table>\n<tr><th class=\"l\">model</th><th class=\"l\">role</th><th class=\"l\">spec</th><th>params</th><th>FLOPs/example</th><th>test accuracy</th>");
+    page.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"scroll\">\n<table>\n<tr><th class=\"l\">model</th><th class=\"l\">role</th><th class=\"l\">spec</th><th>params</th><th>FLOPs/ example</th><th>test accuracy</th>");
     if let Some(n) = repeats {
-        let _ = write!(page, "<th>mean &plusmn; sd over {n} repeats (%)</th>");
+        let _ = write!(page, "<th>mean &plusmn; sd, {n} repeats (%)</th>");
     }
-    page.push_str("<th>vs student-hard, points (95% CI)</th><th>McNemar p</th><th>errors</th><th>NLL</th><th>ECE</th><th>agreement with ensemble</th><th>gap recovered</th><th>T</th><th>alpha</th><th>latency b=1 (ms)</th><th>throughput (ex/s)</th></tr>\n");
+    page.push_str("<th>vs student-hard, points (95% CI)</th><th>McNemar p</th><th>gap recovered</th><th>T</th><th>alpha</th></tr>\n");
     let best_student = results
         .models
         .iter()
@@ -142,7 +145,7 @@ fn summary_section(page: &mut String, results: &Results) {
         };
         let _ = write!(
             page,
-            "<tr{class}><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            "<tr{class}><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l wrap\">{}</td><td>{}</td><td>{}</td><td>{}</td>",
             escape(&model.name),
             model.role.label(),
             escape(&model.spec),
@@ -161,17 +164,36 @@ fn summary_section(page: &mut String, results: &Results) {
         let versus = model.versus_hard.as_ref();
         let _ = writeln!(
             page,
-            "<td>{}</td><td>{}</td><td>{} / {}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             versus.map_or_else(|| "–".into(), |v| escape(&v.points_with_interval())),
             versus.map_or_else(|| "–".into(), |v| format_p(v.p_value)),
+            optional(model.gap_recovered, percent),
+            optional(model.temperature.map(f64::from), |t| format!("{t}")),
+            optional(model.alpha.map(f64::from), |a| format!("{a}")),
+        );
+    }
+    page.push_str("</table>\n</div>\n");
+    more_measures(page, results);
+    page.push_str("<p class=\"meta\">Gap recovered: (student - hard-label student) / (ensemble - hard-label student), test accuracy. ECE: 15 equal-width confidence bins. Bold: the best student. vs student-hard: test accuracy minus the hard-label student's, in points, with the 95% paired bootstrap interval (test examples resampled with replacement, the same draws for both models); McNemar p: exact two-sided test on the examples exactly one of the two gets right.");
+    if repeats.is_some() {
+        page.push_str(" With repeats, the comparisons use the first repeat of each student; mean &plusmn; sd is over all repeats, each with its own seeds.");
+    }
+    page.push_str("</p>\n</section>\n");
+}
+
+/// The summary's secondary measures (errors, calibration, agreement, serving), folded away.
+fn more_measures(page: &mut String, results: &Results) {
+    page.push_str("<details>\n<summary>Errors, calibration and serving</summary>\n<div class=\"scroll\">\n<table>\n<tr><th class=\"l\">model</th><th>errors</th><th>NLL</th><th>ECE</th><th>agreement with ensemble</th><th>latency b=1 (ms)</th><th>throughput (ex/s)</th></tr>\n");
+    for model in &results.models {
+        let _ = writeln!(
+            page,
+            "<tr><td class=\"l\">{}</td><td>{} / {}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&model.name),
             model.test.errors,
             model.test.examples,
             model.test.nll,
             model.test.ece,
             optional(model.test.agreement_with_ensemble, percent),
-            optional(model.gap_recovered, percent),
-            optional(model.temperature.map(f64::from), |t| format!("{t}")),
-            optional(model.alpha.map(f64::from), |a| format!("{a}")),
             optional(
                 model.serving.as_ref().map(|s| s.latency_batch1_ms),
                 |v| format!("{v:.3}")
@@ -182,11 +204,7 @@ fn summary_section(page: &mut String, results: &Results) {
             ),
         );
     }
-    page.push_str("</table>\n</div>\n<p class=\"meta\">Gap recovered: (student - hard-label student) / (ensemble - hard-label student), test accuracy. ECE: 15 equal-width confidence bins. Bold: the best student. vs student-hard: test accuracy minus the hard-label student's, in points, with the 95% paired bootstrap interval (test examples resampled with replacement, the same draws for both models); McNemar p: exact two-sided test on the examples exactly one of the two gets right.");
-    if repeats.is_some() {
-        page.push_str(" With repeats, the comparisons use the first repeat of each student; mean &plusmn; sd is over all repeats, each with its own seeds.");
-    }
-    page.push_str("</p>\n</section>\n");
+    page.push_str("</table>\n</div>\n</details>\n");
 }
 
 /// A plot area with margins and linear or log10 axes.
@@ -203,14 +221,9 @@ struct Plot {
 }
 
 impl Plot {
+    /// A plot whose axes cover `x_range` and `y_range` (the data's extremes) with room to
+    /// spare: see [`padded_range`].
     fn new(width: f64, height: f64, x_range: (f64, f64), y_range: (f64, f64), x_log: bool) -> Plot {
-        let pad = |(lo, hi): (f64, f64)| {
-            if hi - lo > 1e-12 {
-                (lo, hi)
-            } else {
-                (lo - 0.5, hi + 0.5)
-            }
-        };
         Plot {
             width,
             height,
@@ -218,8 +231,8 @@ impl Plot {
             right: 16.0,
             top: 14.0,
             bottom: 44.0,
-            x_range: pad(x_range),
-            y_range: pad(y_range),
+            x_range: padded_range(x_range, x_log),
+            y_range: padded_range(y_range, false),
             x_log,
         }
     }
@@ -254,7 +267,9 @@ impl Plot {
     ) {
         let _ = writeln!(
             svg,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\">",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{} against {}\">",
+            escape(y_label),
+            escape(x_label),
             w = self.width,
             h = self.height
         );
@@ -262,12 +277,11 @@ impl Plot {
         let (y0, y1) = (self.height - self.bottom, self.top);
         let _ = writeln!(
             svg,
-            "<rect x=\"{x0}\" y=\"{y1}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#999\"/>",
+            "<rect class=\"plot-area\" x=\"{x0}\" y=\"{y1}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#999\"/>",
             x1 - x0,
             y0 - y1
         );
-        for i in 0..=4 {
-            let value = self.y_range.0 + (self.y_range.1 - self.y_range.0) * i as f64 / 4.0;
+        for value in self.y_ticks() {
             let y = self.y(value);
             let _ = writeln!(
                 svg,
@@ -283,8 +297,11 @@ impl Plot {
         }
         for value in self.x_ticks() {
             let x = self.x(value);
-            let label = if self.x_log {
+            let label = if self.x_log && value >= 1.0 {
                 compact(value.round() as u64)
+            } else if self.x_log {
+                // Shortest form of a power of ten times 1, 2 or 5, without f64 noise.
+                format!("{}", value as f32)
             } else {
                 format!("{value}")
             };
@@ -314,6 +331,33 @@ impl Plot {
             (y0 + y1) / 2.0,
             escape(y_label)
         );
+    }
+
+    /// Multiples of one round step (1, 2 or 5 times a power of ten) inside the y range, at
+    /// most seven; the range's two ends when it has no usable span.
+    fn y_ticks(&self) -> Vec<f64> {
+        let (lo, hi) = self.y_range;
+        let span = hi - lo;
+        if !(span.is_finite() && span > 0.0) {
+            return [lo, hi].into_iter().filter(|v| v.is_finite()).collect();
+        }
+        let power = 10f64.powf((span / 10.0).log10().floor());
+        // The smallest round step that leaves at most seven ticks.
+        let ends = |step: f64| ((lo / step).ceil(), (hi / step).floor());
+        let Some((step, (first, last))) = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
+            .iter()
+            .map(|m| m * power)
+            .map(|step| (step, ends(step)))
+            .find(|(_, (first, last))| last - first < 7.0)
+        else {
+            return vec![lo, hi];
+        };
+        if !(first.is_finite() && last.is_finite() && first <= last) {
+            return vec![lo, hi];
+        }
+        (0..=(last - first) as usize)
+            .map(|i| (first + i as f64) * step)
+            .collect()
     }
 
     fn x_ticks(&self) -> Vec<f64> {
@@ -363,6 +407,48 @@ impl Plot {
             }
             ticks
         }
+    }
+}
+
+/// The share of an axis's span added at each end, so that the extreme points and their
+/// markers stay clear of the frame.
+const AXIS_PADDING: f64 = 0.06;
+
+/// An axis range that holds `(lo, hi)` with [`AXIS_PADDING`] of the span added at each end (of
+/// the span of log10 on a log axis). A zero span becomes a non-zero one around the value:
+/// plus and minus 6% of it, or 0.5 around zero (half a decade each way on a log axis).
+/// Ends that are not finite (or not positive on a log axis) are left as they are.
+fn padded_range((lo, hi): (f64, f64), log: bool) -> (f64, f64) {
+    if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+        return (lo, hi);
+    }
+    if log {
+        if lo <= 0.0 {
+            return (lo, hi);
+        }
+        let (low, high) = padded_linear(lo.log10(), hi.log10(), 0.5);
+        return (10f64.powf(low), 10f64.powf(high));
+    }
+    padded_linear(lo, hi, AXIS_PADDING * lo.abs())
+}
+
+/// `(lo, hi)` widened by [`AXIS_PADDING`] of the span, or by `half_width` (0.5 when that is
+/// zero) around a single value.
+fn padded_linear(lo: f64, hi: f64, half_width: f64) -> (f64, f64) {
+    let span = hi - lo;
+    let pad = if span > 0.0 {
+        AXIS_PADDING * span
+    } else if half_width > 0.0 {
+        half_width
+    } else {
+        0.5
+    };
+    let padded = (lo - pad, hi + pad);
+    // Next to f64's limits the padding may overflow or vanish against the value.
+    if padded.0.is_finite() && padded.1.is_finite() && padded.0 < padded.1 {
+        padded
+    } else {
+        (lo, hi)
     }
 }
 
@@ -460,9 +546,13 @@ fn curves_section(page: &mut String, results: &Results) {
                 .filter(|e| value(e).is_finite())
                 .map(|e| format!("{:.1},{:.1}", plot.x(e.epoch as f64), plot.y(value(e))))
                 .collect();
+            // A model without this measure (no soft term for a teacher) draws nothing.
+            if points.is_empty() {
+                continue;
+            }
             let _ = writeln!(
                 page,
-                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+                "<polyline class=\"series\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
                 points.join(" ")
             );
             let kept = model
@@ -471,7 +561,7 @@ fn curves_section(page: &mut String, results: &Results) {
             if let Some(e) = kept.filter(|e| is_percent && value(e).is_finite()) {
                 let _ = writeln!(
                     page,
-                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+                    "<circle class=\"series\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
                     plot.x(e.epoch as f64),
                     plot.y(value(e))
                 );
@@ -509,7 +599,6 @@ fn cost_section(page: &mut String, results: &Results) {
         .map(|m| m.test.accuracy)
         .chain(bars.iter().flatten().flat_map(|&(low, high)| [low, high]));
     let y_range = range(y_values).unwrap_or((0.0, 1.0));
-    let y_range = (y_range.0 - 0.005, y_range.1 + 0.005);
     let axes: [CostAxis; 2] = [
         ("FLOPs per example (log scale)", |m| {
             Some(m.flops_per_example as f64).filter(|&v| v > 0.0)
@@ -530,7 +619,7 @@ fn cost_section(page: &mut String, results: &Results) {
         let Some((lo, hi)) = range(points.iter().map(|p| p.2)) else {
             continue;
         };
-        let plot = Plot::new(500.0, 320.0, (lo / 1.6, hi * 1.6), y_range, true);
+        let plot = Plot::new(500.0, 320.0, (lo, hi), y_range, true);
         page.push_str("<figure>\n");
         plot.begin(page, x_label, "test accuracy (%)", |v| {
             format!("{:.1}", 100.0 * v)
@@ -548,13 +637,18 @@ fn cost_section(page: &mut String, results: &Results) {
             }
             let _ = writeln!(
                 page,
-                "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"{colour}\"><title>{}</title></circle>",
+                "<circle class=\"series\" cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"{colour}\"><title>{}</title></circle>",
                 escape(&model.name)
             );
+            // Names in the right half go to the left of their point, to stay on the chart.
+            let (label_x, anchor) = if px > plot.width / 2.0 {
+                (px - 7.0, "end")
+            } else {
+                (px + 7.0, "start")
+            };
             let _ = writeln!(
                 page,
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{}</text>",
-                px + 7.0,
+                "<text x=\"{label_x:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"{anchor}\">{}</text>",
                 py - 6.0,
                 escape(&model.name)
             );
@@ -586,7 +680,7 @@ fn accuracy_interval(results: &Results, model: &ModelResult) -> Option<(f64, f64
 fn error_bar(page: &mut String, x: f64, y_low: f64, y_high: f64, colour: &str) {
     let _ = writeln!(
         page,
-        "<path d=\"M{x:.1},{y_low:.1}V{y_high:.1}M{:.1},{y_low:.1}H{:.1}M{:.1},{y_high:.1}H{:.1}\" stroke=\"{colour}\" stroke-width=\"1.5\" fill=\"none\" class=\"ci\"/>",
+        "<path d=\"M{x:.1},{y_low:.1}V{y_high:.1}M{:.1},{y_low:.1}H{:.1}M{:.1},{y_high:.1}H{:.1}\" stroke=\"{colour}\" stroke-width=\"1.5\" fill=\"none\" class=\"series ci\"/>",
         x - 2.5,
         x + 2.5,
         x - 2.5,
@@ -598,7 +692,7 @@ fn grid_section(page: &mut String, results: &Results) {
     if results.grid.is_empty() {
         return;
     }
-    page.push_str("<section id=\"grid\">\n<h2>Temperature and alpha, chosen on validation</h2>\n<table>\n<tr><th>T</th><th>alpha</th><th>validation accuracy</th><th>validation NLL</th><th class=\"l\">chosen</th></tr>\n");
+    page.push_str("<section id=\"grid\">\n<h2>Temperature and alpha, chosen on validation</h2>\n<div class=\"scroll\">\n<table>\n<tr><th>T</th><th>alpha</th><th>validation accuracy</th><th>validation NLL</th><th class=\"l\">chosen</th></tr>\n");
     for point in &results.grid {
         let _ = writeln!(
             page,
@@ -611,28 +705,41 @@ fn grid_section(page: &mut String, results: &Results) {
             if point.chosen { "&#10003;" } else { "" },
         );
     }
-    page.push_str("</table>\n</section>\n");
+    page.push_str("</table>\n</div>\n</section>\n");
 }
 
+/// One row per class, one column per model: the class count may be large, the models few.
 fn per_class_section(page: &mut String, results: &Results) {
     let names = &results.run.dataset.class_names;
-    page.push_str("<section id=\"per-class\">\n<h2>Test accuracy per class</h2>\n<table>\n<tr><th class=\"l\">model</th>");
-    for name in names {
-        let _ = write!(page, "<th>{}</th>", escape(name));
+    let classes = results
+        .models
+        .iter()
+        .map(|m| m.test.per_class_accuracy.len())
+        .max()
+        .unwrap_or(0)
+        .max(names.len());
+    page.push_str("<section id=\"per-class\">\n<h2>Test accuracy per class (%)</h2>\n<div class=\"scroll\">\n<table>\n<tr><th class=\"l\">class</th>");
+    for model in &results.models {
+        let _ = write!(page, "<th>{}</th>", escape(&model.name));
     }
     page.push_str("</tr>\n");
-    for model in &results.models {
-        let _ = write!(page, "<tr><td class=\"l\">{}</td>", escape(&model.name));
-        for value in &model.test.per_class_accuracy {
+    for class in 0..classes {
+        let _ = write!(
+            page,
+            "<tr><td class=\"l\">{}</td>",
+            escape(&class_name(names, class))
+        );
+        for model in &results.models {
+            let value = model.test.per_class_accuracy.get(class).copied().flatten();
             let _ = write!(
                 page,
                 "<td>{}</td>",
-                optional(*value, |v| format!("{:.1}", 100.0 * v))
+                optional(value, |v| format!("{:.1}", 100.0 * v))
             );
         }
         page.push_str("</tr>\n");
     }
-    page.push_str("</table>\n</section>\n");
+    page.push_str("</table>\n</div>\n</section>\n");
 }
 
 fn class_name(names: &[String], index: usize) -> String {
@@ -795,7 +902,7 @@ fn heatmap(page: &mut String, matrix: &[Vec<f64>], names: &[String], temperature
     );
     let _ = writeln!(
         page,
-        "<figure>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{size_x}\" height=\"{size_y}\" viewBox=\"0 0 {size_x} {size_y}\" role=\"img\">"
+        "<div class=\"scroll\">\n<figure class=\"wide\">\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{size_x}\" height=\"{size_y}\" viewBox=\"0 0 {size_x} {size_y}\" role=\"img\">"
     );
     for column in 0..classes {
         let x = label + (column as f64 + 0.5) * cell;
@@ -834,7 +941,7 @@ fn heatmap(page: &mut String, matrix: &[Vec<f64>], names: &[String], temperature
     }
     let _ = writeln!(
         page,
-        "</svg>\n<figcaption>mean softmax(ensemble logits / {temperature}) by true class</figcaption>\n</figure>"
+        "</svg>\n<figcaption>mean softmax(ensemble logits / {temperature}) by true class</figcaption>\n</figure>\n</div>"
     );
 }
 
@@ -931,13 +1038,13 @@ mod tests {
         let versus = kd.versus_hard.as_ref().unwrap();
         assert!(html.contains(&format!("<td>{}</td>", versus.points_with_interval())));
         assert!(html.contains(&format!("<td>{}</td>", format_p(versus.p_value))));
-        assert!(html.contains("mean &plusmn; sd over 3 repeats"));
+        assert!(html.contains("mean &plusmn; sd, 3 repeats (%)"));
         assert!(html.contains(&format!(
             "<td>{}</td>",
             kd.repeats.as_ref().unwrap().mean_pm_sd()
         )));
         // One error bar per cost chart for student-kd, the only model compared.
-        assert_eq!(html.matches("class=\"ci\"").count(), 2);
+        assert_eq!(html.matches("class=\"series ci\"").count(), 2);
         // student-kd: 0.892 + [0.0051, 0.0139], the bar spans that much of the y axis.
         let (low, high) = accuracy_interval(&results, kd).unwrap();
         assert!((low - 0.8971).abs() < 1e-9 && (high - 0.9059).abs() < 1e-9);
@@ -992,6 +1099,25 @@ mod tests {
     }
 
     #[test]
+    fn a_curve_only_some_models_have_draws_only_theirs() {
+        let mut results = sample_results();
+        // Only student-kd has a soft term.
+        let soft = results.models[3].name.clone();
+        for model in &mut results.models {
+            for (i, epoch) in model.curve.iter_mut().enumerate() {
+                epoch.train_soft_loss = (model.name == soft).then_some(1.0 - 0.1 * i as f64);
+            }
+        }
+        let html = render_report(&results);
+        assert!(html.contains("aria-label=\"soft-target loss against epoch\""));
+        assert!(!html.contains("points=\"\""), "an empty series");
+        assert_eq!(
+            html.matches("<polyline class=\"series\"").count(),
+            3 + 3 + 1 + 1
+        );
+    }
+
+    #[test]
     fn axis_ticks_end_on_extreme_ranges() {
         for (range, log) in [
             ((5e-324 / 1.6, 5e-324 * 1.6), true),
@@ -1010,6 +1136,71 @@ mod tests {
             );
             assert!(ticks.iter().all(|t| t.is_finite()), "{range:?}: {ticks:?}");
         }
+    }
+
+    fn close(a: (f64, f64), b: (f64, f64)) -> bool {
+        (a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9
+    }
+
+    #[test]
+    fn axis_ranges_are_padded_and_never_empty() {
+        // 6% of the span at each end.
+        assert!(close(padded_range((0.8, 0.9), false), (0.794, 0.906)));
+        assert!(close(padded_range((-2.0, 3.0), false), (-2.3, 3.3)));
+        // A single value: 6% of it each way, or 0.5 around zero.
+        assert!(close(padded_range((2.0, 2.0), false), (1.88, 2.12)));
+        assert!(close(padded_range((0.0, 0.0), false), (-0.5, 0.5)));
+        // Log axes pad the decades: 1e3..1e5 spans two, so 0.12 decade more at each end.
+        let (lo, hi) = padded_range((1e3, 1e5), true);
+        assert!(close((lo.log10(), hi.log10()), (2.88, 5.12)));
+        let (lo, hi) = padded_range((100.0, 100.0), true);
+        assert!(close((lo.log10(), hi.log10()), (1.5, 2.5)));
+        // Ends that cannot be padded stay.
+        let open = (f64::NEG_INFINITY, 3.0);
+        assert_eq!(padded_range(open, false), open);
+        assert_eq!(padded_range((0.0, 10.0), true), (0.0, 10.0));
+        assert_eq!(
+            padded_range((f64::MAX, f64::MAX), false),
+            (f64::MAX, f64::MAX)
+        );
+    }
+
+    #[test]
+    fn y_ticks_are_round_and_inside_the_range() {
+        for ((lo, hi), expected) in [
+            ((0.773, 0.918), vec![0.78, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9]),
+            ((0.263, 0.837), vec![0.3, 0.4, 0.5, 0.6, 0.7, 0.8]),
+            ((-3.0, 40.0), vec![0.0, 10.0, 20.0, 30.0, 40.0]),
+        ] {
+            let plot = Plot {
+                y_range: (lo, hi),
+                ..Plot::new(500.0, 300.0, (1.0, 2.0), (0.0, 1.0), false)
+            };
+            let ticks = plot.y_ticks();
+            assert_eq!(ticks.len(), expected.len(), "{ticks:?}");
+            for (tick, want) in ticks.iter().zip(&expected) {
+                assert!((tick - want).abs() < 1e-9, "{ticks:?}");
+            }
+        }
+        // Every padded range gets at least two ticks.
+        for span in [1e-12, 0.003, 0.7, 9.0, 1e6] {
+            let plot = Plot::new(500.0, 300.0, (1.0, 2.0), (5.0, 5.0 + span), false);
+            assert!(plot.y_ticks().len() >= 2, "{span}: {:?}", plot.y_ticks());
+        }
+    }
+
+    #[test]
+    fn extreme_points_stay_clear_of_the_frame() {
+        let plot = Plot::new(500.0, 300.0, (1.0, 10.0), (0.8, 0.9), false);
+        let (left, right) = (plot.left, plot.width - plot.right);
+        let (top, bottom) = (plot.top, plot.height - plot.bottom);
+        // At least 6% of the 422 x 242 px area between a data extreme and the frame.
+        assert!(plot.x(1.0) - left > 20.0 && right - plot.x(10.0) > 20.0);
+        assert!(plot.y(0.9) - top > 10.0 && bottom - plot.y(0.8) > 10.0);
+        let plot = Plot::new(500.0, 300.0, (3e4, 4e7), (0.5, 0.5), true);
+        assert!(plot.x(3e4) - plot.left > 20.0);
+        assert!(plot.width - plot.right - plot.x(4e7) > 20.0);
+        assert!(plot.y(0.5) > plot.top + 10.0);
     }
 
     #[test]

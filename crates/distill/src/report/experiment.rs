@@ -118,7 +118,7 @@ fn line_chart(page: &mut String, chart: &LineChart) {
         let y = plot.y(reference.y);
         let _ = writeln!(
             page,
-            "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#888\" stroke-dasharray=\"5,4\"/>",
+            "<line class=\"series\" x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#888\" stroke-dasharray=\"5,4\"/>",
             plot.x(x_range.0),
             plot.x(x_range.1)
         );
@@ -137,13 +137,13 @@ fn line_chart(page: &mut String, chart: &LineChart) {
             .collect();
         let _ = writeln!(
             page,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+            "<polyline class=\"series\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
             line.join(" ")
         );
         for (x, y) in points {
             let _ = writeln!(
                 page,
-                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{colour}\"/>"
+                "<circle class=\"series\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{colour}\"/>"
             );
         }
     }
