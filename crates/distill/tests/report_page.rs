@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use dk_distill::results::sample_results;
+use dk_distill::testutil::sample_results;
 
 #[test]
 fn report_from_sample_results() {
