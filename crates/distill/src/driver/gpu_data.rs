@@ -7,7 +7,7 @@
 //! teacher-logit tensors for the batch starting at a position in it. The gathers are
 //! recorded into the same encoder as the step that consumes them.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use dk_tensor::ops::gather::{
     GatherDispatch, GatherImageParams, prepare_gather_images, prepare_gather_labels,
     prepare_gather_rows,
@@ -35,17 +35,45 @@ pub struct GpuSplit {
     pub tabular: bool,
 }
 
-/// The flag that makes split `name` smaller.
-fn size_flag(name: &str) -> &'static str {
-    match name {
-        "validation" => "--validation-size",
-        "test" => "--test-size",
-        _ => "--train-size",
+/// A split whose values do not fit one storage binding of the adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitTooLarge {
+    pub name: String,
+    pub examples: usize,
+    pub values_per_example: usize,
+    pub bytes: u64,
+    /// The adapter's `max_storage_buffer_binding_size`.
+    pub limit: u64,
+    /// How many examples of the split would fit.
+    pub fits: u64,
+}
+
+impl std::fmt::Display for SplitTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        write!(
+            f,
+            "the {} split is too large for this adapter: {} examples of {} values take {} bytes ({:.1} MiB), over its max_storage_buffer_binding_size of {} bytes ({:.1} MiB); {} examples fit",
+            self.name,
+            self.examples,
+            self.values_per_example,
+            self.bytes,
+            mib(self.bytes),
+            self.limit,
+            mib(self.limit),
+            self.fits
+        )
     }
 }
 
+impl std::error::Error for SplitTooLarge {}
+
 /// Error unless the values of split `name` fit in one storage binding of `limit` bytes.
-pub fn check_fits(name: &str, data: &Dataset, limit: u64) -> Result<()> {
+pub fn check_fits(
+    name: &str,
+    data: &Dataset,
+    limit: u64,
+) -> std::result::Result<(), SplitTooLarge> {
     // U8 tensors are padded to whole 4-byte words.
     let bytes = match &data.images {
         Storage::Pixels(pixels) => pixels.len().div_ceil(4) as u64 * 4,
@@ -55,16 +83,14 @@ pub fn check_fits(name: &str, data: &Dataset, limit: u64) -> Result<()> {
         return Ok(());
     }
     let per_example_bytes = (bytes / data.n.max(1) as u64).max(1);
-    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
-    bail!(
-        "the {name} split is too large for this adapter: {} examples of {} values take {bytes} bytes ({:.1} MiB), over its max_storage_buffer_binding_size of {limit} bytes ({:.1} MiB); pass {} {} or less",
-        data.n,
-        data.values_per_example(),
-        mib(bytes),
-        mib(limit),
-        size_flag(name),
-        limit / per_example_bytes
-    )
+    Err(SplitTooLarge {
+        name: name.to_string(),
+        examples: data.n,
+        values_per_example: data.values_per_example(),
+        bytes,
+        limit,
+        fits: limit / per_example_bytes,
+    })
 }
 
 impl GpuSplit {
@@ -222,7 +248,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_split_over_the_binding_limit_is_refused_with_sizes_and_a_flag() {
+    fn a_split_over_the_binding_limit_is_refused_with_its_sizes() {
         let names: Vec<String> = (0..10).map(|c| c.to_string()).collect();
         // 45,000 CIFAR images against lavapipe's 128 MiB: 138,240,000 bytes.
         let limit = 128 << 20;
@@ -232,24 +258,21 @@ mod tests {
             [3, 32, 32],
             names.clone(),
         );
-        let text = check_fits("training", &images, limit)
-            .unwrap_err()
-            .to_string();
+        let too_large = check_fits("training", &images, limit).unwrap_err();
+        assert_eq!(too_large.fits, 43_690);
+        let text = too_large.to_string();
         assert!(!text.contains('\n'), "{text}");
         for needle in [
             "the training split is too large",
             "45000 examples of 3072 values take 138240000 bytes (131.8 MiB)",
             "max_storage_buffer_binding_size of 134217728 bytes (128.0 MiB)",
-            "pass --train-size 43690 or less",
+            "43690 examples fit",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in {text}");
         }
         assert!(check_fits("training", &images.select(&[0, 1]), limit).is_ok());
         let features = Dataset::from_features(vec![0.0; 40], vec![0; 4], 10, names);
-        let text = check_fits("test", &features, 100).unwrap_err().to_string();
-        assert!(
-            text.contains("160 bytes") && text.contains("--test-size 2 or less"),
-            "{text}"
-        );
+        let too_large = check_fits("test", &features, 100).unwrap_err();
+        assert_eq!((too_large.bytes, too_large.fits), (160, 2));
     }
 }

@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::StudyData;
 use super::evaluate::predict;
-use super::gpu_data::GpuSplit;
+use super::gpu_data::{GpuSplit, SplitTooLarge};
 use super::resume::{restore, run_key, write_record};
 use super::seeds::derive_seed;
 use super::specs::{check_fits_adapter, model_spec};
@@ -28,6 +28,25 @@ use crate::config::{
 };
 use crate::results::{EpochStats, Role, TimeEstimate};
 use crate::run_dir::RunDir;
+
+/// Uploads one of the run's splits; one too large for the adapter is refused naming `flag`,
+/// the setting that makes it smaller.
+fn upload_split(
+    ctx: &GpuContext,
+    name: &'static str,
+    data: &crate::data::Dataset,
+    flag: &str,
+) -> Result<GpuSplit> {
+    GpuSplit::upload(ctx, name, data).map_err(|err| naming_flag(err, flag))
+}
+
+/// `err`, with the flag to pass when it says a split is too large.
+fn naming_flag(err: anyhow::Error, flag: &str) -> anyhow::Error {
+    match err.downcast::<SplitTooLarge>() {
+        Ok(too_large) => anyhow::anyhow!("{too_large}: pass {flag} {} or less", too_large.fits),
+        Err(err) => err,
+    }
+}
 
 /// How a run behaves beyond its settings.
 #[derive(Debug, Clone, Default)]
@@ -198,9 +217,9 @@ impl<'a> Session<'a> {
             run_dir,
             teacher_spec,
             student_spec,
-            train: GpuSplit::upload(ctx, "training", &data.train)?,
-            validation: GpuSplit::upload(ctx, "validation", &data.validation)?,
-            test: GpuSplit::upload(ctx, "test", &data.test)?,
+            train: upload_split(ctx, "training", &data.train, "--train-size")?,
+            validation: upload_split(ctx, "validation", &data.validation, "--validation-size")?,
+            test: upload_split(ctx, "test", &data.test, "--test-size")?,
             classes,
             warnings: RefCell::new(Vec::new()),
             estimate: RefCell::new(None),
@@ -408,4 +427,29 @@ pub fn length_text(epochs: usize, examples: usize, batch: usize) -> String {
         "{epochs} epochs of {per_epoch} steps = {} steps",
         epochs * per_epoch
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_too_large_names_the_flag_that_shrinks_it() {
+        let too_large = SplitTooLarge {
+            name: "validation".into(),
+            examples: 10,
+            values_per_example: 4,
+            bytes: 160,
+            limit: 100,
+            fits: 6,
+        };
+        let text = naming_flag(too_large.into(), "--validation-size").to_string();
+        assert!(
+            text.starts_with("the validation split is too large")
+                && text.ends_with("6 examples fit: pass --validation-size 6 or less"),
+            "{text}"
+        );
+        let other = naming_flag(anyhow::anyhow!("out of memory"), "--test-size");
+        assert_eq!(other.to_string(), "out of memory");
+    }
 }
