@@ -102,8 +102,8 @@ pub struct Trainee {
     pub role: Role,
     pub model: Model,
     pub trained: Trained,
-    pub temperature: Option<f32>,
-    pub alpha: Option<f32>,
+    /// The temperature and soft-term weight of a distilled student (none for the others).
+    pub distilled: Option<(f32, f32)>,
     /// What the model was trained on, in words (for experiment tables).
     pub transfer_set: String,
     /// Logits on the test split, filled by [`Session::test_logits`].
@@ -332,17 +332,16 @@ impl<'a> Session<'a> {
         plan.log_epochs = !self.options.quiet;
         let (model, trained, checkpoint) =
             self.train_or_resume(&job.name, model, &plan, job.split)?;
-        let (temperature, alpha) = match job.loss {
-            LossConfig::Distill { temperature, alpha } => (Some(temperature), Some(alpha)),
-            _ => (None, None),
+        let distilled = match job.loss {
+            LossConfig::Distill { temperature, alpha } => Some((temperature, alpha)),
+            _ => None,
         };
         Ok(Trainee {
             name: job.name,
             role: job.role,
             model,
             trained,
-            temperature,
-            alpha,
+            distilled,
             transfer_set: job.transfer_set,
             test_logits: None,
             checkpoint: Some(checkpoint),

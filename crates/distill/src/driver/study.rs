@@ -73,7 +73,7 @@ fn standard_study(session: Session, teachers: Teachers) -> Result<StudyOutcome> 
     let hard = session.train_student(hard_labels_job(&session))?;
     compare_ensemble_with_hard(&session, &teachers, &hard);
     let ensemble_targets = session.upload_targets(&teachers.ensemble_targets)?;
-    let (kd, grid) = choose_distillation(&session, &ensemble_targets)?;
+    let (kd, kd_settings, grid) = choose_distillation(&session, &ensemble_targets)?;
     let raw = if config.distill.logit_mse {
         Some(session.upload_targets(&teachers.mean_raw_logits)?)
     } else {
@@ -88,7 +88,7 @@ fn standard_study(session: Session, teachers: Teachers) -> Result<StudyOutcome> 
         ensemble: &ensemble_targets,
         raw: raw.as_ref(),
         best_teacher: best.as_ref(),
-        kd: (kd.temperature.unwrap(), kd.alpha.unwrap()),
+        kd: kd_settings,
     };
     let mut students = vec![hard, kd];
     // The first two jobs are the students above; the rest are trained here.
@@ -173,10 +173,13 @@ fn standard_jobs<'s>(session: &'s Session, targets: &StandardTargets<'s>) -> Vec
 
 /// One distilled student per (T, alpha) candidate; the best on validation (ties: lower
 /// NLL) is kept as `student-kd`, with the grid of every candidate's validation results.
-fn choose_distillation(session: &Session, ensemble: &Tensor) -> Result<(Trainee, Vec<GridPoint>)> {
+fn choose_distillation(
+    session: &Session,
+    ensemble: &Tensor,
+) -> Result<(Trainee, (f32, f32), Vec<GridPoint>)> {
     let candidates = session.config.distill.candidates();
     let mut grid = Vec::with_capacity(candidates.len());
-    let mut chosen: Option<(Trainee, f64, f64)> = None;
+    let mut chosen: Option<(Trainee, (f32, f32), f64, f64)> = None;
     for &(temperature, alpha) in &candidates {
         let student = session.train_student(session.on_training_split(
             &format!("student-kd T={temperature} a={alpha}"),
@@ -199,17 +202,17 @@ fn choose_distillation(session: &Session, ensemble: &Tensor) -> Result<(Trainee,
         });
         let better = match &chosen {
             None => true,
-            Some((_, best_accuracy, best_nll)) => {
+            Some((_, _, best_accuracy, best_nll)) => {
                 accuracy > *best_accuracy || (accuracy == *best_accuracy && nll < *best_nll)
             }
         };
         if better {
-            chosen = Some((student, accuracy, nll));
+            chosen = Some((student, (temperature, alpha), accuracy, nll));
         }
     }
-    let (mut kd, _, _) = chosen.expect("at least one (T, alpha) candidate");
+    let (mut kd, settings, _, _) = chosen.expect("at least one (T, alpha) candidate");
     kd.name = "student-kd".into();
-    let (kd_temperature, kd_alpha) = (kd.temperature.unwrap(), kd.alpha.unwrap());
+    let (kd_temperature, kd_alpha) = settings;
     for point in &mut grid {
         point.chosen = point.temperature == kd_temperature && point.alpha == kd_alpha;
     }
@@ -219,7 +222,7 @@ fn choose_distillation(session: &Session, ensemble: &Tensor) -> Result<(Trainee,
             100.0 * kd.final_validation()
         ));
     }
-    Ok((kd, grid))
+    Ok((kd, settings, grid))
 }
 
 /// Times a few steps of each model, says how long the run should take, and warns plainly

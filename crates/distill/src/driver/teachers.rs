@@ -222,8 +222,7 @@ fn teacher(name: String, model: Model, trained: Trained, checkpoint: String) -> 
         role: Role::Teacher,
         model,
         trained,
-        temperature: None,
-        alpha: None,
+        distilled: None,
         transfer_set: "training split, true labels".into(),
         test_logits: None,
     }
