@@ -4,6 +4,7 @@
 //!   GPU adapter exists (installing Mesa's lavapipe when it safely can) and, where the run
 //!   reads Fashion-MNIST from the default places and they lack it, installs Debian's
 //!   `dataset-fashion-mnist` when it safely can; builds dk-distill in view, then runs it.
+//!   `distill export RUN_DIR ...` needs neither and only builds and runs dk-distill.
 //! - `test [ARGS]`: the same prerequisites, then the whole test suite; on lavapipe, also the
 //!   dk-tensor kernel unit tests at subgroup sizes 4, 8 and 32 (`LP_NATIVE_VECTOR_WIDTH`
 //!   128, 256, 1024).
@@ -101,8 +102,11 @@ fn run_tests(rest: &[String]) -> anyhow::Result<()> {
 }
 
 fn run_distill(rest: &[String]) -> anyhow::Result<()> {
-    prereq::ensure_adapter()?;
-    prereq::ensure_default_data(rest);
+    // `export` reads a run folder's checkpoints on the CPU: no adapter, no data.
+    if rest.first().map(String::as_str) != Some("export") {
+        prereq::ensure_adapter()?;
+        prereq::ensure_default_data(rest);
+    }
     // Build in view (the first build is long), then run the built binary without cargo's noise.
     if !built_beside_xtask("dk-distill") {
         eprintln!("building dk-distill (first build: about 10 minutes on 2 cores)…");

@@ -13,10 +13,12 @@
 //! - [`driver`]: the study itself on the GPU: training, distillation, evaluation, serving cost,
 //!   and the papers' experiments (model compression, MUNGE, an omitted class, temperature,
 //!   small data).
+//! - [`export`]: a trained model of a run folder as an ONNX file (`dk-distill export`).
 
 pub mod config;
 pub mod data;
 pub mod driver;
+pub mod export;
 pub mod metrics;
 pub mod report;
 pub mod results;

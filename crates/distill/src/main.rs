@@ -24,6 +24,7 @@ use dk_distill::driver::session::length_text;
 use dk_distill::driver::specs::fit_preset_specs;
 use dk_distill::driver::study::summary_table;
 use dk_distill::driver::{RunOptions, StudyData, default_cache_dir, load_data, run_study};
+use dk_distill::export::{ExportArgs, export};
 use dk_distill::report::write_report;
 use dk_distill::results::Results;
 use dk_distill::results_check::check_for_report;
@@ -34,9 +35,13 @@ use dk_distill::run_dir::{check_out, folder_timestamp};
 /// report.html into the run folder.
 ///
 /// Settings come from the preset, then --config FILE.toml, then the flags below.
+/// `dk-distill export RUN_DIR` writes a trained model as an ONNX file instead.
 #[derive(Debug, Parser)]
-#[command(name = "dk-distill", version)]
+#[command(name = "dk-distill", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// TOML file of settings: any subset of the keys of a run folder's config.toml
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -69,6 +74,12 @@ struct Cli {
     /// Render report.html from an existing results.json (written next to it) and exit
     #[arg(long, value_name = "RESULTS_JSON")]
     report_from: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Write a trained model of a run folder as an ONNX file (see README "Deploying a student")
+    Export(ExportArgs),
 }
 
 fn print_plan(config: &RunConfig, data: &StudyData) {
@@ -265,6 +276,19 @@ fn preset_given(cli: &Cli) -> Result<bool> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Some(Command::Export(args)) = &cli.command {
+        let done = export(args)?;
+        println!(
+            "wrote {} ({} bytes): model {} `{}`, input {}, output {}",
+            done.path.display(),
+            done.bytes,
+            done.model,
+            done.spec,
+            done.input_shape,
+            done.output
+        );
+        return Ok(());
+    }
     if let Some(results_path) = &cli.report_from {
         let results = Results::read(results_path)?;
         check_for_report(&results)

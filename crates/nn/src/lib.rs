@@ -10,6 +10,7 @@
 //!   one command encoder; loss and accuracy accumulate on the GPU. [`LrSchedule`] sets the
 //!   learning rate of each step ([`schedule`]).
 //! - [`Inference`]: batched evaluation-mode forward passes for any number of examples.
+//! - [`onnx`]: export of a model as an ONNX file (opset 17) for other runtimes.
 //! - [`reference`]: a plain CPU forward/backward of whole models that the tests trust.
 //!
 //! ```no_run
@@ -37,6 +38,7 @@ pub mod error;
 pub mod init;
 pub mod layers;
 pub mod model;
+pub mod onnx;
 pub mod reference;
 pub mod schedule;
 pub mod sequential;
