@@ -304,17 +304,4 @@ mod tests {
         assert!(message.contains("example 2 attribute 1"), "{message}");
         assert!(!message.contains('\n'));
     }
-
-    /// Times a Fashion-MNIST sized run: `cargo test -p dk-distill --lib munge_timing --
-    /// --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn munge_timing() {
-        let (n, d, k) = (5000, 784, 4);
-        let rows = random_rows(n, d, 1);
-        let start = std::time::Instant::now();
-        let out = munge(&rows, n, d, &params(0.5, 1.0, k, 2)).unwrap();
-        println!("munge n={n} d={d} k={k}: {:.2?}", start.elapsed());
-        assert_eq!(out.len(), k * n * d);
-    }
 }

@@ -309,22 +309,4 @@ mod tests {
             .collect();
         assert_eq!(found, expected);
     }
-
-    /// Times the Fashion-MNIST sized case: `cargo test -p dk-distill --lib
-    /// nearest_neighbours_timing -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn nearest_neighbours_timing() {
-        let (n, d) = (5000, 784);
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let rows: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>()).collect();
-        let start = std::time::Instant::now();
-        let found = nearest_neighbours(&rows, n, d);
-        println!(
-            "nearest_neighbours n={n} d={d}: {:.2?} on {} threads",
-            start.elapsed(),
-            std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
-        );
-        assert!(found.iter().enumerate().all(|(i, &j)| j != i && j < n));
-    }
 }
