@@ -30,29 +30,12 @@ impl Model {
 
     /// Upload the given parameter values, one vector per entry of [`ModelSpec::parameters`].
     pub fn from_values(ctx: &GpuContext, spec: ModelSpec, values: &[Vec<f32>]) -> Result<Self> {
-        let expected = spec.parameters();
-        if values.len() != expected.len() {
-            return Err(config_error(format!(
-                "model `{spec}` has {} parameter tensors but {} were given",
-                expected.len(),
-                values.len()
-            )));
-        }
-        let params = expected
+        spec.check_parameter_values(values)?;
+        let params = spec
+            .parameters()
             .iter()
             .zip(values)
-            .map(|(p, v)| {
-                if v.len() != p.len() {
-                    return Err(config_error(format!(
-                        "{} of model `{spec}` has shape {:?} ({} values) but {} were given",
-                        p.name,
-                        p.shape,
-                        p.len(),
-                        v.len()
-                    )));
-                }
-                Ok(Tensor::from_f32(ctx, v, &p.shape)?)
-            })
+            .map(|(p, v)| Ok(Tensor::from_f32(ctx, v, &p.shape)?))
             .collect::<Result<_>>()?;
         Ok(Self { spec, params })
     }

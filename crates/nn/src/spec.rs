@@ -254,6 +254,31 @@ impl ModelSpec {
             .collect()
     }
 
+    /// Error unless `values` holds one vector per entry of [`ModelSpec::parameters`], each
+    /// of its tensor's length.
+    pub fn check_parameter_values(&self, values: &[Vec<f32>]) -> Result<()> {
+        let params = self.parameters();
+        if values.len() != params.len() {
+            return Err(crate::error::config_error(format!(
+                "model `{self}` has {} parameter tensors but {} were given",
+                params.len(),
+                values.len()
+            )));
+        }
+        for (p, v) in params.iter().zip(values) {
+            if v.len() != p.len() {
+                return Err(crate::error::config_error(format!(
+                    "{} of model `{self}` has shape {:?} ({} values) but {} were given",
+                    p.name,
+                    p.shape,
+                    p.len(),
+                    v.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Every parameter tensor in checkpoint order (by layer index, weight before bias).
     pub fn parameters(&self) -> Vec<ParamSpec> {
         let mut out = Vec::new();

@@ -15,8 +15,16 @@ pub fn fashion_mnist_present(test: &str) -> bool {
     if matches!(locate(None, &env, &FASHION_MNIST), Ok(Some(_))) {
         return true;
     }
-    let missing =
-        "Fashion-MNIST not found (install dataset-fashion-mnist or set the data folder variable)";
+    prerequisite_missing(
+        test,
+        "Fashion-MNIST not found (install dataset-fashion-mnist or set the data folder variable)",
+    )
+}
+
+/// What a test does when `missing` names an absent prerequisite: under CI (`CI` set and not
+/// "false" or "0") it fails; locally it says it skips. Returns false, for
+/// `if !present { return; }`.
+pub fn prerequisite_missing(test: &str, missing: &str) -> bool {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     assert!(!ci, "{test}: {missing}; CI must run this test");
     eprintln!("SKIPPED {test}: {missing}");

@@ -70,7 +70,7 @@ pub fn model_proto(
     values: &[Vec<f32>],
     output: OnnxOutput,
 ) -> Result<ModelProto> {
-    check_values(spec, values)?;
+    spec.check_parameter_values(values)?;
     let mut metadata = vec![entry(crate::checkpoint::SPEC_KEY, spec.text())];
     if let OnnxOutput::Probabilities { temperature } = output {
         if !(temperature.is_finite() && temperature > 0.0) {
@@ -99,29 +99,6 @@ fn entry(key: &str, value: &str) -> StringStringEntryProto {
         key: key.into(),
         value: value.into(),
     }
-}
-
-fn check_values(spec: &ModelSpec, values: &[Vec<f32>]) -> Result<()> {
-    let params = spec.parameters();
-    if values.len() != params.len() {
-        return Err(config_error(format!(
-            "model `{spec}` has {} parameter tensors but {} were given",
-            params.len(),
-            values.len()
-        )));
-    }
-    for (p, v) in params.iter().zip(values) {
-        if v.len() != p.len() {
-            return Err(config_error(format!(
-                "{} of model `{spec}` has shape {:?} ({} values) but {} were given",
-                p.name,
-                p.shape,
-                p.len(),
-                v.len()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The nodes of one graph, each reading the previous node's output.
