@@ -15,6 +15,9 @@ enable subgroups;
 //       and wmat the packed weights this is the forward convolution; with rows = Cin, src the
 //       padded dy and wmat the flipped, transposed weights (pack_weights with FLIP) it is the
 //       input gradient of a stride-1 convolution (a full-padded transposed convolution).
+//   conv_window_forward:    the same product as conv_gemm_forward for stride 1 and KW <= 8,
+//       reading each tap row (c, ky) of the source as runs of consecutive values shared by 8
+//       neighbouring output positions; wmat packed with ROW_KW = KW (see below).
 //   conv_gemm_weight_grad:  partials[s, r, k] = sum over positions p of split s (one image n)
 //       of dy[n, r, p] * src[n, col(p) + off[k]]; conv2d.wgsl's conv2d_weight_grad_reduce sums
 //       the splits into dW.
@@ -25,6 +28,9 @@ enable subgroups;
 //   pack_weights:  wpack[r, k] = w[r, k] for k < taps, 0 for taps <= k < taps4 (FLIP false);
 //                  with FLIP, for w [Cout, Cin, KH, KW] and k = (co, ky, kx):
 //                  wpack[ci, k] = w[co, ci, KH-1-ky, KW-1-kx] (rows = Cin).
+//                  With ROW_KW > 0 the row is tap rows of ROW_KW taps, each padded with zeros
+//                  to 4 or 8 (the window layout): wpack[r, t * KW4 + kx] = the value of tap
+//                  t * ROW_KW + kx for kx < ROW_KW, 0 above; taps4 is then tap_rows * KW4.
 //
 // Bindings (group 0; each entry point uses only the ones listed for it):
 //   @binding(0)  raw      : array<f32>, read        [planes, height, width]            pad_planes
@@ -34,12 +40,13 @@ enable subgroups;
 //   @binding(4)  src      : array<f32>, read        [N, channels, src_h, src_w]        forward, weight_grad
 //   @binding(5)  wmat     : array<vec4<f32>>, read  [rows, taps4]                      forward
 //   @binding(6)  offsets  : array<u32>, read        [taps4] off[k] (0 for k >= taps)   forward, weight_grad
+//                           (conv_window_forward: [tap_rows] off of tap (c, ky, 0))
 //   @binding(7)  bias     : array<f32>, read        [rows]; any f32 buffer without HAS_BIAS  forward
 //   @binding(8)  dst      : array<f32>, read_write  [N, rows, out_h, out_w]            forward
 //   @binding(9)  dy       : array<f32>, read        [N, rows, out_h, out_w]            weight_grad
 //   @binding(10) partials : array<f32>, read_write  [splits, rows, taps]               weight_grad
 //   @binding(11) corners  : array<u32>, read        [plane_out] col(p) (see above)     weight_grad
-//   @binding(15) params   : uniform GemmParams (16 u32, below)
+//   @binding(15) params   : uniform GemmParams (20 u32, below)
 //
 // Dispatch geometry:
 //   pad_planes, pack_weights: one invocation per output element, 64 per workgroup, linear
@@ -47,11 +54,16 @@ enable subgroups;
 //   conv_gemm_forward: workgroups of WG_X x 1; each invocation owns TM rows x 8 consecutive
 //       output positions (flattened over the batch). Grid (ceil(N*plane_out / (8*WG_X)),
 //       ceil(rows / TM), 1).
+//   conv_window_forward: workgroups of WG_X x 1; each invocation owns TM rows x 8 consecutive
+//       positions of one output row. Grid (ceil(N * out_h * ceil(out_w / 8) / WG_X),
+//       ceil(rows / TM), 1).
 //   conv_gemm_weight_grad: each invocation owns TM rows x 8 consecutive taps for one split of
 //       `chunk` positions of one image. Grid (ceil(taps / (8*WG_X)), ceil(rows / TM), splits)
 //       with splits = batch * chunks_per_image.
 // Overrides: TM (8, 16 or 32, default 32); WG_X (a multiple of 8, default 64); HAS_BIAS, RELU
-//   (forward epilogue, default false); FLIP (pack_weights, default false).
+//   (forward epilogue, default false); FLIP (pack_weights, default false); ROW_KW
+//   (pack_weights: 0 for the flat layout, else the kernel width of the window layout); KW
+//   (conv_window_forward: kernel width, 1..8).
 //
 // Requires: taps4 = taps rounded up to a multiple of 4; chunk a multiple of 4. Edge rows and
 // columns are clamped before loading and never stored, and every lane runs the whole loop, as
@@ -64,6 +76,8 @@ override WG_X: u32 = 64u;
 override HAS_BIAS: bool = false;
 override RELU: bool = false;
 override FLIP: bool = false;
+override ROW_KW: u32 = 0u;
+override KW: u32 = 3u;
 
 struct GemmParams {
     rows: u32,             // GEMM rows: Cout (forward, weight grad) or Cin (input grad)
@@ -83,6 +97,11 @@ struct GemmParams {
     pad_h: u32,
     pad_w: u32,
     elements: u32,         // pad_planes / pack_weights: elements written
+    // conv_window_forward only:
+    tap_rows: u32,         // channels * KH: rows of taps, each KW taps long
+    lines: u32,            // N * out_h: output rows over the batch
+    out_h: u32,
+    src_last: u32,         // index of the last element of src (loads past it are clamped)
 }
 
 @group(0) @binding(0) var<storage, read> raw: array<f32>;
@@ -135,9 +154,17 @@ fn pack_weights(
         return;
     }
     let r = i / params.taps4;
-    let k = i % params.taps4;
+    var k = i % params.taps4;
+    var real = k < params.taps;
+    if ROW_KW > 0u {
+        // Window layout: each row of KW taps padded to window_kw4() with zeros.
+        let kw4 = window_kw4(ROW_KW);
+        let kx = k % kw4;
+        real = kx < ROW_KW;
+        k = (k / kw4) * ROW_KW + kx;
+    }
     var v = 0.0;
-    if k < params.taps {
+    if real {
         if FLIP {
             // r = ci, k = (co, ky, kx); height/width/pad_h carry Cin, KH, KW.
             let cin = params.height;
@@ -384,4 +411,162 @@ fn conv_gemm_weight_grad(
         store_partial(split, row, col + 2u, v.z);
         store_partial(split, row, col + 3u, v.w);
     }
+}
+
+// ---- conv_window_forward: stride-1 convolution over sliding windows of source rows ----
+//
+// Each invocation owns TM rows x 8 consecutive output positions of one output row (n, oy,
+// ox0 .. ox0 + 8). For tap row t = (c, ky) the 8 windows overlap: positions ox0 + j at tap kx
+// read src at corner + off[t] + j + kx, so 12 consecutive values (16 for KW > 5) serve all
+// KW taps of all 8 positions, where the plain GEMM gathers 8 x KW values. The weights are
+// packed (pack_weights with ROW_KW = KW) as rows of tap rows, each KW taps padded with zeros
+// to window_kw4(KW), so a lane's share of 4 taps is one vec4.
+
+// Taps per packed tap row: KW rounded up to 4 (KW <= 8).
+fn window_kw4(kw: u32) -> u32 {
+    return select(4u, 8u, kw > 4u);
+}
+
+// src[i .. i + 4], every index clamped to the last element of src.
+fn load_run(i: u32) -> vec4<f32> {
+    let at = min(vec4<u32>(i, i + 1u, i + 2u, i + 3u), vec4<u32>(params.src_last));
+    return gather(at);
+}
+
+// Four values starting `s` places into the 8 values a, b (s constant after inlining).
+fn shifted1(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(a.yzw, b.x);
+}
+
+fn shifted2(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(a.zw, b.xy);
+}
+
+fn shifted3(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(a.w, b.xyz);
+}
+
+// B tile of four taps kx..kx+4 for four positions whose windows start at run a: column j is
+// the positions' values at tap kx + j, i.e. the run shifted by j.
+fn window_tile(a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(a, shifted1(a, b), shifted2(a, b), shifted3(a, b));
+}
+
+// One reduction step: rows row..row+8 (a: this lane's weight, handed out by lanes 0..7) times
+// positions 0..4 (c0) and 4..8 (c1).
+fn accumulate_step(acc: ptr<function, Rows8>, a: f32, c0: vec4<f32>, c1: vec4<f32>) {
+    let a0 = subgroupBroadcast(a, 0u);
+    let a1 = subgroupBroadcast(a, 1u);
+    let a2 = subgroupBroadcast(a, 2u);
+    let a3 = subgroupBroadcast(a, 3u);
+    let a4 = subgroupBroadcast(a, 4u);
+    let a5 = subgroupBroadcast(a, 5u);
+    let a6 = subgroupBroadcast(a, 6u);
+    let a7 = subgroupBroadcast(a, 7u);
+    (*acc).upper0 += mat4x4<f32>(c0 * a0, c0 * a1, c0 * a2, c0 * a3);
+    (*acc).lower0 += mat4x4<f32>(c0 * a4, c0 * a5, c0 * a6, c0 * a7);
+    (*acc).upper1 += mat4x4<f32>(c1 * a0, c1 * a1, c1 * a2, c1 * a3);
+    (*acc).lower1 += mat4x4<f32>(c1 * a4, c1 * a5, c1 * a6, c1 * a7);
+}
+
+// Taps 4 .. KW of one tap row for 8 rows: `share` holds this lane's weights at taps 4..8,
+// r1..r3 the source runs at 4, 8 and 12 places from the windows' start.
+fn accumulate_high_taps(
+    acc: ptr<function, Rows8>,
+    share: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+) {
+    if KW >= 7u {
+        accumulate_rows8(acc, share, window_tile(r1, r2), window_tile(r2, r3));
+        return;
+    }
+    accumulate_step(acc, share.x, r1, r2);
+    if KW == 6u {
+        accumulate_step(acc, share.y, shifted1(r1, r2), shifted1(r2, r3));
+    }
+}
+
+// This lane's share of packed weight rows row..row+8 at taps 4q..4q+4 of tap row t.
+fn window_share(row: u32, t: u32, q: u32, lane: u32) -> vec4<f32> {
+    let per_row = window_kw4(KW) / 4u;
+    return wmat[(min(row + lane, params.rows - 1u) * params.tap_rows + t) * per_row + q];
+}
+
+// All taps of tap row t for one block of 8 rows.
+fn accumulate_tap_row(
+    acc: ptr<function, Rows8>,
+    row: u32,
+    t: u32,
+    lane: u32,
+    runs: array<vec4<f32>, 4>,
+) {
+    accumulate_rows8(
+        acc,
+        window_share(row, t, 0u, lane),
+        window_tile(runs[0], runs[1]),
+        window_tile(runs[1], runs[2]),
+    );
+    if KW > 4u {
+        accumulate_high_taps(acc, window_share(row, t, 1u, lane), runs[1], runs[2], runs[3]);
+    }
+}
+
+// Epilogue and store of one block of TM rows x 8 positions of output row `line`.
+fn store_window_block(row0: u32, line: u32, ox0: u32, block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>) {
+    let n = line / params.out_h;
+    let at0 = n * params.rows * params.plane_out + (line % params.out_h) * params.out_w + ox0;
+    for (var e = 0u; e < TM * 2u; e++) {
+        let v = (*block)[e];
+        let row = row0 + e / 2u;
+        let ox = ox0 + (e % 2u) * 4u;
+        let at = at0 + row * params.plane_out + (e % 2u) * 4u;
+        for (var j = 0u; j < 4u; j++) {
+            if line < params.lines && ox + j < params.out_w {
+                store_forward(row, 0u, at + j, v[j]);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WG_X)
+fn conv_window_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let row0 = wid.y * TM;
+    let xblocks = (params.out_w + 7u) / 8u;
+    let slot = wid.x * WG_X + lid.x;
+    let line = slot / xblocks;
+    let ox0 = (slot % xblocks) * 8u;
+    // Lanes past the batch compute a clamped line (subgroupBroadcast needs every lane).
+    let safe = min(line, params.lines - 1u);
+    let corner = (safe / params.out_h) * params.src_image + (safe % params.out_h) * params.src_w + ox0;
+    var rows0: Rows8;
+    var rows1: Rows8;
+    var rows2: Rows8;
+    var rows3: Rows8;
+    for (var t = 0u; t < params.tap_rows; t++) {
+        let base = corner + offsets[t];
+        var runs: array<vec4<f32>, 4>;
+        runs[0] = load_run(base);
+        runs[1] = load_run(base + 4u);
+        runs[2] = load_run(base + 8u);
+        if KW > 5u {
+            runs[3] = load_run(base + 12u);
+        }
+        accumulate_tap_row(&rows0, row0, t, lane, runs);
+        if TM > 8u {
+            accumulate_tap_row(&rows1, row0 + 8u, t, lane, runs);
+        }
+        if TM > 16u {
+            accumulate_tap_row(&rows2, row0 + 16u, t, lane, runs);
+            accumulate_tap_row(&rows3, row0 + 24u, t, lane, runs);
+        }
+    }
+    var block: array<vec4<f32>, MAX_BLOCK4>;
+    gather_block(&block, rows0, rows1, rows2, rows3);
+    store_window_block(row0, line, ox0, &block);
 }

@@ -35,6 +35,17 @@ pub(super) enum Kind {
     WeightGrad,
 }
 
+/// How the forward-like GEMM reads its source: one gathered value per tap and position, or
+/// (stride 1, kernels up to 8 wide) runs of a source row shared by 8 neighbouring windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Variant {
+    Gathered,
+    Window,
+}
+
+/// Widest kernel the window variant handles (its runs hold 16 values: 8 positions + 8 taps).
+const WINDOW_MAX_KW: usize = 8;
+
 /// One implicit GEMM: windows of `kernel_h x kernel_w` at `stride` over a batch of source
 /// images `[batch, channels, height, width]` padded by `pad_h`, `pad_w`, giving `rows`
 /// output channels of `out_h x out_w`.
@@ -152,6 +163,33 @@ impl Gemm {
             .collect()
     }
 
+    /// Rows of taps `(c, ky)`, each `kernel_w` taps long.
+    fn tap_rows(&self) -> usize {
+        self.channels * self.kernel_h
+    }
+
+    /// Taps per packed tap row of the window variant: `kernel_w` rounded up to 4.
+    fn window_kw4(&self) -> usize {
+        self.kernel_w.next_multiple_of(4)
+    }
+
+    /// Length of a packed weight row: `taps4` for the gathered GEMM, whole tap rows of
+    /// `window_kw4` for the window variant.
+    fn packed_row(&self, variant: Variant) -> usize {
+        match variant {
+            Variant::Gathered => self.taps4(),
+            Variant::Window => self.tap_rows() * self.window_kw4(),
+        }
+    }
+
+    /// Offset of each tap row `(c, ky)` from its window's corner in the padded source.
+    fn row_offsets(&self) -> Vec<u32> {
+        let sw = self.src_w();
+        (0..self.tap_rows())
+            .map(|t| ((t / self.kernel_h) * self.src_h() * sw + (t % self.kernel_h) * sw) as u32)
+            .collect()
+    }
+
     /// Positions per split of the weight gradient and splits per image.
     fn chunking(&self) -> (usize, usize) {
         let plane = self.plane_out();
@@ -187,18 +225,22 @@ impl Gemm {
             pad_h: u(self.pad_h),
             pad_w: u(self.pad_w),
             elements: u(self.padded_len()),
+            tap_rows: u(self.tap_rows()),
+            lines: u(self.batch * self.out_h),
+            out_h: u(self.out_h),
+            src_last: u(self.padded_len() - 1),
         }
     }
 
     /// Bytes of each workspace this launch allocates, by name.
-    fn workspaces(&self, kind: Kind) -> Vec<(&'static str, usize)> {
+    fn workspaces(&self, kind: Kind, variant: Variant) -> Vec<(&'static str, usize)> {
         let mut spaces = Vec::new();
         if self.padded() {
             spaces.push(("padded source", 4 * self.padded_len()));
         }
         match kind {
             Kind::Forward | Kind::InputGrad => {
-                spaces.push(("packed weights", 4 * self.rows * self.taps4()))
+                spaces.push(("packed weights", 4 * self.rows * self.packed_row(variant)))
             }
             Kind::WeightGrad => {
                 let (_, per_image) = self.chunking();
@@ -210,8 +252,12 @@ impl Gemm {
     }
 
     /// Workgroup grid of the GEMM kernel.
-    fn grid(&self, kind: Kind) -> [usize; 3] {
+    fn grid(&self, kind: Kind, variant: Variant) -> [usize; 3] {
         let row_blocks = self.rows.div_ceil(self.tile_rows());
+        if variant == Variant::Window {
+            let slots = self.batch * self.out_h * self.out_w.div_ceil(TN);
+            return [slots.div_ceil(FORWARD_WG), row_blocks, 1];
+        }
         match kind {
             Kind::Forward | Kind::InputGrad => {
                 [self.positions().div_ceil(TN * FORWARD_WG), row_blocks, 1]
@@ -248,12 +294,31 @@ struct GemmParams {
     pad_h: u32,
     pad_w: u32,
     elements: u32,
+    tap_rows: u32,
+    lines: u32,
+    out_h: u32,
+    src_last: u32,
 }
 
 /// Why the GEMM path cannot compute `kind` for `g` on `ctx`'s adapter, or `None` if it can.
-pub(super) fn unsupported(ctx: &GpuContext, g: &Conv2dGeometry, kind: Kind) -> Option<String> {
+pub(super) fn unsupported(
+    ctx: &GpuContext,
+    g: &Conv2dGeometry,
+    kind: Kind,
+    variant: Variant,
+) -> Option<String> {
     if !subgroups_of_eight(ctx) {
         return Some("the adapter has no subgroups of at least 8 lanes".into());
+    }
+    if variant == Variant::Window {
+        if kind == Kind::WeightGrad {
+            return Some("it computes no weight gradient".into());
+        }
+        if g.stride != 1 || g.kernel_w > WINDOW_MAX_KW {
+            return Some(format!(
+                "it needs stride 1 and kernels at most {WINDOW_MAX_KW} wide, got {g:?}"
+            ));
+        }
     }
     let Some(gemm) = Gemm::of(g, kind) else {
         return Some(format!(
@@ -261,14 +326,14 @@ pub(super) fn unsupported(ctx: &GpuContext, g: &Conv2dGeometry, kind: Kind) -> O
         ));
     };
     let limit = ctx.max_binding_bytes().min(u64::from(u32::MAX));
-    for (name, bytes) in gemm.workspaces(kind) {
+    for (name, bytes) in gemm.workspaces(kind, variant) {
         if bytes as u64 > limit {
             return Some(format!(
                 "its {name} workspace of {bytes} bytes for {g:?} exceeds the adapter's limit of {limit} bytes per binding"
             ));
         }
     }
-    let grid = gemm.grid(kind);
+    let grid = gemm.grid(kind, variant);
     if grid.iter().any(|&n| n > MAX_GROUPS_PER_DIM as usize) {
         return Some(format!(
             "{g:?} needs a grid of {grid:?} workgroups, over {MAX_GROUPS_PER_DIM} per dimension"
@@ -308,10 +373,13 @@ fn pack_weights(
     g: &Conv2dGeometry,
     w: &Tensor,
     flip: bool,
+    variant: Variant,
 ) -> Result<(Tensor, Dispatch)> {
-    let packed = Tensor::zeros(ctx, &[gemm.rows, gemm.taps4()], DType::F32)?;
+    let row = gemm.packed_row(variant);
+    let packed = Tensor::zeros(ctx, &[gemm.rows, row], DType::F32)?;
     let mut params = gemm.params();
-    params.elements = (gemm.rows * gemm.taps4()) as u32;
+    params.taps4 = row as u32;
+    params.elements = (gemm.rows * row) as u32;
     if flip {
         (params.height, params.width, params.pad_h) =
             (g.in_channels as u32, g.kernel_h as u32, g.kernel_w as u32);
@@ -320,12 +388,23 @@ fn pack_weights(
         ctx,
         &SHADER,
         "pack_weights",
-        &[("FLIP", f64::from(u8::from(flip)))],
+        &[
+            ("FLIP", f64::from(u8::from(flip))),
+            ("ROW_KW", window_kw(gemm, variant) as f64),
+        ],
         &[(2, Binding::Tensor(w)), (3, Binding::Tensor(&packed))],
         Some((15, bytemuck::bytes_of(&params))),
-        grid_1d(groups_for(gemm.rows * gemm.taps4(), LINEAR_WG)),
+        grid_1d(groups_for(gemm.rows * row, LINEAR_WG)),
     );
     Ok((packed, dispatch))
+}
+
+/// The shader's `ROW_KW`: the kernel width for the window variant, 0 for the flat packing.
+fn window_kw(gemm: &Gemm, variant: Variant) -> usize {
+    match variant {
+        Variant::Gathered => 0,
+        Variant::Window => gemm.kernel_w,
+    }
 }
 
 /// Collects the dispatches of one launch and the workspaces they bind.
@@ -348,22 +427,23 @@ impl Builder {
         })
     }
 
-    fn finish(self, splits: usize) -> Conv2dLaunch {
+    fn finish(self, path: Conv2dPath, splits: usize) -> Conv2dLaunch {
         Conv2dLaunch {
             dispatches: self.dispatches,
             _workspaces: self.workspaces,
-            path: Conv2dPath::Gemm,
+            path,
             splits,
         }
     }
 }
 
 /// `out = relu?(conv(src, wmat) + bias)` for the forward (`kind` Forward, `w` as stored) or the
-/// input gradient (`kind` InputGrad, `src` = dy, no bias or ReLU).
+/// input gradient (`kind` InputGrad, `src` = dy, no bias or ReLU), read as `variant` says.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward_like(
     ctx: &GpuContext,
     kind: Kind,
+    variant: Variant,
     src: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
@@ -374,20 +454,26 @@ pub(super) fn forward_like(
     let gemm = Gemm::of(g, kind).expect("checked by unsupported()");
     let mut b = Builder::default();
     let source = b.source(ctx, &gemm, src)?;
-    let (packed, pack) = pack_weights(ctx, &gemm, g, w, kind == Kind::InputGrad)?;
+    let (packed, pack) = pack_weights(ctx, &gemm, g, w, kind == Kind::InputGrad, variant)?;
     b.dispatches.push(pack);
     b.workspaces.push(packed.clone());
-    let offsets = Tensor::from_u32(ctx, &gemm.offsets(), &[gemm.taps4()])?;
-    let tm = gemm.tile_rows();
+    let (entry, offsets, len) = match variant {
+        Variant::Gathered => ("conv_gemm_forward", gemm.offsets(), gemm.taps4()),
+        Variant::Window => ("conv_window_forward", gemm.row_offsets(), gemm.tap_rows()),
+    };
+    let offsets = Tensor::from_u32(ctx, &offsets, &[len])?;
+    let mut params = gemm.params();
+    params.taps4 = gemm.packed_row(variant) as u32;
     let gemm_dispatch = Dispatch::new(
         ctx,
         &SHADER,
-        "conv_gemm_forward",
+        entry,
         &[
-            ("TM", tm as f64),
+            ("TM", gemm.tile_rows() as f64),
             ("WG_X", FORWARD_WG as f64),
             ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
             ("RELU", f64::from(u8::from(relu))),
+            ("KW", gemm.kernel_w as f64),
         ],
         &[
             (4, Binding::Tensor(&source)),
@@ -397,12 +483,16 @@ pub(super) fn forward_like(
             (7, Binding::Tensor(bias.unwrap_or(&packed))),
             (8, Binding::Tensor(out)),
         ],
-        Some((15, bytemuck::bytes_of(&gemm.params()))),
-        grid_u32(gemm.grid(kind)),
+        Some((15, bytemuck::bytes_of(&params))),
+        grid_u32(gemm.grid(kind, variant)),
     );
     b.dispatches.push(gemm_dispatch);
     b.workspaces.push(offsets);
-    Ok(b.finish(1))
+    let path = match variant {
+        Variant::Gathered => Conv2dPath::Gemm,
+        Variant::Window => Conv2dPath::Window,
+    };
+    Ok(b.finish(path, 1))
 }
 
 /// `dw (+)= dY^T im2col(x)`: split GEMMs into partial sums, then conv2d.wgsl's reduction.
@@ -419,7 +509,7 @@ pub(super) fn weight_grad(
     let source = b.source(ctx, &gemm, x)?;
     let offsets = Tensor::from_u32(ctx, &gemm.offsets(), &[gemm.taps4()])?;
     let corners = Tensor::from_u32(ctx, &gemm.corners(), &[gemm.plane_out()])?;
-    let grid = gemm.grid(Kind::WeightGrad);
+    let grid = gemm.grid(Kind::WeightGrad, Variant::Gathered);
     let splits = grid[2];
     let partials = Tensor::zeros(ctx, &[splits, gemm.rows, gemm.taps()], DType::F32)?;
     b.dispatches.push(Dispatch::new(
@@ -455,7 +545,7 @@ pub(super) fn weight_grad(
         grid_1d(groups_for(weights, super::WG)),
     ));
     b.workspaces.extend([offsets, corners, partials]);
-    Ok(b.finish(splits))
+    Ok(b.finish(Conv2dPath::Gemm, splits))
 }
 
 #[cfg(test)]

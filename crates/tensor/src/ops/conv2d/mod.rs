@@ -10,6 +10,7 @@ use crate::kernel::{Binding, Dispatch, grid_1d, groups_for, record_all};
 use crate::tensor::{DType, Tensor};
 
 mod gemm;
+use gemm::Variant;
 
 pub const SHADER: ShaderSource = ShaderSource {
     name: "conv2d",
@@ -195,18 +196,37 @@ pub enum Conv2dPath {
     /// copy of the source: subgroups of at least 8 lanes, workspaces within the binding
     /// limit, and for the input gradient stride 1 and padding below the kernel size.
     Gemm,
+    /// The implicit GEMM reading runs of source rows shared by 8 neighbouring windows
+    /// (`conv_window_forward`): the forward and the input gradient of stride-1 convolutions
+    /// with kernels at most 8 wide, on the same adapters as [`Conv2dPath::Gemm`].
+    Window,
 }
 
 /// Environment variable forcing a path (`direct` or `gemm`) wherever that path can run.
 pub const PATH_ENV: &str = "DK_CONV_PATH";
 
 impl Conv2dPath {
-    pub const ALL: [Conv2dPath; 2] = [Conv2dPath::Direct, Conv2dPath::Gemm];
+    pub const ALL: [Conv2dPath; 3] = [Conv2dPath::Direct, Conv2dPath::Gemm, Conv2dPath::Window];
+
+    /// The automatic choice, fastest first: the first of these that can run a pass.
+    const PREFERENCE: [Conv2dPath; 3] = [Conv2dPath::Window, Conv2dPath::Gemm, Conv2dPath::Direct];
 
     pub fn name(self) -> &'static str {
         match self {
             Conv2dPath::Direct => "direct",
             Conv2dPath::Gemm => "gemm",
+            Conv2dPath::Window => "window",
+        }
+    }
+}
+
+impl Conv2dPath {
+    /// How the GEMM kernels read their source, for the two GEMM paths.
+    fn variant(self) -> Option<Variant> {
+        match self {
+            Conv2dPath::Direct => None,
+            Conv2dPath::Gemm => Some(Variant::Gathered),
+            Conv2dPath::Window => Some(Variant::Window),
         }
     }
 }
@@ -244,7 +264,8 @@ pub fn path_unsupported(
 ) -> Option<String> {
     match path {
         Conv2dPath::Direct => None,
-        Conv2dPath::Gemm => gemm::unsupported(ctx, geom, pass.gemm_kind()),
+        Conv2dPath::Gemm => gemm::unsupported(ctx, geom, pass.gemm_kind(), Variant::Gathered),
+        Conv2dPath::Window => gemm::unsupported(ctx, geom, pass.gemm_kind(), Variant::Window),
     }
 }
 
@@ -263,18 +284,20 @@ pub fn choose_path(
                 .ok_or_else(|| {
                     invalid_argument(
                         "conv2d",
-                        format!("{PATH_ENV}={name:?} is not a path; known: direct, gemm"),
+                        format!("{PATH_ENV}={name:?} is not a path; known: direct, gemm, window"),
                     )
                 })?,
         ),
         _ => None,
     };
-    let preferred = forced.unwrap_or(Conv2dPath::Gemm);
-    Ok(if path_unsupported(ctx, preferred, pass, geom).is_none() {
-        preferred
-    } else {
-        Conv2dPath::Direct
-    })
+    let runs = |p: &Conv2dPath| path_unsupported(ctx, *p, pass, geom).is_none();
+    if let Some(path) = forced.filter(runs) {
+        return Ok(path);
+    }
+    Ok(Conv2dPath::PREFERENCE
+        .into_iter()
+        .find(runs)
+        .unwrap_or(Conv2dPath::Direct))
 }
 
 /// One prepared convolution pass: its dispatches, in recording order, and the workspaces they
@@ -383,8 +406,8 @@ pub fn prepare_conv2d_on(
         expect_shape(OP, "bias", b, &[geom.out_channels])?;
     }
     check_path(ctx, OP, path, Conv2dPass::Forward, geom)?;
-    if path == Conv2dPath::Gemm {
-        return gemm::forward_like(ctx, gemm::Kind::Forward, x, w, bias, y, relu, geom);
+    if let Some(variant) = path.variant() {
+        return gemm::forward_like(ctx, gemm::Kind::Forward, variant, x, w, bias, y, relu, geom);
     }
     let pixels = geom.batch * geom.out_height() * geom.out_width();
     let groups = groups_for(pixels.div_ceil(PIX), WG) * geom.out_channels.div_ceil(CH) as u32;
@@ -439,8 +462,9 @@ pub fn prepare_conv2d_input_grad_on(
     expect_shape(OP, "w", w, &geom.weight_shape())?;
     expect_shape(OP, "dx", dx, &geom.input_shape())?;
     check_path(ctx, OP, path, Conv2dPass::InputGrad, geom)?;
-    if path == Conv2dPath::Gemm {
-        return gemm::forward_like(ctx, gemm::Kind::InputGrad, dy, w, None, dx, false, geom);
+    if let Some(variant) = path.variant() {
+        let kind = gemm::Kind::InputGrad;
+        return gemm::forward_like(ctx, kind, variant, dy, w, None, dx, false, geom);
     }
     let pixels = geom.batch * geom.height * geom.width;
     let groups = groups_for(pixels.div_ceil(PIX), WG) * geom.in_channels.div_ceil(CH) as u32;
@@ -695,6 +719,9 @@ mod tests {
             geom((2, 1, 9, 8), (8, 5, 5), 1, 2),
             geom((1, 5, 6, 5), (17, 3, 3), 1, 1),
             geom((1, 2, 5, 6), (33, 5, 5), 1, 2),
+            // The window path's tap runs: kernels 6 and 7 wide, rows of 9 to 17 positions.
+            geom((2, 2, 4, 17), (6, 2, 6), 1, 1),
+            geom((1, 3, 5, 9), (10, 3, 7), 1, 3),
         ]
     }
 
@@ -931,8 +958,9 @@ mod tests {
         assert!(err.contains("5x5") && err.contains("4x4"), "{err}");
     }
 
-    /// Where the adapter has subgroups of 8 lanes, the default CNN shapes take the GEMM path
-    /// for all three passes; elsewhere every pass falls back to the direct kernels.
+    /// Where the adapter has subgroups of 8 lanes, the default CNN shapes take the window path
+    /// for the forward and input gradient and the GEMM path for the weight gradient; elsewhere
+    /// every pass falls back to the direct kernels.
     #[test]
     fn paths_are_chosen_by_adapter_and_shape() {
         let ctx = ctx();
@@ -943,10 +971,10 @@ mod tests {
             Conv2dPass::InputGrad,
             Conv2dPass::WeightGrad,
         ] {
-            let want = if fast {
-                Conv2dPath::Gemm
-            } else {
-                Conv2dPath::Direct
+            let want = match (fast, pass) {
+                (false, _) => Conv2dPath::Direct,
+                (true, Conv2dPass::WeightGrad) => Conv2dPath::Gemm,
+                (true, _) => Conv2dPath::Window,
             };
             if std::env::var_os(PATH_ENV).is_none() {
                 assert_eq!(choose_path(ctx, pass, &g).unwrap(), want, "{pass:?}");
