@@ -18,6 +18,9 @@ enable subgroups;
 //   conv_window_forward:    the same product as conv_gemm_forward for stride 1 and KW <= 8,
 //       reading each tap row (c, ky) of the source as runs of consecutive values shared by 8
 //       neighbouring output positions; wmat packed with ROW_KW = KW (see below).
+//   conv_window_weight_grad: the partial sums of conv_gemm_weight_grad for stride 1 and
+//       KW <= 8 over runs of source rows, split by whole output rows (`chunk` rows per split),
+//       written at k = t * KW + kx for tap row t = (c, ky).
 //   conv_gemm_weight_grad:  partials[s, r, k] = sum over positions p of split s (one image n)
 //       of dy[n, r, p] * src[n, col(p) + off[k]]; conv2d.wgsl's conv2d_weight_grad_reduce sums
 //       the splits into dW.
@@ -40,7 +43,7 @@ enable subgroups;
 //   @binding(4)  src      : array<f32>, read        [N, channels, src_h, src_w]        forward, weight_grad
 //   @binding(5)  wmat     : array<vec4<f32>>, read  [rows, taps4]                      forward
 //   @binding(6)  offsets  : array<u32>, read        [taps4] off[k] (0 for k >= taps)   forward, weight_grad
-//                           (conv_window_forward: [tap_rows] off of tap (c, ky, 0))
+//                           (the conv_window_* kernels: [tap_rows] off of tap (c, ky, 0))
 //   @binding(7)  bias     : array<f32>, read        [rows]; any f32 buffer without HAS_BIAS  forward
 //   @binding(8)  dst      : array<f32>, read_write  [N, rows, out_h, out_w]            forward
 //   @binding(9)  dy       : array<f32>, read        [N, rows, out_h, out_w]            weight_grad
@@ -57,13 +60,15 @@ enable subgroups;
 //   conv_window_forward: workgroups of WG_X x 1; each invocation owns TM rows x 8 consecutive
 //       positions of one output row. Grid (ceil(N * out_h * ceil(out_w / 8) / WG_X),
 //       ceil(rows / TM), 1).
+//   conv_window_weight_grad: each invocation owns TM rows x the taps of one tap row for one
+//       split. Grid (ceil(tap_rows / WG_X), ceil(rows / TM), splits).
 //   conv_gemm_weight_grad: each invocation owns TM rows x 8 consecutive taps for one split of
 //       `chunk` positions of one image. Grid (ceil(taps / (8*WG_X)), ceil(rows / TM), splits)
 //       with splits = batch * chunks_per_image.
 // Overrides: TM (8, 16 or 32, default 32); WG_X (a multiple of 8, default 64); HAS_BIAS, RELU
 //   (forward epilogue, default false); FLIP (pack_weights, default false); ROW_KW
 //   (pack_weights: 0 for the flat layout, else the kernel width of the window layout); KW
-//   (conv_window_forward: kernel width, 1..8).
+//   (the conv_window_* kernels: kernel width, 1..8).
 //
 // Requires: taps4 = taps rounded up to a multiple of 4; chunk a multiple of 4. Edge rows and
 // columns are clamped before loading and never stored, and every lane runs the whole loop, as
@@ -569,4 +574,93 @@ fn conv_window_forward(
     var block: array<vec4<f32>, MAX_BLOCK4>;
     gather_block(&block, rows0, rows1, rows2, rows3);
     store_window_block(row0, line, ox0, &block);
+}
+
+// ---- conv_window_weight_grad: the weight gradient over runs of source rows (stride 1) ----
+//
+// partials[s, r, t * KW + kx] = sum over the output rows oy of split s (image n, `chunk`
+// output rows from (s % chunks_per_image) * chunk) and all ox of
+// dy[n, r, oy, ox] * src[n, corner(oy, ox) + off[t] + kx]. Each invocation owns TM rows x the
+// taps kx < 8 of one tap row t; for 4 neighbouring positions the 4 x KW source values it
+// needs are one run of 8 (12 for KW > 4) consecutive values.
+
+// Rows8 for taps 0..4 only (KW <= 4): the upper and lower halves of accumulate_rows8.
+fn accumulate_rows8_low(acc: ptr<function, Rows8>, share: vec4<f32>, b0: mat4x4<f32>) {
+    (*acc).upper0 += b0 * a_tile_upper(share);
+    (*acc).lower0 += b0 * a_tile_lower(share);
+}
+
+// One step of 4 positions for 8 rows: `share` is this lane's dy at the 4 positions.
+fn accumulate_grad_runs(acc: ptr<function, Rows8>, share: vec4<f32>, runs: array<vec4<f32>, 4>) {
+    if KW > 4u {
+        accumulate_rows8(acc, share, window_tile(runs[0], runs[1]), window_tile(runs[1], runs[2]));
+    } else {
+        accumulate_rows8_low(acc, share, window_tile(runs[0], runs[1]));
+    }
+}
+
+// This lane's share of dy rows row..row+8 at positions ox0..ox0+4 of the output row starting
+// at dy index `line_base` (row 0); 0 past the row's end.
+fn window_grad_share(line_base: u32, row: u32, ox0: u32, lane: u32) -> vec4<f32> {
+    let base = line_base + min(row + lane, params.rows - 1u) * params.plane_out;
+    let ox = vec4<u32>(ox0, ox0 + 1u, ox0 + 2u, ox0 + 3u);
+    let at = min(ox, vec4<u32>(params.out_w - 1u)) + base;
+    let v = vec4<f32>(dy[at.x], dy[at.y], dy[at.z], dy[at.w]);
+    return select(vec4<f32>(0.0), v, ox < vec4<u32>(params.out_w));
+}
+
+fn store_window_partials(split: u32, row0: u32, t: u32, block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>) {
+    for (var e = 0u; e < TM * 2u; e++) {
+        let v = (*block)[e];
+        let row = row0 + e / 2u;
+        for (var j = 0u; j < 4u; j++) {
+            let kx = (e % 2u) * 4u + j;
+            if kx < KW && row < params.rows && t < params.tap_rows {
+                partials[(split * params.rows + row) * params.taps + t * KW + kx] = v[j];
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WG_X)
+fn conv_window_weight_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let split = wid.z;
+    let n = split / params.chunks_per_image;
+    let first = (split % params.chunks_per_image) * params.chunk;
+    let end = min(first + params.chunk, params.out_h);
+    let row0 = wid.y * TM;
+    let t = wid.x * WG_X + lid.x;
+    // Lanes past the last tap row compute a clamped one (subgroupBroadcast needs every lane).
+    let tap_base = n * params.src_image + offsets[min(t, params.tap_rows - 1u)];
+    var rows0: Rows8;
+    var rows1: Rows8;
+    var rows2: Rows8;
+    var rows3: Rows8;
+    for (var oy = first; oy < end; oy++) {
+        let src_row = tap_base + oy * params.src_w;
+        let line_base = n * params.rows * params.plane_out + oy * params.out_w;
+        for (var ox0 = 0u; ox0 < params.out_w; ox0 += 4u) {
+            var runs: array<vec4<f32>, 4>;
+            runs[0] = load_run(src_row + ox0);
+            runs[1] = load_run(src_row + ox0 + 4u);
+            if KW > 4u {
+                runs[2] = load_run(src_row + ox0 + 8u);
+            }
+            accumulate_grad_runs(&rows0, window_grad_share(line_base, row0, ox0, lane), runs);
+            if TM > 8u {
+                accumulate_grad_runs(&rows1, window_grad_share(line_base, row0 + 8u, ox0, lane), runs);
+            }
+            if TM > 16u {
+                accumulate_grad_runs(&rows2, window_grad_share(line_base, row0 + 16u, ox0, lane), runs);
+                accumulate_grad_runs(&rows3, window_grad_share(line_base, row0 + 24u, ox0, lane), runs);
+            }
+        }
+    }
+    var block: array<vec4<f32>, MAX_BLOCK4>;
+    gather_block(&block, rows0, rows1, rows2, rows3);
+    store_window_partials(split, row0, t, &block);
 }

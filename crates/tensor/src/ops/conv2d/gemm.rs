@@ -190,6 +190,19 @@ impl Gemm {
             .collect()
     }
 
+    /// The weight gradient's split of each image: (positions per split, splits per image) for
+    /// the gathered GEMM, (output rows per split, splits per image) for the window variant.
+    fn split_of(&self, variant: Variant) -> (usize, usize) {
+        match variant {
+            Variant::Gathered => self.chunking(),
+            Variant::Window => {
+                let per_image = TARGET_SPLITS.div_ceil(self.batch).clamp(1, self.out_h);
+                let rows = self.out_h.div_ceil(per_image);
+                (rows, self.out_h.div_ceil(rows))
+            }
+        }
+    }
+
     /// Positions per split of the weight gradient and splits per image.
     fn chunking(&self) -> (usize, usize) {
         let plane = self.plane_out();
@@ -198,6 +211,11 @@ impl Gemm {
             .clamp(1, plane.div_ceil(MIN_CHUNK).max(1));
         let chunk = plane.div_ceil(per_image).next_multiple_of(4);
         (chunk, plane.div_ceil(chunk))
+    }
+
+    /// Workgroup width of the window weight gradient: a lane per tap row, a multiple of 8.
+    fn window_weight_grad_wg(&self) -> usize {
+        self.tap_rows().next_multiple_of(8).min(64)
     }
 
     /// Workgroup width of the weight gradient: enough lanes for every tap, a multiple of 8.
@@ -243,7 +261,7 @@ impl Gemm {
                 spaces.push(("packed weights", 4 * self.rows * self.packed_row(variant)))
             }
             Kind::WeightGrad => {
-                let (_, per_image) = self.chunking();
+                let (_, per_image) = self.split_of(variant);
                 let partials = self.batch * per_image * self.rows * self.taps();
                 spaces.push(("partial sums", 4 * partials));
             }
@@ -254,10 +272,25 @@ impl Gemm {
     /// Workgroup grid of the GEMM kernel.
     fn grid(&self, kind: Kind, variant: Variant) -> [usize; 3] {
         let row_blocks = self.rows.div_ceil(self.tile_rows());
-        if variant == Variant::Window {
-            let slots = self.batch * self.out_h * self.out_w.div_ceil(TN);
-            return [slots.div_ceil(FORWARD_WG), row_blocks, 1];
+        match (kind, variant) {
+            (Kind::WeightGrad, Variant::Window) => {
+                let (_, per_image) = self.split_of(variant);
+                let lanes = self.window_weight_grad_wg();
+                [
+                    self.tap_rows().div_ceil(lanes),
+                    row_blocks,
+                    self.batch * per_image,
+                ]
+            }
+            (_, Variant::Window) => {
+                let slots = self.batch * self.out_h * self.out_w.div_ceil(TN);
+                [slots.div_ceil(FORWARD_WG), row_blocks, 1]
+            }
+            _ => self.gathered_grid(kind, row_blocks),
         }
+    }
+
+    fn gathered_grid(&self, kind: Kind, row_blocks: usize) -> [usize; 3] {
         match kind {
             Kind::Forward | Kind::InputGrad => {
                 [self.positions().div_ceil(TN * FORWARD_WG), row_blocks, 1]
@@ -300,6 +333,14 @@ struct GemmParams {
     src_last: u32,
 }
 
+/// Whether the window variant is the faster choice where both run. Measured on lavapipe
+/// (BENCHMARKS.md): always for the forward and input gradient; for the weight gradient only
+/// when the gathered kernel cannot fill one subgroup (fewer than 8 lanes x 8 taps), i.e. on
+/// first layers, and not on layers with many channels.
+pub(super) fn window_pays(kind: Kind, g: &Conv2dGeometry) -> bool {
+    kind != Kind::WeightGrad || g.taps() < 8 * TN
+}
+
 /// Why the GEMM path cannot compute `kind` for `g` on `ctx`'s adapter, or `None` if it can.
 pub(super) fn unsupported(
     ctx: &GpuContext,
@@ -310,15 +351,10 @@ pub(super) fn unsupported(
     if !subgroups_of_eight(ctx) {
         return Some("the adapter has no subgroups of at least 8 lanes".into());
     }
-    if variant == Variant::Window {
-        if kind == Kind::WeightGrad {
-            return Some("it computes no weight gradient".into());
-        }
-        if g.stride != 1 || g.kernel_w > WINDOW_MAX_KW {
-            return Some(format!(
-                "it needs stride 1 and kernels at most {WINDOW_MAX_KW} wide, got {g:?}"
-            ));
-        }
+    if variant == Variant::Window && (g.stride != 1 || g.kernel_w > WINDOW_MAX_KW) {
+        return Some(format!(
+            "it needs stride 1 and kernels at most {WINDOW_MAX_KW} wide, got {g:?}"
+        ));
     }
     let Some(gemm) = Gemm::of(g, kind) else {
         return Some(format!(
@@ -498,6 +534,7 @@ pub(super) fn forward_like(
 /// `dw (+)= dY^T im2col(x)`: split GEMMs into partial sums, then conv2d.wgsl's reduction.
 pub(super) fn weight_grad(
     ctx: &GpuContext,
+    variant: Variant,
     x: &Tensor,
     dy: &Tensor,
     dw: &Tensor,
@@ -507,31 +544,12 @@ pub(super) fn weight_grad(
     let gemm = Gemm::of(g, Kind::WeightGrad).expect("forward geometry always exists");
     let mut b = Builder::default();
     let source = b.source(ctx, &gemm, x)?;
-    let offsets = Tensor::from_u32(ctx, &gemm.offsets(), &[gemm.taps4()])?;
-    let corners = Tensor::from_u32(ctx, &gemm.corners(), &[gemm.plane_out()])?;
-    let grid = gemm.grid(Kind::WeightGrad, Variant::Gathered);
+    let grid = gemm.grid(Kind::WeightGrad, variant);
     let splits = grid[2];
     let partials = Tensor::zeros(ctx, &[splits, gemm.rows, gemm.taps()], DType::F32)?;
-    b.dispatches.push(Dispatch::new(
-        ctx,
-        &SHADER,
-        "conv_gemm_weight_grad",
-        &[
-            ("TM", gemm.tile_rows() as f64),
-            ("WG_X", gemm.weight_grad_wg() as f64),
-        ],
-        &[
-            (4, Binding::Tensor(&source)),
-            (6, Binding::Tensor(&offsets)),
-            (9, Binding::Tensor(dy)),
-            (10, Binding::Tensor(&partials)),
-            (11, Binding::Tensor(&corners)),
-        ],
-        Some((15, bytemuck::bytes_of(&gemm.params()))),
-        grid_u32(grid),
-    ));
+    let (partial, tables) = partial_sums(ctx, &gemm, variant, &source, dy, &partials)?;
+    b.dispatches.push(partial);
     let weights = g.out_channels * gemm.taps();
-    let (chunk, _) = gemm.chunking();
     b.dispatches.push(Dispatch::new(
         ctx,
         &DIRECT_SHADER,
@@ -541,11 +559,72 @@ pub(super) fn weight_grad(
             ("ACCUMULATE", f64::from(u8::from(accumulate))),
         ],
         &[(6, Binding::Tensor(&partials)), (7, Binding::Tensor(dw))],
-        Some((15, bytemuck::bytes_of(&ConvParams::new(g, splits, chunk)))),
+        Some((15, bytemuck::bytes_of(&ConvParams::new(g, splits, 0)))),
         grid_1d(groups_for(weights, super::WG)),
     ));
-    b.workspaces.extend([offsets, corners, partials]);
-    Ok(b.finish(Conv2dPath::Gemm, splits))
+    b.workspaces.extend(tables);
+    b.workspaces.push(partials);
+    let path = match variant {
+        Variant::Gathered => Conv2dPath::Gemm,
+        Variant::Window => Conv2dPath::Window,
+    };
+    Ok(b.finish(path, splits))
+}
+
+/// The dispatch writing the weight gradient's partial sums, and the tables it binds.
+fn partial_sums(
+    ctx: &GpuContext,
+    gemm: &Gemm,
+    variant: Variant,
+    source: &Tensor,
+    dy: &Tensor,
+    partials: &Tensor,
+) -> Result<(Dispatch, Vec<Tensor>)> {
+    let mut params = gemm.params();
+    (params.chunk, params.chunks_per_image) = {
+        let (chunk, per_image) = gemm.split_of(variant);
+        (chunk as u32, per_image as u32)
+    };
+    let (entry, lanes, offsets, corners) = match variant {
+        Variant::Gathered => (
+            "conv_gemm_weight_grad",
+            gemm.weight_grad_wg(),
+            Tensor::from_u32(ctx, &gemm.offsets(), &[gemm.taps4()])?,
+            Some(Tensor::from_u32(ctx, &gemm.corners(), &[gemm.plane_out()])?),
+        ),
+        Variant::Window => (
+            "conv_window_weight_grad",
+            gemm.window_weight_grad_wg(),
+            Tensor::from_u32(ctx, &gemm.row_offsets(), &[gemm.tap_rows()])?,
+            None,
+        ),
+    };
+    let mut bindings = vec![
+        (4, Binding::Tensor(source)),
+        (6, Binding::Tensor(&offsets)),
+        (9, Binding::Tensor(dy)),
+        (10, Binding::Tensor(partials)),
+    ];
+    if let Some(corners) = &corners {
+        bindings.push((11, Binding::Tensor(corners)));
+    }
+    let dispatch = Dispatch::new(
+        ctx,
+        &SHADER,
+        entry,
+        &[
+            ("TM", gemm.tile_rows() as f64),
+            ("WG_X", lanes as f64),
+            ("KW", gemm.kernel_w as f64),
+        ],
+        &bindings,
+        Some((15, bytemuck::bytes_of(&params))),
+        grid_u32(gemm.grid(Kind::WeightGrad, variant)),
+    );
+    Ok((
+        dispatch,
+        [Some(offsets), corners].into_iter().flatten().collect(),
+    ))
 }
 
 #[cfg(test)]

@@ -197,8 +197,8 @@ pub enum Conv2dPath {
     /// limit, and for the input gradient stride 1 and padding below the kernel size.
     Gemm,
     /// The implicit GEMM reading runs of source rows shared by 8 neighbouring windows
-    /// (`conv_window_forward`): the forward and the input gradient of stride-1 convolutions
-    /// with kernels at most 8 wide, on the same adapters as [`Conv2dPath::Gemm`].
+    /// (`conv_window_forward`, `conv_window_weight_grad`): stride-1 convolutions with kernels
+    /// at most 8 wide, on the same adapters as [`Conv2dPath::Gemm`].
     Window,
 }
 
@@ -270,7 +270,8 @@ pub fn path_unsupported(
 }
 
 /// The path that runs `pass` of `geom`: `DK_CONV_PATH` where that path can run it, else the
-/// implicit GEMM where it can, else the direct kernels.
+/// window path where it can and pays, else the implicit GEMM where it can, else the direct
+/// kernels.
 pub fn choose_path(
     ctx: &GpuContext,
     pass: Conv2dPass,
@@ -294,8 +295,11 @@ pub fn choose_path(
     if let Some(path) = forced.filter(runs) {
         return Ok(path);
     }
+    let pays =
+        |p: &Conv2dPath| *p != Conv2dPath::Window || gemm::window_pays(pass.gemm_kind(), geom);
     Ok(Conv2dPath::PREFERENCE
         .into_iter()
+        .filter(pays)
         .find(runs)
         .unwrap_or(Conv2dPath::Direct))
 }
@@ -516,8 +520,8 @@ pub fn prepare_conv2d_weight_grad_on(
     expect_shape(OP, "dy", dy, &geom.output_shape())?;
     expect_shape(OP, "dw", dw, &geom.weight_shape())?;
     check_path(ctx, OP, path, Conv2dPass::WeightGrad, geom)?;
-    if path == Conv2dPath::Gemm {
-        return gemm::weight_grad(ctx, x, dy, dw, accumulate, geom);
+    if let Some(variant) = path.variant() {
+        return gemm::weight_grad(ctx, variant, x, dy, dw, accumulate, geom);
     }
 
     let positions = geom.batch * geom.out_height() * geom.out_width();
@@ -806,6 +810,8 @@ mod tests {
         let mut cases = geometries();
         // Long enough (2*30*30 = 1800 positions) for the reduction to be split into chunks.
         cases.push(geom((2, 2, 30, 30), (3, 3, 3), 1, 1));
+        // Enough images for the window path to split each into chunks of 2 output rows and 1.
+        cases.push(geom((40, 1, 9, 7), (3, 3, 3), 1, 1));
         for (case, g) in cases.iter().enumerate() {
             let x = random_f32(numel(g.input_shape()), 60 + case as u64, 1.0);
             let dy = random_f32(numel(g.output_shape()), 70 + case as u64, 1.0);
@@ -959,8 +965,8 @@ mod tests {
     }
 
     /// Where the adapter has subgroups of 8 lanes, the default CNN shapes take the window path
-    /// for the forward and input gradient and the GEMM path for the weight gradient; elsewhere
-    /// every pass falls back to the direct kernels.
+    /// for the forward and input gradient and the GEMM path for the weight gradient (the window
+    /// one pays only on first layers); elsewhere every pass falls back to the direct kernels.
     #[test]
     fn paths_are_chosen_by_adapter_and_shape() {
         let ctx = ctx();
@@ -980,6 +986,12 @@ mod tests {
                 assert_eq!(choose_path(ctx, pass, &g).unwrap(), want, "{pass:?}");
             }
             assert_eq!(path_unsupported(ctx, Conv2dPath::Direct, pass, &g), None);
+        }
+        // A first layer's weight gradient (25 taps) takes the window path too.
+        let first = geom((8, 1, 28, 28), (8, 5, 5), 1, 2);
+        if fast && std::env::var_os(PATH_ENV).is_none() {
+            let path = choose_path(ctx, Conv2dPass::WeightGrad, &first).unwrap();
+            assert_eq!(path, Conv2dPath::Window);
         }
         // The GEMM input gradient needs stride 1: asked for explicitly, it is refused by name.
         let strided = geom((2, 3, 11, 9), (5, 5, 5), 2, 0);
