@@ -137,7 +137,7 @@ fn conv_benches(c: &mut Criterion) {
         let pool = prepare_maxpool2d(&ctx, &y, &pooled_y, &argmax, 2, 2).unwrap();
         let pool_dx = Tensor::zeros(&ctx, &geom.output_shape(), DType::F32).unwrap();
         let pool_backward =
-            prepare_maxpool2d_backward(&ctx, &pool_dy, &argmax, &pool_dx, 2, 2).unwrap();
+            prepare_maxpool2d_backward(&ctx, &pool_dy, &argmax, None, &pool_dx, 2, 2).unwrap();
         group.throughput(Throughput::Elements(y.len() as u64));
         bench_gpu(
             &mut group,

@@ -12,6 +12,13 @@
 //                      element visits only the windows oy in [ceil((iy-K+1)/S), iy/S] (clipped
 //                      to [0, Ho)), likewise ox, so overlapping windows (K > S) need no atomics.
 //                      Every dx element is written (0 where no window picked it).
+//   maxpool_backward_tiles: the same dx for non-overlapping windows that tile the image
+//                      exactly (K == S, H and W multiples of K), written by the windows: each
+//                      invocation owns one output element and writes its K x K block of dx
+//                      (dy at the argmax, 0 elsewhere), with a quarter of the index arithmetic.
+//   With RELU_MASK, both backward kernels read dy[o] as 0 where pooled[o] <= 0: the gradient
+//   through a ReLU before the pooling (max and ReLU commute, so the ReLU's output at the
+//   argmax is pooled[o]), which then needs no pass of its own.
 // Bindings (group 0):
 //   @binding(0) x       : array<f32>, read        [N, C, H, W]     forward
 //   @binding(1) y       : array<f32>, read_write  [N, C, Ho, Wo]   forward
@@ -19,14 +26,17 @@
 //   @binding(3) dy      : array<f32>, read        [N, C, Ho, Wo]   backward
 //   @binding(4) argmax_in : array<u32>, read      [N, C, Ho, Wo]   backward (forward's argmax)
 //   @binding(5) dx      : array<f32>, read_write  [N, C, H, W]     backward
+//   @binding(7) pooled  : array<f32>, read        [N, C, Ho, Wo]   backward (the forward's y; any
+//                                                  f32 buffer without RELU_MASK)
 //   @binding(6) params  : uniform PoolParams { planes = N*C, height, width, out_height,
 //                                              out_width, kernel, stride, _pad }
-// Dispatch: one invocation per output element (forward: planes*Ho*Wo) or per input element
-//           (backward: planes*H*W); ceil(count / WG) workgroups as a 2-D grid when over 65535:
+// Dispatch: one invocation per output element (forward and maxpool_backward_tiles:
+//           planes*Ho*Wo) or per input element (maxpool_backward: planes*H*W); ceil(count / WG) workgroups as a 2-D grid when over 65535:
 //           index = (wid.x + wid.y * nwg.x) * WG + lid.x; surplus invocations return.
-// Overrides: WG (workgroup size, default 256).
+// Overrides: WG (workgroup size, default 256); RELU_MASK (backward, default false).
 
 override WG: u32 = 256u;
+override RELU_MASK: bool = false;
 
 struct PoolParams {
     planes: u32,
@@ -46,6 +56,15 @@ struct PoolParams {
 @group(0) @binding(4) var<storage, read> argmax_in: array<u32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(6) var<uniform> p: PoolParams;
+@group(0) @binding(7) var<storage, read> pooled: array<f32>;
+
+// dy of output element o, 0 where RELU_MASK and the pooled value is not positive.
+fn grad_at(o: u32) -> f32 {
+    if RELU_MASK && !(pooled[o] > 0.0) {
+        return 0.0;
+    }
+    return dy[o];
+}
 
 @compute @workgroup_size(WG)
 fn maxpool_forward(
@@ -104,9 +123,33 @@ fn maxpool_backward(
         for (var ox = ox_first; ox < ox_end; ox++) {
             let o = out_base + oy * p.out_width + ox;
             if argmax_in[o] == index {
-                sum += dy[o];
+                sum += grad_at(o);
             }
         }
     }
     dx[i] = sum;
+}
+
+@compute @workgroup_size(WG)
+fn maxpool_backward_tiles(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let o = (wid.x + wid.y * nwg.x) * WG + lid;
+    let out_plane = p.out_height * p.out_width;
+    if o >= p.planes * out_plane {
+        return;
+    }
+    let plane_base = (o / out_plane) * p.height * p.width;
+    let r = o % out_plane;
+    let corner = (r / p.out_width) * p.kernel * p.width + (r % p.out_width) * p.kernel;
+    let hit = argmax_in[o];
+    let g = grad_at(o);
+    for (var ky = 0u; ky < p.kernel; ky++) {
+        let row = corner + ky * p.width;
+        for (var kx = 0u; kx < p.kernel; kx++) {
+            dx[plane_base + row + kx] = select(0.0, g, row + kx == hit);
+        }
+    }
 }

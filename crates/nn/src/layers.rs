@@ -294,6 +294,8 @@ weighted_layer!(Conv2d, "Conv2d");
 
 /// ReLU. When `fused`, the previous Linear/Conv2d already applied it and this layer's
 /// output is that layer's output; backward is the same either way (dx = dy where y > 0).
+/// When `masked_by_next`, the next layer (a max pooling) applies the mask in its own
+/// backward and writes straight into `grad_input`: this layer then has no backward pass.
 pub struct Relu {
     output: Tensor,
     grad_output: Option<Tensor>,
@@ -306,7 +308,7 @@ impl Relu {
         ctx: &GpuContext,
         input: &Tensor,
         grad_input: Option<&Tensor>,
-        fused: bool,
+        (fused, masked_by_next): (bool, bool),
         mode: Mode,
     ) -> Result<Self> {
         let (output, forward) = if fused {
@@ -316,6 +318,14 @@ impl Relu {
             let launch = prepare_relu(ctx, input, &y)?;
             (y, Some(launch))
         };
+        if masked_by_next && mode == Mode::Train {
+            return Ok(Self {
+                output,
+                grad_output: grad_input.cloned(),
+                forward,
+                backward: None,
+            });
+        }
         let grad_output = grad_buffer(ctx, mode, input.shape(), grad_input.is_some())?;
         let backward = match (&grad_output, grad_input) {
             (Some(dy), Some(dx)) => Some(prepare_relu_backward(ctx, &output, dy, dx)?),
@@ -416,7 +426,8 @@ impl Layer for Dropout {
     }
 }
 
-/// Max pooling; remembers where each maximum came from for backward.
+/// Max pooling; remembers where each maximum came from for backward. With `after_relu` its
+/// backward also applies the preceding ReLU's mask (see [`Relu`]).
 pub struct MaxPool2d {
     output: Tensor,
     /// Flat input index of each output's maximum, written by forward.
@@ -431,8 +442,8 @@ impl MaxPool2d {
         ctx: &GpuContext,
         input: &Tensor,
         grad_input: Option<&Tensor>,
-        kernel: usize,
-        stride: usize,
+        (kernel, stride): (usize, usize),
+        after_relu: bool,
         mode: Mode,
     ) -> Result<Self> {
         let x = input.shape();
@@ -443,9 +454,12 @@ impl MaxPool2d {
         let forward = prepare_maxpool2d(ctx, input, &output, &argmax, kernel, stride)?;
         let grad_output = grad_buffer(ctx, mode, &out_shape, grad_input.is_some())?;
         let backward = match (&grad_output, grad_input) {
-            (Some(dy), Some(dx)) => Some(prepare_maxpool2d_backward(
-                ctx, dy, &argmax, dx, kernel, stride,
-            )?),
+            (Some(dy), Some(dx)) => {
+                let mask = after_relu.then_some(&output);
+                Some(prepare_maxpool2d_backward(
+                    ctx, dy, &argmax, mask, dx, kernel, stride,
+                )?)
+            }
             _ => None,
         };
         Ok(Self {

@@ -69,13 +69,24 @@ impl Sequential {
                 }
                 LayerSpec::Relu => {
                     let after_fusable = index > 0 && spec.relu_follows(index - 1);
-                    Box::new(Relu::new(ctx, &x, dx.as_ref(), after_fusable, mode)?)
+                    let masked_by_next = spec.pool_follows_relu(index + 1);
+                    let how = (after_fusable, masked_by_next);
+                    Box::new(Relu::new(ctx, &x, dx.as_ref(), how, mode)?)
                 }
                 LayerSpec::Dropout { rate } => {
                     Box::new(Dropout::new(ctx, &x, dx.as_ref(), rate, mode)?)
                 }
                 LayerSpec::MaxPool2d { kernel, stride } => {
-                    Box::new(MaxPool2d::new(ctx, &x, dx.as_ref(), kernel, stride, mode)?)
+                    let after_relu = spec.pool_follows_relu(index);
+                    let window = (kernel, stride);
+                    Box::new(MaxPool2d::new(
+                        ctx,
+                        &x,
+                        dx.as_ref(),
+                        window,
+                        after_relu,
+                        mode,
+                    )?)
                 }
                 LayerSpec::Flatten => Box::new(Flatten::new(&x, dx.as_ref())?),
             };

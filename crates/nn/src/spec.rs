@@ -347,6 +347,14 @@ impl ModelSpec {
         flops
     }
 
+    /// True when layer `index` is a MaxPool2d directly after a ReLU, so the pooling's backward
+    /// can apply the ReLU's mask and the ReLU needs no backward pass of its own.
+    pub fn pool_follows_relu(&self, index: usize) -> bool {
+        index > 0
+            && matches!(self.layers.get(index), Some(LayerSpec::MaxPool2d { .. }))
+            && matches!(self.layers.get(index - 1), Some(LayerSpec::Relu))
+    }
+
     /// True when layer `index` is a Linear or Conv2d directly followed by a ReLU, so the
     /// ReLU can run in the matmul/convolution epilogue.
     pub fn relu_follows(&self, index: usize) -> bool {

@@ -38,8 +38,8 @@ pub const MAX_THROUGHPUT_BATCH: usize = 65_536;
 pub enum Preset {
     /// The full study, sized for a laptop GPU (a few minutes there): CNN teachers, 55k/5k split.
     Default,
-    /// For software adapters such as lavapipe: MLP teachers, 20k examples, a few epochs (about 5 minutes on 2 cores)
-    /// (meant to stay under about 10 minutes on 2 CPU cores).
+    /// For software adapters such as lavapipe: MLP teachers on the whole training split, step
+    /// budgets chosen to fit about 10 minutes on 2 CPU cores (README: how the presets were chosen).
     Quick,
     /// A smoke test for CI: 1.5k examples, 1-2 epochs, tiny nets (well under 2 minutes on lavapipe).
     Tiny,

@@ -148,46 +148,53 @@ pub fn prepare_maxpool2d(
 /// Prepare `dx` from `dy` through the forward's `argmax`: each input element receives the sum
 /// of `dy` over the windows that picked it, 0 otherwise (`dx` is overwritten).
 /// `dx` is f32 `[N, C, H, W]`; `dy` f32 and `argmax` U32 `[N, C, Ho, Wo]`.
+///
+/// With `relu_mask = Some(y)` (the forward's output, f32 `[N, C, Ho, Wo]`) `dy` counts only
+/// where `y > 0`: the gradient through a ReLU that precedes the pooling, in the same pass.
+/// Windows that tile the image exactly (kernel == stride, sides multiples of it) are written
+/// window by window; others gather per input element.
 pub fn prepare_maxpool2d_backward(
     ctx: &GpuContext,
     dy: &Tensor,
     argmax: &Tensor,
+    relu_mask: Option<&Tensor>,
     dx: &Tensor,
     kernel: usize,
     stride: usize,
 ) -> Result<Dispatch> {
     const OP: &str = "maxpool2d_backward";
     let (pooled, params) = plan(OP, "dx", dx, kernel, stride)?;
-    expect_pooled(
-        OP,
-        "dy",
-        dy,
-        DType::F32,
-        ("dx", dx),
-        &pooled,
-        (kernel, stride),
-    )?;
-    expect_pooled(
-        OP,
-        "argmax",
-        argmax,
-        DType::U32,
-        ("dx", dx),
-        &pooled,
-        (kernel, stride),
-    )?;
+    let check = |what: &str, t: &Tensor, dtype: DType| {
+        expect_pooled(OP, what, t, dtype, ("dx", dx), &pooled, (kernel, stride))
+    };
+    check("dy", dy, DType::F32)?;
+    check("argmax", argmax, DType::U32)?;
+    if let Some(y) = relu_mask {
+        check("relu_mask", y, DType::F32)?;
+    }
+    let tiles = kernel == stride && dx.shape()[2] % kernel == 0 && dx.shape()[3] % kernel == 0;
+    let (entry, invocations) = if tiles {
+        ("maxpool_backward_tiles", dy.len())
+    } else {
+        ("maxpool_backward", dx.len())
+    };
     Ok(Dispatch::new(
         ctx,
         &SHADER,
-        "maxpool_backward",
-        &[("WG", WG as f64)],
+        entry,
+        &[
+            ("WG", WG as f64),
+            ("RELU_MASK", f64::from(u8::from(relu_mask.is_some()))),
+        ],
         &[
             (3, Binding::Tensor(dy)),
             (4, Binding::Tensor(argmax)),
             (5, Binding::Tensor(dx)),
+            // Without a mask the shader never reads binding 7; dy stands in (both read-only).
+            (7, Binding::Tensor(relu_mask.unwrap_or(dy))),
         ],
         Some((6, bytemuck::bytes_of(&params))),
-        grid_1d(groups_for(dx.len(), WG)),
+        grid_1d(groups_for(invocations, WG)),
     ))
 }
 
@@ -249,8 +256,9 @@ mod tests {
 
     /// (N, C, H, W, kernel, stride): odd sizes that cut the last window, overlapping windows,
     /// a window larger than the stride, and one window covering the whole image.
-    const CASES: [(usize, usize, usize, usize, usize, usize); 6] = [
+    const CASES: [(usize, usize, usize, usize, usize, usize); 7] = [
         (2, 3, 7, 9, 2, 2),
+        (1, 2, 6, 9, 3, 3),
         (1, 2, 13, 11, 3, 2),
         (2, 1, 8, 8, 2, 2),
         (1, 3, 9, 10, 3, 3),
@@ -298,16 +306,25 @@ mod tests {
 
             let dy = random_f32(y.len(), 300 + case as u64, 1.0);
             let dyt = Tensor::from_f32(ctx, &dy, argmax_t.shape()).unwrap();
-            let dxt = Tensor::from_f32(ctx, &vec![7.0; x.len()], &[n, c, h, w]).unwrap();
-            let mut enc = ctx.encoder();
-            prepare_maxpool2d_backward(ctx, &dyt, &argmax_t, &dxt, kernel, stride)
-                .unwrap()
-                .encode(&mut enc);
-            ctx.submit_and_wait(enc);
-            let expected_dx = cpu::maxpool2d_backward(&dy, &expected_argmax, (n * c, h, w));
-            // Sums of at most ceil(kernel/stride)^2 terms, in a different order.
-            let what = format!("{what}: dx (atol 1e-6, rtol 1e-6)");
-            assert_close(&dxt.to_f32(ctx).unwrap(), &expected_dx, 1e-6, 1e-6, &what);
+            let yt = Tensor::from_f32(ctx, &y, argmax_t.shape()).unwrap();
+            // With the mask: the gradient of a ReLU's output (y <= 0 passes nothing).
+            let mut masked_dy = vec![0.0; dy.len()];
+            crate::ops::elementwise::cpu::relu_backward(&y, &dy, &mut masked_dy);
+            for (mask, grad) in [(None, &dy), (Some(&yt), &masked_dy)] {
+                let dxt = Tensor::from_f32(ctx, &vec![7.0; x.len()], &[n, c, h, w]).unwrap();
+                let mut enc = ctx.encoder();
+                prepare_maxpool2d_backward(ctx, &dyt, &argmax_t, mask, &dxt, kernel, stride)
+                    .unwrap()
+                    .encode(&mut enc);
+                ctx.submit_and_wait(enc);
+                let expected_dx = cpu::maxpool2d_backward(grad, &expected_argmax, (n * c, h, w));
+                // Sums of at most ceil(kernel/stride)^2 terms, in a different order.
+                let what = format!(
+                    "{what}: dx, ReLU mask {} (atol 1e-6, rtol 1e-6)",
+                    mask.is_some()
+                );
+                assert_close(&dxt.to_f32(ctx).unwrap(), &expected_dx, 1e-6, 1e-6, &what);
+            }
         }
     }
 
@@ -391,7 +408,7 @@ mod tests {
 
         let dy = Tensor::zeros(ctx, &[2, 3, 3, 4], DType::F32).unwrap();
         let float_argmax = Tensor::zeros(ctx, &[2, 3, 3, 4], DType::F32).unwrap();
-        let err = prepare_maxpool2d_backward(ctx, &dy, &float_argmax, &x, 2, 2)
+        let err = prepare_maxpool2d_backward(ctx, &dy, &float_argmax, None, &x, 2, 2)
             .unwrap_err()
             .to_string();
         assert!(err.contains("F32") && err.contains("U32"), "{err}");
