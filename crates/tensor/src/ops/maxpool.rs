@@ -172,7 +172,8 @@ pub fn prepare_maxpool2d_backward(
     if let Some(y) = relu_mask {
         check("relu_mask", y, DType::F32)?;
     }
-    let tiles = kernel == stride && dx.shape()[2] % kernel == 0 && dx.shape()[3] % kernel == 0;
+    let (h, w) = (dx.shape()[2], dx.shape()[3]);
+    let tiles = kernel == stride && h.is_multiple_of(kernel) && w.is_multiple_of(kernel);
     let (entry, invocations) = if tiles {
         ("maxpool_backward_tiles", dy.len())
     } else {
