@@ -9,6 +9,13 @@ use crate::config::RunConfig;
 use crate::run_dir::write_atomic;
 use crate::stats;
 
+mod experiment;
+
+pub use experiment::{
+    Cell, Column, ColumnKind, CompressionRow, ExperimentRows, ExperimentTable, LineChart, MungeRow,
+    OmitClassRow, Reference, Series, Setting, SmallDataRow, TableRow, TemperatureRow,
+};
+
 /// Bumped whenever a field changes meaning or is removed.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -440,98 +447,6 @@ pub struct TemperatureProbabilities {
     pub temperature: f32,
     /// One probability per class, in label order.
     pub probabilities: Vec<f32>,
-}
-
-/// One experiment's results as a table, with the settings that shaped it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExperimentTable {
-    /// The experiment's name, e.g. "compression".
-    pub name: String,
-    /// Heading of the table.
-    pub title: String,
-    /// What is compared and why, one paragraph.
-    pub description: String,
-    /// Settings that shaped the table, as name/value text.
-    pub settings: Vec<Setting>,
-    pub columns: Vec<Column>,
-    /// One value per column: a number (fractions for `percent` columns), a string, or null.
-    pub rows: Vec<Vec<serde_json::Value>>,
-    /// Sentences that read the table, computed from its numbers.
-    pub findings: Vec<String>,
-    /// A line chart of the table (absent when the experiment has none).
-    pub chart: Option<LineChart>,
-    /// One entry per row: the row's student against its baseline row's student on test
-    /// (null for a baseline row and rows compared with nothing).
-    #[serde(default)]
-    pub comparisons: Vec<Option<PairedComparison>>,
-}
-
-impl ExperimentTable {
-    /// Drops chart points and reference lines that are not finite numbers (JSON has no NaN:
-    /// they would be written as null and the file could not be read back).
-    pub fn drop_non_finite(&mut self) {
-        if let Some(chart) = &mut self.chart {
-            for series in &mut chart.series {
-                series
-                    .points
-                    .retain(|p| p[0].is_finite() && p[1].is_finite());
-            }
-            chart.references.retain(|r| r.y.is_finite());
-        }
-    }
-}
-
-/// A named setting, as text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Setting {
-    pub name: String,
-    pub value: String,
-}
-
-/// A column of an experiment table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Column {
-    pub label: String,
-    pub kind: ColumnKind,
-}
-
-/// How a column's values are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnKind {
-    Text,
-    /// A fraction shown as a percentage.
-    Percent,
-    /// A whole number.
-    Count,
-    /// Any other number.
-    Number,
-}
-
-/// A line chart: series of (x, y) points, and horizontal reference lines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LineChart {
-    pub x_label: String,
-    pub y_label: String,
-    /// Logarithmic x axis.
-    pub log_x: bool,
-    pub series: Vec<Series>,
-    pub references: Vec<Reference>,
-}
-
-/// One line of a chart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Series {
-    pub name: String,
-    /// (x, y) points in x order.
-    pub points: Vec<[f64; 2]>,
-}
-
-/// A horizontal line at `y`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reference {
-    pub name: String,
-    pub y: f64,
 }
 
 impl Results {
