@@ -8,7 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use dk_distill::config::{Experiment, Preset, RunConfig};
-use dk_distill::driver::{RunOptions, StudyData, load_data, run_study};
+use dk_distill::data::{StudyData, load_data};
+use dk_distill::driver::{RunOptions, run_study};
 use dk_distill::results::{Cell, ColumnKind, ExperimentRows, ExperimentTable, Results, Role};
 use dk_tensor::GpuContext;
 

@@ -21,9 +21,8 @@ use super::{
     test_score, train_on_ensemble_labels,
 };
 use crate::config::RunConfig;
-use crate::data::Dataset;
 use crate::data::split::subsample;
-use crate::driver::StudyData;
+use crate::data::{Dataset, StudyData};
 use crate::driver::gpu_data::GpuSplit;
 use crate::driver::seeds::derive_seed;
 use crate::driver::session::{Session, StudentJob, Trainee};

@@ -20,13 +20,12 @@ use anyhow::Result;
 use dk_nn::LossConfig;
 use dk_tensor::Tensor;
 
-use super::StudyData;
 use super::finish::compare;
 use super::gpu_data::GpuSplit;
 use super::session::{Session, StudentJob, Trainee};
 use super::teachers::Teachers;
 use crate::config::{Experiment, RunConfig};
-use crate::data::Dataset;
+use crate::data::{Dataset, StudyData};
 use crate::metrics;
 use crate::results::{ExperimentTable, PairedComparison, Role, Setting};
 
