@@ -3,8 +3,8 @@
 //!
 //! Each experiment's row is a struct implementing [`TableRow`]: its columns and its cells
 //! are arrays of the same length, so a row can never be ragged. The table is written through
-//! [`StoredTable`] (the JSON layout) and read back through it, refusing a file whose rows do
-//! not fit the named experiment's columns.
+//! its stored form (`StoredTable`, the JSON layout) and read back through it, refusing a
+//! file whose rows do not fit the named experiment's columns.
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
