@@ -1,7 +1,8 @@
 //! The distillation driver's library: everything around the training loop.
 //!
 //! - [`data`]: IDX files (Fashion-MNIST, MNIST, KMNIST), CIFAR-10 batches and CSV tables,
-//!   where to find or fetch them, and the seeded train/validation split.
+//!   where to find or fetch them, and the seeded train/validation split; `load_data` reads
+//!   and splits a run's data set.
 //! - [`config`]: every setting of a run, presets, TOML files and command-line overrides.
 //! - [`metrics`]: accuracy, NLL, calibration, agreement and ensembles, from logits on the CPU.
 //! - [`stats`]: paired bootstrap intervals, McNemar's exact test, mean and sd over seeds.

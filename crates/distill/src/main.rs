@@ -18,14 +18,15 @@ use dk_distill::config::{
     Experiment, ModelConfig, Overrides, Preset, RunConfig, ScheduleKind, effective_config_toml,
     load_config,
 };
+use dk_distill::data::{StudyData, default_cache_dir, load_data};
+use dk_distill::driver::experiments::experiment_summary;
 use dk_distill::driver::experiments::small_data::small_share_epochs;
-use dk_distill::driver::experiments::{experiment_summary, text_table};
 use dk_distill::driver::session::length_text;
 use dk_distill::driver::specs::fit_preset_specs;
 use dk_distill::driver::study::summary_table;
-use dk_distill::driver::{RunOptions, StudyData, default_cache_dir, load_data, run_study};
+use dk_distill::driver::{RunOptions, run_study};
 use dk_distill::export::{ExportArgs, export};
-use dk_distill::report::write_report;
+use dk_distill::report::{text_table, write_report};
 use dk_distill::results::Results;
 use dk_distill::results_check::check_for_report;
 use dk_distill::run_dir::{check_out, folder_timestamp};

@@ -9,6 +9,13 @@ use crate::config::RunConfig;
 use crate::run_dir::write_atomic;
 use crate::stats;
 
+mod experiment;
+
+pub use experiment::{
+    Cell, Column, ColumnKind, CompressionRow, ExperimentRows, ExperimentTable, LineChart, MungeRow,
+    OmitClassRow, Reference, Series, Setting, SmallDataRow, TableRow, TemperatureRow,
+};
+
 /// Bumped whenever a field changes meaning or is removed.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -442,96 +449,22 @@ pub struct TemperatureProbabilities {
     pub probabilities: Vec<f32>,
 }
 
-/// One experiment's results as a table, with the settings that shaped it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExperimentTable {
-    /// The experiment's name, e.g. "compression".
-    pub name: String,
-    /// Heading of the table.
-    pub title: String,
-    /// What is compared and why, one paragraph.
-    pub description: String,
-    /// Settings that shaped the table, as name/value text.
-    pub settings: Vec<Setting>,
-    pub columns: Vec<Column>,
-    /// One value per column: a number (fractions for `percent` columns), a string, or null.
-    pub rows: Vec<Vec<serde_json::Value>>,
-    /// Sentences that read the table, computed from its numbers.
-    pub findings: Vec<String>,
-    /// A line chart of the table (absent when the experiment has none).
-    pub chart: Option<LineChart>,
-    /// One entry per row: the row's student against its baseline row's student on test
-    /// (null for a baseline row and rows compared with nothing).
-    #[serde(default)]
-    pub comparisons: Vec<Option<PairedComparison>>,
+/// A warning that follows from a run's numbers ([`Results::derived_warnings`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DerivedWarning {
+    /// The role of the model the warning is about.
+    pub role: Role,
+    /// The warning as `results.json` and the report give it.
+    pub text: String,
 }
 
-impl ExperimentTable {
-    /// Drops chart points and reference lines that are not finite numbers (JSON has no NaN:
-    /// they would be written as null and the file could not be read back).
-    pub fn drop_non_finite(&mut self) {
-        if let Some(chart) = &mut self.chart {
-            for series in &mut chart.series {
-                series
-                    .points
-                    .retain(|p| p[0].is_finite() && p[1].is_finite());
-            }
-            chart.references.retain(|r| r.y.is_finite());
+impl DerivedWarning {
+    fn about(model: &ModelResult, text: String) -> DerivedWarning {
+        DerivedWarning {
+            role: model.role,
+            text,
         }
     }
-}
-
-/// A named setting, as text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Setting {
-    pub name: String,
-    pub value: String,
-}
-
-/// A column of an experiment table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Column {
-    pub label: String,
-    pub kind: ColumnKind,
-}
-
-/// How a column's values are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnKind {
-    Text,
-    /// A fraction shown as a percentage.
-    Percent,
-    /// A whole number.
-    Count,
-    /// Any other number.
-    Number,
-}
-
-/// A line chart: series of (x, y) points, and horizontal reference lines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LineChart {
-    pub x_label: String,
-    pub y_label: String,
-    /// Logarithmic x axis.
-    pub log_x: bool,
-    pub series: Vec<Series>,
-    pub references: Vec<Reference>,
-}
-
-/// One line of a chart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Series {
-    pub name: String,
-    /// (x, y) points in x order.
-    pub points: Vec<[f64; 2]>,
-}
-
-/// A horizontal line at `y`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reference {
-    pub name: String,
-    pub y: f64,
 }
 
 impl Results {
@@ -540,11 +473,12 @@ impl Results {
         self.models.iter().find(|m| m.role == role)
     }
 
-    /// Warnings that follow from the numbers: teachers that do not beat the student's
-    /// hard-label baseline (on validation, where available, else on test), and distilled
-    /// students that do not beat it significantly on test (a win that may be noise, or a
-    /// loss, with McNemar's p and the 95% interval where the comparison was measured).
-    pub fn derived_warnings(&self) -> Vec<String> {
+    /// Warnings that follow from the numbers: teachers (and the ensemble) that do not beat
+    /// the student's hard-label baseline (on validation, where available, else on test),
+    /// and distilled students that do not beat it significantly on test (a win that may be
+    /// noise, or a loss, with McNemar's p and the 95% interval where the comparison was
+    /// measured).
+    pub fn derived_warnings(&self) -> Vec<DerivedWarning> {
         let mut warnings = Vec::new();
         let Some(hard) = self.model(Role::StudentHard) else {
             return warnings;
@@ -556,12 +490,12 @@ impl Results {
         for model in self.models.iter().filter(|m| !m.role.is_student()) {
             let (own, base, split) = score(model);
             if own <= base {
-                warnings.push(format!(
+                warnings.push(DerivedWarning::about(model, format!(
                     "{} ({:.2}%) does not beat the student's hard-label baseline ({:.2}%) on {split}: distillation from it is unlikely to help; train the teachers longer or make them larger",
                     model.name,
                     100.0 * own,
                     100.0 * base
-                ));
+                )));
             }
         }
         for model in self.models.iter().filter(|m| {
@@ -570,15 +504,18 @@ impl Results {
         }) {
             match &model.versus_hard {
                 Some(versus) if !(versus.difference > 0.0 && versus.significant()) => {
-                    warnings.push(versus.sentence(&model.name));
+                    warnings.push(DerivedWarning::about(model, versus.sentence(&model.name)));
                 }
                 Some(_) => {}
                 None if model.test.accuracy < hard.test.accuracy => {
-                    warnings.push(format!(
-                        "{} ({:.2}%) is below the hard-label student ({:.2}%) on test",
-                        model.name,
-                        100.0 * model.test.accuracy,
-                        100.0 * hard.test.accuracy
+                    warnings.push(DerivedWarning::about(
+                        model,
+                        format!(
+                            "{} ({:.2}%) is below the hard-label student ({:.2}%) on test",
+                            model.name,
+                            100.0 * model.test.accuracy,
+                            100.0 * hard.test.accuracy
+                        ),
                     ));
                 }
                 None => {}
@@ -665,9 +602,16 @@ mod tests {
     #[test]
     fn warns_about_teachers_that_do_not_beat_the_baseline() {
         let mut results = sample_results();
+        let texts = |results: &Results| -> Vec<String> {
+            results
+                .derived_warnings()
+                .into_iter()
+                .map(|w| w.text)
+                .collect()
+        };
         assert_eq!(
             results.derived_warnings(),
-            Vec::<String>::new(),
+            Vec::new(),
             "teachers above the baseline"
         );
         // Teacher 1 on validation: 0.922 vs the hard student's 0.894. Lower it below.
@@ -676,7 +620,9 @@ mod tests {
         let kd = &mut results.models[3];
         let measured = kd.versus_hard.take().unwrap();
         kd.test.accuracy = 0.88;
-        let warnings = results.derived_warnings();
+        let roles: Vec<Role> = results.derived_warnings().iter().map(|w| w.role).collect();
+        assert_eq!(roles, [Role::Teacher, Role::StudentKd]);
+        let warnings = texts(&results);
         assert_eq!(warnings.len(), 2, "{warnings:#?}");
         assert!(
             warnings[0].starts_with("teacher-1 (85.00%) does not beat")
@@ -702,7 +648,7 @@ mod tests {
         };
         results.models[3].versus_hard = Some(insignificant);
         assert_eq!(
-            results.derived_warnings()[1],
+            texts(&results)[1],
             "student-kd beats student-hard by 0.30 points on test, not significant (McNemar p = 0.21, 95% CI -0.12 to +0.71 points)"
         );
         let loss = PairedComparison {
@@ -714,7 +660,7 @@ mod tests {
         };
         results.models[3].versus_hard = Some(loss);
         assert_eq!(
-            results.derived_warnings()[1],
+            texts(&results)[1],
             "student-kd is 1.20 points below student-hard on test, significant (McNemar p = 0.003, 95% CI -1.90 to -0.50 points)"
         );
     }

@@ -247,40 +247,17 @@ pub fn sample_results() -> Results {
             mean_soft_targets,
         }),
         experiment: Some(ExperimentTable {
-            name: "temperature".into(),
             title: "Accuracy against the temperature".into(),
             description: "Students distilled at several temperatures <and> alphas.".into(),
             settings: vec![Setting {
                 name: "student".into(),
                 value: "784-64-10, 8 epochs".into(),
             }],
-            columns: vec![
-                Column {
-                    label: "T".into(),
-                    kind: ColumnKind::Number,
-                },
-                Column {
-                    label: "test accuracy".into(),
-                    kind: ColumnKind::Percent,
-                },
-                Column {
-                    label: "errors".into(),
-                    kind: ColumnKind::Count,
-                },
-                Column {
-                    label: "note".into(),
-                    kind: ColumnKind::Text,
-                },
-            ],
-            rows: vec![
-                vec![1.0.into(), 0.851.into(), 1490.into(), "".into()],
-                vec![
-                    4.0.into(),
-                    0.862.into(),
-                    1380.into(),
-                    serde_json::Value::Null,
-                ],
-            ],
+            rows: ExperimentRows::Temperature(vec![
+                temperature_row("hard labels", None, 0.852, 0.849, 1510),
+                temperature_row("distillation", Some(1.0), 0.855, 0.851, 1490),
+                temperature_row("distillation", Some(4.0), 0.866, 0.862, 1380),
+            ]),
             findings: vec!["T = 4 beats T = 1 by 1.1 points.".into()],
             chart: Some(LineChart {
                 x_label: "temperature".into(),
@@ -295,7 +272,29 @@ pub fn sample_results() -> Results {
                     y: 0.849,
                 }],
             }),
-            comparisons: vec![None, Some(versus("T = 1", 480, 370))],
+            comparisons: vec![
+                None,
+                Some(versus("student-hard", 400, 380)),
+                Some(versus("student-hard", 480, 350)),
+            ],
         }),
+    }
+}
+
+/// A row of the sample's temperature table (alpha 0.5 where T is given).
+fn temperature_row(
+    targets: &str,
+    temperature: Option<f64>,
+    validation_accuracy: f64,
+    test_accuracy: f64,
+    test_errors: usize,
+) -> TemperatureRow {
+    TemperatureRow {
+        targets: targets.into(),
+        temperature,
+        alpha: temperature.map(|_| 0.5),
+        validation_accuracy,
+        test_accuracy,
+        test_errors,
     }
 }

@@ -8,8 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use dk_distill::config::{Experiment, Preset, RunConfig};
-use dk_distill::driver::{RunOptions, StudyData, load_data, run_study};
-use dk_distill::results::{ColumnKind, ExperimentTable, Results, Role};
+use dk_distill::data::{StudyData, load_data};
+use dk_distill::driver::{RunOptions, run_study};
+use dk_distill::results::{Cell, ColumnKind, ExperimentRows, ExperimentTable, Results, Role};
 use dk_tensor::GpuContext;
 
 struct Harness {
@@ -42,32 +43,38 @@ impl Harness {
     }
 }
 
-/// The table's shape and value types, and the named column as numbers.
+/// The table's value types, and the named column as numbers.
 fn column(table: &ExperimentTable, label: &str) -> Vec<Option<f64>> {
-    for row in &table.rows {
-        assert_eq!(row.len(), table.columns.len(), "{}: ragged row", table.name);
-        for (value, column) in row.iter().zip(&table.columns) {
-            let ok = match column.kind {
-                ColumnKind::Text => value.is_string() || value.is_null(),
-                _ => value.is_number() || value.is_null(),
+    let columns = table.columns();
+    let cells = table.cells();
+    for row in &cells {
+        for (cell, column) in row.iter().zip(&columns) {
+            let ok = match cell {
+                Cell::Empty => true,
+                Cell::Text(_) => column.kind == ColumnKind::Text,
+                Cell::Whole(_) | Cell::Real(_) => column.kind != ColumnKind::Text,
             };
-            assert!(ok, "{}: {} holds {value}", table.name, column.label);
+            assert!(ok, "{}: {} holds {cell}", table.name(), column.label);
         }
     }
-    let index = table
-        .columns
+    let index = columns
         .iter()
         .position(|c| c.label == label)
-        .unwrap_or_else(|| panic!("{}: no column {label}", table.name));
-    table.rows.iter().map(|r| r[index].as_f64()).collect()
+        .unwrap_or_else(|| panic!("{}: no column {label}", table.name()));
+    cells.iter().map(|r| r[index].as_f64()).collect()
 }
 
 /// One comparison per row: row `i` against the row `baselines[i]` (rows and the run's
 /// students in the same order), consistent with the students' test accuracies.
 fn check_comparisons(results: &Results, baselines: &[Option<usize>]) {
     let table = results.experiment.as_ref().unwrap();
-    assert_eq!(table.comparisons.len(), table.rows.len(), "{}", table.name);
-    assert_eq!(baselines.len(), table.rows.len(), "{}", table.name);
+    assert_eq!(
+        table.comparisons.len(),
+        table.rows.len(),
+        "{}",
+        table.name()
+    );
+    assert_eq!(baselines.len(), table.rows.len(), "{}", table.name());
     let students: Vec<_> = results
         .models
         .iter()
@@ -77,23 +84,23 @@ fn check_comparisons(results: &Results, baselines: &[Option<usize>]) {
         match (comparison, baseline) {
             (None, None) => {}
             (Some(c), Some(b)) => {
-                assert_eq!(c.baseline, students[*b].name, "{} row {row}", table.name);
+                assert_eq!(c.baseline, students[*b].name, "{} row {row}", table.name());
                 assert!(
                     c.ci_low <= c.difference && c.difference <= c.ci_high,
                     "{} row {row}: {c:?}",
-                    table.name
+                    table.name()
                 );
                 assert!((0.0..=1.0).contains(&c.p_value), "{c:?}");
                 let gap = students[row].test.accuracy - students[*b].test.accuracy;
                 assert!(
                     (c.difference - gap).abs() < 1e-9,
                     "{} row {row}",
-                    table.name
+                    table.name()
                 );
             }
             _ => panic!(
                 "{} row {row}: comparison {comparison:?}, expected baseline {baseline:?}",
-                table.name
+                table.name()
             ),
         }
     }
@@ -131,7 +138,7 @@ fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
     let teachers = root.join("temperature");
     let table = results.experiment.as_ref().unwrap();
     let sweep = &config.experiments.temperature_sweep;
-    assert_eq!(table.name, "temperature");
+    assert_eq!(table.name(), "temperature");
     assert_eq!(
         table.rows.len(),
         2 + sweep.temperatures.len() * sweep.alphas.len()
@@ -184,8 +191,11 @@ fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
         on_class[4].unwrap() >= on_class[2].unwrap(),
         "raising the bias lowered the class's recall: {on_class:?}"
     );
-    let names: Vec<&str> = table.rows.iter().map(|r| r[0].as_str().unwrap()).collect();
-    assert_eq!(names[4], "student-omit-kd-bias");
+    let ExperimentRows::OmitClass { class_name, rows } = &table.rows else {
+        panic!("omit-class rows: {:?}", table.rows);
+    };
+    assert_eq!(class_name, "Dress");
+    assert_eq!(rows[4].student, "student-omit-kd-bias");
     assert!(
         results
             .models
@@ -204,11 +214,10 @@ fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
         epochs[1],
         config.experiments.small_data.epochs.map(|e| e as f64)
     );
-    assert!(
-        table.rows[2][0]
-            .as_str()
-            .is_some_and(|t| t.contains("soft targets"))
-    );
+    let ExperimentRows::SmallData(rows) = &table.rows else {
+        panic!("small-data rows: {:?}", table.rows);
+    };
+    assert!(rows[2].transfer_set.contains("soft targets"));
 
     // Teachers from a run with other settings are refused, naming what differs.
     let mut config = harness.config(Experiment::Temperature);

@@ -7,7 +7,8 @@ mod common;
 use std::path::Path;
 
 use dk_distill::config::{Preset, RunConfig};
-use dk_distill::driver::{RunOptions, StudyData, load_data, run_study};
+use dk_distill::data::{StudyData, load_data};
+use dk_distill::driver::{RunOptions, run_study};
 use dk_tensor::GpuContext;
 use serde_json::Value;
 

@@ -6,7 +6,8 @@
 mod common;
 
 use dk_distill::config::{Preset, RunConfig};
-use dk_distill::driver::{RunOptions, load_data, run_study};
+use dk_distill::data::load_data;
+use dk_distill::driver::{RunOptions, run_study};
 use dk_distill::results::{Results, Role};
 use dk_tensor::GpuContext;
 

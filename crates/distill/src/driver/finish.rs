@@ -278,10 +278,11 @@ fn run_info(session: &Session, teachers: &Teachers, students: &[Trainee]) -> Run
 fn add_derived_warnings(results: &mut Results) {
     let standard = results.experiment.is_none();
     for warning in results.derived_warnings() {
-        // The standard study already gave the ensemble-vs-student warning in its own words.
-        let said = standard && warning.starts_with("ensemble ");
-        if !said && !results.warnings.contains(&warning) {
-            results.warnings.push(warning);
+        // The standard study already gave the ensemble-vs-student warning in its own words
+        // (`study::compare_ensemble_with_hard`, on validation).
+        let said = standard && warning.role == Role::Ensemble;
+        if !said && !results.warnings.contains(&warning.text) {
+            results.warnings.push(warning.text);
         }
     }
 }
@@ -424,5 +425,52 @@ fn dark_knowledge(
             .collect(),
         soft_target_temperature: config.eval.soft_target_temperature,
         mean_soft_targets: matrix.chunks(classes).map(|r| r.to_vec()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::sample_results;
+
+    #[test]
+    fn the_standard_study_gives_the_ensemble_warning_once() {
+        let mut results = sample_results();
+        // The ensemble and the hard-label student tie on validation: a derived warning.
+        let hard = results
+            .model(Role::StudentHard)
+            .unwrap()
+            .validation_accuracy;
+        let ensemble = results
+            .models
+            .iter_mut()
+            .find(|m| m.role == Role::Ensemble)
+            .unwrap();
+        ensemble.validation_accuracy = hard;
+        let derived = |results: &Results| -> Vec<String> {
+            results
+                .derived_warnings()
+                .into_iter()
+                .filter(|w| w.role == Role::Ensemble)
+                .map(|w| w.text)
+                .collect()
+        };
+        let ensemble_warning = derived(&results);
+        assert_eq!(ensemble_warning.len(), 1, "{ensemble_warning:?}");
+
+        // An experiment gives it here; the standard study gave its own already.
+        let before = results.warnings.len();
+        add_derived_warnings(&mut results);
+        assert_eq!(results.warnings.len(), before + 1);
+        assert_eq!(results.warnings.last(), ensemble_warning.first());
+        add_derived_warnings(&mut results);
+        assert_eq!(results.warnings.len(), before + 1, "given once");
+
+        let mut standard = sample_results();
+        standard.experiment = None;
+        standard.models = results.models.clone();
+        let before = standard.warnings.len();
+        add_derived_warnings(&mut standard);
+        assert_eq!(standard.warnings.len(), before);
     }
 }

@@ -15,7 +15,6 @@ use dk_tensor::ops::optim::{AdamParams, SgdParams};
 use dk_tensor::{GpuContext, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::StudyData;
 use super::evaluate::predict;
 use super::gpu_data::{GpuSplit, SplitTooLarge};
 use super::resume::{restore, run_key, write_record};
@@ -26,6 +25,7 @@ use super::train::{TrainPlan, Trained, train};
 use crate::config::{
     ModelConfig, OptimizerKind, RunConfig, effective_config_toml, steps_per_epoch,
 };
+use crate::data::StudyData;
 use crate::results::{EpochStats, Role, TimeEstimate};
 use crate::run_dir::RunDir;
 

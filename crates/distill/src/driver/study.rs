@@ -18,7 +18,6 @@ use anyhow::Result;
 use dk_nn::{LossConfig, ModelSpec};
 use dk_tensor::{GpuContext, Tensor};
 
-use super::StudyData;
 use super::estimate;
 use super::experiments;
 use super::finish::{RepeatAccuracies, StudyOutcome, finish};
@@ -26,6 +25,7 @@ use super::session::{RunOptions, Session, StudentJob, Trainee};
 use super::specs::model_spec;
 use super::teachers::{Teachers, check_teachers_from};
 use crate::config::RunConfig;
+use crate::data::StudyData;
 use crate::metrics;
 use crate::results::{GridPoint, Results, Role, format_p};
 

@@ -7,6 +7,8 @@
 
 mod experiment;
 
+pub use experiment::{format_cell, row_texts, text_table};
+
 use std::fmt::Write as _;
 use std::path::Path;
 

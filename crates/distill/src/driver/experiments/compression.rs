@@ -15,22 +15,21 @@ use dk_nn::LossConfig;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde_json::Value;
 
 use super::{
-    ExperimentOutcome, columns, common_settings, compare_rows, comparison_finding, points,
-    settings, test_score, train_on_ensemble_labels,
+    ExperimentOutcome, common_settings, compare_rows, comparison_finding, points, settings,
+    test_score, train_on_ensemble_labels,
 };
 use crate::config::RunConfig;
-use crate::data::Dataset;
 use crate::data::split::subsample;
-use crate::driver::StudyData;
+use crate::data::{Dataset, StudyData};
 use crate::driver::gpu_data::GpuSplit;
 use crate::driver::seeds::derive_seed;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::results::{
-    ColumnKind, ExperimentTable, LineChart, PairedComparison, Reference, Role, Series, Setting,
+    CompressionRow, ExperimentRows, ExperimentTable, LineChart, PairedComparison, Reference, Role,
+    Series, Setting,
 };
 
 /// With `labeled` set, keeps that many examples of the training split (stratified) and
@@ -81,19 +80,12 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     let comparisons = compare_rows(session, &mut students, &baselines)?;
     let findings = findings(n, &labeled.sizes, &accuracies, &students, &comparisons);
     let table = ExperimentTable {
-        name: "compression".into(),
         title: "Model compression: unlabeled data labeled by the ensemble".into(),
         description: format!(
             "Bucila, Caruana and Niculescu-Mizil (2006) train a small model on a large transfer set labeled by an ensemble. The teachers here saw only the N = {n} labeled examples; M further training images have their labels withheld and are labeled by the ensemble. The ensemble-labeled students never see a true label."
         ),
         settings: table_settings(session, &labeled.sizes, epochs),
-        columns: columns(&[
-            ("transfer set", ColumnKind::Text),
-            ("true labels seen", ColumnKind::Count),
-            ("validation accuracy", ColumnKind::Percent),
-            ("test accuracy", ColumnKind::Percent),
-        ]),
-        rows,
+        rows: ExperimentRows::Compression(rows),
         findings,
         chart: Some(chart(n, &labeled.sizes, &accuracies)),
         comparisons,
@@ -188,22 +180,21 @@ fn train_students(
 }
 
 /// Per student: its transfer set, the true labels it saw, validation and test accuracy.
-fn table_rows(students: &[Trainee], accuracies: &[f64], n: usize) -> Vec<Vec<Value>> {
-    let mut rows = Vec::new();
-    for (student, &accuracy) in students.iter().zip(accuracies) {
-        let true_labels = if student.role == Role::StudentHard {
-            n
-        } else {
-            0
-        };
-        rows.push(vec![
-            Value::from(student.transfer_set.clone()),
-            Value::from(true_labels),
-            Value::from(student.final_validation()),
-            Value::from(accuracy),
-        ]);
-    }
-    rows
+fn table_rows(students: &[Trainee], accuracies: &[f64], n: usize) -> Vec<CompressionRow> {
+    students
+        .iter()
+        .zip(accuracies)
+        .map(|(student, &test_accuracy)| CompressionRow {
+            transfer_set: student.transfer_set.clone(),
+            true_labels_seen: if student.role == Role::StudentHard {
+                n
+            } else {
+                0
+            },
+            validation_accuracy: student.final_validation(),
+            test_accuracy,
+        })
+        .collect()
 }
 
 /// The best M against the true labels and the ensemble's labels of the N examples alone.

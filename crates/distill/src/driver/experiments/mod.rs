@@ -19,19 +19,15 @@ pub mod temperature;
 use anyhow::Result;
 use dk_nn::LossConfig;
 use dk_tensor::Tensor;
-use serde_json::Value;
 
-use super::StudyData;
 use super::finish::compare;
 use super::gpu_data::GpuSplit;
 use super::session::{Session, StudentJob, Trainee};
 use super::teachers::Teachers;
 use crate::config::{Experiment, RunConfig};
-use crate::data::Dataset;
+use crate::data::{Dataset, StudyData};
 use crate::metrics;
-use crate::results::{
-    Column, ColumnKind, ExperimentTable, PairedComparison, Role, Setting, format_p,
-};
+use crate::results::{ExperimentTable, PairedComparison, Role, Setting};
 
 /// What an experiment trained, and its table.
 pub struct ExperimentOutcome {
@@ -248,16 +244,6 @@ pub fn comparison_finding(name: &str, comparison: Option<&PairedComparison>) -> 
     comparison.map(|c| format!("{}.", c.sentence(name)))
 }
 
-/// Builds a table's columns from (label, kind) pairs.
-pub fn columns(spec: &[(&str, ColumnKind)]) -> Vec<Column> {
-    spec.iter()
-        .map(|&(label, kind)| Column {
-            label: label.to_string(),
-            kind,
-        })
-        .collect()
-}
-
 /// Builds a table's settings from (name, value) pairs.
 pub fn settings(pairs: Vec<(&str, String)>) -> Vec<Setting> {
     pairs
@@ -300,182 +286,14 @@ pub fn common_settings(session: &Session) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// A table cell for an optional number.
-pub fn number(value: Option<f64>) -> Value {
-    value.map_or(Value::Null, Value::from)
-}
-
 /// Accuracy difference in percentage points, signed, for findings.
 pub fn points(from: f64, to: f64) -> String {
     format!("{:+.2} points", 100.0 * (to - from))
 }
 
-/// Labels of the columns that [`comparison_cells`] adds to a table with comparisons.
-pub const COMPARISON_COLUMNS: [&str; 3] = ["baseline", "vs baseline (95% CI)", "p"];
-
-/// A row's comparison as three cells: the baseline's name, the difference in points with
-/// its 95% interval, McNemar's p ("-" each without a comparison).
-pub fn comparison_cells(comparison: Option<&PairedComparison>) -> [String; 3] {
-    match comparison {
-        Some(c) => [
-            c.baseline.clone(),
-            c.points_with_interval(),
-            format_p(c.p_value),
-        ],
-        None => ["-".into(), "-".into(), "-".into()],
-    }
-}
-
-/// The experiment table as plain text for the terminal, with the comparison columns when
-/// the table has comparisons.
-pub fn text_table(table: &ExperimentTable) -> String {
-    let compared = !table.comparisons.is_empty();
-    let mut labels: Vec<(&str, ColumnKind)> = table
-        .columns
-        .iter()
-        .map(|c| (c.label.as_str(), c.kind))
-        .collect();
-    if compared {
-        labels.push((COMPARISON_COLUMNS[0], ColumnKind::Text));
-        labels.extend(
-            COMPARISON_COLUMNS[1..]
-                .iter()
-                .map(|&l| (l, ColumnKind::Number)),
-        );
-    }
-    let cells: Vec<Vec<String>> = table
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let mut cells: Vec<String> = row
-                .iter()
-                .zip(&table.columns)
-                .map(|(value, column)| format_cell(value, column.kind))
-                .collect();
-            if compared {
-                let comparison = table.comparisons.get(i).and_then(Option::as_ref);
-                cells.extend(comparison_cells(comparison));
-            }
-            cells
-        })
-        .collect();
-    let widths: Vec<usize> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, (label, _))| {
-            cells
-                .iter()
-                .map(|r| r[i].chars().count())
-                .chain([label.chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |items: Vec<&str>| -> String {
-        let mut out = String::new();
-        for (i, (item, width)) in items.iter().zip(&widths).enumerate() {
-            let pad = width - item.chars().count();
-            let text = if labels[i].1 == ColumnKind::Text {
-                format!("{item}{}", " ".repeat(pad))
-            } else {
-                format!("{}{item}", " ".repeat(pad))
-            };
-            out.push_str(&text);
-            out.push_str(if i + 1 < items.len() { "  " } else { "\n" });
-        }
-        out
-    };
-    let mut out = format!("{}\n", table.title);
-    out.push_str(&line(labels.iter().map(|(label, _)| *label).collect()));
-    for row in &cells {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    for finding in &table.findings {
-        out.push_str(&format!("- {finding}\n"));
-    }
-    if compared {
-        out.push_str("vs baseline: test accuracy minus the baseline row's, in points, 95% paired bootstrap interval; p: McNemar's exact test\n");
-    }
-    out
-}
-
-/// One cell as text: percentages with two decimals, counts whole, null as "-".
-pub fn format_cell(value: &Value, kind: ColumnKind) -> String {
-    match (value, kind) {
-        (Value::Null, _) => "-".into(),
-        (Value::Number(n), ColumnKind::Percent) => {
-            format!("{:.2}%", 100.0 * n.as_f64().unwrap_or(f64::NAN))
-        }
-        (Value::Number(n), ColumnKind::Count) => format!("{}", n.as_f64().unwrap_or(0.0).round()),
-        (Value::Number(n), _) => {
-            let x = n.as_f64().unwrap_or(f64::NAN);
-            // Up to three decimals, without trailing zeros: 0.5, 0.75, 20.
-            let text = format!("{x:.3}");
-            text.trim_end_matches('0').trim_end_matches('.').to_string()
-        }
-        (Value::String(s), _) => s.clone(),
-        (other, _) => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::sample_results;
-
-    #[test]
-    fn text_table_aligns_columns_and_formats_cells() {
-        let mut table = sample_results().experiment.unwrap();
-        let comparisons = std::mem::take(&mut table.comparisons);
-        let text = text_table(&table);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], table.title);
-        assert!(lines[2].contains("85.10%"), "{text}");
-        assert!(lines[2].contains("1490"), "{text}");
-        assert_eq!(format_cell(&Value::from(0.75), ColumnKind::Number), "0.75");
-        assert_eq!(format_cell(&Value::from(20.0), ColumnKind::Number), "20");
-        assert_eq!(
-            format_cell(&Value::from(0.1234), ColumnKind::Number),
-            "0.123"
-        );
-        assert!(
-            lines[3].trim_end().ends_with('-'),
-            "null shows as -: {text}"
-        );
-        assert_eq!(
-            lines[1].len(),
-            lines[2].trim_end().len().max(lines[1].len())
-        );
-        assert!(text.contains("- T = 4 beats"), "{text}");
-        assert!(
-            !text.contains("baseline"),
-            "no comparisons, no columns: {text}"
-        );
-
-        // With comparisons: three more columns, "-" on the baseline row.
-        table.comparisons = comparisons;
-        let text = text_table(&table);
-        let lines: Vec<&str> = text.lines().collect();
-        assert!(
-            lines[1].ends_with("baseline  vs baseline (95% CI)       p"),
-            "{text}"
-        );
-        assert!(
-            lines[2].ends_with("-                            -       -"),
-            "{text}"
-        );
-        let versus = table.comparisons[1].as_ref().unwrap();
-        assert!(
-            lines[3].ends_with(&format!(
-                "T = 1     {}  {}",
-                versus.points_with_interval(),
-                format_p(versus.p_value)
-            )),
-            "{text}"
-        );
-        assert!(text.contains("p: McNemar's exact test"), "{text}");
-    }
 
     #[test]
     fn relabel_uses_the_argmax_of_the_targets() {

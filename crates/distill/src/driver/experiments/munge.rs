@@ -13,11 +13,10 @@
 
 use anyhow::{Context, Result, bail};
 use dk_nn::LossConfig;
-use serde_json::Value;
 
 use super::{
-    ExperimentOutcome, columns, common_settings, compare_rows, comparison_finding, points,
-    select_rows, settings, test_score, train_on_ensemble_labels,
+    ExperimentOutcome, common_settings, compare_rows, comparison_finding, points, select_rows,
+    settings, test_score, train_on_ensemble_labels,
 };
 use crate::data::Dataset;
 use crate::data::munge::{MungeParams, munge};
@@ -27,7 +26,8 @@ use crate::driver::seeds::derive_seed;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::results::{
-    ColumnKind, ExperimentTable, LineChart, PairedComparison, Reference, Role, Series, Setting,
+    ExperimentRows, ExperimentTable, LineChart, MungeRow, PairedComparison, Reference, Role,
+    Series, Setting,
 };
 
 pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> {
@@ -42,21 +42,13 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     let comparisons = compare_rows(session, &mut students, &baselines)?;
     let findings = findings(data.base.n, &ks, &accuracies, &students, &comparisons);
     let table = ExperimentTable {
-        name: "munge".into(),
         title: "MUNGE: a synthetic transfer set labeled by the ensemble".into(),
         description: format!(
             "Bucila, Caruana and Niculescu-Mizil (2006) generate a transfer set when unlabeled data is scarce: MUNGE swaps each attribute with the nearest neighbour's with probability p and draws it from a normal around the neighbour's value with sd = |a - b| / s. The ensemble labels the synthetic examples; the student learns from the {n} original examples plus k x {n} synthetic ones.",
             n = data.base.n
         ),
         settings: table_settings(session, &data, epochs),
-        columns: columns(&[
-            ("transfer set", ColumnKind::Text),
-            ("k", ColumnKind::Count),
-            ("validation accuracy", ColumnKind::Percent),
-            ("test accuracy", ColumnKind::Percent),
-            ("test errors", ColumnKind::Count),
-        ]),
-        rows,
+        rows: ExperimentRows::Munge(rows),
         findings,
         chart: Some(chart(data.base.n, &ks, &accuracies)),
         comparisons,
@@ -201,23 +193,20 @@ fn score_rows(
     session: &Session,
     students: &mut [Trainee],
     ks: &[usize],
-) -> Result<(Vec<Vec<Value>>, Vec<f64>)> {
+) -> Result<(Vec<MungeRow>, Vec<f64>)> {
     let mut rows = Vec::new();
     let mut accuracies = Vec::new();
     for (i, student) in students.iter_mut().enumerate() {
         let score = test_score(session, student)?;
         accuracies.push(score.accuracy);
-        rows.push(vec![
-            Value::from(student.transfer_set.clone()),
-            if i == 0 {
-                Value::Null
-            } else {
-                Value::from(ks[i - 1])
-            },
-            Value::from(student.final_validation()),
-            Value::from(score.accuracy),
-            Value::from(score.errors),
-        ]);
+        rows.push(MungeRow {
+            transfer_set: student.transfer_set.clone(),
+            // Row 0 is the student on the originals with true labels: no k.
+            multiplier: i.checked_sub(1).map(|k| ks[k]),
+            validation_accuracy: student.final_validation(),
+            test_accuracy: score.accuracy,
+            test_errors: score.errors,
+        });
     }
     Ok((rows, accuracies))
 }

@@ -12,11 +12,10 @@
 use anyhow::{Result, bail};
 use dk_nn::{LossConfig, Model, ParamKind};
 use dk_tensor::Tensor;
-use serde_json::Value;
 
 use super::{
-    ExperimentOutcome, columns, common_settings, compare_rows, comparison_finding, hard_and_soft,
-    points, select_rows, settings,
+    ExperimentOutcome, common_settings, compare_rows, comparison_finding, hard_and_soft, points,
+    select_rows, settings,
 };
 use crate::driver::gpu_data::GpuSplit;
 use crate::driver::session::{Session, StudentJob, Trainee};
@@ -24,7 +23,8 @@ use crate::driver::teachers::Teachers;
 use crate::driver::train::Trained;
 use crate::metrics;
 use crate::results::{
-    ColumnKind, ExperimentTable, LineChart, PairedComparison, Role, Series, Setting,
+    ExperimentRows, ExperimentTable, LineChart, OmitClassRow, PairedComparison, Role, Series,
+    Setting,
 };
 
 /// The omitted class: `setting` as a label index or a class name (case-insensitive);
@@ -90,24 +90,15 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     );
     let class_name = &omitted.class_name;
     let table = ExperimentTable {
-        name: "omit-class".into(),
         title: format!("A class the student never sees: {class_name}"),
         description: format!(
             "Hinton et al. (2015) left every 3 out of the transfer set: the distilled net still learned what a 3 looks like from the soft targets of the other digits, and once the 3's output bias was raised (by 3.5) it got 98.6% of the test 3s right. Here the students' transfer set lacks every {class_name}; the shift of its output bias is chosen on validation, where the class is present."
         ),
         settings: table_settings(session, &omitted, epochs),
-        columns: columns(&[
-            ("student", ColumnKind::Text),
-            ("transfer set", ColumnKind::Text),
-            ("bias shift", ColumnKind::Number),
-            ("validation accuracy", ColumnKind::Percent),
-            ("test accuracy", ColumnKind::Percent),
-            (
-                &format!("test accuracy on {class_name}"),
-                ColumnKind::Percent,
-            ),
-        ]),
-        rows: scores.rows,
+        rows: ExperimentRows::OmitClass {
+            class_name: class_name.clone(),
+            rows: scores.rows,
+        },
         findings,
         chart: Some(chart(class_name, &curve, &hard_curve)),
         comparisons,
@@ -224,7 +215,7 @@ fn train_students(session: &Session, omitted: &Omitted, epochs: usize) -> Result
 /// The table's rows, with each student's test accuracy overall and on the omitted class
 /// (NaN where the test split lacks it).
 struct OmitScores {
-    rows: Vec<Vec<Value>>,
+    rows: Vec<OmitClassRow>,
     overall: Vec<f64>,
     on_class: Vec<f64>,
 }
@@ -248,14 +239,14 @@ fn score_rows(
         let class_accuracy = metrics::per_class_accuracy(logits, classes, labels)[class];
         scores.overall.push(accuracy);
         scores.on_class.push(class_accuracy.unwrap_or(f64::NAN));
-        scores.rows.push(vec![
-            Value::from(student.name.clone()),
-            Value::from(student.transfer_set.clone()),
-            super::number(shift.map(f64::from)),
-            Value::from(student.final_validation()),
-            Value::from(accuracy),
-            super::number(class_accuracy),
-        ]);
+        scores.rows.push(OmitClassRow {
+            student: student.name.clone(),
+            transfer_set: student.transfer_set.clone(),
+            bias_shift: shift.map(f64::from),
+            validation_accuracy: student.final_validation(),
+            test_accuracy: accuracy,
+            test_accuracy_on_class: class_accuracy,
+        });
     }
     Ok(scores)
 }

@@ -11,11 +11,11 @@
 
 use anyhow::{Result, bail};
 use dk_nn::LossConfig;
-use serde_json::Value;
+use dk_tensor::Tensor;
 
 use super::{
-    ExperimentOutcome, columns, common_settings, compare_rows, comparison_finding, hard_and_soft,
-    points, select_rows, settings, test_score,
+    ExperimentOutcome, common_settings, compare_rows, comparison_finding, hard_and_soft, points,
+    select_rows, settings, test_score,
 };
 use crate::config::RunConfig;
 use crate::data::split::subsample;
@@ -23,7 +23,10 @@ use crate::driver::gpu_data::GpuSplit;
 use crate::driver::seeds::derive_seed;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
-use crate::results::{ColumnKind, ExperimentTable, LineChart, Role, Series};
+use crate::results::{
+    ExperimentRows, ExperimentTable, LineChart, PairedComparison, Reference, Role, Series, Setting,
+    SmallDataRow,
+};
 
 /// The most epochs the default schedule gives the small-data students (a cap, so a tiny
 /// fraction does not train for thousands of epochs).
@@ -43,6 +46,43 @@ pub fn small_share_epochs(config: &RunConfig, train_n: usize) -> usize {
 }
 
 pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> {
+    let share = small_share(session, teachers)?;
+    let mut students = train_students(session, &share)?;
+    let (rows, accuracies) = score_rows(session, &mut students)?;
+    // Both other rows against hard labels on the small share (row 1): what the whole
+    // split gains, and what soft targets gain.
+    let comparisons = compare_rows(session, &mut students, &[Some(1), None, Some(1)])?;
+    let findings = findings(session, &share, &accuracies, &students, &comparisons);
+    let chart = chart(session, &students);
+    Ok(ExperimentOutcome {
+        table: ExperimentTable {
+            title: format!("The student on {:.1}% of the training data", share.percent),
+            description: "Hinton et al. (2015) trained a speech model on 3% of its data: 44.5% accuracy with hard labels (with early stopping), 57.0% with the soft targets of a model trained on all of it. The teachers here saw the whole training split; the students see a small stratified share of it, for more epochs (student epochs / share, at most 100), and keep the weights of their best validation epoch.".into(),
+            settings: table_settings(session, &share),
+            rows: ExperimentRows::SmallData(rows),
+            findings,
+            chart: Some(chart),
+            comparisons,
+        },
+        students,
+    })
+}
+
+/// The stratified share of the training split the students see, on the GPU with the
+/// ensemble's soft targets.
+struct SmallShare {
+    /// Examples in the share, and their percentage of the training split.
+    size: usize,
+    percent: f64,
+    /// Epochs of the students on the share.
+    epochs: usize,
+    split: GpuSplit,
+    targets: Tensor,
+}
+
+/// Draws the share (refusing one smaller than a batch or than one example per class) and
+/// uploads it with its soft targets.
+fn small_share(session: &Session, teachers: &Teachers) -> Result<SmallShare> {
     let config = session.config;
     let small = &config.experiments.small_data;
     let train = &session.data.train;
@@ -71,9 +111,18 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         session.classes,
         &chosen,
     ))?;
-    let (temperature, alpha) = (config.experiments.temperature, config.experiments.alpha);
-    let percent = 100.0 * size as f64 / train.n as f64;
+    Ok(SmallShare {
+        size,
+        percent: 100.0 * size as f64 / train.n as f64,
+        epochs,
+        split,
+        targets,
+    })
+}
 
+/// Hard labels on the whole training split, then hard labels and soft targets on the share.
+fn train_students(session: &Session, share: &SmallShare) -> Result<Vec<Trainee>> {
+    let train = &session.data.train;
     let full = session.train_student(StudentJob {
         transfer_set: format!("all {} examples, hard labels", train.n),
         ..session.on_training_split(
@@ -85,40 +134,57 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
     })?;
     let (hard_small, soft_small) = hard_and_soft(
         session,
-        &split,
-        &targets,
-        epochs,
+        &share.split,
+        &share.targets,
+        share.epochs,
         ["student-hard-small", "student-soft-small"],
-        &format!("{size} examples ({percent:.1}%)"),
+        &format!("{} examples ({:.1}%)", share.size, share.percent),
     )?;
-    let mut students = vec![full, hard_small, soft_small];
+    Ok(vec![full, hard_small, soft_small])
+}
+
+/// The table's rows and each student's test accuracy (of its best validation epoch).
+fn score_rows(
+    session: &Session,
+    students: &mut [Trainee],
+) -> Result<(Vec<SmallDataRow>, Vec<f64>)> {
     let mut rows = Vec::new();
     let mut accuracies = Vec::new();
-    for student in &mut students {
+    for student in students {
         let score = test_score(session, student)?;
         accuracies.push(score.accuracy);
         let best = student.best_epoch();
-        let last = student.trained.curve.last();
-        rows.push(vec![
-            Value::from(student.transfer_set.clone()),
-            Value::from(student.trained.curve.len()),
-            super::number(last.map(|e| e.train_accuracy)),
-            super::number(best.map(|e| e.validation_accuracy)),
-            super::number(best.map(|e| e.epoch as f64)),
-            Value::from(score.accuracy),
-        ]);
+        rows.push(SmallDataRow {
+            transfer_set: student.transfer_set.clone(),
+            epochs: student.trained.curve.len(),
+            final_train_accuracy: student.trained.curve.last().map(|e| e.train_accuracy),
+            best_validation_accuracy: best.map(|e| e.validation_accuracy),
+            best_epoch: best.map(|e| e.epoch),
+            test_accuracy: score.accuracy,
+        });
     }
+    Ok((rows, accuracies))
+}
+
+/// Soft targets against hard labels on the share, and what they recover of the accuracy
+/// the share loses against the whole split.
+fn findings(
+    session: &Session,
+    share: &SmallShare,
+    accuracies: &[f64],
+    students: &[Trainee],
+    comparisons: &[Option<PairedComparison>],
+) -> Vec<String> {
     let (all_hard, hard, soft) = (accuracies[0], accuracies[1], accuracies[2]);
-    // Both other rows against hard labels on the small share (row 1): what the whole
-    // split gains, and what soft targets gain.
-    let comparisons = compare_rows(session, &mut students, &[Some(1), None, Some(1)])?;
     let mut findings = vec![
         format!(
-            "On {percent:.1}% of the training data ({size} examples), soft targets reach {:.2}% on test against {:.2}% with hard labels ({}); hard labels on all {} examples reach {:.2}%.",
+            "On {:.1}% of the training data ({} examples), soft targets reach {:.2}% on test against {:.2}% with hard labels ({}); hard labels on all {} examples reach {:.2}%.",
+            share.percent,
+            share.size,
             100.0 * soft,
             100.0 * hard,
             points(hard, soft),
-            train.n,
+            session.data.train.n,
             100.0 * all_hard
         ),
         if all_hard > hard {
@@ -134,6 +200,12 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
         &students[2].name,
         comparisons[2].as_ref(),
     ));
+    findings
+}
+
+/// Validation accuracy per epoch of the two students on the share, with the whole-split
+/// student's as the reference line.
+fn chart(session: &Session, students: &[Trainee]) -> LineChart {
     let curve = |student: &Trainee| -> Vec<[f64; 2]> {
         student
             .trained
@@ -142,7 +214,7 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
             .map(|e| [e.epoch as f64, e.validation_accuracy])
             .collect()
     };
-    let chart = LineChart {
+    LineChart {
         x_label: "epoch".into(),
         y_label: "validation accuracy".into(),
         log_x: false,
@@ -156,42 +228,32 @@ pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> 
                 points: curve(&students[2]),
             },
         ],
-        references: vec![crate::results::Reference {
-            name: format!("hard labels, all {} examples", train.n),
+        references: vec![Reference {
+            name: format!("hard labels, all {} examples", session.data.train.n),
             y: students[0].final_validation(),
         }],
-    };
-    let mut table_settings = common_settings(session);
-    table_settings.extend([
+    }
+}
+
+fn table_settings(session: &Session, share: &SmallShare) -> Vec<Setting> {
+    let experiments = &session.config.experiments;
+    let mut pairs = common_settings(session);
+    pairs.extend([
         (
             "small share",
-            format!("{} ({size} examples, stratified)", small.fraction),
+            format!(
+                "{} ({} examples, stratified)",
+                experiments.small_data.fraction, share.size
+            ),
         ),
-        ("small-share epochs", epochs.to_string()),
+        ("small-share epochs", share.epochs.to_string()),
         (
             "soft targets",
-            format!("T = {temperature}, alpha = {alpha}"),
+            format!(
+                "T = {}, alpha = {}",
+                experiments.temperature, experiments.alpha
+            ),
         ),
     ]);
-    Ok(ExperimentOutcome {
-        students,
-        table: ExperimentTable {
-            name: "small-data".into(),
-            title: format!("The student on {percent:.1}% of the training data"),
-            description: "Hinton et al. (2015) trained a speech model on 3% of its data: 44.5% accuracy with hard labels (with early stopping), 57.0% with the soft targets of a model trained on all of it. The teachers here saw the whole training split; the students see a small stratified share of it, for more epochs (student epochs / share, at most 100), and keep the weights of their best validation epoch.".into(),
-            settings: settings(table_settings),
-            columns: columns(&[
-                ("transfer set", ColumnKind::Text),
-                ("epochs", ColumnKind::Count),
-                ("final train accuracy", ColumnKind::Percent),
-                ("best validation accuracy", ColumnKind::Percent),
-                ("at epoch", ColumnKind::Count),
-                ("test accuracy (best validation epoch)", ColumnKind::Percent),
-            ]),
-            rows,
-            findings,
-            chart: Some(chart),
-            comparisons,
-        },
-    })
+    settings(pairs)
 }
