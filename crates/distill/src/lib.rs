@@ -26,6 +26,7 @@ pub mod results;
 pub mod results_check;
 pub mod run_dir;
 pub mod stats;
+pub mod seeds;
 pub mod teacher_cache;
 
 #[doc(hidden)]

@@ -10,7 +10,7 @@ use super::split::{Split, subsample, train_validation_split};
 use super::tabular::{CsvTable, FeatureScaling, read_csv};
 use super::{Dataset, DatasetKind};
 use crate::config::{CsvConfig, RunConfig};
-use crate::driver::seeds::derive_seed;
+use crate::seeds::derive_seed;
 
 /// Stands in for the downloader when downloads are not allowed.
 pub struct NoDownload;

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use super::seeds::derive_seed;
+use crate::seeds::derive_seed;
 use super::serving;
 use super::session::{Session, Trainee};
 use super::teachers::{Teachers, checkpoint_file, save};

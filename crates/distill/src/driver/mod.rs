@@ -24,7 +24,7 @@
 //!   `cache/` when it is `None`), one file per teacher, keyed by the training examples'
 //!   values, labels and that teacher's parameters.
 //! - Every seed (initialisation, dropout masks, shuffles, shifts) derives from the run's
-//!   master seed ([`seeds::derive_seed`]); the students of one repeat share initial
+//!   master seed ([`crate::seeds::derive_seed`]); the students of one repeat share initial
 //!   weights and batch order.
 
 pub mod best;
@@ -34,7 +34,6 @@ pub mod experiments;
 pub mod finish;
 pub mod gpu_data;
 pub mod resume;
-pub mod seeds;
 pub mod serving;
 pub mod session;
 pub mod specs;

@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::evaluate::predict;
 use super::gpu_data::{GpuSplit, SplitTooLarge};
 use super::resume::{restore, run_key, write_record};
-use super::seeds::derive_seed;
+use crate::seeds::derive_seed;
 use super::specs::{check_fits_adapter, model_spec};
 use super::teachers::{checkpoint_file, save, training_data_key};
 use super::train::{TrainPlan, Trained, train};

@@ -14,7 +14,7 @@ use dk_nn::{LossConfig, Model};
 
 use super::evaluate::predict;
 use super::gpu_data::GpuSplit;
-use super::seeds::derive_seed;
+use crate::seeds::derive_seed;
 use super::session::{EVAL_BATCH, Session, Trainee, training_plan};
 use super::train::Trained;
 use crate::config::{Experiment, RunConfig, parse_config_text};

@@ -23,7 +23,7 @@ use indicatif::ProgressBar;
 use super::best::{BestWeights, Score};
 use super::evaluate::Evaluator;
 use super::gpu_data::{BatchFeed, FeedOptions, GpuSplit};
-use super::seeds::derive_seed;
+use crate::seeds::derive_seed;
 use super::session::EVAL_BATCH;
 use crate::config::ScheduleConfig;
 use crate::metrics;

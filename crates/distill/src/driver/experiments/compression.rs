@@ -24,7 +24,7 @@ use crate::config::RunConfig;
 use crate::data::split::subsample;
 use crate::data::{Dataset, StudyData};
 use crate::driver::gpu_data::GpuSplit;
-use crate::driver::seeds::derive_seed;
+use crate::seeds::derive_seed;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::results::{

@@ -22,7 +22,7 @@ use crate::data::Dataset;
 use crate::data::munge::{MungeParams, munge};
 use crate::data::split::subsample;
 use crate::driver::gpu_data::GpuSplit;
-use crate::driver::seeds::derive_seed;
+use crate::seeds::derive_seed;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::results::{

@@ -20,7 +20,7 @@ use super::{
 use crate::config::RunConfig;
 use crate::data::split::subsample;
 use crate::driver::gpu_data::GpuSplit;
-use crate::driver::seeds::derive_seed;
+use crate::seeds::derive_seed;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::results::{
