@@ -195,8 +195,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let table = render(&rows, &ceilings);
     println!("{table}");
     if !no_write {
+        let command = std::iter::once("cargo xtask bench")
+            .chain(args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
         let section = format!(
-            "\n## {} ({}, {}) — {}\n\nMeasured by `cargo xtask bench`.\n\n{table}",
+            "\n## {} ({}, {}) — {}\n\nMeasured by `{command}`.\n\n{table}",
             ctx.summary.name,
             ctx.summary.backend,
             ctx.summary.device_type,

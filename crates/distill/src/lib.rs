@@ -25,8 +25,8 @@ pub mod report;
 pub mod results;
 pub mod results_check;
 pub mod run_dir;
-pub mod stats;
 pub mod seeds;
+pub mod stats;
 pub mod teacher_cache;
 
 #[doc(hidden)]

@@ -5,7 +5,6 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use crate::seeds::derive_seed;
 use super::serving;
 use super::session::{Session, Trainee};
 use super::teachers::{Teachers, checkpoint_file, save};
@@ -18,6 +17,7 @@ use crate::results::{
     TemperatureProbabilities, TestMetrics, TimeEstimate,
 };
 use crate::run_dir::iso8601_utc;
+use crate::seeds::derive_seed;
 use crate::stats;
 
 /// What a finished run leaves behind.

@@ -18,7 +18,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::evaluate::predict;
 use super::gpu_data::{GpuSplit, SplitTooLarge};
 use super::resume::{restore, run_key, write_record};
-use crate::seeds::derive_seed;
 use super::specs::{check_fits_adapter, model_spec};
 use super::teachers::{checkpoint_file, save, training_data_key};
 use super::train::{TrainPlan, Trained, train};
@@ -28,6 +27,7 @@ use crate::config::{
 use crate::data::StudyData;
 use crate::results::{EpochStats, Role, TimeEstimate};
 use crate::run_dir::RunDir;
+use crate::seeds::derive_seed;
 
 /// Uploads one of the run's splits; one too large for the adapter is refused naming `flag`,
 /// the setting that makes it smaller.

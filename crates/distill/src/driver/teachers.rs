@@ -14,12 +14,12 @@ use dk_nn::{LossConfig, Model};
 
 use super::evaluate::predict;
 use super::gpu_data::GpuSplit;
-use crate::seeds::derive_seed;
 use super::session::{EVAL_BATCH, Session, Trainee, training_plan};
 use super::train::Trained;
 use crate::config::{Experiment, RunConfig, parse_config_text};
 use crate::metrics;
 use crate::results::Role;
+use crate::seeds::derive_seed;
 use crate::teacher_cache::{self, Source};
 
 /// The trained teachers and what the students learn from.

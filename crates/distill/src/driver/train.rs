@@ -23,11 +23,11 @@ use indicatif::ProgressBar;
 use super::best::{BestWeights, Score};
 use super::evaluate::Evaluator;
 use super::gpu_data::{BatchFeed, FeedOptions, GpuSplit};
-use crate::seeds::derive_seed;
 use super::session::EVAL_BATCH;
 use crate::config::ScheduleConfig;
 use crate::metrics;
 use crate::results::EpochStats;
+use crate::seeds::derive_seed;
 
 /// Steps between two reads of the loss statistics (progress bar, divergence check).
 pub const STATS_EVERY: usize = 25;

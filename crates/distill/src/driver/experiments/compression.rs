@@ -24,13 +24,13 @@ use crate::config::RunConfig;
 use crate::data::split::subsample;
 use crate::data::{Dataset, StudyData};
 use crate::driver::gpu_data::GpuSplit;
-use crate::seeds::derive_seed;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::results::{
     CompressionRow, ExperimentRows, ExperimentTable, LineChart, PairedComparison, Reference, Role,
     Series, Setting,
 };
+use crate::seeds::derive_seed;
 
 /// With `labeled` set, keeps that many examples of the training split (stratified) and
 /// moves the rest into the unlabeled pool, before any teacher is trained.

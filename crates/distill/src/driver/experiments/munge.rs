@@ -22,13 +22,13 @@ use crate::data::Dataset;
 use crate::data::munge::{MungeParams, munge};
 use crate::data::split::subsample;
 use crate::driver::gpu_data::GpuSplit;
-use crate::seeds::derive_seed;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::results::{
     ExperimentRows, ExperimentTable, LineChart, MungeRow, PairedComparison, Reference, Role,
     Series, Setting,
 };
+use crate::seeds::derive_seed;
 
 pub fn run(session: &Session, teachers: &Teachers) -> Result<ExperimentOutcome> {
     let data = prepare(session, teachers)?;

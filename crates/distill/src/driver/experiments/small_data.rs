@@ -20,13 +20,13 @@ use super::{
 use crate::config::RunConfig;
 use crate::data::split::subsample;
 use crate::driver::gpu_data::GpuSplit;
-use crate::seeds::derive_seed;
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::results::{
     ExperimentRows, ExperimentTable, LineChart, PairedComparison, Reference, Role, Series, Setting,
     SmallDataRow,
 };
+use crate::seeds::derive_seed;
 
 /// The most epochs the default schedule gives the small-data students (a cap, so a tiny
 /// fraction does not train for thousands of epochs).
