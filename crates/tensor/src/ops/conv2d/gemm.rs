@@ -334,11 +334,11 @@ struct GemmParams {
 }
 
 /// Whether the window variant is the faster choice where both run. Measured on lavapipe
-/// (BENCHMARKS.md): always for the forward and input gradient; for the weight gradient only
-/// when the gathered kernel cannot fill one subgroup (fewer than 8 lanes x 8 taps), i.e. on
-/// first layers, and not on layers with many channels.
+/// (BENCHMARKS.md, 2026-11-30 conv rows): for the forward and input gradient always; for the
+/// weight gradient on layers of up to 16 output channels (1.3-2.4x faster there), not on
+/// 32 (0.6-0.9x: its 32-row tiles hold twice the accumulators of the gathered kernel's).
 pub(super) fn window_pays(kind: Kind, g: &Conv2dGeometry) -> bool {
-    kind != Kind::WeightGrad || g.taps() < 8 * TN
+    kind != Kind::WeightGrad || g.out_channels <= 16
 }
 
 /// Why the GEMM path cannot compute `kind` for `g` on `ctx`'s adapter, or `None` if it can.

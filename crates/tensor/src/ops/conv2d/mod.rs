@@ -964,9 +964,10 @@ mod tests {
         assert!(err.contains("5x5") && err.contains("4x4"), "{err}");
     }
 
-    /// Where the adapter has subgroups of 8 lanes, the default CNN shapes take the window path
-    /// for the forward and input gradient and the GEMM path for the weight gradient (the window
-    /// one pays only on first layers); elsewhere every pass falls back to the direct kernels.
+    /// Where the adapter has subgroups of 8 lanes, the default CNN's 32-channel layers take the
+    /// window path for the forward and input gradient and the GEMM path for the weight
+    /// gradient (the window one pays up to 16 channels); elsewhere every pass falls back to the
+    /// direct kernels.
     #[test]
     fn paths_are_chosen_by_adapter_and_shape() {
         let ctx = ctx();
@@ -987,7 +988,7 @@ mod tests {
             }
             assert_eq!(path_unsupported(ctx, Conv2dPath::Direct, pass, &g), None);
         }
-        // A first layer's weight gradient (25 taps) takes the window path too.
+        // A layer of 8 output channels takes the window path for its weight gradient too.
         let first = geom((8, 1, 28, 28), (8, 5, 5), 1, 2);
         if fast && std::env::var_os(PATH_ENV).is_none() {
             let path = choose_path(ctx, Conv2dPass::WeightGrad, &first).unwrap();
