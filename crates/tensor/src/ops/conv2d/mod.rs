@@ -810,8 +810,8 @@ mod tests {
         let mut cases = geometries();
         // Long enough (2*30*30 = 1800 positions) for the reduction to be split into chunks.
         cases.push(geom((2, 2, 30, 30), (3, 3, 3), 1, 1));
-        // Enough images for the window path to split each into chunks of 2 output rows and 1.
-        cases.push(geom((40, 1, 9, 7), (3, 3, 3), 1, 1));
+        // Enough images for the window path to split each into chunks of 3 output rows and 1.
+        cases.push(geom((40, 1, 10, 7), (3, 3, 3), 1, 1));
         for (case, g) in cases.iter().enumerate() {
             let x = random_f32(numel(g.input_shape()), 60 + case as u64, 1.0);
             let dy = random_f32(numel(g.output_shape()), 70 + case as u64, 1.0);
