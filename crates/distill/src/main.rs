@@ -23,7 +23,6 @@ use dk_distill::driver::experiments::experiment_summary;
 use dk_distill::driver::experiments::small_data::small_share_epochs;
 use dk_distill::driver::session::length_text;
 use dk_distill::driver::specs::fit_preset_specs;
-use dk_distill::driver::study::summary_table;
 use dk_distill::driver::{RunOptions, run_study};
 use dk_distill::export::{ExportArgs, export};
 use dk_distill::report::{text_table, write_report};
@@ -218,7 +217,7 @@ fn train_and_report(
     let outcome = run_study(ctx, config, data, options)?;
     let results = &outcome.results;
     println!();
-    print!("{}", summary_table(results));
+    print!("{}", dk_distill::report::summary_table(results));
     if let Some(table) = &results.experiment {
         println!();
         print!("{}", text_table(table));

@@ -6,8 +6,10 @@
 //! Every piece of text from the results is HTML-escaped.
 
 mod experiment;
+mod terminal;
 
 pub use experiment::{format_cell, row_texts, text_table};
+pub use terminal::summary_table;
 
 use std::fmt::Write as _;
 use std::path::Path;
