@@ -5,7 +5,7 @@
 //! `--dataset` says otherwise), reads and splits it, states the plan, runs the study
 //! (`dk_distill::driver`) and prints the final table.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -82,7 +82,30 @@ enum Command {
     Export(ExportArgs),
 }
 
+/// States what the run will do before it starts: the data, the models and their recipes,
+/// the study or experiment, and the output folder.
 fn print_plan(config: &RunConfig, data: &StudyData) {
+    print_data_plan(data);
+    let out = config
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(folder_timestamp(SystemTime::now())));
+    println!(
+        "plan (preset {}, seed {}):",
+        config.preset.name(),
+        config.seed
+    );
+    print_teacher_plan(config, data);
+    let train_n = data.train.n;
+    match config.experiment {
+        Some(experiment) => print_experiment_plan(config, experiment, train_n),
+        None => print_students_plan(config, train_n),
+    }
+    println!("  output: {}", out.display());
+}
+
+/// The data set's name, origin and split sizes.
+fn print_data_plan(data: &StudyData) {
     println!(
         "{} from {} ({}): train {}, validation {}, test {} {}, {} classes",
         data.name,
@@ -97,82 +120,81 @@ fn print_plan(config: &RunConfig, data: &StudyData) {
     if data.pool.n > 0 {
         println!("  {} more training examples unused (the pool)", data.pool.n);
     }
-    let out = config
-        .out_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(folder_timestamp(SystemTime::now())));
-    println!(
-        "plan (preset {}, seed {}):",
-        config.preset.name(),
-        config.seed
-    );
+}
+
+/// The teacher ensemble: size, spec, length, augmentation and recipe.
+fn print_teacher_plan(config: &RunConfig, data: &StudyData) {
     // Shifts move pixels; tabular features are never shifted.
     let shift = if data.train.is_tabular() {
         "no shift".to_string()
     } else {
         format!("shift +-{} px", config.teacher.max_shift)
     };
-    let train_n = data.train.n;
     println!(
         "  teachers: {} x {}, {} ({shift}, dropout {}/{}); {}",
         config.teachers,
         config.teacher.spec,
-        length_for(&config.teacher, train_n, config.batch_size),
+        length_for(&config.teacher, data.train.n, config.batch_size),
         config.teacher.dropout_input,
         config.teacher.dropout_hidden,
         recipe_text(&config.teacher)
     );
-    match config.experiment {
-        Some(experiment) => println!(
-            "  experiment {}: {} ({}, {}{})",
-            experiment.name(),
-            experiment_summary(experiment),
-            config.student.spec,
-            length_for(&config.student, train_n, config.batch_size),
-            if experiment == Experiment::SmallData {
-                format!(
-                    "; {} on the small share",
-                    small_share_epochs(config, train_n)
-                )
-            } else {
-                String::new()
-            }
-        ),
-        None => {
-            let candidates = config.distill.candidates();
-            let settings: Vec<String> = candidates
-                .iter()
-                .map(|(t, a)| format!("T={t} alpha={a}"))
-                .collect();
-            println!(
-                "  students: {}, {}; {}",
-                config.student.spec,
-                length_for(&config.student, train_n, config.batch_size),
-                recipe_text(&config.student)
-            );
-            if config.repeats > 1 {
-                println!(
-                    "    each student {} times with seeds of its own (mean and sd)",
-                    config.repeats
-                );
-            }
-            println!(
-                "    hard labels, distilled ({}){}{}",
-                settings.join(", "),
-                if config.distill.logit_mse {
-                    ", logit MSE"
-                } else {
-                    ""
-                },
-                if config.distill.best_teacher {
-                    ", distilled from the best teacher"
-                } else {
-                    ""
-                },
-            );
-        }
+}
+
+/// The experiment run instead of the standard study, with its student.
+fn print_experiment_plan(config: &RunConfig, experiment: Experiment, train_n: usize) {
+    // Only small-data trains its students for a length of their own.
+    let small_share = if experiment == Experiment::SmallData {
+        format!(
+            "; {} on the small share",
+            small_share_epochs(config, train_n)
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "  experiment {}: {} ({}, {}{})",
+        experiment.name(),
+        experiment_summary(experiment),
+        config.student.spec,
+        length_for(&config.student, train_n, config.batch_size),
+        small_share
+    );
+}
+
+/// The standard study's students: spec, length, recipe, repeats and distillation settings.
+fn print_students_plan(config: &RunConfig, train_n: usize) {
+    let candidates = config.distill.candidates();
+    let settings: Vec<String> = candidates
+        .iter()
+        .map(|(t, a)| format!("T={t} alpha={a}"))
+        .collect();
+    println!(
+        "  students: {}, {}; {}",
+        config.student.spec,
+        length_for(&config.student, train_n, config.batch_size),
+        recipe_text(&config.student)
+    );
+    if config.repeats > 1 {
+        println!(
+            "    each student {} times with seeds of its own (mean and sd)",
+            config.repeats
+        );
     }
-    println!("  output: {}", out.display());
+    println!(
+        "    hard labels, distilled ({}){}{}",
+        settings.join(", "),
+        if config.distill.logit_mse {
+            ", logit MSE"
+        } else {
+            ""
+        },
+        if config.distill.best_teacher {
+            ", distilled from the best teacher"
+        } else {
+            ""
+        },
+    );
 }
 
 /// "12 epochs of 156 steps = 1872 steps" for `model` on `examples` training examples.
@@ -277,27 +299,10 @@ fn preset_given(cli: &Cli) -> Result<bool> {
 
 fn run(cli: Cli) -> Result<()> {
     if let Some(Command::Export(args)) = &cli.command {
-        let done = export(args)?;
-        println!(
-            "wrote {} ({} bytes): model {} `{}`, input {}, output {}",
-            done.path.display(),
-            done.bytes,
-            done.model,
-            done.spec,
-            done.input_shape,
-            done.output
-        );
-        return Ok(());
+        return export_model(args);
     }
     if let Some(results_path) = &cli.report_from {
-        let results = Results::read(results_path)?;
-        check_for_report(&results)
-            .map_err(|problem| anyhow!("{}: {problem}", results_path.display()))?;
-        let report = results_path.with_file_name("report.html");
-        write_report(&report, &results)
-            .with_context(|| format!("{}: cannot write", report.display()))?;
-        println!("wrote {}", report.display());
-        return Ok(());
+        return render_report(results_path);
     }
     let cli = resume_settings(cli)?;
     let config = load_config(cli.config.as_deref(), &cli.overrides)?;
@@ -308,20 +313,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     check_before_work(&config, cli.overwrite || cli.resume.is_some())?;
     let ctx = GpuContext::new().context("opening a GPU adapter")?;
-    let config = if ctx.summary.is_cpu && !preset_given(&cli)? {
-        println!(
-            "adapter {} is a software (CPU) adapter and no preset was given: using preset quick (pass --preset default to override)",
-            ctx.summary.name
-        );
-        let mut overrides = cli.overrides.clone();
-        overrides.preset = Some(Preset::Quick);
-        let config = load_config(cli.config.as_deref(), &overrides)?;
-        config.validate()?;
-        config
-    } else {
-        println!("adapter: {} ({})", ctx.summary.name, ctx.summary.backend);
-        config
-    };
+    let config = config_for_adapter(&ctx, &cli, config)?;
     let data = load_data(&config, cli.no_download)?;
     let mut config = config;
     for note in fit_preset_specs(&mut config, &data.train) {
@@ -335,6 +327,51 @@ fn run(cli: Cli) -> Result<()> {
         resume: cli.resume.is_some(),
     };
     train_and_report(&ctx, &config, &data, &options)
+}
+
+/// `dk-distill export`: writes the ONNX file and says what it holds.
+fn export_model(args: &ExportArgs) -> Result<()> {
+    let done = export(args)?;
+    println!(
+        "wrote {} ({} bytes): model {} `{}`, input {}, output {}",
+        done.path.display(),
+        done.bytes,
+        done.model,
+        done.spec,
+        done.input_shape,
+        done.output
+    );
+    Ok(())
+}
+
+/// `--report-from`: renders report.html next to an existing results.json.
+fn render_report(results_path: &Path) -> Result<()> {
+    let results = Results::read(results_path)?;
+    check_for_report(&results)
+        .map_err(|problem| anyhow!("{}: {problem}", results_path.display()))?;
+    let report = results_path.with_file_name("report.html");
+    write_report(&report, &results)
+        .with_context(|| format!("{}: cannot write", report.display()))?;
+    println!("wrote {}", report.display());
+    Ok(())
+}
+
+/// Names the adapter. On a software (CPU) adapter with no preset named, the settings are
+/// loaded again with preset quick, the one chosen to fit such an adapter.
+fn config_for_adapter(ctx: &GpuContext, cli: &Cli, config: RunConfig) -> Result<RunConfig> {
+    if ctx.summary.is_cpu && !preset_given(cli)? {
+        println!(
+            "adapter {} is a software (CPU) adapter and no preset was given: using preset quick (pass --preset default to override)",
+            ctx.summary.name
+        );
+        let mut overrides = cli.overrides.clone();
+        overrides.preset = Some(Preset::Quick);
+        let config = load_config(cli.config.as_deref(), &overrides)?;
+        config.validate()?;
+        return Ok(config);
+    }
+    println!("adapter: {} ({})", ctx.summary.name, ctx.summary.backend);
+    Ok(config)
 }
 
 /// With `--resume RUN_DIR`: the settings file and the output folder are the run's own.

@@ -183,102 +183,130 @@ impl Default for ExperimentsConfig {
 }
 
 impl ExperimentsConfig {
-    /// Adds a line to `check` for every bad experiment setting.
+    /// Adds a line to `check` for every bad experiment setting, section by section in the
+    /// order of the `[experiments]` tables (so the lines come out in that order).
     pub(super) fn check(&self, check: &mut impl FnMut(bool, String)) {
-        let e = self;
+        self.check_shared(check);
+        self.compression.check(check);
+        self.munge.check(check);
+        self.omit_class.check(check);
+        self.temperature_sweep.check(check);
+        self.small_data.check(check);
+    }
+
+    /// The temperature and alpha shared by the experiments that use one setting.
+    fn check_shared(&self, check: &mut impl FnMut(bool, String)) {
         check(
-            e.temperature.is_finite() && e.temperature > 0.0,
+            self.temperature.is_finite() && self.temperature > 0.0,
             format!(
                 "experiments.temperature = {}: expected a finite number > 0",
-                e.temperature
+                self.temperature
             ),
         );
         check(
-            (0.0..=1.0).contains(&e.alpha),
+            (0.0..=1.0).contains(&self.alpha),
             format!(
                 "experiments.alpha = {}: expected a value in [0, 1]",
-                e.alpha
+                self.alpha
             ),
         );
-        let c = &e.compression;
+    }
+}
+
+impl CompressionConfig {
+    fn check(&self, check: &mut impl FnMut(bool, String)) {
         check(
-            c.labeled != Some(0),
+            self.labeled != Some(0),
             "experiments.compression.labeled = 0: need at least 1 labeled example (omit the key for the whole training split)".into(),
         );
         check(
-            !c.extra_examples.is_empty() && !c.extra_examples.contains(&0),
+            !self.extra_examples.is_empty() && !self.extra_examples.contains(&0),
             format!(
                 "experiments.compression.extra_examples = {:?}: expected one or more sizes >= 1",
-                c.extra_examples
+                self.extra_examples
             ),
         );
-        let m = &e.munge;
+    }
+}
+
+impl MungeConfig {
+    fn check(&self, check: &mut impl FnMut(bool, String)) {
         check(
-            m.base_size >= 2,
+            self.base_size >= 2,
             format!(
                 "experiments.munge.base_size = {}: MUNGE needs at least 2 examples",
-                m.base_size
+                self.base_size
             ),
         );
         check(
-            !m.multipliers.is_empty() && !m.multipliers.contains(&0),
+            !self.multipliers.is_empty() && !self.multipliers.contains(&0),
             format!(
                 "experiments.munge.multipliers = {:?}: expected one or more multipliers >= 1",
-                m.multipliers
+                self.multipliers
             ),
         );
-        for &k in &m.multipliers {
+        // Each multiplier is checked on its own so that the line names the one too large.
+        for &k in &self.multipliers {
             check(
-                k.checked_mul(m.base_size)
+                k.checked_mul(self.base_size)
                     .is_some_and(|n| n <= MAX_MUNGE_EXAMPLES),
                 format!(
                     "experiments.munge.multipliers contains {k}: {k} x base_size {} is more than {MAX_MUNGE_EXAMPLES} synthetic examples",
-                    m.base_size
+                    self.base_size
                 ),
             );
         }
         check(
-            (0.0..=1.0).contains(&m.swap_probability),
+            (0.0..=1.0).contains(&self.swap_probability),
             format!(
                 "experiments.munge.swap_probability = {}: expected a probability in [0, 1]",
-                m.swap_probability
+                self.swap_probability
             ),
         );
         check(
-            m.local_variance.is_finite() && m.local_variance > 0.0,
+            self.local_variance.is_finite() && self.local_variance > 0.0,
             format!(
                 "experiments.munge.local_variance = {}: expected a finite number > 0",
-                m.local_variance
+                self.local_variance
             ),
         );
-        let o = &e.omit_class;
+    }
+}
+
+impl OmitClassConfig {
+    fn check(&self, check: &mut impl FnMut(bool, String)) {
         check(
-            o.max_bias_shift.is_finite() && o.max_bias_shift >= 0.0,
+            self.max_bias_shift.is_finite() && self.max_bias_shift >= 0.0,
             format!(
                 "experiments.omit_class.max_bias_shift = {}: expected a number >= 0",
-                o.max_bias_shift
+                self.max_bias_shift
             ),
         );
         check(
-            o.bias_shift_step.is_finite() && o.bias_shift_step > 0.0,
+            self.bias_shift_step.is_finite() && self.bias_shift_step > 0.0,
             format!(
                 "experiments.omit_class.bias_shift_step = {}: expected a number > 0",
-                o.bias_shift_step
+                self.bias_shift_step
             ),
         );
+        // A bad step is reported above; the grid size only means something for a good one.
         check(
-            o.bias_shift_step <= 0.0
-                || o.bias_shift_step.is_nan()
-                || (o.max_bias_shift / o.bias_shift_step) <= MAX_BIAS_SHIFTS as f32,
+            self.bias_shift_step <= 0.0
+                || self.bias_shift_step.is_nan()
+                || (self.max_bias_shift / self.bias_shift_step) <= MAX_BIAS_SHIFTS as f32,
             format!(
                 "experiments.omit_class: {} / {} is more than {MAX_BIAS_SHIFTS} shifts to try: raise bias_shift_step",
-                o.max_bias_shift, o.bias_shift_step
+                self.max_bias_shift, self.bias_shift_step
             ),
         );
-        let sweep = &e.temperature_sweep;
+    }
+}
+
+impl TemperatureSweepConfig {
+    fn check(&self, check: &mut impl FnMut(bool, String)) {
         for (key, values) in [
-            ("temperatures", &sweep.temperatures),
-            ("alphas", &sweep.alphas),
+            ("temperatures", &self.temperatures),
+            ("alphas", &self.alphas),
         ] {
             let mut sorted = values.clone();
             sorted.sort_by(f32::total_cmp);
@@ -289,30 +317,34 @@ impl ExperimentsConfig {
             );
         }
         check(
-            !sweep.temperatures.is_empty()
-                && sweep.temperatures.iter().all(|t| t.is_finite() && *t > 0.0),
+            !self.temperatures.is_empty()
+                && self.temperatures.iter().all(|t| t.is_finite() && *t > 0.0),
             format!(
                 "experiments.temperature_sweep.temperatures = {:?}: expected one or more finite numbers > 0",
-                sweep.temperatures
+                self.temperatures
             ),
         );
         check(
-            !sweep.alphas.is_empty() && sweep.alphas.iter().all(|a| (0.0..=1.0).contains(a)),
+            !self.alphas.is_empty() && self.alphas.iter().all(|a| (0.0..=1.0).contains(a)),
             format!(
                 "experiments.temperature_sweep.alphas = {:?}: expected one or more values in [0, 1]",
-                sweep.alphas
+                self.alphas
             ),
         );
-        let small = &e.small_data;
+    }
+}
+
+impl SmallDataConfig {
+    fn check(&self, check: &mut impl FnMut(bool, String)) {
         check(
-            small.fraction > 0.0 && small.fraction <= 1.0,
+            self.fraction > 0.0 && self.fraction <= 1.0,
             format!(
                 "experiments.small_data.fraction = {}: expected a share in (0, 1]",
-                small.fraction
+                self.fraction
             ),
         );
         check(
-            small.epochs != Some(0),
+            self.epochs != Some(0),
             "experiments.small_data.epochs = 0: need at least 1 (omit the key for the default)"
                 .into(),
         );

@@ -507,118 +507,139 @@ impl Default for RunConfig {
 impl RunConfig {
     /// The defaults of a preset.
     pub fn preset(preset: Preset) -> RunConfig {
-        let adam = OptimizerConfig::default();
         match preset {
-            Preset::Default => RunConfig {
-                preset,
-                seed: 1,
-                out_dir: None,
-                teachers: 3,
-                batch_size: 128,
-                repeats: 1,
-                data: DataConfig::default(),
-                // The reference runs' recipe (12 and 20 epochs of the 55k-example split at
-                // batch 128) as step budgets, so that any data size trains as long.
-                teacher: ModelConfig {
-                    spec: "c16k3-c16k3-p2-c32k3-c32k3-p2-256-10".into(),
-                    epochs: 12,
-                    steps: Some(5_000),
-                    max_shift: 2,
-                    optimizer: adam.clone(),
-                    ..ModelConfig::default()
-                },
-                student: ModelConfig {
-                    spec: "784-256-256-10".into(),
-                    epochs: 20,
-                    steps: Some(8_000),
-                    ..ModelConfig::default()
-                },
-                distill: DistillConfig::default(),
-                eval: EvalConfig::default(),
-                experiment: None,
-                experiments: ExperimentsConfig {
-                    // The whole training split is labeled in this preset: withhold most of it.
-                    compression: CompressionConfig {
-                        labeled: Some(15_000),
-                        extra_examples: vec![10_000, 40_000],
-                    },
-                    ..ExperimentsConfig::default()
-                },
+            Preset::Default => RunConfig::default_preset(),
+            Preset::Quick => RunConfig::quick_preset(),
+            Preset::Tiny => RunConfig::tiny_preset(),
+        }
+    }
+
+    /// The defaults of `--preset default`: the reference recipe; the other presets start
+    /// from it.
+    fn default_preset() -> RunConfig {
+        let adam = OptimizerConfig::default();
+        RunConfig {
+            preset: Preset::Default,
+            seed: 1,
+            out_dir: None,
+            teachers: 3,
+            batch_size: 128,
+            repeats: 1,
+            data: DataConfig::default(),
+            // The reference runs' recipe (12 and 20 epochs of the 55k-example split at
+            // batch 128) as step budgets, so that any data size trains as long.
+            teacher: ModelConfig {
+                spec: "c16k3-c16k3-p2-c32k3-c32k3-p2-256-10".into(),
+                epochs: 12,
+                steps: Some(5_000),
+                max_shift: 2,
+                optimizer: adam.clone(),
+                ..ModelConfig::default()
             },
-            // Chosen by measurement on 2 CPU cores through lavapipe (README: "How the presets
-            // were chosen"): the whole training split, step budgets that fit 10 minutes.
-            Preset::Quick => RunConfig {
-                preset,
-                teacher: ModelConfig {
-                    spec: "784-256-256-10".into(),
-                    epochs: 3,
-                    steps: Some(1_200),
-                    ..ModelConfig::default()
-                },
-                student: ModelConfig {
-                    spec: "784-64-10".into(),
-                    epochs: 4,
-                    steps: Some(1_500),
-                    ..ModelConfig::default()
-                },
-                distill: DistillConfig {
-                    temperature_grid: vec![1.0, 2.0],
-                    alpha_grid: vec![0.9],
-                    ..DistillConfig::default()
-                },
-                ..RunConfig::preset(Preset::Default)
+            student: ModelConfig {
+                spec: "784-256-256-10".into(),
+                epochs: 20,
+                steps: Some(8_000),
+                ..ModelConfig::default()
             },
-            Preset::Tiny => RunConfig {
-                preset,
-                teachers: 2,
-                batch_size: 64,
-                data: DataConfig {
-                    train_size: Some(1_500),
-                    validation_size: 500,
-                    test_size: Some(1_000),
-                    ..DataConfig::default()
+            distill: DistillConfig::default(),
+            eval: EvalConfig::default(),
+            experiment: None,
+            experiments: ExperimentsConfig {
+                // The whole training split is labeled in this preset: withhold most of it.
+                compression: CompressionConfig {
+                    labeled: Some(15_000),
+                    extra_examples: vec![10_000, 40_000],
                 },
-                // A smoke test of a few dozen steps per model: too short for a schedule
-                // to matter, and a constant rate keeps every tiny model learning.
-                teacher: ModelConfig {
-                    spec: "784-128-10".into(),
-                    epochs: 2,
-                    schedule: CONSTANT_LR,
-                    ..ModelConfig::default()
-                },
-                student: ModelConfig {
-                    spec: "784-32-10".into(),
-                    epochs: 2,
-                    schedule: CONSTANT_LR,
-                    ..ModelConfig::default()
-                },
-                distill: DistillConfig {
-                    temperature_grid: vec![1.0, 4.0],
-                    alpha_grid: vec![0.5],
-                    ..DistillConfig::default()
-                },
-                experiments: ExperimentsConfig {
-                    compression: CompressionConfig {
-                        labeled: None,
-                        extra_examples: vec![1_500],
-                    },
-                    munge: MungeConfig {
-                        base_size: 300,
-                        multipliers: vec![1, 2],
-                        ..MungeConfig::default()
-                    },
-                    temperature_sweep: TemperatureSweepConfig {
-                        temperatures: vec![1.0, 4.0],
-                        alphas: vec![0.5],
-                    },
-                    small_data: SmallDataConfig {
-                        fraction: 0.1,
-                        epochs: Some(4),
-                    },
-                    ..ExperimentsConfig::default()
-                },
-                ..RunConfig::preset(Preset::Default)
+                ..ExperimentsConfig::default()
             },
+        }
+    }
+
+    /// The defaults of `--preset quick`.
+    // Chosen by measurement on 2 CPU cores through lavapipe (README: "How the presets
+    // were chosen"): the whole training split, step budgets that fit 10 minutes.
+    fn quick_preset() -> RunConfig {
+        RunConfig {
+            preset: Preset::Quick,
+            teacher: ModelConfig {
+                spec: "784-256-256-10".into(),
+                epochs: 3,
+                steps: Some(1_200),
+                ..ModelConfig::default()
+            },
+            student: ModelConfig {
+                spec: "784-64-10".into(),
+                epochs: 4,
+                steps: Some(1_500),
+                ..ModelConfig::default()
+            },
+            distill: DistillConfig {
+                temperature_grid: vec![1.0, 2.0],
+                alpha_grid: vec![0.9],
+                ..DistillConfig::default()
+            },
+            ..RunConfig::default_preset()
+        }
+    }
+
+    /// The defaults of `--preset tiny`.
+    fn tiny_preset() -> RunConfig {
+        RunConfig {
+            preset: Preset::Tiny,
+            teachers: 2,
+            batch_size: 64,
+            data: DataConfig {
+                train_size: Some(1_500),
+                validation_size: 500,
+                test_size: Some(1_000),
+                ..DataConfig::default()
+            },
+            // A smoke test of a few dozen steps per model: too short for a schedule
+            // to matter, and a constant rate keeps every tiny model learning.
+            teacher: ModelConfig {
+                spec: "784-128-10".into(),
+                epochs: 2,
+                schedule: CONSTANT_LR,
+                ..ModelConfig::default()
+            },
+            student: ModelConfig {
+                spec: "784-32-10".into(),
+                epochs: 2,
+                schedule: CONSTANT_LR,
+                ..ModelConfig::default()
+            },
+            distill: DistillConfig {
+                temperature_grid: vec![1.0, 4.0],
+                alpha_grid: vec![0.5],
+                ..DistillConfig::default()
+            },
+            experiments: RunConfig::tiny_experiments(),
+            ..RunConfig::default_preset()
+        }
+    }
+
+    /// The experiments' settings of `--preset tiny`: sizes a smoke test can afford.
+    fn tiny_experiments() -> ExperimentsConfig {
+        ExperimentsConfig {
+            compression: CompressionConfig {
+                labeled: None,
+                extra_examples: vec![1_500],
+            },
+            munge: MungeConfig {
+                base_size: 300,
+                multipliers: vec![1, 2],
+                ..MungeConfig::default()
+            },
+            temperature_sweep: TemperatureSweepConfig {
+                temperatures: vec![1.0, 4.0],
+                alphas: vec![0.5],
+            },
+            small_data: SmallDataConfig {
+                fraction: 0.1,
+                epochs: Some(4),
+            },
+            ..ExperimentsConfig::default()
         }
     }
 

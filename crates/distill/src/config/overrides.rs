@@ -163,47 +163,64 @@ pub struct Overrides {
     pub plain_split: bool,
 }
 
+/// Replaces `target` with the flag's value when the flag was given.
+fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+    if let Some(value) = value {
+        *target = value.clone();
+    }
+}
+
+/// Replaces an optional setting when its flag was given (the flag cannot clear it).
+fn set_some<T: Clone>(target: &mut Option<T>, value: &Option<T>) {
+    if value.is_some() {
+        target.clone_from(value);
+    }
+}
+
 impl Overrides {
-    /// Applies every flag that was given.
+    /// Applies every flag that was given. Each flag sets settings of its own, except the
+    /// learning rates: a model's own rate is applied after the one for both, so it wins.
     pub fn apply(&self, config: &mut RunConfig) {
-        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
-            if let Some(value) = value {
-                *target = value.clone();
-            }
-        }
+        self.apply_run(config);
+        self.apply_data(config);
+        self.apply_training_length(config);
+        self.apply_recipes(config);
+        self.apply_teacher_regularisation(config);
+        self.apply_distillation(config);
+    }
+
+    /// Preset, experiment, output folder, seed, ensemble, specs, batch and repeats.
+    fn apply_run(&self, config: &mut RunConfig) {
         set(&mut config.preset, &self.preset);
-        if self.experiment.is_some() {
-            config.experiment = self.experiment;
-        }
-        set(&mut config.data.dataset, &self.dataset);
-        if self.data_dir.is_some() {
-            config.data.dir = self.data_dir.clone();
-        }
-        let csv = &mut config.data.csv;
-        for (target, value) in [
-            (&mut csv.train, &self.csv_train),
-            (&mut csv.test, &self.csv_test),
-        ] {
-            if value.is_some() {
-                target.clone_from(value);
-            }
-        }
-        if self.csv_label.is_some() {
-            csv.label.clone_from(&self.csv_label);
-        }
-        if self.csv_header.is_some() {
-            csv.header = self.csv_header;
-        }
-        if self.out.is_some() {
-            config.out_dir = self.out.clone();
-        }
+        set_some(&mut config.experiment, &self.experiment);
+        set_some(&mut config.out_dir, &self.out);
         set(&mut config.seed, &self.seed);
         set(&mut config.teachers, &self.teachers);
         set(&mut config.teacher.spec, &self.teacher_spec);
         set(&mut config.student.spec, &self.student_spec);
         set(&mut config.batch_size, &self.batch_size);
         set(&mut config.repeats, &self.repeats);
-        self.apply_training_length(config);
+    }
+
+    /// The data set, its files and the split sizes.
+    fn apply_data(&self, config: &mut RunConfig) {
+        let data = &mut config.data;
+        set(&mut data.dataset, &self.dataset);
+        set_some(&mut data.dir, &self.data_dir);
+        set_some(&mut data.csv.train, &self.csv_train);
+        set_some(&mut data.csv.test, &self.csv_test);
+        set_some(&mut data.csv.label, &self.csv_label);
+        set_some(&mut data.csv.header, &self.csv_header);
+        set_some(&mut data.train_size, &self.train_size);
+        set(&mut data.validation_size, &self.validation_size);
+        set_some(&mut data.test_size, &self.test_size);
+        if self.plain_split {
+            data.stratified = false;
+        }
+    }
+
+    /// Optimizer and schedule flags of both models, then each model's own learning rate.
+    fn apply_recipes(&self, config: &mut RunConfig) {
         for model in [&mut config.teacher, &mut config.student] {
             set(&mut model.optimizer.kind, &self.optimizer);
             set(&mut model.optimizer.lr, &self.lr);
@@ -218,31 +235,25 @@ impl Overrides {
         }
         set(&mut config.teacher.optimizer.lr, &self.teacher_lr);
         set(&mut config.student.optimizer.lr, &self.student_lr);
-        set(&mut config.teacher.label_smoothing, &self.label_smoothing);
-        set(&mut config.teacher.dropout_input, &self.dropout_input);
-        set(&mut config.teacher.dropout_hidden, &self.dropout_hidden);
-        set(&mut config.teacher.max_shift, &self.max_shift);
-        if self.max_norm.is_some() {
-            config.teacher.max_norm = self.max_norm;
-        }
-        if self.temperature.is_some() {
-            config.distill.temperature = self.temperature;
-        }
-        if self.alpha.is_some() {
-            config.distill.alpha = self.alpha;
-        }
-        set(&mut config.distill.temperature_grid, &self.temperature_grid);
-        set(&mut config.distill.alpha_grid, &self.alpha_grid);
-        if self.train_size.is_some() {
-            config.data.train_size = self.train_size;
-        }
-        set(&mut config.data.validation_size, &self.validation_size);
-        if self.test_size.is_some() {
-            config.data.test_size = self.test_size;
-        }
-        if self.plain_split {
-            config.data.stratified = false;
-        }
+    }
+
+    /// The teachers' regularisation: label smoothing, dropout, shifts and max-norm.
+    fn apply_teacher_regularisation(&self, config: &mut RunConfig) {
+        let teacher = &mut config.teacher;
+        set(&mut teacher.label_smoothing, &self.label_smoothing);
+        set(&mut teacher.dropout_input, &self.dropout_input);
+        set(&mut teacher.dropout_hidden, &self.dropout_hidden);
+        set(&mut teacher.max_shift, &self.max_shift);
+        set_some(&mut teacher.max_norm, &self.max_norm);
+    }
+
+    /// The distillation setting and the grid searched on validation.
+    fn apply_distillation(&self, config: &mut RunConfig) {
+        let distill = &mut config.distill;
+        set_some(&mut distill.temperature, &self.temperature);
+        set_some(&mut distill.alpha, &self.alpha);
+        set(&mut distill.temperature_grid, &self.temperature_grid);
+        set(&mut distill.alpha_grid, &self.alpha_grid);
     }
 
     /// Steps and patience. A model's own flags win over the flags for both; within one

@@ -350,6 +350,47 @@ fn find_label_column(
 
 /// Reads a CSV file: header, label column, finite numeric features.
 pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<CsvTable, CsvError> {
+    let mut rows = read_records(path)?;
+    if rows.is_empty() {
+        return Err(CsvError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let has_header = options
+        .header
+        .unwrap_or_else(|| looks_like_header(&rows[0].1, rows.get(1).map(|r| r.1.as_slice())));
+    let header = has_header.then(|| rows.remove(0).1);
+    if rows.is_empty() {
+        return Err(CsvError::NoRows {
+            path: path.to_path_buf(),
+        });
+    }
+    let columns = header.as_ref().map_or(rows[0].1.len(), Vec::len);
+    let label_index = find_label_column(path, header.as_deref(), columns, options.label.as_ref())?;
+    if columns < 2 {
+        return Err(CsvError::NoFeatures {
+            path: path.to_path_buf(),
+            column: describe_column(header.as_deref(), label_index),
+        });
+    }
+    let feature_count = columns - 1;
+    let mut table = CsvTable {
+        path: path.to_path_buf(),
+        header,
+        label_index,
+        features: Vec::with_capacity(rows.len() * feature_count),
+        feature_count,
+        labels: Vec::with_capacity(rows.len()),
+        lines: Vec::with_capacity(rows.len()),
+    };
+    for (line, fields) in rows {
+        table.push_row(line, fields)?;
+    }
+    Ok(table)
+}
+
+/// Every record of the file, fields trimmed, with the 1-based line it starts on.
+fn read_records(path: &Path) -> Result<Vec<(u64, Vec<String>)>, CsvError> {
     let bytes = std::fs::read(path).map_err(|source| CsvError::Io {
         path: path.to_path_buf(),
         source,
@@ -382,81 +423,67 @@ pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<CsvTable, CsvError>
         let line = line_at(record.position());
         rows.push((line, record.iter().map(str::to_string).collect()));
     }
-    if rows.is_empty() {
-        return Err(CsvError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    let has_header = options
-        .header
-        .unwrap_or_else(|| looks_like_header(&rows[0].1, rows.get(1).map(|r| r.1.as_slice())));
-    let header = has_header.then(|| rows.remove(0).1);
-    if rows.is_empty() {
-        return Err(CsvError::NoRows {
-            path: path.to_path_buf(),
-        });
-    }
-    let columns = header.as_ref().map_or(rows[0].1.len(), Vec::len);
-    let label_index = find_label_column(path, header.as_deref(), columns, options.label.as_ref())?;
-    if columns < 2 {
-        return Err(CsvError::NoFeatures {
-            path: path.to_path_buf(),
-            column: describe_column(header.as_deref(), label_index),
-        });
-    }
-    let feature_count = columns - 1;
-    let mut features = Vec::with_capacity(rows.len() * feature_count);
-    let mut labels = Vec::with_capacity(rows.len());
-    let mut lines = Vec::with_capacity(rows.len());
-    for (line, fields) in rows {
+    Ok(rows)
+}
+
+impl CsvTable {
+    /// Appends one data row (file line `line`) after checking its width, its label and
+    /// every feature; fields are checked left to right, so the first bad one is reported.
+    fn push_row(&mut self, line: u64, fields: Vec<String>) -> Result<(), CsvError> {
+        let columns = self.feature_count + 1;
         if fields.len() != columns {
             return Err(CsvError::Ragged {
-                path: path.to_path_buf(),
+                path: self.path.clone(),
                 line,
                 found: fields.len(),
                 expected: columns,
             });
         }
-        for (index, text) in fields.iter().enumerate() {
-            let column = || describe_column(header.as_deref(), index);
-            if index == label_index {
+        for (index, text) in fields.into_iter().enumerate() {
+            let column = || describe_column(self.header.as_deref(), index);
+            if index == self.label_index {
                 if text.is_empty() {
                     return Err(CsvError::EmptyLabel {
-                        path: path.to_path_buf(),
+                        path: self.path.clone(),
                         line,
                         column: column(),
                     });
                 }
-                labels.push(text.clone());
+                self.labels.push(text);
                 continue;
             }
-            let value: f32 = text.parse().map_err(|_| CsvError::NotNumeric {
-                path: path.to_path_buf(),
-                line,
-                column: column(),
-                text: text.clone(),
-            })?;
-            if !value.is_finite() {
-                return Err(CsvError::NotFinite {
-                    path: path.to_path_buf(),
-                    line,
-                    column: column(),
-                    text: text.clone(),
-                });
-            }
-            features.push(value);
+            let value = parse_feature(&self.path, line, column, text)?;
+            self.features.push(value);
         }
-        lines.push(line);
+        self.lines.push(line);
+        Ok(())
     }
-    Ok(CsvTable {
-        path: path.to_path_buf(),
-        header,
-        label_index,
-        features,
-        feature_count,
-        labels,
-        lines,
-    })
+}
+
+/// A feature field's value: a finite number, else an error naming its line and column.
+fn parse_feature(
+    path: &Path,
+    line: u64,
+    column: impl Fn() -> String,
+    text: String,
+) -> Result<f32, CsvError> {
+    let Ok(value) = text.parse::<f32>() else {
+        return Err(CsvError::NotNumeric {
+            path: path.to_path_buf(),
+            line,
+            column: column(),
+            text,
+        });
+    };
+    if !value.is_finite() {
+        return Err(CsvError::NotFinite {
+            path: path.to_path_buf(),
+            line,
+            column: column(),
+            text,
+        });
+    }
+    Ok(value)
 }
 
 fn syntax_error(path: &Path, line: u64, err: csv::Error) -> CsvError {

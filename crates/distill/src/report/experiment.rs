@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 
 use super::{PALETTE, Plot, escape, range};
-use crate::results::{Cell, ColumnKind, ExperimentTable, LineChart, PairedComparison, format_p};
+use crate::results::{
+    Cell, ColumnKind, ExperimentTable, LineChart, PairedComparison, Reference, Series, format_p,
+};
 
 /// Labels of the columns that [`comparison_cells`] adds to a table with comparisons, in
 /// the terminal; report.html spells the last two out.
@@ -234,6 +236,7 @@ fn line_chart(page: &mut String, chart: &LineChart) {
     let (Some(x_range), Some(y_range)) = (range(xs), range(ys)) else {
         return;
     };
+    // A log axis needs positive values: a chart reaching 0 or below is drawn linear.
     let log_x = chart.log_x && x_range.0 > 0.0;
     let plot = Plot::new(640.0, 340.0, x_range, y_range, log_x);
     let percent = chart.y_label.contains("accuracy");
@@ -251,39 +254,55 @@ fn line_chart(page: &mut String, chart: &LineChart) {
         }
     });
     for reference in &chart.references {
-        let y = plot.y(reference.y);
-        let _ = writeln!(
-            page,
-            "<line class=\"series\" x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#888\" stroke-dasharray=\"5,4\"/>",
-            plot.x(x_range.0),
-            plot.x(x_range.1)
-        );
+        reference_line(page, &plot, reference, x_range);
     }
     for (i, series) in chart.series.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
-        let points: Vec<(f64, f64)> = series
-            .points
-            .iter()
-            .filter(|p| p[0].is_finite() && p[1].is_finite() && (!log_x || p[0] > 0.0))
-            .map(|p| (plot.x(p[0]), plot.y(p[1])))
-            .collect();
-        let line: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{x:.1},{y:.1}"))
-            .collect();
-        let _ = writeln!(
-            page,
-            "<polyline class=\"series\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
-            line.join(" ")
-        );
-        for (x, y) in points {
-            let _ = writeln!(
-                page,
-                "<circle class=\"series\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{colour}\"/>"
-            );
-        }
+        series_line(page, &plot, series, PALETTE[i % PALETTE.len()], log_x);
     }
     page.push_str("</svg>\n<figcaption>");
+    page.push_str(&chart_keys(chart));
+    page.push_str("</figcaption>\n</figure>\n");
+}
+
+/// A reference value as a dashed grey line across the whole x range.
+fn reference_line(page: &mut String, plot: &Plot, reference: &Reference, x_range: (f64, f64)) {
+    let y = plot.y(reference.y);
+    let _ = writeln!(
+        page,
+        "<line class=\"series\" x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#888\" stroke-dasharray=\"5,4\"/>",
+        plot.x(x_range.0),
+        plot.x(x_range.1)
+    );
+}
+
+/// A series as a polyline with a dot on each point it can place (finite, and positive x
+/// on a log axis).
+fn series_line(page: &mut String, plot: &Plot, series: &Series, colour: &str, log_x: bool) {
+    let points: Vec<(f64, f64)> = series
+        .points
+        .iter()
+        .filter(|p| p[0].is_finite() && p[1].is_finite() && (!log_x || p[0] > 0.0))
+        .map(|p| (plot.x(p[0]), plot.y(p[1])))
+        .collect();
+    let line: Vec<String> = points
+        .iter()
+        .map(|(x, y)| format!("{x:.1},{y:.1}"))
+        .collect();
+    let _ = writeln!(
+        page,
+        "<polyline class=\"series\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+        line.join(" ")
+    );
+    for (x, y) in points {
+        let _ = writeln!(
+            page,
+            "<circle class=\"series\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{colour}\"/>"
+        );
+    }
+}
+
+/// The caption's key: each series' colour and name, then each reference's.
+fn chart_keys(chart: &LineChart) -> String {
     let mut keys: Vec<String> = chart
         .series
         .iter()
@@ -302,8 +321,7 @@ fn line_chart(page: &mut String, chart: &LineChart) {
             .iter()
             .map(|r| format!("<span style=\"color:#888\">- -</span> {}", escape(&r.name))),
     );
-    page.push_str(&keys.join(" &nbsp; "));
-    page.push_str("</figcaption>\n</figure>\n");
+    keys.join(" &nbsp; ")
 }
 
 #[cfg(test)]

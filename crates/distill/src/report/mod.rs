@@ -269,6 +269,14 @@ impl Plot {
         y_label: &str,
         y_format: impl Fn(f64) -> String,
     ) {
+        self.open_frame(svg, x_label, y_label);
+        self.draw_y_ticks(svg, y_format);
+        self.draw_x_ticks(svg);
+        self.draw_axis_labels(svg, x_label, y_label);
+    }
+
+    /// The `<svg>` element and the plot area's rectangle.
+    fn open_frame(&self, svg: &mut String, x_label: &str, y_label: &str) {
         let _ = writeln!(
             svg,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{} against {}\">",
@@ -285,6 +293,11 @@ impl Plot {
             x1 - x0,
             y0 - y1
         );
+    }
+
+    /// Horizontal grid lines across the plot area, labelled on the left.
+    fn draw_y_ticks(&self, svg: &mut String, y_format: impl Fn(f64) -> String) {
+        let (x0, x1) = (self.left, self.width - self.right);
         for value in self.y_ticks() {
             let y = self.y(value);
             let _ = writeln!(
@@ -299,16 +312,13 @@ impl Plot {
                 escape(&y_format(value))
             );
         }
+    }
+
+    /// Tick marks below the plot area, labelled underneath.
+    fn draw_x_ticks(&self, svg: &mut String) {
+        let y0 = self.height - self.bottom;
         for value in self.x_ticks() {
             let x = self.x(value);
-            let label = if self.x_log && value >= 1.0 {
-                compact(value.round() as u64)
-            } else if self.x_log {
-                // Shortest form of a power of ten times 1, 2 or 5, without f64 noise.
-                format!("{}", value as f32)
-            } else {
-                format!("{value}")
-            };
             let _ = writeln!(
                 svg,
                 "<line x1=\"{x:.1}\" y1=\"{y0}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#999\"/>",
@@ -318,9 +328,27 @@ impl Plot {
                 svg,
                 "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
                 y0 + 16.0,
-                escape(&label)
+                escape(&self.x_tick_label(value))
             );
         }
+    }
+
+    /// An x tick's text: large values on a log axis in thousands and millions.
+    fn x_tick_label(&self, value: f64) -> String {
+        if self.x_log && value >= 1.0 {
+            compact(value.round() as u64)
+        } else if self.x_log {
+            // Shortest form of a power of ten times 1, 2 or 5, without f64 noise.
+            format!("{}", value as f32)
+        } else {
+            format!("{value}")
+        }
+    }
+
+    /// The axis titles: the x title under the ticks, the y title turned along the left edge.
+    fn draw_axis_labels(&self, svg: &mut String, x_label: &str, y_label: &str) {
+        let (x0, x1) = (self.left, self.width - self.right);
+        let (y0, y1) = (self.height - self.bottom, self.top);
         let _ = writeln!(
             svg,
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"middle\">{}</text>",
@@ -490,25 +518,20 @@ type CostAxis = (&'static str, fn(&ModelResult) -> Option<f64>);
 /// [`accuracy_interval`]).
 type CostPoint<'m> = (&'m ModelResult, &'m str, f64, Option<(f64, f64)>);
 
-fn curves_section(page: &mut String, results: &Results) {
-    let trained: Vec<(&ModelResult, &str)> = results
+/// Every model with its colour: by position among all models, so that a model has one
+/// colour in every figure.
+fn coloured_models(results: &Results) -> Vec<(&ModelResult, &'static str)> {
+    results
         .models
         .iter()
         .enumerate()
-        .filter(|(_, m)| !m.curve.is_empty())
-        // Colour by position among all models, so a model has one colour in every figure.
         .map(|(i, m)| (m, PALETTE[i % PALETTE.len()]))
-        .collect();
-    page.push_str("<section id=\"curves\">\n<h2>Learning curves</h2>\n");
-    if trained.is_empty() {
-        page.push_str("<p>No training curves recorded.</p>\n</section>\n");
-        return;
-    }
-    let epochs = trained
-        .iter()
-        .flat_map(|(m, _)| m.curve.iter().map(|e| e.epoch as f64));
-    let x_range = range(epochs).unwrap_or((1.0, 1.0));
-    let charts: [CurveChart; 3] = [
+        .collect()
+}
+
+/// The learning-curve charts: validation accuracy, hard-label loss, soft-target loss.
+fn curve_charts() -> [CurveChart; 3] {
+    [
         (
             "validation accuracy (a circle marks the kept epoch)",
             "validation accuracy (%)",
@@ -527,83 +550,102 @@ fn curves_section(page: &mut String, results: &Results) {
             |e| e.train_soft_loss.unwrap_or(f64::NAN),
             false,
         ),
-    ];
+    ]
+}
+
+fn curves_section(page: &mut String, results: &Results) {
+    let trained: Vec<(&ModelResult, &str)> = coloured_models(results)
+        .into_iter()
+        .filter(|(m, _)| !m.curve.is_empty())
+        .collect();
+    page.push_str("<section id=\"curves\">\n<h2>Learning curves</h2>\n");
+    if trained.is_empty() {
+        page.push_str("<p>No training curves recorded.</p>\n</section>\n");
+        return;
+    }
+    let epochs = trained
+        .iter()
+        .flat_map(|(m, _)| m.curve.iter().map(|e| e.epoch as f64));
+    let x_range = range(epochs).unwrap_or((1.0, 1.0));
     page.push_str("<div class=\"row\">\n");
-    for (caption, y_label, value, is_percent) in charts {
-        let values = trained.iter().flat_map(|(m, _)| m.curve.iter().map(value));
-        let Some(y_range) = range(values) else {
-            continue;
-        };
-        let plot = Plot::new(500.0, 300.0, x_range, y_range, false);
-        page.push_str("<figure>\n");
-        plot.begin(page, "epoch", y_label, |v| {
-            if is_percent {
-                format!("{:.1}", 100.0 * v)
-            } else {
-                format!("{v:.3}")
-            }
-        });
-        for (model, colour) in &trained {
-            let points: Vec<String> = model
-                .curve
-                .iter()
-                .filter(|e| value(e).is_finite())
-                .map(|e| format!("{:.1},{:.1}", plot.x(e.epoch as f64), plot.y(value(e))))
-                .collect();
-            // A model without this measure (no soft term for a teacher) draws nothing.
-            if points.is_empty() {
-                continue;
-            }
-            let _ = writeln!(
-                page,
-                "<polyline class=\"series\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
-                points.join(" ")
-            );
-            let kept = model
-                .best_epoch
-                .and_then(|b| model.curve.iter().find(|e| e.epoch == b));
-            if let Some(e) = kept.filter(|e| is_percent && value(e).is_finite()) {
-                let _ = writeln!(
-                    page,
-                    "<circle class=\"series\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
-                    plot.x(e.epoch as f64),
-                    plot.y(value(e))
-                );
-            }
-        }
-        page.push_str("</svg>\n");
-        let _ = writeln!(
-            page,
-            "<figcaption>{caption} per epoch</figcaption>\n</figure>"
-        );
+    for chart in curve_charts() {
+        curve_chart(page, &trained, x_range, chart);
     }
     page.push_str("</div>\n");
     legend(page, &trained);
     page.push_str("</section>\n");
 }
 
-fn cost_section(page: &mut String, results: &Results) {
-    page.push_str(
-        "<section id=\"cost\">\n<h2>Accuracy against serving cost</h2>\n<div class=\"row\">\n",
+/// One learning-curve figure of every trained model (none when no model has the measure).
+fn curve_chart(
+    page: &mut String,
+    trained: &[(&ModelResult, &str)],
+    x_range: (f64, f64),
+    (caption, y_label, value, is_percent): CurveChart,
+) {
+    let values = trained.iter().flat_map(|(m, _)| m.curve.iter().map(value));
+    let Some(y_range) = range(values) else {
+        return;
+    };
+    let plot = Plot::new(500.0, 300.0, x_range, y_range, false);
+    page.push_str("<figure>\n");
+    plot.begin(page, "epoch", y_label, |v| {
+        if is_percent {
+            format!("{:.1}", 100.0 * v)
+        } else {
+            format!("{v:.3}")
+        }
+    });
+    for (model, colour) in trained {
+        curve_line(page, &plot, model, colour, value, is_percent);
+    }
+    page.push_str("</svg>\n");
+    let _ = writeln!(
+        page,
+        "<figcaption>{caption} per epoch</figcaption>\n</figure>"
     );
-    let coloured: Vec<(&ModelResult, &str)> = results
-        .models
+}
+
+/// One model's curve, with a circle on the kept epoch on a percentage chart.
+fn curve_line(
+    page: &mut String,
+    plot: &Plot,
+    model: &ModelResult,
+    colour: &str,
+    value: fn(&EpochStats) -> f64,
+    is_percent: bool,
+) {
+    let points: Vec<String> = model
+        .curve
         .iter()
-        .enumerate()
-        .map(|(i, m)| (m, PALETTE[i % PALETTE.len()]))
+        .filter(|e| value(e).is_finite())
+        .map(|e| format!("{:.1},{:.1}", plot.x(e.epoch as f64), plot.y(value(e))))
         .collect();
-    let bars: Vec<Option<(f64, f64)>> = results
-        .models
-        .iter()
-        .map(|m| accuracy_interval(results, m))
-        .collect();
-    let y_values = results
-        .models
-        .iter()
-        .map(|m| m.test.accuracy)
-        .chain(bars.iter().flatten().flat_map(|&(low, high)| [low, high]));
-    let y_range = range(y_values).unwrap_or((0.0, 1.0));
-    let axes: [CostAxis; 2] = [
+    // A model without this measure (no soft term for a teacher) draws nothing.
+    if points.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        page,
+        "<polyline class=\"series\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+        points.join(" ")
+    );
+    let kept = model
+        .best_epoch
+        .and_then(|b| model.curve.iter().find(|e| e.epoch == b));
+    if let Some(e) = kept.filter(|e| is_percent && value(e).is_finite()) {
+        let _ = writeln!(
+            page,
+            "<circle class=\"series\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+            plot.x(e.epoch as f64),
+            plot.y(value(e))
+        );
+    }
+}
+
+/// The cost axes: FLOPs and measured latency, both on a log scale.
+fn cost_axes() -> [CostAxis; 2] {
+    [
         ("FLOPs per example (log scale)", |m| {
             Some(m.flops_per_example as f64).filter(|&v| v > 0.0)
         }),
@@ -613,62 +655,93 @@ fn cost_section(page: &mut String, results: &Results) {
                 .map(|s| s.latency_batch1_ms)
                 .filter(|&v| v > 0.0)
         }),
-    ];
-    for (x_label, x_of) in axes {
+    ]
+}
+
+fn cost_section(page: &mut String, results: &Results) {
+    page.push_str(
+        "<section id=\"cost\">\n<h2>Accuracy against serving cost</h2>\n<div class=\"row\">\n",
+    );
+    let coloured = coloured_models(results);
+    let bars: Vec<Option<(f64, f64)>> = results
+        .models
+        .iter()
+        .map(|m| accuracy_interval(results, m))
+        .collect();
+    // One y range for both charts, bars included, so that they compare at a glance.
+    let y_values = results
+        .models
+        .iter()
+        .map(|m| m.test.accuracy)
+        .chain(bars.iter().flatten().flat_map(|&(low, high)| [low, high]));
+    let y_range = range(y_values).unwrap_or((0.0, 1.0));
+    for (x_label, x_of) in cost_axes() {
         let points: Vec<CostPoint> = coloured
             .iter()
             .zip(&bars)
             .filter_map(|(&(m, c), &bar)| x_of(m).map(|x| (m, c, x, bar)))
             .collect();
-        let Some((lo, hi)) = range(points.iter().map(|p| p.2)) else {
-            continue;
-        };
-        let plot = Plot::new(500.0, 320.0, (lo, hi), y_range, true);
-        page.push_str("<figure>\n");
-        plot.begin(page, x_label, "test accuracy (%)", |v| {
-            format!("{:.1}", 100.0 * v)
-        });
-        // Students of one spec share an x: their bars are spread sideways to stay apart.
-        let mut bar_xs: Vec<f64> = Vec::new();
-        for (model, colour, x, bar) in &points {
-            let (px, py) = (plot.x(*x), plot.y(model.test.accuracy));
-            if let Some((low, high)) = bar {
-                let k = bar_xs.iter().filter(|&&b| (b - px).abs() < 1.0).count();
-                bar_xs.push(px);
-                let side = if k % 2 == 1 { 1.0 } else { -1.0 };
-                let bar_x = px + side * 6.0 * k.div_ceil(2) as f64;
-                error_bar(page, bar_x, plot.y(*low), plot.y(*high), colour);
-            }
-            let _ = writeln!(
-                page,
-                "<circle class=\"series\" cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"{colour}\"><title>{}</title></circle>",
-                escape(&model.name)
-            );
-            // Names in the right half go to the left of their point, to stay on the chart.
-            let (label_x, anchor) = if px > plot.width / 2.0 {
-                (px - 7.0, "end")
-            } else {
-                (px + 7.0, "start")
-            };
-            let _ = writeln!(
-                page,
-                "<text x=\"{label_x:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"{anchor}\">{}</text>",
-                py - 6.0,
-                escape(&model.name)
-            );
-        }
-        page.push_str("</svg>\n");
-        let _ = writeln!(
-            page,
-            "<figcaption>test accuracy against {}</figcaption>\n</figure>",
-            escape(x_label)
-        );
+        cost_chart(page, x_label, &points, y_range);
     }
     page.push_str("</div>\n");
     if bars.iter().any(Option::is_some) {
         page.push_str("<p class=\"meta\">Bars: student-hard's test accuracy plus the 95% paired bootstrap interval of each student's difference from it, i.e. where the student's accuracy lies relative to that baseline.</p>\n");
     }
     page.push_str("</section>\n");
+}
+
+/// One figure of test accuracy against a cost (none when no model has that cost).
+fn cost_chart(page: &mut String, x_label: &str, points: &[CostPoint], y_range: (f64, f64)) {
+    let Some((lo, hi)) = range(points.iter().map(|p| p.2)) else {
+        return;
+    };
+    let plot = Plot::new(500.0, 320.0, (lo, hi), y_range, true);
+    page.push_str("<figure>\n");
+    plot.begin(page, x_label, "test accuracy (%)", |v| {
+        format!("{:.1}", 100.0 * v)
+    });
+    // Students of one spec share an x: their bars are spread sideways to stay apart.
+    let mut bar_xs: Vec<f64> = Vec::new();
+    for point in points {
+        cost_point(page, &plot, point, &mut bar_xs);
+    }
+    page.push_str("</svg>\n");
+    let _ = writeln!(
+        page,
+        "<figcaption>test accuracy against {}</figcaption>\n</figure>",
+        escape(x_label)
+    );
+}
+
+/// A model's point, its bar (set aside from the bars already at its x, listed in
+/// `bar_xs`) and its name.
+fn cost_point(page: &mut String, plot: &Plot, point: &CostPoint, bar_xs: &mut Vec<f64>) {
+    let (model, colour, x, bar) = point;
+    let (px, py) = (plot.x(*x), plot.y(model.test.accuracy));
+    if let Some((low, high)) = bar {
+        let k = bar_xs.iter().filter(|&&b| (b - px).abs() < 1.0).count();
+        bar_xs.push(px);
+        let side = if k % 2 == 1 { 1.0 } else { -1.0 };
+        let bar_x = px + side * 6.0 * k.div_ceil(2) as f64;
+        error_bar(page, bar_x, plot.y(*low), plot.y(*high), colour);
+    }
+    let _ = writeln!(
+        page,
+        "<circle class=\"series\" cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"{colour}\"><title>{}</title></circle>",
+        escape(&model.name)
+    );
+    // Names in the right half go to the left of their point, to stay on the chart.
+    let (label_x, anchor) = if px > plot.width / 2.0 {
+        (px - 7.0, "end")
+    } else {
+        (px + 7.0, "start")
+    };
+    let _ = writeln!(
+        page,
+        "<text x=\"{label_x:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"{anchor}\">{}</text>",
+        py - 6.0,
+        escape(&model.name)
+    );
 }
 
 /// A model's accuracy interval against the hard-label student: that student's accuracy
