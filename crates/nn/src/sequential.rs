@@ -6,6 +6,60 @@ use crate::error::{Result, config_error};
 use crate::layers::{Conv2d, Dropout, Flatten, Layer, Linear, MaxPool2d, Mode, ParamGrad, Relu};
 use crate::spec::{LayerSpec, ModelSpec};
 
+/// Builds the layers of one model in order, handing each weighted layer its parameters.
+struct LayerBuilder<'a> {
+    ctx: &'a GpuContext,
+    spec: &'a ModelSpec,
+    params: &'a [Tensor],
+    mode: Mode,
+    next_param: usize,
+}
+
+impl<'a> LayerBuilder<'a> {
+    /// The weight and bias of the next weighted layer.
+    fn take_params(&mut self) -> (&'a Tensor, &'a Tensor) {
+        let i = self.next_param;
+        self.next_param += 2;
+        (&self.params[i], &self.params[i + 1])
+    }
+
+    /// Layer `index` of the spec over input `x` (gradient `dx` when training).
+    fn build(&mut self, index: usize, x: &Tensor, dx: Option<&Tensor>) -> Result<Box<dyn Layer>> {
+        let (ctx, spec, mode) = (self.ctx, self.spec, self.mode);
+        let fused = spec.relu_follows(index);
+        Ok(match spec.layers()[index] {
+            LayerSpec::Linear { .. } => {
+                let (w, b) = self.take_params();
+                Box::new(Linear::new(ctx, w, b, x, dx, fused, mode)?)
+            }
+            LayerSpec::Conv2d {
+                stride, padding, ..
+            } => {
+                let (w, b) = self.take_params();
+                Box::new(Conv2d::new(ctx, w, b, x, dx, stride, padding, fused, mode)?)
+            }
+            LayerSpec::Relu => {
+                let after_fusable = index > 0 && spec.relu_follows(index - 1);
+                let how = (after_fusable, spec.pool_follows_relu(index + 1));
+                Box::new(Relu::new(ctx, x, dx, how, mode)?)
+            }
+            LayerSpec::Dropout { rate } => Box::new(Dropout::new(ctx, x, dx, rate, mode)?),
+            LayerSpec::MaxPool2d { kernel, stride } => {
+                let after_relu = spec.pool_follows_relu(index);
+                Box::new(MaxPool2d::new(
+                    ctx,
+                    x,
+                    dx,
+                    (kernel, stride),
+                    after_relu,
+                    mode,
+                )?)
+            }
+            LayerSpec::Flatten => Box::new(Flatten::new(x, dx)?),
+        })
+    }
+}
+
 /// Layers of one model bound to one input tensor `[batch, ...]`.
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
@@ -36,61 +90,20 @@ impl Sequential {
         shape.extend_from_slice(spec.input_shape());
         let input = input.reshape(&shape)?;
 
+        let mut builder = LayerBuilder {
+            ctx,
+            spec,
+            params,
+            mode,
+            next_param: 0,
+        };
         let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(spec.layers().len());
-        let mut next_param = 0;
-        for (index, layer) in spec.layers().iter().enumerate() {
+        for index in 0..spec.layers().len() {
             let (x, dx) = match layers.last() {
                 Some(prev) => (prev.output().clone(), prev.grad_output().cloned()),
                 None => (input.clone(), None),
             };
-            let fused = spec.relu_follows(index);
-            let built: Box<dyn Layer> = match *layer {
-                LayerSpec::Linear { .. } => {
-                    let (w, b) = (&params[next_param], &params[next_param + 1]);
-                    next_param += 2;
-                    Box::new(Linear::new(ctx, w, b, &x, dx.as_ref(), fused, mode)?)
-                }
-                LayerSpec::Conv2d {
-                    stride, padding, ..
-                } => {
-                    let (w, b) = (&params[next_param], &params[next_param + 1]);
-                    next_param += 2;
-                    Box::new(Conv2d::new(
-                        ctx,
-                        w,
-                        b,
-                        &x,
-                        dx.as_ref(),
-                        stride,
-                        padding,
-                        fused,
-                        mode,
-                    )?)
-                }
-                LayerSpec::Relu => {
-                    let after_fusable = index > 0 && spec.relu_follows(index - 1);
-                    let masked_by_next = spec.pool_follows_relu(index + 1);
-                    let how = (after_fusable, masked_by_next);
-                    Box::new(Relu::new(ctx, &x, dx.as_ref(), how, mode)?)
-                }
-                LayerSpec::Dropout { rate } => {
-                    Box::new(Dropout::new(ctx, &x, dx.as_ref(), rate, mode)?)
-                }
-                LayerSpec::MaxPool2d { kernel, stride } => {
-                    let after_relu = spec.pool_follows_relu(index);
-                    let window = (kernel, stride);
-                    Box::new(MaxPool2d::new(
-                        ctx,
-                        &x,
-                        dx.as_ref(),
-                        window,
-                        after_relu,
-                        mode,
-                    )?)
-                }
-                LayerSpec::Flatten => Box::new(Flatten::new(&x, dx.as_ref())?),
-            };
-            layers.push(built);
+            layers.push(builder.build(index, &x, dx.as_ref())?);
         }
         Ok(Self {
             layers,
