@@ -6,8 +6,8 @@
 //!   `dataset-fashion-mnist` when it safely can; builds dk-distill in view, then runs it.
 //!   `distill export RUN_DIR ...` needs neither and only builds and runs dk-distill.
 //! - `test [ARGS]`: the same prerequisites, then the whole test suite; on lavapipe, also the
-//!   dk-tensor kernel unit tests at subgroup sizes 4, 8 and 32 (`LP_NATIVE_VECTOR_WIDTH`
-//!   128, 256, 1024).
+//!   dk-tensor kernel unit tests at the other subgroup sizes of 4, 8 and 32
+//!   (`LP_NATIVE_VECTOR_WIDTH` 128, 256, 1024; the whole suite already ran at the current one).
 //!
 //! "Safely can": running as root with apt-get. A command that fails after printing its own
 //! error makes xtask exit with the same code and print nothing more.
