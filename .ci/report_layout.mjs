@@ -10,11 +10,10 @@
 // /usr/bin/chromium, or the browser named by $CHROMIUM). With $REPORT_SCREENSHOTS set to a
 // folder, a full-page screenshot per file and width is written there.
 
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join, resolve, basename } from "node:path";
 import { pathToFileURL } from "node:url";
-import puppeteer from "puppeteer-core";
+import { launchChromium } from "./chromium.mjs";
 
 const WIDTHS = [1280, 390];
 const reports = process.argv.slice(2);
@@ -29,20 +28,7 @@ for (const report of reports) {
   }
 }
 
-const profile = mkdtempSync(join(tmpdir(), "report-layout-"));
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    `--user-data-dir=${profile}`,
-  ],
-});
+const { browser, close } = await launchChromium("report-layout");
 
 let failed = false;
 try {
@@ -57,8 +43,7 @@ try {
     }
   }
 } finally {
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 process.exit(failed ? 1 : 0);
 

@@ -8,11 +8,10 @@
 // Usage: node .ci/webgpu_shaders.mjs   (needs puppeteer-core from npm and /usr/bin/chromium,
 // or the browser named by $CHROMIUM). Run from the repository root.
 
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import puppeteer from "puppeteer-core";
+import { launchChromium } from "./chromium.mjs";
 
 const SHADER_DIR = "shaders";
 const EXAMPLE = "examples/webgpu/matmul.mjs";
@@ -50,23 +49,10 @@ const server = createServer((req, res) => {
   res.end(readFileSync(path));
 });
 await new Promise((done) => server.listen(0, "127.0.0.1", done));
-const profile = mkdtempSync(join(tmpdir(), "webgpu-shaders-"));
-
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--enable-unsafe-webgpu",
-    "--use-webgpu-adapter=swiftshader",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    `--user-data-dir=${profile}`,
-  ],
-});
+const { browser, close } = await launchChromium("webgpu-shaders", [
+  "--enable-unsafe-webgpu",
+  "--use-webgpu-adapter=swiftshader",
+]);
 
 let failed = !readmeOk;
 try {
@@ -96,9 +82,8 @@ try {
   }
   failed = (await runKernels(page)) || failed;
 } finally {
-  await browser.close();
+  await close();
   server.close();
-  rmSync(profile, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);
 
