@@ -66,6 +66,15 @@ fn grad_at(o: u32) -> f32 {
     return dy[o];
 }
 
+// Where the window of output element o starts: x = the index of its (n, c) plane's first
+// element, y = the index of its top-left element within the plane (iy * W + ix).
+fn window_origin(o: u32) -> vec2<u32> {
+    let out_plane = p.out_height * p.out_width;
+    let r = o % out_plane;
+    let corner = (r / p.out_width) * p.stride * p.width + (r % p.out_width) * p.stride;
+    return vec2<u32>((o / out_plane) * p.height * p.width, corner);
+}
+
 @compute @workgroup_size(WG)
 fn maxpool_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -73,19 +82,16 @@ fn maxpool_forward(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    let out_plane = p.out_height * p.out_width;
-    if i >= p.planes * out_plane {
+    if i >= p.planes * p.out_height * p.out_width {
         return;
     }
-    let plane_base = (i / out_plane) * p.height * p.width;
-    let r = i % out_plane;
-    let iy0 = (r / p.out_width) * p.stride;
-    let ix0 = (r % p.out_width) * p.stride;
-    var best_index = iy0 * p.width + ix0;
+    let origin = window_origin(i);
+    let plane_base = origin.x;
+    var best_index = origin.y;
     var best = x[plane_base + best_index];
     for (var ky = 0u; ky < p.kernel; ky++) {
         for (var kx = 0u; kx < p.kernel; kx++) {
-            let index = (iy0 + ky) * p.width + ix0 + kx;
+            let index = origin.y + ky * p.width + kx;
             let v = x[plane_base + index];
             // `best != best` keeps a NaN once found; `v != v` takes the first NaN.
             if (v > best || v != v) && best == best {
@@ -137,17 +143,16 @@ fn maxpool_backward_tiles(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let o = (wid.x + wid.y * nwg.x) * WG + lid;
-    let out_plane = p.out_height * p.out_width;
-    if o >= p.planes * out_plane {
+    if o >= p.planes * p.out_height * p.out_width {
         return;
     }
-    let plane_base = (o / out_plane) * p.height * p.width;
-    let r = o % out_plane;
-    let corner = (r / p.out_width) * p.kernel * p.width + (r % p.out_width) * p.kernel;
+    // Windows tile the image here (stride == kernel), so every dx element has one owner.
+    let origin = window_origin(o);
+    let plane_base = origin.x;
     let hit = argmax_in[o];
     let g = grad_at(o);
     for (var ky = 0u; ky < p.kernel; ky++) {
-        let row = corner + ky * p.width;
+        let row = origin.y + ky * p.width;
         for (var kx = 0u; kx < p.kernel; kx++) {
             dx[plane_base + row + kx] = select(0.0, g, row + kx == hit);
         }

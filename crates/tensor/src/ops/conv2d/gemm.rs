@@ -46,6 +46,16 @@ pub(super) enum Variant {
     Window,
 }
 
+impl Variant {
+    /// The path a launch of this variant reports.
+    fn path(self) -> Conv2dPath {
+        match self {
+            Variant::Gathered => Conv2dPath::Gemm,
+            Variant::Window => Conv2dPath::Window,
+        }
+    }
+}
+
 /// Widest kernel the window variant handles (its runs hold 16 values: 8 positions + 8 taps).
 const WINDOW_MAX_KW: usize = 8;
 
@@ -182,6 +192,15 @@ impl Gemm {
         match variant {
             Variant::Gathered => self.taps4(),
             Variant::Window => self.tap_rows() * self.window_kw4(),
+        }
+    }
+
+    /// The uniform block for kernels reading weights packed for `variant`: `taps4` is then
+    /// the packed row's length.
+    fn packed_params(&self, variant: Variant) -> GemmParams {
+        GemmParams {
+            taps4: self.packed_row(variant) as u32,
+            ..self.params()
         }
     }
 
@@ -416,8 +435,7 @@ fn pack_weights(
 ) -> Result<(Tensor, Dispatch)> {
     let row = gemm.packed_row(variant);
     let packed = Tensor::zeros(ctx, &[gemm.rows, row], DType::F32)?;
-    let mut params = gemm.params();
-    params.taps4 = row as u32;
+    let mut params = gemm.packed_params(variant);
     params.elements = (gemm.rows * row) as u32;
     if flip {
         (params.height, params.width, params.pad_h) =
@@ -466,11 +484,11 @@ impl Builder {
         })
     }
 
-    fn finish(self, path: Conv2dPath, splits: usize) -> Conv2dLaunch {
+    fn finish(self, variant: Variant, splits: usize) -> Conv2dLaunch {
         Conv2dLaunch {
             dispatches: self.dispatches,
             _workspaces: self.workspaces,
-            path,
+            path: variant.path(),
             splits,
         }
     }
@@ -501,8 +519,7 @@ pub(super) fn forward_like(
         Variant::Window => ("conv_window_forward", gemm.row_offsets(), gemm.tap_rows()),
     };
     let offsets = Tensor::from_u32(ctx, &offsets, &[len])?;
-    let mut params = gemm.params();
-    params.taps4 = gemm.packed_row(variant) as u32;
+    let params = gemm.packed_params(variant);
     let gemm_dispatch = Dispatch::new(
         ctx,
         &SHADER,
@@ -527,11 +544,7 @@ pub(super) fn forward_like(
     );
     b.dispatches.push(gemm_dispatch);
     b.workspaces.push(offsets);
-    let path = match variant {
-        Variant::Gathered => Conv2dPath::Gemm,
-        Variant::Window => Conv2dPath::Window,
-    };
-    Ok(b.finish(path, 1))
+    Ok(b.finish(variant, 1))
 }
 
 /// `dw (+)= dY^T im2col(x)`: split GEMMs into partial sums, then conv2d.wgsl's reduction.
@@ -567,11 +580,7 @@ pub(super) fn weight_grad(
     ));
     b.workspaces.extend(tables);
     b.workspaces.push(partials);
-    let path = match variant {
-        Variant::Gathered => Conv2dPath::Gemm,
-        Variant::Window => Conv2dPath::Window,
-    };
-    Ok(b.finish(path, splits))
+    Ok(b.finish(variant, splits))
 }
 
 /// The dispatch writing the weight gradient's partial sums, and the tables it binds.
