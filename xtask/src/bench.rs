@@ -3,7 +3,7 @@
 //! pure-FMA kernel's GFLOP/s), appended to BENCHMARKS.md with the adapter's name and date.
 //!
 //! Options: `--no-write` prints the table without appending it; `--only GROUP[,GROUP]` measures
-//! only those row groups (matmul, epilogue, loss, conv, cnn, train, profile) after the ceilings, e.g.
+//! only those row groups (matmul, epilogue, loss, conv, cnn, train, profile, epoch) after the ceilings, e.g.
 //! `cargo xtask bench --only conv,cnn --no-write` for the conv layers and CNN steps alone
 //! (`DK_CONV_PATH=direct` measures the CNN steps on the direct conv kernels).
 
@@ -22,12 +22,19 @@ pub struct Row {
     pub seconds: f64,
 }
 
+#[derive(Clone)]
 pub enum Work {
     Flops(f64),
     Bytes(f64),
     Examples(f64),
     /// One part of a whole that takes `whole` seconds: the rate column shows its share.
     PartOf(f64),
+    /// `examples` per launch, against a reference that does the same work in `reference`
+    /// seconds: the share column shows this row's rate as a share of the reference's.
+    ExamplesAgainst {
+        examples: f64,
+        reference: f64,
+    },
 }
 
 /// Seconds per submission of `dispatches` (recorded into one pass), GPU work included:
@@ -128,6 +135,13 @@ pub fn render(rows: &[Row], ceilings: &Ceilings) -> String {
                 )
             }
             Work::Examples(e) => (format!("{:.0} examples/s", e / r.seconds), "-".into()),
+            Work::ExamplesAgainst {
+                examples,
+                reference,
+            } => (
+                format!("{:.0} examples/s", examples / r.seconds),
+                format!("{:.0}% of the step alone", 100.0 * reference / r.seconds),
+            ),
             Work::PartOf(whole) => (
                 format!("{:.1}% of the step", 100.0 * r.seconds / whole),
                 "-".into(),

@@ -313,6 +313,23 @@ fn bench_trainer(
     )?)
 }
 
+/// Seconds of one training step of `trainer` on its resident batch.
+fn time_step(ctx: &GpuContext, trainer: &mut dk_nn::Trainer, budget: Duration) -> f64 {
+    crate::bench::time_closure(ctx, budget, || trainer.step(ctx))
+}
+
+/// Seconds of one training step of the model `spec` with Adam on hard labels, on one
+/// resident batch of `batch` examples: the step alone, without gathers or reads.
+pub fn isolated_step_seconds(
+    ctx: &GpuContext,
+    spec: &str,
+    batch: usize,
+    budget: Duration,
+) -> anyhow::Result<f64> {
+    let mut trainer = bench_trainer(ctx, spec, batch, dk_nn::LossConfig::HardLabels)?;
+    Ok(time_step(ctx, &mut trainer, budget))
+}
+
 /// Models whose training step is profiled: the quick preset's teacher and student, and a
 /// small CNN.
 const PROFILED_MODELS: [&str; 3] = ["784-256-256-10", "784-64-10", "1x28x28-c8k5-p2-c16k5-p2-10"];
@@ -324,7 +341,7 @@ pub fn profile_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Ro
     let mut rows = Vec::new();
     for text in PROFILED_MODELS {
         let mut trainer = bench_trainer(ctx, text, 128, dk_nn::LossConfig::HardLabels)?;
-        let whole = crate::bench::time_closure(ctx, budget, || trainer.step(ctx));
+        let whole = time_step(ctx, &mut trainer, budget);
         rows.push(Row {
             kernel: format!("train step {text}"),
             shape: "batch 128, Adam".into(),
@@ -353,8 +370,8 @@ pub fn profile_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Ro
 }
 
 /// Row groups of the table, in order; `cargo xtask bench --only NAME` measures one of them.
-pub const GROUPS: [&str; 7] = [
-    "matmul", "epilogue", "loss", "conv", "cnn", "train", "profile",
+pub const GROUPS: [&str; 8] = [
+    "matmul", "epilogue", "loss", "conv", "cnn", "train", "profile", "epoch",
 ];
 
 /// The rows of the groups in `only` (every group when empty).
@@ -385,6 +402,9 @@ pub fn kernel_rows(
     }
     if wanted("profile") {
         rows.extend(profile_rows(ctx, budget)?);
+    }
+    if wanted("epoch") {
+        rows.extend(crate::bench_epoch::epoch_rows(ctx, budget)?);
     }
     Ok(rows)
 }

@@ -16,6 +16,7 @@
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod bench_epoch;
 mod bench_rows;
 mod prereq;
 

@@ -33,6 +33,7 @@ pub mod evaluate;
 pub mod experiments;
 pub mod finish;
 pub mod gpu_data;
+pub mod loop_bench;
 pub mod resume;
 pub mod serving;
 pub mod session;
