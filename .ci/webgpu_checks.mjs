@@ -214,6 +214,16 @@ function distillReference(z, t, labels, cols, { temperature: T, alpha, smoothing
   return out;
 }
 
+// The stats words of distill_loss.wgsl (see its header): three 64-bit fixed-point sums with 16
+// fraction bits as (lo, hi) pairs, the correct and example counts, and the overflow flags.
+const STATS_WORDS = 9;
+
+function decodeStats(words) {
+  const flags = words[8];
+  const fixed = (k) => ((flags >> k) & 1 ? Infinity : (words[2 * k + 1] * 2 ** 32 + words[2 * k]) / 2 ** 16);
+  return { lossSum: fixed(0), hardSum: fixed(1), softSum: fixed(2), correct: words[6], count: words[7], flags };
+}
+
 const sum = (values) => values.reduce((s, v) => s + v, 0);
 const absSum = (values) => values.reduce((s, v) => s + Math.abs(v), 0);
 
@@ -244,17 +254,21 @@ async function distillCheck(device, code, p) {
   new Float32Array(params, 8, 3).set([p.temperature, p.alpha, p.smoothing]);
   const student = storageBuffer(device, z);
   const grad = storageBuffer(device, new Float32Array(rows * cols));
-  const stats = storageBuffer(device, new Uint32Array(5));
   const constants = { WG, ROW_THREADS: p.rowThreads, HAS_TEACHER: p.teacher ? 1 : 0 };
   const bindings = {
     0: student, 1: p.teacher ? storageBuffer(device, t) : student, 2: storageBuffer(device, labels),
-    3: grad, 4: stats, 5: uniformBuffer(device, new Uint8Array(params)),
+    3: grad, 5: uniformBuffer(device, new Uint8Array(params)),
   };
-  await dispatch(device, code, "distill_loss", constants, bindings, [Math.ceil(rows / (WG / p.rowThreads)), 1, 1]);
+  // Twice, into two stats buffers: the fixed-point sums must come out word for word the same.
+  const runs = [];
+  for (let i = 0; i < 2; i++) {
+    const stats = storageBuffer(device, new Uint32Array(STATS_WORDS));
+    await dispatch(device, code, "distill_loss", constants, { ...bindings, 4: stats }, [Math.ceil(rows / (WG / p.rowThreads)), 1, 1]);
+    runs.push(new Uint32Array(await readBuffer(device, stats, STATS_WORDS * 4)));
+  }
   const gotGrad = new Float32Array(await readBuffer(device, grad, rows * cols * 4));
-  const statBytes = await readBuffer(device, stats, 20);
-  const [lossSum, , , hardSum, softSum] = new Float32Array(statBytes);
-  const [, correct, count] = new Uint32Array(statBytes);
+  const { lossSum, hardSum, softSum, correct, count, flags } = decodeStats(runs[0]);
+  const repeated = runs[0].every((w, i) => w === runs[1][i]);
 
   const want = distillReference(z, p.teacher ? t : null, labels, cols, p);
   const gradAtol = (1e-5 * (p.alpha * p.temperature + 1)) / rows;
@@ -265,10 +279,12 @@ async function distillCheck(device, code, p) {
     ["soft", softSum, sum(want.soft), 1e-5 * absSum(want.soft) + 2e-5 * rows],
   ];
   const sumErrors = sums.map(([name, got, expected, tol]) => ({ name, err: Math.abs(got - expected), tol }));
-  const ok = gradCmp.ok && sumErrors.every((s) => s.err <= s.tol) && correct === want.correct && count === rows;
+  const ok = gradCmp.ok && sumErrors.every((s) => s.err <= s.tol) && correct === want.correct && count === rows &&
+    flags === 0 && repeated;
   const detail = `grad max abs error ${gradCmp.maxErr.toExponential(2)} (atol ${gradAtol.toExponential(1)} rtol 1e-3); ` +
     sumErrors.map((s) => `${s.name} sum error ${s.err.toExponential(2)} (tol ${s.tol.toExponential(1)})`).join(", ") +
-    `; correct ${correct} (expected ${want.correct}), count ${count} (expected ${rows})`;
+    `; correct ${correct} (expected ${want.correct}), count ${count} (expected ${rows}), flags ${flags}` +
+    ` (expected 0); a second run's stats words ${repeated ? "identical" : "DIFFER"}`;
   return { ok, detail };
 }
 

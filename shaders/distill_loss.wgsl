@@ -12,17 +12,26 @@
 //     the student, so the gradient is that of the KL divergence).
 //   grad[r, j] = d(sum_r loss_r / B) / dz[r, j]
 //              = (alpha * T * (q_j - p_j) + (1 - alpha) * (q1_j - h_j)) / B
-//   stats[0] += sum_r loss_r (f32 bits; atomic compare-exchange loop, so the summation order,
-//               and the last bits, vary between runs)
-//   stats[1] += #{r : argmax_j z[r, j] == y}    (first index of the max)
-//   stats[2] += B
-//   stats[3] += sum_r -log q1_y                 (f32 bits; the plain hard-label NLL at T = 1,
-//                                                without smoothing or weights)
-//   stats[4] += sum_r KL(p || q)                (f32 bits; at T, without weights; 0 when the
-//                                                student matches the teacher; not added when
-//                                                HAS_TEACHER = false)
+//   stats: three sums (k = 0 loss, 1 hard, 2 soft) as 64-bit unsigned fixed point in two words
+//   each (stats[2k] = lo, stats[2k + 1] = hi; sum = (hi * 2^32 + lo) / 2^16), two counts and
+//   a flag word:
+//   sum 0 (stats[0..2]) += sum_r loss_r
+//   sum 1 (stats[2..4]) += sum_r -log q1_y     (the plain hard-label NLL at T = 1, without
+//                                               smoothing or weights)
+//   sum 2 (stats[4..6]) += sum_r KL(p || q)    (at T, without weights; 0 when the student
+//                                               matches the teacher; not added when
+//                                               HAS_TEACHER = false)
 //     KL(p || q) = sum_j p_j (log p_j - log q_j) with both log-softmaxes max-subtracted,
 //     0 log 0 = 0; a row's value is clamped at 0 against rounding.
+//   stats[6] += #{r : argmax_j z[r, j] == y}   (first index of the max)
+//   stats[7] += B
+//   stats[8] |= 1 << k when a row's f32 value for sum k is not finite, below -2^-10 or above
+//               2^24 (that row is then left out of sum k), or when sum k passes 2^48; sum k
+//               is then not usable.
+//   Each row's value is rounded to the nearest multiple of 2^-16 (ties to even; values in
+//   [-2^-10, 0), rounding of terms that are >= 0, count as 0) and added with integer atomics
+//   (the lo word, then the carry into the hi word), so the sums are exact and do not depend
+//   on the order in which rows are added: the same inputs give the same stats words.
 // Labels >= cols are clamped to cols - 1 for the hard-label terms and never count as correct.
 // Stability: every exp() takes (x - row max) / T <= 0; every log() takes a sum >= 1; log q is
 // formed as (z - max) / T - log(sum), so |logits| up to 1e4 and T in [0.5, 100] stay finite.
@@ -33,8 +42,8 @@
 //                                                     bind the student buffer there)
 //   @binding(2) labels   : array<u32>, read        [rows]
 //   @binding(3) grad     : array<f32>, read_write  [rows, cols]  (must not alias any other binding)
-//   @binding(4) stats    : array<atomic<u32>>, read_write [5]: loss-sum f32 bits, correct, count,
-//                          hard-sum f32 bits, soft-sum f32 bits
+//   @binding(4) stats    : array<atomic<u32>>, read_write [9]: loss lo, loss hi, hard lo, hard hi,
+//                          soft lo, soft hi, correct, count, flags (see above; zero it to start)
 //   @binding(5) params   : uniform DistillParams { rows: u32, cols: u32, temperature: f32,
 //                          alpha: f32, label_smoothing: f32, pad0: u32, pad1: u32, pad2: u32 }
 //   Unfused entry points only:
@@ -187,16 +196,35 @@ fn merge(a: RowState, b: RowState, inv_t: f32) -> RowState {
     return s;
 }
 
-// stats[index] += value, on f32 bits.
-fn add_f32(index: u32, value: f32) {
-    var seen = atomicLoad(&stats[index]);
-    loop {
-        let next = bitcast<u32>(bitcast<f32>(seen) + value);
-        let result = atomicCompareExchangeWeak(&stats[index], seen, next);
-        if result.exchanged {
-            break;
+// The fixed-point sums (see the header): 16 fraction bits, a row adds at most 2^24, values
+// down to -2^-10 count as 0. The limits are f32 bits: non-negative floats order like their
+// bits, and integer compares also catch NaN and inf whatever the compiler assumes of floats.
+const SUM_FRACTION_BITS: i32 = 16;
+const ROW_LIMIT_BITS: u32 = 0x4b800000u; // 2^24
+const NEGATIVE_SLACK_BITS: u32 = 0x3a800000u; // 2^-10
+const FLAGS_WORD: u32 = 8u;
+
+// Sum k (words 2k = lo, 2k + 1 = hi) += value in fixed point, or bit k of the flag word set
+// when the value is out of range or the sum passes 2^48.
+fn add_fixed(k: u32, value: f32) {
+    let bits = bitcast<u32>(value);
+    let magnitude = bits & 0x7fffffffu;
+    let negative = bits != magnitude;
+    if (negative && magnitude > NEGATIVE_SLACK_BITS) || (!negative && bits > ROW_LIMIT_BITS) {
+        atomicOr(&stats[FLAGS_WORD], 1u << k);
+        return;
+    }
+    // All exact: scaling by powers of two, and scaled - hi * 2^32 fits the f32 significand.
+    let scaled = round(ldexp(select(value, 0.0, negative), SUM_FRACTION_BITS));
+    let hi = floor(ldexp(scaled, -32));
+    let lo = u32(scaled - ldexp(hi, 32));
+    let old_lo = atomicAdd(&stats[2u * k], lo);
+    let add_hi = u32(hi) + select(0u, 1u, old_lo + lo < old_lo);
+    if add_hi != 0u {
+        let old_hi = atomicAdd(&stats[2u * k + 1u], add_hi);
+        if old_hi + add_hi < old_hi {
+            atomicOr(&stats[FLAGS_WORD], 1u << k);
         }
-        seen = result.old_value;
     }
 }
 
@@ -204,10 +232,10 @@ fn add_f32(index: u32, value: f32) {
 fn count_row(row: u32, prediction: u32) {
     let label = labels[row];
     if label < params.cols && prediction == label {
-        atomicAdd(&stats[1], 1u);
+        atomicAdd(&stats[6], 1u);
     }
     if row == 0u {
-        atomicAdd(&stats[2], params.rows);
+        atomicAdd(&stats[7], params.rows);
     }
 }
 
@@ -274,11 +302,11 @@ fn distill_loss(
         let label_shift = student[base + label] - state.max_z;
         let hard_nll = log_hard - label_shift;
         let smoothed_ce = log_hard - (1.0 - smoothing) * label_shift - spread * state.centred;
-        add_f32(0u, alpha * temperature * temperature * soft_ce + (1.0 - alpha) * smoothed_ce);
-        add_f32(3u, hard_nll);
+        add_fixed(0u, alpha * temperature * temperature * soft_ce + (1.0 - alpha) * smoothed_ce);
+        add_fixed(1u, hard_nll);
         if HAS_TEACHER {
             let kl = state.gap * inv_teacher + log_soft - log(state.sum_teacher);
-            add_f32(4u, max(kl, 0.0));
+            add_fixed(2u, max(kl, 0.0));
         }
         count_row(row, state.argmax);
     }
@@ -336,8 +364,8 @@ fn distill_stats(
         let p = exp(log_p);
         kl += select(0.0, p * (log_p - student[base + j]), p > 0.0);
     }
-    add_f32(0u, total);
-    add_f32(3u, -log_q1[base + min(labels[row], cols - 1u)]);
-    add_f32(4u, max(kl, 0.0));
+    add_fixed(0u, total);
+    add_fixed(1u, -log_q1[base + min(labels[row], cols - 1u)]);
+    add_fixed(2u, max(kl, 0.0));
     count_row(row, argmax[row]);
 }

@@ -4,7 +4,10 @@
 //! the f64 functions are the textbook definitions through explicit log-softmaxes, used by
 //! the tests as ground truth and for finite-difference gradient checks.
 
-use super::DistillLossParams;
+use super::{
+    CORRECT_WORD, COUNT_WORD, DistillLossParams, FLAGS_WORD, LOSS_EXAMPLE_LIMIT, LOSS_STATS_WORDS,
+    LOSS_SUM_FRACTION_BITS,
+};
 use crate::ops::softmax::cpu::{argmax_row, log_softmax_f64};
 
 /// Gradient and batch statistics of one loss evaluation.
@@ -33,6 +36,82 @@ pub struct ExactLoss {
     pub soft: Vec<f64>,
     /// `d(mean loss)/dz`, `[rows, cols]`.
     pub grad: Vec<f64>,
+}
+
+/// Values down to `-2^-10` are rounding of terms that are >= 0 and add 0 to a loss sum (the
+/// shaders' `NEGATIVE_SLACK_BITS`).
+const NEGATIVE_SLACK: f32 = 1.0 / 1024.0;
+
+/// One example's value in the fixed point of the loss sums, as the kernels form it (see
+/// [`LOSS_STATS_WORDS`]): `value * 2^16` rounded to the nearest integer, ties to even;
+/// values in `[-2^-10, 0)` give 0. `None` when the value is not finite, below `-2^-10` or
+/// above [`LOSS_EXAMPLE_LIMIT`]: the kernels then set the sum's flag instead of adding.
+pub fn fixed_point(value: f32) -> Option<u64> {
+    // NaN is in no range.
+    if !(-NEGATIVE_SLACK..=LOSS_EXAMPLE_LIMIT).contains(&value) {
+        return None;
+    }
+    // Exact in f32: scaling by a power of two; the result is an integer below 2^41.
+    let scaled = (value.max(0.0) * (1u32 << LOSS_SUM_FRACTION_BITS) as f32).round_ties_even();
+    Some(scaled as u64)
+}
+
+/// A fixed-point loss sum as the kernels accumulate it: 64-bit wrapping, and a flag for a
+/// value [`fixed_point`] rejects or a sum that passed `2^64` (`2^48` in value).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FixedPointSum {
+    /// The sum, `value * 2^16`, modulo `2^64`.
+    pub total: u64,
+    /// Whether a value was rejected or the sum wrapped.
+    pub overflow: bool,
+}
+
+impl FixedPointSum {
+    /// Add one example's value.
+    pub fn add(&mut self, value: f32) {
+        match fixed_point(value) {
+            Some(scaled) => {
+                let (total, wrapped) = self.total.overflowing_add(scaled);
+                self.total = total;
+                self.overflow |= wrapped;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    /// The sum of `values`.
+    pub fn of(values: &[f32]) -> Self {
+        let mut sum = Self::default();
+        values.iter().for_each(|&v| sum.add(v));
+        sum
+    }
+
+    /// The two stats words of the sum: `[lo, hi]`.
+    pub fn words(&self) -> [u32; 2] {
+        [self.total as u32, (self.total >> 32) as u32]
+    }
+}
+
+/// The stats words a kernel leaves in a zeroed stats tensor for examples with the given
+/// per-example losses, hard-label and soft terms, correct count and example count.
+pub fn stats_words(
+    losses: &[f32],
+    hard: &[f32],
+    soft: &[f32],
+    correct: u32,
+    count: u32,
+) -> [u32; LOSS_STATS_WORDS] {
+    let sums = [losses, hard, soft].map(FixedPointSum::of);
+    let mut words = [0; LOSS_STATS_WORDS];
+    let mut flags = 0;
+    for (k, sum) in sums.iter().enumerate() {
+        words[2 * k..2 * k + 2].copy_from_slice(&sum.words());
+        flags |= u32::from(sum.overflow) << k;
+    }
+    words[CORRECT_WORD] = correct;
+    words[COUNT_WORD] = count;
+    words[FLAGS_WORD] = flags;
+    words
 }
 
 fn argmax(row: &[f32]) -> usize {

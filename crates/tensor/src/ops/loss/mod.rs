@@ -87,11 +87,34 @@ impl Default for DistillLossParams {
     }
 }
 
-/// Words of the stats tensor: f32 bits of the loss sum, correct count, example count, f32
-/// bits of the hard-label sum, f32 bits of the soft-term sum.
-pub const LOSS_STATS_WORDS: usize = 5;
+/// Words of the stats tensor: the loss, hard-label and soft-term sums as 64-bit fixed point
+/// in two words each (lo, hi), the correct count, the example count and the overflow flags:
+/// `[loss lo, loss hi, hard lo, hard hi, soft lo, soft hi, correct, count, flags]`.
+///
+/// Sum `k` (0 loss, 1 hard, 2 soft) is `(hi * 2^32 + lo) / 2^LOSS_SUM_FRACTION_BITS`. The
+/// kernels round each example's f32 value to the nearest multiple of `2^-16` (ties to even;
+/// [`cpu::fixed_point`] is the reference) and add it with integer atomics, so the sums are
+/// exact and the same inputs give the same words on every run. Bit `k` of the flag word is
+/// set when an example's value was not finite, below `-2^-10` or above
+/// [`LOSS_EXAMPLE_LIMIT`] (it is then left out), or the sum passed `2^48`;
+/// [`read_loss_stats`] reports such a sum as infinite.
+pub const LOSS_STATS_WORDS: usize = 9;
 
-/// A zeroed stats tensor: U32 `[LOSS_STATS_WORDS]` (see [`LossStats`] for the words).
+/// Fraction bits of the fixed-point loss sums (see [`LOSS_STATS_WORDS`]; the shaders'
+/// `SUM_FRACTION_BITS`).
+pub const LOSS_SUM_FRACTION_BITS: i32 = 16;
+
+/// Largest value one example may add to a loss sum (`2^24`); a larger one sets the sum's
+/// overflow flag (see [`LOSS_STATS_WORDS`]; the shaders' `ROW_LIMIT_BITS`).
+pub const LOSS_EXAMPLE_LIMIT: f32 = 16_777_216.0;
+
+/// Index of the flag word in the stats tensor.
+const FLAGS_WORD: usize = 8;
+/// Indices of the correct and example counts in the stats tensor.
+const CORRECT_WORD: usize = 6;
+const COUNT_WORD: usize = 7;
+
+/// A zeroed stats tensor: U32 `[LOSS_STATS_WORDS]` (see [`LOSS_STATS_WORDS`] for the words).
 pub fn new_loss_stats(ctx: &GpuContext) -> Result<Tensor> {
     Tensor::zeros(ctx, &[LOSS_STATS_WORDS], DType::U32)
 }
@@ -104,19 +127,20 @@ pub fn reset_loss_stats(encoder: &mut wgpu::CommandEncoder, stats: &Tensor) {
 /// Statistics accumulated on the GPU since the last reset.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LossStats {
-    /// Sum of the per-example losses: the objective being minimised (accumulated in f32 on
-    /// the GPU).
+    /// Sum of the per-example losses: the objective being minimised (each example's value
+    /// computed in f32 and rounded to a multiple of `2^-16`, then summed exactly; infinite
+    /// when an example's value was not finite or too large, see [`LOSS_STATS_WORDS`]).
     pub loss_sum: f64,
     /// Examples whose student argmax equals the label.
     pub correct: u32,
     /// Examples seen.
     pub count: u32,
     /// Sum of the plain hard-label cross-entropies `-log softmax(z)_y` (at T = 1, without
-    /// label smoothing or weights), whatever the objective.
+    /// label smoothing or weights), whatever the objective. Summed like `loss_sum`.
     pub hard_sum: f64,
     /// Sum of the soft terms without weights: `KL(softmax(t/T) || softmax(z/T))` for
     /// distillation (0 when the student matches the teacher; 0 without a teacher), the
-    /// per-example logit MSE for logit matching.
+    /// per-example logit MSE for logit matching. Summed like `loss_sum`.
     pub soft_sum: f64,
 }
 
@@ -158,14 +182,27 @@ impl LossStats {
 pub fn read_loss_stats(ctx: &GpuContext, stats: &Tensor) -> Result<LossStats> {
     check_stats("read_loss_stats", stats)?;
     let words = stats.to_u32(ctx)?;
-    let float = |i: usize| f64::from(f32::from_bits(words[i]));
+    let sum = |k: usize| {
+        if words[FLAGS_WORD] & (1 << k) != 0 {
+            f64::INFINITY
+        } else {
+            fixed_point_value(words[2 * k], words[2 * k + 1])
+        }
+    };
     Ok(LossStats {
-        loss_sum: float(0),
-        correct: words[1],
-        count: words[2],
-        hard_sum: float(3),
-        soft_sum: float(4),
+        loss_sum: sum(0),
+        correct: words[CORRECT_WORD],
+        count: words[COUNT_WORD],
+        hard_sum: sum(1),
+        soft_sum: sum(2),
     })
+}
+
+/// The value of a fixed-point loss sum held in the words `lo`, `hi` (see
+/// [`LOSS_STATS_WORDS`]): `(hi * 2^32 + lo) / 2^16`, exact in f64 below `2^37`.
+pub fn fixed_point_value(lo: u32, hi: u32) -> f64 {
+    let total = (u64::from(hi) << 32) | u64::from(lo);
+    total as f64 / f64::from(1u32 << LOSS_SUM_FRACTION_BITS)
 }
 
 fn check_stats(op: &'static str, stats: &Tensor) -> Result<()> {

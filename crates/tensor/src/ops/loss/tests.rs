@@ -47,6 +47,11 @@ fn params(temperature: f32, alpha: f32, label_smoothing: f32) -> DistillLossPara
     }
 }
 
+/// The most the fixed-point rounding of `rows` examples' values moves a stats sum.
+fn rounding(rows: usize) -> f64 {
+    rows as f64 * 0.5 / 65536.0
+}
+
 /// `|got - want| <= tol`, with a message naming what and the tolerance.
 #[track_caller]
 fn assert_sum(got: f64, want: f64, tol: f64, what: &str) {
@@ -429,7 +434,7 @@ fn hard_label_only_distill_loss_matches_cpu() {
         assert_eq!(stats.soft_sum, 0.0, "{what}: no teacher, no soft term");
         assert_eq!(stats.correct, expected.correct);
         if p.label_smoothing == 0.0 {
-            // Equal up to the order in which rows were added.
+            // The same formula up to the rounding of each example's terms.
             let tol = 1e-6 * stats.hard_sum;
             assert_sum(
                 stats.loss_sum,
@@ -527,17 +532,12 @@ fn stats_accumulate_over_dispatches_until_reset() {
         ("soft", twice.soft_sum, once.soft_sum),
     ] {
         assert!(once > 0.0, "{name} sum {once}");
-        let tol = 1e-5 * once;
-        assert_sum(
-            twice,
-            2.0 * once,
-            tol,
-            &format!("{name} sum of two dispatches"),
-        );
+        // Fixed-point sums: the same examples twice give exactly twice the sum.
+        assert_eq!(twice, 2.0 * once, "{name} sum of two dispatches");
     }
-    assert!((twice.mean_loss() - once.mean_loss()).abs() <= 1e-5 * once.mean_loss().abs());
-    assert!((twice.mean_hard_loss() - once.mean_hard_loss()).abs() <= 1e-5 * once.mean_hard_loss());
-    assert!((twice.mean_soft_loss() - once.mean_soft_loss()).abs() <= 1e-5 * once.mean_soft_loss());
+    assert_eq!(twice.mean_loss(), once.mean_loss());
+    assert_eq!(twice.mean_hard_loss(), once.mean_hard_loss());
+    assert_eq!(twice.mean_soft_loss(), once.mean_soft_loss());
     assert_eq!(
         once.mean_hard_loss() * f64::from(once.count),
         once.hard_sum,
@@ -576,7 +576,7 @@ fn stats_accumulate_over_dispatches_until_reset() {
         mse_stats.hard_sum,
         2.0 * once.hard_sum,
         1e-5 * once.hard_sum,
-        "both kernels add the same hard-label NLL",
+        "both kernels add the same hard-label NLL (up to the rounding of each example's value)",
     );
 }
 
@@ -667,10 +667,11 @@ fn logit_mse_matches_cpu_on_odd_shapes() {
             let what = format!("[{rows}, {cols}] threads={threads}");
             let exact = cpu::logit_mse_f64(&to_f64(&pr.z), &to_f64(&pr.t), &pr.labels, cols);
             check_sums(&stats, &exact, DistillLossParams::HARD_LABELS, &what);
-            // Equal up to the order in which rows were added.
-            let tol = 1e-6 * stats.loss_sum;
-            let what = format!("{what}: the soft term is the MSE");
-            assert_sum(stats.soft_sum, stats.loss_sum, tol, &what);
+            // The same values summed exactly.
+            assert_eq!(
+                stats.soft_sum, stats.loss_sum,
+                "{what}: the soft term is the MSE"
+            );
             assert_close(
                 &grad,
                 &expected.grad,
@@ -735,14 +736,15 @@ fn labels_past_the_classes_are_clamped_and_never_correct() {
         (1, 2),
         "only row 1 counts as correct"
     );
-    assert!(
-        (stats.loss_sum - f64::from(expected.loss_sum)).abs()
-            <= 1e-5 * f64::from(expected.loss_sum)
-    );
+    let loss_sum = f64::from(expected.loss_sum);
+    let tol = 1e-5 * loss_sum + rounding(2);
+    assert_sum(stats.loss_sum, loss_sum, tol, "loss");
+    let hard_sum = f64::from(clamped.hard_sum);
+    let tol = 1e-5 * hard_sum + rounding(2);
     assert_sum(
         stats.hard_sum,
-        f64::from(clamped.hard_sum),
-        1e-5 * f64::from(clamped.hard_sum),
+        hard_sum,
+        tol,
         "the hard NLL uses the clamped label",
     );
 }
@@ -817,15 +819,16 @@ fn bad_settings_and_shapes_are_errors() {
         good,
     );
     assert!(err.contains("grad") && err.contains("own buffer"), "{err}");
-    for words in [3, 4] {
+    let expected = format!("[{LOSS_STATS_WORDS}]");
+    for words in [5, LOSS_STATS_WORDS - 1, LOSS_STATS_WORDS + 1] {
         let stats = Tensor::zeros(ctx, &[words], DType::U32).unwrap();
         let err = prepare(Some(&pr.teacher), &pr.label_tensor, &pr.grad, &stats, good);
         assert!(
-            err.contains("stats") && err.contains(&format!("[{words}]")) && err.contains("[5]"),
+            err.contains("stats") && err.contains(&format!("[{words}]")) && err.contains(&expected),
             "{err}"
         );
         let err = read_loss_stats(ctx, &stats).unwrap_err().to_string();
-        assert!(err.contains("[5]"), "{err}");
+        assert!(err.contains(&expected), "{err}");
     }
 
     let err = prepare_logit_mse(
@@ -853,4 +856,286 @@ fn bad_settings_and_shapes_are_errors() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("alpha"), "{err}");
+}
+
+// --- fixed-point stats ---
+
+impl Problem {
+    /// The raw stats words after `dispatches`, starting from `start` (zeros: a reset).
+    fn words_from(&self, start: &[u32], dispatches: &[Dispatch]) -> Vec<u32> {
+        let ctx = ctx();
+        ctx.queue
+            .write_buffer(self.stats.buffer(), 0, bytemuck::cast_slice(start));
+        let mut enc = ctx.encoder();
+        record_all(&mut enc, dispatches);
+        ctx.submit_and_wait(enc);
+        self.stats.to_u32(ctx).unwrap()
+    }
+
+    fn words(&self, dispatches: &[Dispatch]) -> Vec<u32> {
+        self.words_from(&[0; LOSS_STATS_WORDS], dispatches)
+    }
+
+    fn mse(&self, threads: u32) -> Dispatch {
+        prepare_logit_mse_with(
+            ctx(),
+            &self.student,
+            &self.teacher,
+            &self.label_tensor,
+            &self.grad,
+            &self.stats,
+            threads,
+        )
+        .unwrap()
+    }
+
+    /// Per-example logit MSE in f32, summing each row in order (exact for the problems below).
+    fn mse_per_row(&self) -> Vec<f32> {
+        let cols = self.z.len() / self.labels.len();
+        self.z
+            .chunks(cols)
+            .zip(self.t.chunks(cols))
+            .map(|(z, t)| {
+                z.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / cols as f32
+            })
+            .collect()
+    }
+}
+
+/// Logit-matching rows whose loss is exact in f32 whatever the summation order: four
+/// classes, t = a 2^e and z = (a + d) 2^e with integers |a|, |d| < 64, so every difference,
+/// square, partial sum and the division by 4 are exact; e from -12 to 5 spreads the losses
+/// from 2^-26 to about 2^22, below and far above the fixed point's 2^-16. The last rows are
+/// ties of the rounding: 1.5 and 2.5 times 2^-16.
+fn exact_mse_problem(rows: usize, seed: u64) -> Problem {
+    let cols = 4;
+    let ints = |seed| {
+        random_f32(rows * cols, seed, 63.0)
+            .into_iter()
+            .map(f32::trunc)
+    };
+    let mut t: Vec<f32> = ints(seed).collect();
+    let mut z: Vec<f32> = t.iter().zip(ints(seed + 1)).map(|(a, d)| a + d).collect();
+    for r in 0..rows {
+        let scale = 2f32.powi(r as i32 % 18 - 12);
+        for i in r * cols..(r + 1) * cols {
+            t[i] *= scale;
+            z[i] *= scale;
+        }
+    }
+    let ties: [[f32; 4]; 2] = [[1.0, 1.0, 2.0, 0.0], [1.0, 3.0, 0.0, 0.0]];
+    for (row, diffs) in ties.iter().enumerate() {
+        let base = (rows - 1 - row) * cols;
+        for (j, d) in diffs.iter().enumerate() {
+            t[base + j] = 0.5;
+            z[base + j] = 0.5 + d / 256.0;
+        }
+    }
+    Problem::new(z, t, random_labels(rows, cols, seed + 2), cols)
+}
+
+#[test]
+fn fixed_point_rounds_to_nearest_even_and_rejects_what_it_cannot_add() {
+    let quantum = 1.0 / 65536.0;
+    for (value, want) in [
+        (0.0, Some(0)),
+        (-0.0, Some(0)),
+        (-1.0 / 1024.0, Some(0)),
+        (0.4 * quantum, Some(0)),
+        (0.5 * quantum, Some(0)),
+        (1.5 * quantum, Some(2)),
+        (2.5 * quantum, Some(2)),
+        (2.5000002 * quantum, Some(3)),
+        (1.0, Some(65536)),
+        (LOSS_EXAMPLE_LIMIT, Some(1 << 40)),
+        (-0.001, None),
+        (-1.0, None),
+        (LOSS_EXAMPLE_LIMIT.next_up(), None),
+        (f32::INFINITY, None),
+        (f32::NEG_INFINITY, None),
+        (f32::NAN, None),
+        (-f32::NAN, None),
+    ] {
+        assert_eq!(cpu::fixed_point(value), want, "fixed_point({value:e})");
+    }
+    // 64-bit wrapping sums with a flag once they pass 2^64.
+    let mut sum = cpu::FixedPointSum {
+        total: u64::MAX - 65535,
+        overflow: false,
+    };
+    sum.add(0.5);
+    assert_eq!((sum.total, sum.overflow), (u64::MAX - 32767, false));
+    sum.add(1.0);
+    assert_eq!((sum.total, sum.overflow), (32768, true));
+    assert_eq!(sum.words(), [32768, 0]);
+    let words = cpu::stats_words(&[1.0, f32::NAN], &[0.5], &[], 3, 4);
+    assert_eq!(words, [65536, 0, 32768, 0, 0, 0, 3, 4, 0b001]);
+}
+
+#[test]
+fn loss_stats_are_exact_and_repeat_bit_for_bit() {
+    let pr = exact_mse_problem(300, 80);
+    let losses = pr.mse_per_row();
+    let f64_losses = cpu::logit_mse_f64(&to_f64(&pr.z), &to_f64(&pr.t), &pr.labels, 4).losses;
+    for (r, (&l32, &l64)) in losses.iter().zip(&f64_losses).enumerate() {
+        assert_eq!(f64::from(l32), l64, "row {r}: the f32 loss must be exact");
+    }
+    let want = cpu::FixedPointSum::of(&losses).words();
+    for threads in [1, 4] {
+        let dispatch = pr.mse(threads);
+        let first = pr.words(std::slice::from_ref(&dispatch));
+        assert_eq!(first[0..2], want, "loss words, threads={threads}");
+        assert_eq!(first[4..6], want, "soft words, threads={threads}");
+        assert_eq!(first[6..], [first[6], 300, 0], "count and flags");
+        for run in 0..20 {
+            let again = pr.words(std::slice::from_ref(&dispatch));
+            assert_eq!(again, first, "threads={threads} run {run}");
+        }
+        // Five dispatches without a reset add up exactly.
+        let five = pr.words(&(0..5).map(|_| pr.mse(threads)).collect::<Vec<_>>());
+        let repeated: Vec<f32> = (0..5).flat_map(|_| losses.iter().copied()).collect();
+        assert_eq!(five[0..2], cpu::FixedPointSum::of(&repeated).words());
+    }
+
+    // The distillation loss, fused and unfused, on rows of varied magnitude: the same words
+    // on every run (its per-example values are not exact, so only repeatability is checked).
+    let mut pr = Problem::random(300, 37, 81, 3.0);
+    for (i, (z, t)) in pr.z.iter_mut().zip(pr.t.iter_mut()).enumerate() {
+        let scale = [0.01, 1.0, 30.0, 1000.0][i / 37 % 4];
+        (*z, *t) = (*z * scale, *t * scale);
+    }
+    let pr = Problem::new(pr.z, pr.t, pr.labels, 37);
+    let p = params(4.0, 0.7, 0.1);
+    let unfused = prepare_distill_loss_unfused(
+        ctx(),
+        &pr.student,
+        Some(&pr.teacher),
+        &pr.label_tensor,
+        &pr.grad,
+        &pr.stats,
+        p,
+    )
+    .unwrap();
+    for (name, dispatches) in [
+        ("fused threads=1", vec![pr.fused(true, p, 1)]),
+        ("fused threads=8", vec![pr.fused(true, p, 8)]),
+        ("unfused", unfused),
+    ] {
+        let first = pr.words(&dispatches);
+        assert_eq!(first[7..], [300, 0], "{name}: count and flags");
+        assert!(
+            [0, 2, 4].iter().all(|&i| first[i] != 0),
+            "{name}: {first:?}"
+        );
+        for run in 0..10 {
+            assert_eq!(pr.words(&dispatches), first, "{name} run {run}");
+        }
+    }
+}
+
+#[test]
+fn an_example_out_of_range_sets_its_sums_flag_and_reads_as_infinite() {
+    let ctx = ctx();
+    // Per-example MSE with t = 0 and two classes: 0.5, exactly 2^24 (the limit: added),
+    // about 2^24 + 2^12 (too large), +inf, NaN, 0.5.
+    let z = vec![
+        1.0,
+        0.0,
+        4096.0,
+        4096.0,
+        4096.0,
+        4097.0,
+        f32::INFINITY,
+        0.0,
+        f32::NAN,
+        1.0,
+        0.0,
+        1.0,
+    ];
+    let pr = Problem::new(z, vec![0.0; 12], vec![0, 1, 1, 0, 0, 1], 2);
+    let losses = pr.mse_per_row();
+    assert_eq!(losses[1], LOSS_EXAMPLE_LIMIT);
+    let words = pr.words(&[pr.mse(1)]);
+    let want = cpu::FixedPointSum::of(&losses);
+    assert!(want.overflow);
+    assert_eq!(words[0..2], want.words(), "loss words: the rows in range");
+    assert_eq!(
+        fixed_point_value(words[0], words[1]),
+        1.0 + f64::from(LOSS_EXAMPLE_LIMIT)
+    );
+    assert_eq!(words[4..6], want.words(), "soft words");
+    assert_eq!(
+        words[8] & 0b101,
+        0b101,
+        "loss and soft flags: {:#b}",
+        words[8]
+    );
+    let stats = read_loss_stats(ctx, &pr.stats).unwrap();
+    assert_eq!(stats.loss_sum, f64::INFINITY);
+    assert_eq!(stats.soft_sum, f64::INFINITY);
+    assert!(
+        !stats.mean_loss().is_finite(),
+        "a training loop sees a non-finite loss"
+    );
+    assert_eq!(stats.count, 6);
+
+    // A NaN in the distillation loss sets the loss flag too; the hard sum of rows in range
+    // stays finite.
+    let mut z = random_f32(3 * 5, 90, 2.0);
+    z[7] = f32::NAN;
+    let pr = Problem::new(z, random_f32(15, 91, 2.0), vec![0, 1, 2], 5);
+    let (_, stats) = pr.run(&[pr.fused(true, params(2.0, 0.5, 0.0), 1)]);
+    assert_eq!(stats.loss_sum, f64::INFINITY, "{stats:?}");
+    let words = pr.stats.to_u32(ctx).unwrap();
+    assert_eq!(words[8] & 1, 1, "loss flag: {words:?}");
+    // One clean row alone: no flag.
+    let pr = Problem::random(1, 5, 92, 2.0);
+    let (_, stats) = pr.run(&[pr.fused(true, params(2.0, 0.5, 0.0), 1)]);
+    assert!(stats.loss_sum.is_finite() && stats.hard_sum.is_finite() && stats.soft_sum.is_finite());
+}
+
+#[test]
+fn the_low_word_carries_into_the_high_word_exactly() {
+    // One class, t = 0: each loss is z^2. 255.875^2 = 65472.015625 is 2^32 - 4193280 in
+    // fixed point (a low word that wraps at the second add); 1023.75^2 = 1048064.0625 has a
+    // high word of 15 and a low word 2^25 short of wrapping.
+    let rows = 400;
+    let z: Vec<f32> = (0..rows)
+        .map(|r| if r % 2 == 0 { 255.875 } else { 1023.75 })
+        .collect();
+    let pr = Problem::new(z, vec![0.0; rows], vec![0; rows], 1);
+    let (small, large) = (255.875f32 * 255.875, 1023.75f32 * 1023.75);
+    assert_eq!(f64::from(small), 255.875f64 * 255.875, "exact in f32");
+    assert_eq!(f64::from(large), 1023.75f64 * 1023.75, "exact in f32");
+    assert_eq!(cpu::fixed_point(small), Some((1 << 32) - 4193280));
+    assert_eq!(cpu::fixed_point(large), Some((16 << 32) - (1 << 25) + 4096));
+    let exact = 200.0 * f64::from(small) + 200.0 * f64::from(large);
+    for threads in [1, 8] {
+        let words = pr.words(&[pr.mse(threads)]);
+        assert_eq!(
+            words[0..2],
+            cpu::FixedPointSum::of(&pr.mse_per_row()).words()
+        );
+        assert_eq!(
+            fixed_point_value(words[0], words[1]),
+            exact,
+            "threads={threads}"
+        );
+        assert_eq!(words[8], 0, "no flag");
+    }
+
+    // Starting just below a wrap of the low word: the carry reaches the high word; starting
+    // at the top of the high word: the sum passes 2^48 and sets the flag.
+    let one = Problem::new(vec![1.0], vec![0.0], vec![0], 1);
+    let mut start = [0; LOSS_STATS_WORDS];
+    start[0..2].copy_from_slice(&[u32::MAX - 5, 7]);
+    let words = one.words_from(&start, &[one.mse(1)]);
+    assert_eq!(words[0..2], [65530, 8]);
+    assert_eq!(words[8], 0);
+    start[0..2].copy_from_slice(&[u32::MAX - 5, u32::MAX]);
+    let words = one.words_from(&start, &[one.mse(1)]);
+    assert_eq!(words[0..2], [65530, 0]);
+    assert_eq!(words[8], 0b001, "loss flag only");
+    let stats = read_loss_stats(ctx(), &one.stats).unwrap();
+    assert_eq!(stats.loss_sum, f64::INFINITY);
 }
