@@ -174,6 +174,18 @@ pub fn collapsed(now: f64, best: f64, classes: usize) -> bool {
     learned && now <= chance + 0.1 * (1.0 - chance)
 }
 
+/// The mean loss of a statistics window that shows divergence: not finite (any of its
+/// terms: a sum the GPU flagged reads as infinite) or above [`DIVERGED_LOSS`].
+fn diverged_loss(stats: &LossStats) -> Option<f64> {
+    let loss = stats.mean_loss();
+    let terms = loss + stats.mean_hard_loss() + stats.mean_soft_loss();
+    if !terms.is_finite() {
+        Some(f64::INFINITY)
+    } else {
+        (loss > DIVERGED_LOSS).then_some(loss)
+    }
+}
+
 /// Seconds of one training step and of one validation pass of `model` trained by `plan`,
 /// measured on the adapter: a few warm-up steps (pipelines, first-touch costs), then
 /// `steps` timed steps. The model's weights change: use a throwaway model.
@@ -351,9 +363,8 @@ impl<'a> Run<'a> {
             if (step + 1) % STATS_EVERY == 0 || step + 1 == steps {
                 let stats = self.trainer.take_stats(ctx)?;
                 totals.add(&stats);
-                let mean = stats.mean_loss();
-                if !mean.is_finite() || mean > DIVERGED_LOSS {
-                    return Ok(Err(Diverged::Loss(mean)));
+                if let Some(loss) = diverged_loss(&stats) {
+                    return Ok(Err(Diverged::Loss(loss)));
                 }
                 if collapsed(stats.accuracy(), self.best_window_accuracy, self.classes) {
                     return Ok(Err(Diverged::Accuracy(stats.accuracy())));
@@ -590,6 +601,26 @@ mod tests {
             err.contains("diverged in epoch 1") && err.contains("student.optimizer.lr"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_flagged_sum_of_any_term_is_divergence() {
+        let stats = |loss_sum: f64, hard_sum: f64, soft_sum: f64| LossStats {
+            loss_sum,
+            correct: 0,
+            count: 10,
+            hard_sum,
+            soft_sum,
+        };
+        assert_eq!(diverged_loss(&stats(5.0, 4.0, 1.0)), None);
+        assert_eq!(diverged_loss(&stats(2e7, 4.0, 1.0)), Some(2e6));
+        for flagged in [
+            stats(f64::INFINITY, 4.0, 1.0),
+            stats(5.0, f64::INFINITY, 1.0),
+            stats(5.0, 4.0, f64::INFINITY),
+        ] {
+            assert_eq!(diverged_loss(&flagged), Some(f64::INFINITY));
+        }
     }
 
     #[test]
