@@ -374,12 +374,13 @@ impl Trainer {
         reset_loss_stats(encoder, &self.stats);
     }
 
-    /// Read the stats and clear them.
+    /// Read the stats and clear them. The clear is submitted without waiting: the queue
+    /// runs it before any later step.
     pub fn take_stats(&self, ctx: &GpuContext) -> Result<LossStats> {
         let stats = self.read_stats(ctx)?;
         let mut encoder = ctx.encoder();
         self.reset_stats(&mut encoder);
-        ctx.submit_and_wait(encoder);
+        ctx.queue.submit(Some(encoder.finish()));
         Ok(stats)
     }
 
