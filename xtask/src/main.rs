@@ -21,7 +21,7 @@ mod bench_rows;
 mod prereq;
 
 fn main() -> ExitCode {
-    prereq::ensure_runtime_dir();
+    dk_tensor::context::ensure_runtime_dir();
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_default();
     let rest: Vec<String> = args.collect();

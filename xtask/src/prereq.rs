@@ -30,34 +30,6 @@ pub fn ensure_adapter() -> anyhow::Result<()> {
     }
 }
 
-/// Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" as an error on
-/// machines without a desktop session (CI, servers), which reads like a failure. Where the
-/// variable is unset, point it at a private folder for this process and its children.
-pub fn ensure_runtime_dir() {
-    if cfg!(not(unix)) || std::env::var_os("XDG_RUNTIME_DIR").is_some() {
-        return;
-    }
-    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
-    let dir = std::env::temp_dir().join(format!("darkknowledge-runtime-{user}"));
-    if std::fs::create_dir_all(&dir).is_err() || !private(&dir) {
-        return;
-    }
-    // SAFETY: called first thing in main, before any other thread exists.
-    unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
-}
-
-/// Makes `dir` readable by its owner only, as the runtime folder must be.
-#[cfg(unix)]
-fn private(dir: &std::path::Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_ok()
-}
-
-#[cfg(not(unix))]
-fn private(_: &std::path::Path) -> bool {
-    false
-}
-
 /// Root with apt-get available: installing system packages is then safe and expected.
 fn can_install() -> bool {
     let is_root = Command::new("id")

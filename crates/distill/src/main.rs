@@ -392,6 +392,7 @@ fn resume_settings(mut cli: Cli) -> Result<Cli> {
 }
 
 fn main() -> ExitCode {
+    dk_tensor::context::ensure_runtime_dir();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -265,6 +265,37 @@ pub struct ShaderSource {
 /// The directive the WGSL specification requires in a module that uses subgroup builtins.
 pub const ENABLE_SUBGROUPS: &str = "enable subgroups;";
 
+/// Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" as an error on
+/// machines without a desktop session (CI, servers), which reads like a failure. Where the
+/// variable is unset, point it at a private folder for this process and its children.
+///
+/// Call it first thing in `main`, before any other thread exists (it sets an environment
+/// variable).
+pub fn ensure_runtime_dir() {
+    if cfg!(not(unix)) || std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    let dir = std::env::temp_dir().join(format!("darkknowledge-runtime-{user}"));
+    if std::fs::create_dir_all(&dir).is_err() || !private(&dir) {
+        return;
+    }
+    // SAFETY: called first thing in main, before any other thread exists.
+    unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+}
+
+/// Makes `dir` readable by its owner only, as the runtime folder must be.
+#[cfg(unix)]
+fn private(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_ok()
+}
+
+#[cfg(not(unix))]
+fn private(_: &std::path::Path) -> bool {
+    false
+}
+
 /// `wgsl` as wgpu 30 compiles it. Its naga does not implement the `subgroups`
 /// enable-extension yet: it refuses the directive and takes the builtins from the device
 /// feature instead. So the `enable subgroups;` line, which the shader files keep for the
