@@ -277,7 +277,7 @@ pub fn cnn_step_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<R
         "1x28x28-c8k5-p2-c16k5-p2-10",
     ] {
         let mut trainer = bench_trainer(ctx, text, CONV_BATCH, dk_nn::LossConfig::HardLabels)?;
-        let seconds = crate::bench::time_closure(ctx, budget, || trainer.step(ctx));
+        let seconds = time_step(ctx, &mut trainer, budget);
         rows.push(Row {
             kernel: format!("CNN train step {text} (conv {path})"),
             shape: format!("batch {CONV_BATCH}, Adam"),
@@ -429,7 +429,7 @@ pub fn train_step_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec
     for batch in [128, 256] {
         for (text, loss) in cases {
             let mut trainer = bench_trainer(ctx, text, batch, loss)?;
-            let seconds = crate::bench::time_closure(ctx, budget, || trainer.step(ctx));
+            let seconds = time_step(ctx, &mut trainer, budget);
             let kind = if loss == LossConfig::HardLabels {
                 "train step"
             } else {
