@@ -41,38 +41,34 @@ pub fn forward(
         batch * spec.input_len(),
         "reference input size"
     );
-    let mut shape = spec.input_shape().to_vec();
+    let shapes = layer_shapes(spec);
     let mut values = vec![input.to_vec()];
     let mut pool_sources = Vec::new();
     let mut next_param = 0;
     for (index, layer) in spec.layers().iter().enumerate() {
         let x = values.last().unwrap();
-        let out_shape = layer.output_shape(&shape);
+        let (shape, out_shape) = (&shapes[index], &shapes[index + 1]);
         let y = match *layer {
-            LayerSpec::Linear {
-                in_features,
-                out_features,
-            } => {
+            LayerSpec::Linear { .. } => {
                 let (w, b) = (&params[next_param], &params[next_param + 1]);
                 next_param += 2;
-                LinearShape::new(batch, in_features, out_features).forward(x, w, b)
+                LinearShape::new(layer, batch).forward(x, w, b)
             }
             LayerSpec::Conv2d { .. } => {
                 let (w, b) = (&params[next_param], &params[next_param + 1]);
                 next_param += 2;
-                ConvShape::new(layer, batch, &shape, &out_shape).forward(x, w, b)
+                ConvShape::new(layer, batch, shape, out_shape).forward(x, w, b)
             }
             LayerSpec::Relu => x.iter().map(|v| v.max(0.0)).collect(),
             LayerSpec::Dropout { rate } => dropout(x, rate, keep, index),
             LayerSpec::MaxPool2d { kernel, stride } => {
-                let (y, sources) = max_pool(x, batch, &shape, &out_shape, kernel, stride);
+                let (y, sources) = max_pool(x, batch, shape, out_shape, kernel, stride);
                 pool_sources.push(sources);
                 y
             }
             LayerSpec::Flatten => x.clone(),
         };
         values.push(y);
-        shape = out_shape;
     }
     Trace {
         values,
@@ -91,11 +87,7 @@ pub fn backward(
     keep: KeepMask<'_>,
 ) -> Vec<Vec<f64>> {
     let mut grads: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-    let shapes = {
-        let mut s = vec![spec.input_shape().to_vec()];
-        s.extend(spec.activation_shapes());
-        s
-    };
+    let shapes = layer_shapes(spec);
     // Layers run last to first, so parameters and pooling records are taken from the end.
     let mut next_param = params.len();
     let mut next_pool = trace.pool_sources.len();
@@ -104,13 +96,10 @@ pub fn backward(
         let x = &trace.values[index];
         let (shape, out_shape) = (&shapes[index], &shapes[index + 1]);
         dy = match *layer {
-            LayerSpec::Linear {
-                in_features,
-                out_features,
-            } => {
+            LayerSpec::Linear { .. } => {
                 next_param -= 2;
                 let (gw, gb) = weight_and_bias_mut(&mut grads, next_param);
-                let linear = LinearShape::new(batch, in_features, out_features);
+                let linear = LinearShape::new(layer, batch);
                 linear.backward(x, &params[next_param], &dy, gw, gb)
             }
             LayerSpec::Conv2d { .. } => {
@@ -131,6 +120,13 @@ pub fn backward(
     grads
 }
 
+/// Per-example shapes of the input and of each layer's output, in order.
+fn layer_shapes(spec: &ModelSpec) -> Vec<Vec<usize>> {
+    let mut shapes = vec![spec.input_shape().to_vec()];
+    shapes.extend(spec.activation_shapes());
+    shapes
+}
+
 /// The gradients of a layer's weight and of its bias, which follows it in parameter order.
 fn weight_and_bias_mut(grads: &mut [Vec<f64>], weight: usize) -> (&mut [f64], &mut [f64]) {
     let (gw, rest) = grads[weight..].split_at_mut(1);
@@ -145,11 +141,19 @@ struct LinearShape {
 }
 
 impl LinearShape {
-    fn new(batch: usize, inputs: usize, outputs: usize) -> Self {
+    /// `layer` must be a Linear layer.
+    fn new(layer: &LayerSpec, batch: usize) -> Self {
+        let LayerSpec::Linear {
+            in_features,
+            out_features,
+        } = *layer
+        else {
+            unreachable!("linear layer geometry of {layer:?}")
+        };
         Self {
             batch,
-            inputs,
-            outputs,
+            inputs: in_features,
+            outputs: out_features,
         }
     }
 
