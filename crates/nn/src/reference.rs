@@ -41,98 +41,34 @@ pub fn forward(
         batch * spec.input_len(),
         "reference input size"
     );
-    let mut shape = spec.input_shape().to_vec();
+    let shapes = layer_shapes(spec);
     let mut values = vec![input.to_vec()];
     let mut pool_sources = Vec::new();
     let mut next_param = 0;
     for (index, layer) in spec.layers().iter().enumerate() {
         let x = values.last().unwrap();
-        let out_shape = layer.output_shape(&shape);
-        let out_len: usize = out_shape.iter().product();
+        let (shape, out_shape) = (&shapes[index], &shapes[index + 1]);
         let y = match *layer {
-            LayerSpec::Linear {
-                in_features,
-                out_features,
-            } => {
+            LayerSpec::Linear { .. } => {
                 let (w, b) = (&params[next_param], &params[next_param + 1]);
                 next_param += 2;
-                let mut y = vec![0.0; batch * out_features];
-                for n in 0..batch {
-                    for o in 0..out_features {
-                        let row = &w[o * in_features..(o + 1) * in_features];
-                        let xs = &x[n * in_features..(n + 1) * in_features];
-                        y[n * out_features + o] =
-                            b[o] + row.iter().zip(xs).map(|(a, b)| a * b).sum::<f64>();
-                    }
-                }
-                y
+                LinearShape::new(layer, batch).forward(x, w, b)
             }
-            LayerSpec::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-            } => {
+            LayerSpec::Conv2d { .. } => {
                 let (w, b) = (&params[next_param], &params[next_param + 1]);
                 next_param += 2;
-                let g = ConvShape::new(&shape, &out_shape, in_channels, out_channels, kernel);
-                let mut y = vec![0.0; batch * out_len];
-                for n in 0..batch {
-                    for o in 0..out_channels {
-                        for i in 0..g.ho {
-                            for j in 0..g.wo {
-                                let mut acc = b[o];
-                                g.for_taps(n, o, i, j, stride, padding, |xi, wi| {
-                                    acc += x[xi] * w[wi]
-                                });
-                                y[((n * out_channels + o) * g.ho + i) * g.wo + j] = acc;
-                            }
-                        }
-                    }
-                }
-                y
+                ConvShape::new(layer, batch, shape, out_shape).forward(x, w, b)
             }
             LayerSpec::Relu => x.iter().map(|v| v.max(0.0)).collect(),
-            LayerSpec::Dropout { rate } => match keep {
-                None => x.clone(),
-                Some(keep) => {
-                    let scale = 1.0 / (1.0 - f64::from(rate));
-                    x.iter()
-                        .enumerate()
-                        .map(|(e, v)| if keep(index, e) { v * scale } else { 0.0 })
-                        .collect()
-                }
-            },
+            LayerSpec::Dropout { rate } => dropout(x, rate, keep, index),
             LayerSpec::MaxPool2d { kernel, stride } => {
-                let (c, h, w) = (shape[0], shape[1], shape[2]);
-                let (ho, wo) = (out_shape[1], out_shape[2]);
-                let mut y = vec![0.0; batch * out_len];
-                let mut sources = vec![0; batch * out_len];
-                for plane in 0..batch * c {
-                    for i in 0..ho {
-                        for j in 0..wo {
-                            let mut best = (f64::NEG_INFINITY, 0);
-                            for ki in 0..kernel {
-                                for kj in 0..kernel {
-                                    let src = (plane * h + i * stride + ki) * w + j * stride + kj;
-                                    if x[src] > best.0 {
-                                        best = (x[src], src);
-                                    }
-                                }
-                            }
-                            let out = (plane * ho + i) * wo + j;
-                            (y[out], sources[out]) = best;
-                        }
-                    }
-                }
+                let (y, sources) = max_pool(x, batch, shape, out_shape, kernel, stride);
                 pool_sources.push(sources);
                 y
             }
             LayerSpec::Flatten => x.clone(),
         };
         values.push(y);
-        shape = out_shape;
     }
     Trace {
         values,
@@ -151,135 +87,212 @@ pub fn backward(
     keep: KeepMask<'_>,
 ) -> Vec<Vec<f64>> {
     let mut grads: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-    let shapes = {
-        let mut s = vec![spec.input_shape().to_vec()];
-        s.extend(spec.activation_shapes());
-        s
-    };
+    let shapes = layer_shapes(spec);
+    // Layers run last to first, so parameters and pooling records are taken from the end.
     let mut next_param = params.len();
     let mut next_pool = trace.pool_sources.len();
     let mut dy = grad_logits.to_vec();
     for (index, layer) in spec.layers().iter().enumerate().rev() {
         let x = &trace.values[index];
-        let y = &trace.values[index + 1];
         let (shape, out_shape) = (&shapes[index], &shapes[index + 1]);
-        let mut dx = vec![0.0; x.len()];
-        match *layer {
-            LayerSpec::Linear {
-                in_features,
-                out_features,
-            } => {
+        dy = match *layer {
+            LayerSpec::Linear { .. } => {
                 next_param -= 2;
-                let w = &params[next_param];
-                let (gw, rest) = grads[next_param..].split_at_mut(1);
-                let (gw, gb) = (&mut gw[0], &mut rest[0]);
-                for n in 0..batch {
-                    for o in 0..out_features {
-                        let g = dy[n * out_features + o];
-                        gb[o] += g;
-                        for i in 0..in_features {
-                            gw[o * in_features + i] += g * x[n * in_features + i];
-                            dx[n * in_features + i] += g * w[o * in_features + i];
-                        }
-                    }
-                }
+                let (gw, gb) = weight_and_bias_mut(&mut grads, next_param);
+                let linear = LinearShape::new(layer, batch);
+                linear.backward(x, &params[next_param], &dy, gw, gb)
             }
-            LayerSpec::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-            } => {
+            LayerSpec::Conv2d { .. } => {
                 next_param -= 2;
-                let w = &params[next_param];
-                let (gw, rest) = grads[next_param..].split_at_mut(1);
-                let (gw, gb) = (&mut gw[0], &mut rest[0]);
-                let g = ConvShape::new(shape, out_shape, in_channels, out_channels, kernel);
-                for n in 0..batch {
-                    for o in 0..out_channels {
-                        for i in 0..g.ho {
-                            for j in 0..g.wo {
-                                let d = dy[((n * out_channels + o) * g.ho + i) * g.wo + j];
-                                gb[o] += d;
-                                g.for_taps(n, o, i, j, stride, padding, |xi, wi| {
-                                    gw[wi] += d * x[xi];
-                                    dx[xi] += d * w[wi];
-                                });
-                            }
-                        }
-                    }
-                }
+                let (gw, gb) = weight_and_bias_mut(&mut grads, next_param);
+                let conv = ConvShape::new(layer, batch, shape, out_shape);
+                conv.backward(x, &params[next_param], &dy, gw, gb)
             }
-            LayerSpec::Relu => {
-                for e in 0..dx.len() {
-                    dx[e] = if y[e] > 0.0 { dy[e] } else { 0.0 };
-                }
-            }
-            LayerSpec::Dropout { rate } => match keep {
-                None => dx.copy_from_slice(&dy),
-                Some(keep) => {
-                    let scale = 1.0 / (1.0 - f64::from(rate));
-                    for e in 0..dx.len() {
-                        dx[e] = if keep(index, e) { dy[e] * scale } else { 0.0 };
-                    }
-                }
-            },
+            LayerSpec::Relu => relu_backward(&trace.values[index + 1], &dy),
+            LayerSpec::Dropout { rate } => dropout(&dy, rate, keep, index),
             LayerSpec::MaxPool2d { .. } => {
                 next_pool -= 1;
-                for (out, &src) in trace.pool_sources[next_pool].iter().enumerate() {
-                    dx[src] += dy[out];
-                }
+                max_pool_backward(&trace.pool_sources[next_pool], &dy, x.len())
             }
-            LayerSpec::Flatten => dx.copy_from_slice(&dy),
-        }
-        dy = dx;
+            LayerSpec::Flatten => dy,
+        };
     }
     grads
 }
 
+/// Per-example shapes of the input and of each layer's output, in order.
+fn layer_shapes(spec: &ModelSpec) -> Vec<Vec<usize>> {
+    let mut shapes = vec![spec.input_shape().to_vec()];
+    shapes.extend(spec.activation_shapes());
+    shapes
+}
+
+/// The gradients of a layer's weight and of its bias, which follows it in parameter order.
+fn weight_and_bias_mut(grads: &mut [Vec<f64>], weight: usize) -> (&mut [f64], &mut [f64]) {
+    let (gw, rest) = grads[weight..].split_at_mut(1);
+    (&mut gw[0], &mut rest[0])
+}
+
+/// Index arithmetic of one Linear layer, `[batch, in]` input and `[out, in]` weights.
+struct LinearShape {
+    batch: usize,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl LinearShape {
+    /// `layer` must be a Linear layer.
+    fn new(layer: &LayerSpec, batch: usize) -> Self {
+        let LayerSpec::Linear {
+            in_features,
+            out_features,
+        } = *layer
+        else {
+            unreachable!("linear layer geometry of {layer:?}")
+        };
+        Self {
+            batch,
+            inputs: in_features,
+            outputs: out_features,
+        }
+    }
+
+    fn forward(&self, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+        let (fi, fo) = (self.inputs, self.outputs);
+        let mut y = vec![0.0; self.batch * fo];
+        for n in 0..self.batch {
+            for o in 0..fo {
+                let row = &w[o * fi..(o + 1) * fi];
+                let xs = &x[n * fi..(n + 1) * fi];
+                y[n * fo + o] = b[o] + row.iter().zip(xs).map(|(a, b)| a * b).sum::<f64>();
+            }
+        }
+        y
+    }
+
+    /// Adds this batch's gradients to `gw` and `gb` and returns the input gradient.
+    fn backward(
+        &self,
+        x: &[f64],
+        w: &[f64],
+        dy: &[f64],
+        gw: &mut [f64],
+        gb: &mut [f64],
+    ) -> Vec<f64> {
+        let (fi, fo) = (self.inputs, self.outputs);
+        let mut dx = vec![0.0; x.len()];
+        for n in 0..self.batch {
+            for o in 0..fo {
+                let g = dy[n * fo + o];
+                gb[o] += g;
+                for i in 0..fi {
+                    gw[o * fi + i] += g * x[n * fi + i];
+                    dx[n * fi + i] += g * w[o * fi + i];
+                }
+            }
+        }
+        dx
+    }
+}
+
 /// Index arithmetic of one convolution, NCHW input and `[out, in, k, k]` weights.
 struct ConvShape {
+    batch: usize,
     cin: usize,
+    cout: usize,
     h: usize,
     w: usize,
     ho: usize,
     wo: usize,
     k: usize,
+    stride: usize,
+    padding: usize,
 }
 
 impl ConvShape {
-    fn new(input: &[usize], output: &[usize], cin: usize, _cout: usize, k: usize) -> Self {
+    /// `layer` must be a Conv2d taking `[C, H, W]` examples of shape `input` to `output`.
+    fn new(layer: &LayerSpec, batch: usize, input: &[usize], output: &[usize]) -> Self {
+        let LayerSpec::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        } = *layer
+        else {
+            unreachable!("convolution geometry of {layer:?}")
+        };
         Self {
-            cin,
+            batch,
+            cin: in_channels,
+            cout: out_channels,
             h: input[1],
             w: input[2],
             ho: output[1],
             wo: output[2],
-            k,
+            k: kernel,
+            stride,
+            padding,
         }
     }
 
-    /// Call `tap(input index, weight index)` for every in-bounds tap of output (n, o, i, j).
-    #[allow(clippy::too_many_arguments)]
-    fn for_taps(
+    fn forward(&self, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+        let mut y = vec![0.0; self.batch * self.cout * self.ho * self.wo];
+        for n in 0..self.batch {
+            for o in 0..self.cout {
+                for i in 0..self.ho {
+                    for j in 0..self.wo {
+                        let mut acc = b[o];
+                        self.for_taps(n, o, i, j, |xi, wi| acc += x[xi] * w[wi]);
+                        y[self.output_index(n, o, i, j)] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// Adds this batch's gradients to `gw` and `gb` and returns the input gradient.
+    fn backward(
         &self,
-        n: usize,
-        o: usize,
-        i: usize,
-        j: usize,
-        stride: usize,
-        padding: usize,
-        mut tap: impl FnMut(usize, usize),
-    ) {
+        x: &[f64],
+        w: &[f64],
+        dy: &[f64],
+        gw: &mut [f64],
+        gb: &mut [f64],
+    ) -> Vec<f64> {
+        let mut dx = vec![0.0; x.len()];
+        for n in 0..self.batch {
+            for o in 0..self.cout {
+                for i in 0..self.ho {
+                    for j in 0..self.wo {
+                        let d = dy[self.output_index(n, o, i, j)];
+                        gb[o] += d;
+                        self.for_taps(n, o, i, j, |xi, wi| {
+                            gw[wi] += d * x[xi];
+                            dx[xi] += d * w[wi];
+                        });
+                    }
+                }
+            }
+        }
+        dx
+    }
+
+    fn output_index(&self, n: usize, o: usize, i: usize, j: usize) -> usize {
+        ((n * self.cout + o) * self.ho + i) * self.wo + j
+    }
+
+    /// Call `tap(input index, weight index)` for every in-bounds tap of output (n, o, i, j).
+    fn for_taps(&self, n: usize, o: usize, i: usize, j: usize, mut tap: impl FnMut(usize, usize)) {
         for c in 0..self.cin {
             for ki in 0..self.k {
-                let row = (i * stride + ki) as isize - padding as isize;
+                let row = (i * self.stride + ki) as isize - self.padding as isize;
                 if row < 0 || row >= self.h as isize {
                     continue;
                 }
                 for kj in 0..self.k {
-                    let col = (j * stride + kj) as isize - padding as isize;
+                    let col = (j * self.stride + kj) as isize - self.padding as isize;
                     if col < 0 || col >= self.w as isize {
                         continue;
                     }
@@ -290,6 +303,78 @@ impl ConvShape {
             }
         }
     }
+}
+
+fn relu_backward(y: &[f64], dy: &[f64]) -> Vec<f64> {
+    y.iter()
+        .zip(dy)
+        .map(|(&y, &d)| if y > 0.0 { d } else { 0.0 })
+        .collect()
+}
+
+/// Dropout of layer `layer`: kept elements scaled by 1 / (1 - rate), the rest zeroed; the
+/// identity in evaluation mode. It is elementwise and linear, so the backward pass applies
+/// the same function to the output gradient.
+fn dropout(values: &[f64], rate: f32, keep: KeepMask<'_>, layer: usize) -> Vec<f64> {
+    let Some(keep) = keep else {
+        return values.to_vec();
+    };
+    let scale = 1.0 / (1.0 - f64::from(rate));
+    values
+        .iter()
+        .enumerate()
+        .map(|(e, v)| if keep(layer, e) { v * scale } else { 0.0 })
+        .collect()
+}
+
+/// Max pooling of `[batch, C, H, W]` input to `output` (`[C, Ho, Wo]` per example): the
+/// outputs and, for each, the flat input index it came from.
+fn max_pool(
+    x: &[f64],
+    batch: usize,
+    input: &[usize],
+    output: &[usize],
+    kernel: usize,
+    stride: usize,
+) -> (Vec<f64>, Vec<usize>) {
+    let (c, h, w) = (input[0], input[1], input[2]);
+    let (ho, wo) = (output[1], output[2]);
+    let mut y = vec![0.0; batch * c * ho * wo];
+    let mut sources = vec![0; y.len()];
+    for plane in 0..batch * c {
+        for i in 0..ho {
+            for j in 0..wo {
+                let corner = (plane * h + i * stride) * w + j * stride;
+                let out = (plane * ho + i) * wo + j;
+                (y[out], sources[out]) = window_max(x, corner, w, kernel);
+            }
+        }
+    }
+    (y, sources)
+}
+
+/// Largest value of the `kernel x kernel` window whose top-left element is `x[corner]`, in
+/// rows of `width`, and its index; the first maximum wins.
+fn window_max(x: &[f64], corner: usize, width: usize, kernel: usize) -> (f64, usize) {
+    let mut best = (f64::NEG_INFINITY, 0);
+    for ki in 0..kernel {
+        for kj in 0..kernel {
+            let src = corner + ki * width + kj;
+            if x[src] > best.0 {
+                best = (x[src], src);
+            }
+        }
+    }
+    best
+}
+
+/// Each output's gradient goes to the input element it was taken from.
+fn max_pool_backward(sources: &[usize], dy: &[f64], input_len: usize) -> Vec<f64> {
+    let mut dx = vec![0.0; input_len];
+    for (out, &src) in sources.iter().enumerate() {
+        dx[src] += dy[out];
+    }
+    dx
 }
 
 /// Batch-mean loss and its gradient with respect to the student logits `[batch, classes]`.

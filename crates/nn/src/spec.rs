@@ -503,75 +503,7 @@ fn build(text: &str, input: Vec<usize>, tokens: &[&str], offset: usize) -> Resul
     for (position, token) in tokens.iter().enumerate() {
         let last = position + 1 == tokens.len();
         let first_new = layers.len();
-        let parsed = parse_token(token)
-            .ok_or_else(|| err(position, format!("is not a layer ({EXPECTED_LAYER})")))?;
-        if last && !matches!(parsed, Token::Dense(_) if positive(token).is_some()) {
-            return Err(err(
-                position,
-                "must be the number of classes (a plain number such as 10)".into(),
-            ));
-        }
-        match parsed {
-            Token::Conv { channels, kernel } => {
-                if shape.len() != 3 {
-                    return Err(err(
-                        position,
-                        format!(
-                            "is a convolution but its input is flat ({shape:?}); convolutions need CxHxW"
-                        ),
-                    ));
-                }
-                if kernel % 2 == 0 {
-                    return Err(err(
-                        position,
-                        format!("has an even kernel {kernel}; 'same' padding needs an odd kernel"),
-                    ));
-                }
-                layers.push(LayerSpec::Conv2d {
-                    in_channels: shape[0],
-                    out_channels: channels,
-                    kernel,
-                    stride: 1,
-                    padding: kernel / 2,
-                });
-                layers.push(LayerSpec::Relu);
-            }
-            Token::Pool(size) => {
-                if shape.len() != 3 || shape[1] < size || shape[2] < size {
-                    return Err(err(
-                        position,
-                        format!(
-                            "pools {size}x{size} but its input per example is {shape:?}; pooling needs CxHxW of at least that size"
-                        ),
-                    ));
-                }
-                layers.push(LayerSpec::MaxPool2d {
-                    kernel: size,
-                    stride: size,
-                });
-            }
-            Token::Dropout(rate) => {
-                if !(0.0..1.0).contains(&rate) {
-                    return Err(err(
-                        position,
-                        format!("has drop probability {rate}; it must be in [0, 1)"),
-                    ));
-                }
-                layers.push(LayerSpec::Dropout { rate });
-            }
-            Token::Dense(units) => {
-                if shape.len() != 1 {
-                    layers.push(LayerSpec::Flatten);
-                }
-                layers.push(LayerSpec::Linear {
-                    in_features: shape.iter().product(),
-                    out_features: units,
-                });
-                if !last {
-                    layers.push(LayerSpec::Relu);
-                }
-            }
-        }
+        layers.extend(token_layers(token, &shape, last).map_err(|m| err(position, m))?);
         check_sizes(&layers[first_new..], &shape).map_err(|m| err(position, m))?;
         parameters = add_parameters(parameters, &layers[first_new..]).ok_or_else(|| {
             err(
@@ -590,6 +522,86 @@ fn build(text: &str, input: Vec<usize>, tokens: &[&str], offset: usize) -> Resul
         input_shape: input,
         layers,
     })
+}
+
+/// The `nn.Sequential` entries that `token` adds where the input per example is `shape`;
+/// the `last` token must be the number of classes. An error is the end of a sentence that
+/// starts by naming the token.
+fn token_layers(
+    token: &str,
+    shape: &[usize],
+    last: bool,
+) -> std::result::Result<Vec<LayerSpec>, String> {
+    let parsed = parse_token(token).ok_or_else(|| format!("is not a layer ({EXPECTED_LAYER})"))?;
+    if last && !matches!(parsed, Token::Dense(_) if positive(token).is_some()) {
+        return Err("must be the number of classes (a plain number such as 10)".into());
+    }
+    Ok(match parsed {
+        Token::Conv { channels, kernel } => conv_layers(shape, channels, kernel)?,
+        Token::Pool(size) => {
+            if shape.len() != 3 || shape[1] < size || shape[2] < size {
+                return Err(format!(
+                    "pools {size}x{size} but its input per example is {shape:?}; pooling needs CxHxW of at least that size"
+                ));
+            }
+            vec![LayerSpec::MaxPool2d {
+                kernel: size,
+                stride: size,
+            }]
+        }
+        Token::Dropout(rate) => {
+            if !(0.0..1.0).contains(&rate) {
+                return Err(format!("has drop probability {rate}; it must be in [0, 1)"));
+            }
+            vec![LayerSpec::Dropout { rate }]
+        }
+        Token::Dense(units) => dense_layers(shape, units, last),
+    })
+}
+
+/// A 'same'-padded convolution and its ReLU.
+fn conv_layers(
+    shape: &[usize],
+    channels: usize,
+    kernel: usize,
+) -> std::result::Result<Vec<LayerSpec>, String> {
+    if shape.len() != 3 {
+        return Err(format!(
+            "is a convolution but its input is flat ({shape:?}); convolutions need CxHxW"
+        ));
+    }
+    if kernel.is_multiple_of(2) {
+        return Err(format!(
+            "has an even kernel {kernel}; 'same' padding needs an odd kernel"
+        ));
+    }
+    Ok(vec![
+        LayerSpec::Conv2d {
+            in_channels: shape[0],
+            out_channels: channels,
+            kernel,
+            stride: 1,
+            padding: kernel / 2,
+        },
+        LayerSpec::Relu,
+    ])
+}
+
+/// A Linear layer, flattening image input first; every one but the output layer is
+/// followed by a ReLU.
+fn dense_layers(shape: &[usize], units: usize, last: bool) -> Vec<LayerSpec> {
+    let mut layers = Vec::new();
+    if shape.len() != 1 {
+        layers.push(LayerSpec::Flatten);
+    }
+    layers.push(LayerSpec::Linear {
+        in_features: shape.iter().product(),
+        out_features: units,
+    });
+    if !last {
+        layers.push(LayerSpec::Relu);
+    }
+    layers
 }
 
 #[cfg(test)]

@@ -93,6 +93,53 @@ fn preference(t: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// The most preferred adapter on `options.backends` whose name matches
+/// `options.adapter_name`.
+async fn choose_adapter(options: &ContextOptions) -> Result<wgpu::Adapter> {
+    // GL rarely offers compute shaders; the primary backends are Vulkan, Metal and DX12.
+    let backends = options.backends.unwrap_or(wgpu::Backends::PRIMARY);
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    let mut adapters = instance.enumerate_adapters(backends).await;
+    if let Some(filter) = &options.adapter_name {
+        let seen: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        let needle = filter.to_lowercase();
+        adapters.retain(|a| a.get_info().name.to_lowercase().contains(&needle));
+        if adapters.is_empty() {
+            return Err(TensorError::NoAdapter {
+                detail: format!(
+                    " whose name contains {filter:?} (adapters present: {})",
+                    if seen.is_empty() {
+                        "none".to_string()
+                    } else {
+                        seen.join(", ")
+                    }
+                ),
+            });
+        }
+    }
+    adapters.sort_by_key(|a| preference(a.get_info().device_type));
+    adapters.into_iter().next().ok_or(TensorError::NoAdapter {
+        detail: String::new(),
+    })
+}
+
+impl AdapterSummary {
+    fn of(info: &wgpu::AdapterInfo) -> Self {
+        Self {
+            is_cpu: info.device_type == wgpu::DeviceType::Cpu
+                || info.name.to_lowercase().contains("llvmpipe"),
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: device_type_name(info.device_type).to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+        }
+    }
+}
+
 impl GpuContext {
     /// Open the adapter chosen by the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`).
     pub fn new() -> Result<Self> {
@@ -105,33 +152,7 @@ impl GpuContext {
     }
 
     async fn open(options: ContextOptions) -> Result<Self> {
-        // GL rarely offers compute shaders; the primary backends are Vulkan, Metal and DX12.
-        let backends = options.backends.unwrap_or(wgpu::Backends::PRIMARY);
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = backends;
-        let instance = wgpu::Instance::new(desc);
-        let mut adapters = instance.enumerate_adapters(backends).await;
-        let seen: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-        if let Some(filter) = &options.adapter_name {
-            let needle = filter.to_lowercase();
-            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&needle));
-            if adapters.is_empty() {
-                return Err(TensorError::NoAdapter {
-                    detail: format!(
-                        " whose name contains {filter:?} (adapters present: {})",
-                        if seen.is_empty() {
-                            "none".to_string()
-                        } else {
-                            seen.join(", ")
-                        }
-                    ),
-                });
-            }
-        }
-        adapters.sort_by_key(|a| preference(a.get_info().device_type));
-        let adapter = adapters.into_iter().next().ok_or(TensorError::NoAdapter {
-            detail: String::new(),
-        })?;
+        let adapter = choose_adapter(&options).await?;
         let info = adapter.get_info();
         // The adapter's own limits, not the conservative defaults: large buffers need them.
         let limits = adapter.limits();
@@ -155,23 +176,13 @@ impl GpuContext {
                 adapter: info.name.clone(),
                 source,
             })?;
-        let summary = AdapterSummary {
-            is_cpu: info.device_type == wgpu::DeviceType::Cpu
-                || info.name.to_lowercase().contains("llvmpipe"),
-            name: info.name.clone(),
-            backend: format!("{:?}", info.backend),
-            device_type: device_type_name(info.device_type).to_string(),
-            driver: format!("{} {}", info.driver, info.driver_info)
-                .trim()
-                .to_string(),
-        };
         Ok(Self {
             device,
             queue,
             adapter,
             limits,
             features,
-            summary,
+            summary: AdapterSummary::of(&info),
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
         })

@@ -75,36 +75,7 @@ fn prepare(
     rate: f32,
     seed: u32,
 ) -> Result<DropoutDispatch> {
-    if !(0.0..1.0).contains(&rate) {
-        return Err(invalid_argument(
-            op,
-            format!("rate is {rate}, it must lie in [0, 1) (0 keeps everything)"),
-        ));
-    }
-    input.1.expect_dtype(op, DType::F32)?;
-    output.1.expect_dtype(op, DType::F32)?;
-    if input.1.shape() != output.1.shape() {
-        return Err(shape_error(
-            op,
-            format!(
-                "{} is {:?} but {} is {:?} (shapes must match)",
-                input.0,
-                input.1.shape(),
-                output.0,
-                output.1.shape()
-            ),
-        ));
-    }
-    expect_u32_len(op, input.0, input.1)?;
-    if input.1.same_buffer(output.1) {
-        return Err(invalid_argument(
-            op,
-            format!(
-                "{} and {} share one buffer; the output must be a separate tensor",
-                input.0, output.0
-            ),
-        ));
-    }
+    check_operands(op, input, output, rate)?;
     let params = DropoutParams {
         n: input.1.len() as u32,
         seed,
@@ -128,6 +99,44 @@ fn prepare(
         params,
         rate,
     })
+}
+
+/// The rate must be in [0, 1) and the named tensors F32 of one shape, within u32 indexing,
+/// in separate buffers.
+fn check_operands(
+    op: &'static str,
+    (input_name, input): (&str, &Tensor),
+    (output_name, output): (&str, &Tensor),
+    rate: f32,
+) -> Result<()> {
+    if !(0.0..1.0).contains(&rate) {
+        return Err(invalid_argument(
+            op,
+            format!("rate is {rate}, it must lie in [0, 1) (0 keeps everything)"),
+        ));
+    }
+    input.expect_dtype(op, DType::F32)?;
+    output.expect_dtype(op, DType::F32)?;
+    if input.shape() != output.shape() {
+        return Err(shape_error(
+            op,
+            format!(
+                "{input_name} is {:?} but {output_name} is {:?} (shapes must match)",
+                input.shape(),
+                output.shape()
+            ),
+        ));
+    }
+    expect_u32_len(op, input_name, input)?;
+    if input.same_buffer(output) {
+        return Err(invalid_argument(
+            op,
+            format!(
+                "{input_name} and {output_name} share one buffer; the output must be a separate tensor"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Prepare `y = x * mask(seed) / (1 - rate)`; `rate` in [0, 1), 0 is the identity.

@@ -523,21 +523,23 @@ pub fn prepare_conv2d_weight_grad_on(
     if let Some(variant) = path.variant() {
         return gemm::weight_grad(ctx, variant, x, dy, dw, accumulate, geom);
     }
+    direct_weight_grad(ctx, x, dy, dw, accumulate, geom)
+}
 
-    let positions = geom.batch * geom.out_height() * geom.out_width();
+/// The direct path of the weight gradient. Weights are few and each sums over every output
+/// position, so the positions are split into chunks that run in parallel, each writing its
+/// partial sums to its own slice of a scratch tensor; a second kernel adds the slices into `dw`.
+fn direct_weight_grad(
+    ctx: &GpuContext,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+    geom: &Conv2dGeometry,
+) -> Result<Conv2dLaunch> {
     let blocks = geom.out_channels.div_ceil(CO_B) * geom.taps().div_ceil(K_B);
     let weights = geom.out_channels * geom.taps();
-    // Enough chunks to fill the device, none shorter than the minimum, and a scratch buffer
-    // that fits one binding.
-    let max_splits_by_memory = (ctx.max_binding_bytes() as usize / (4 * weights)).max(1);
-    let wanted = WEIGHT_GRAD_TARGET_INVOCATIONS
-        .div_ceil(blocks)
-        .min(positions.div_ceil(WEIGHT_GRAD_MIN_CHUNK))
-        .min(max_splits_by_memory)
-        .max(1);
-    let chunk = positions.div_ceil(wanted);
-    let splits = positions.div_ceil(chunk);
-
+    let (splits, chunk) = weight_grad_chunks(ctx, geom, blocks);
     let partials = Tensor::zeros(ctx, &[splits, geom.out_channels, geom.taps()], DType::F32)?;
     let params = ConvParams::new(geom, splits, chunk);
     let partial = Dispatch::new(
@@ -571,6 +573,23 @@ pub fn prepare_conv2d_weight_grad_on(
         path: Conv2dPath::Direct,
         splits,
     })
+}
+
+/// `(splits, positions per split)` of the direct weight gradient, which runs one invocation
+/// per split and block of `CO_B x K_B` weights (`blocks` per split).
+fn weight_grad_chunks(ctx: &GpuContext, geom: &Conv2dGeometry, blocks: usize) -> (usize, usize) {
+    let positions = geom.batch * geom.out_height() * geom.out_width();
+    let weights = geom.out_channels * geom.taps();
+    // Enough chunks to fill the device, none shorter than the minimum, and a scratch buffer
+    // that fits one binding.
+    let max_splits_by_memory = (ctx.max_binding_bytes() as usize / (4 * weights)).max(1);
+    let wanted = WEIGHT_GRAD_TARGET_INVOCATIONS
+        .div_ceil(blocks)
+        .min(positions.div_ceil(WEIGHT_GRAD_MIN_CHUNK))
+        .min(max_splits_by_memory)
+        .max(1);
+    let chunk = positions.div_ceil(wanted);
+    (positions.div_ceil(chunk), chunk)
 }
 
 /// Prepare `db[co] = sum over n, oy, ox of dy[n, co, oy, ox]` (overwrites `db`).

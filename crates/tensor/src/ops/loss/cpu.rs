@@ -149,51 +149,97 @@ pub fn distill_loss(
     };
     for r in 0..rows {
         let z = &student[r * cols..(r + 1) * cols];
-        let t = &teacher[r * cols..(r + 1) * cols];
+        let s = RowSums::new(z, &teacher[r * cols..(r + 1) * cols], inv_t);
+        let label = (labels[r] as usize).min(cols - 1);
+        let spread = eps / cols as f32;
+        let soft_ce = s.sum_soft.ln() - s.cross / s.sum_teacher;
+        let label_shift = z[label] - s.max_z;
+        let smoothed_ce = s.sum_hard.ln() - (1.0 - eps) * label_shift - spread * s.centred;
+        out.loss_sum += alpha * temperature * temperature * soft_ce + (1.0 - alpha) * smoothed_ce;
+        out.hard_sum += s.sum_hard.ln() - label_shift;
+        if has_teacher {
+            let kl = s.gap / s.sum_teacher + s.sum_soft.ln() - s.sum_teacher.ln();
+            out.soft_sum += kl.max(0.0);
+        }
+        if labels[r] as usize == s.best {
+            out.correct += 1;
+        }
+        let grad = &mut out.grad[r * cols..(r + 1) * cols];
+        s.gradient(z, label, p, inv_batch, grad);
+    }
+    out
+}
+
+/// The max-shifted sums over one example's student row `z` and teacher row `t` that the
+/// fused kernel forms.
+struct RowSums {
+    /// Index of the largest logit (first maximum wins).
+    best: usize,
+    max_z: f32,
+    /// `sum_j exp((z_j - max z) / T)`.
+    sum_soft: f32,
+    /// `sum_j exp(z_j - max z)`.
+    sum_hard: f32,
+    /// `sum_j (z_j - max z)`.
+    centred: f32,
+    /// `w_j = exp((t_j - max t) / T)`, the teacher's unnormalised soft targets.
+    weights: Vec<f32>,
+    /// `sum_j w_j`.
+    sum_teacher: f32,
+    /// `sum_j w_j (z_j - max z) / T`.
+    cross: f32,
+    /// `sum_j w_j (log p_j - log q_j)` before normalisation; exactly 0 where z = t.
+    gap: f32,
+}
+
+impl RowSums {
+    fn new(z: &[f32], t: &[f32], inv_t: f32) -> Self {
         let best = argmax(z);
         let max_z = z[best];
         let max_t = t.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum_soft: f32 = z.iter().map(|v| ((v - max_z) * inv_t).exp()).sum();
-        let sum_hard: f32 = z.iter().map(|v| (v - max_z).exp()).sum();
-        let centred: f32 = z.iter().map(|v| v - max_z).sum();
         let weights: Vec<f32> = t.iter().map(|v| ((v - max_t) * inv_t).exp()).collect();
-        let sum_teacher: f32 = weights.iter().sum();
-        let cross: f32 = weights
-            .iter()
-            .zip(z)
-            .map(|(w, v)| w * (v - max_z) * inv_t)
-            .sum();
-        // sum_j w_j (log p_j - log q_j) before normalisation; exactly 0 where z = t.
-        let gap: f32 = weights
-            .iter()
-            .zip(t.iter().zip(z))
-            .map(|(w, (tv, zv))| w * ((tv - max_t) - (zv - max_z)) * inv_t)
-            .sum();
-        let label = (labels[r] as usize).min(cols - 1);
-        let spread = eps / cols as f32;
-        let soft_ce = sum_soft.ln() - cross / sum_teacher;
-        let label_shift = z[label] - max_z;
-        let smoothed_ce = sum_hard.ln() - (1.0 - eps) * label_shift - spread * centred;
-        out.loss_sum += alpha * temperature * temperature * soft_ce + (1.0 - alpha) * smoothed_ce;
-        out.hard_sum += sum_hard.ln() - label_shift;
-        if has_teacher {
-            let kl = gap / sum_teacher + sum_soft.ln() - sum_teacher.ln();
-            out.soft_sum += kl.max(0.0);
-        }
-        if labels[r] as usize == best {
-            out.correct += 1;
-        }
-        for j in 0..cols {
-            let shift = z[j] - max_z;
-            let q = (shift * inv_t).exp() / sum_soft;
-            let p = weights[j] / sum_teacher;
-            let q1 = shift.exp() / sum_hard;
-            let target = hard_target(j, label, cols, eps);
-            out.grad[r * cols + j] =
-                (alpha * temperature * (q - p) + (1.0 - alpha) * (q1 - target)) * inv_batch;
+        Self {
+            best,
+            max_z,
+            sum_soft: z.iter().map(|v| ((v - max_z) * inv_t).exp()).sum(),
+            sum_hard: z.iter().map(|v| (v - max_z).exp()).sum(),
+            centred: z.iter().map(|v| v - max_z).sum(),
+            sum_teacher: weights.iter().sum(),
+            cross: weights
+                .iter()
+                .zip(z)
+                .map(|(w, v)| w * (v - max_z) * inv_t)
+                .sum(),
+            gap: weights
+                .iter()
+                .zip(t.iter().zip(z))
+                .map(|(w, (tv, zv))| w * ((tv - max_t) - (zv - max_z)) * inv_t)
+                .sum(),
+            weights,
         }
     }
-    out
+
+    /// Writes this example's row of `d(mean loss)/dz` to `grad`.
+    fn gradient(
+        &self,
+        z: &[f32],
+        label: usize,
+        params: DistillLossParams,
+        inv_batch: f32,
+        grad: &mut [f32],
+    ) {
+        let (temperature, alpha, eps) = (params.temperature, params.alpha, params.label_smoothing);
+        let inv_t = 1.0 / temperature;
+        let cols = z.len();
+        for j in 0..cols {
+            let shift = z[j] - self.max_z;
+            let q = (shift * inv_t).exp() / self.sum_soft;
+            let p = self.weights[j] / self.sum_teacher;
+            let q1 = shift.exp() / self.sum_hard;
+            let target = hard_target(j, label, cols, eps);
+            grad[j] = (alpha * temperature * (q - p) + (1.0 - alpha) * (q1 - target)) * inv_batch;
+        }
+    }
 }
 
 /// Logit matching (f32): per example `mean_j (z_j - t_j)^2`, grad `2 (z - t) / (C * B)`; the

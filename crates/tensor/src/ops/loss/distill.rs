@@ -145,59 +145,121 @@ pub fn prepare_distill_loss_unfused(
 ) -> Result<Vec<Dispatch>> {
     let (rows, cols) = check_operands(OP, student, teacher, labels, grad, stats)?;
     check_params(teacher, p)?;
-    let scratch = || Tensor::zeros(ctx, &[rows, cols], DType::F32);
-    let log_q = scratch()?;
-    let log_q1 = scratch()?;
-    let row_loss = scratch()?;
-    let argmax = Tensor::zeros(ctx, &[rows], DType::U32)?;
-    let mut dispatches = vec![
-        prepare_log_softmax(ctx, student, &log_q, p.temperature)?,
-        prepare_log_softmax(ctx, student, &log_q1, 1.0)?,
-        prepare_argmax(ctx, student, &argmax)?,
-    ];
-    // Without a teacher alpha is 0 and the soft term vanishes: reuse log q for log p.
-    let log_p = match teacher {
-        Some(teacher) => {
-            let log_p = scratch()?;
-            dispatches.push(prepare_log_softmax(ctx, teacher, &log_p, p.temperature)?);
-            log_p
-        }
-        None => log_q.clone(),
-    };
+    let (scratch, mut dispatches) =
+        UnfusedScratch::prepare(ctx, student, teacher, [rows, cols], p.temperature)?;
     let params = DistillParams::new(rows, cols, p);
-    let constants = [("WG", f64::from(WG))];
-    dispatches.push(Dispatch::new(
-        ctx,
-        &DISTILL_SHADER,
-        "distill_terms",
-        &constants,
-        &[
-            (0, Binding::Tensor(&log_q)),
-            (1, Binding::Tensor(&log_p)),
-            (2, Binding::Tensor(labels)),
-            (3, Binding::Tensor(grad)),
-            (6, Binding::Tensor(&log_q1)),
-            (7, Binding::Tensor(&row_loss)),
-        ],
-        Some((5, bytemuck::bytes_of(&params))),
-        grid_1d(groups_for(rows * cols, WG as usize)),
-    ));
-    dispatches.push(Dispatch::new(
-        ctx,
-        &DISTILL_SHADER,
-        "distill_stats",
-        &constants,
-        &[
-            (0, Binding::Tensor(&log_q)),
-            (1, Binding::Tensor(&log_p)),
-            (2, Binding::Tensor(labels)),
-            (4, Binding::Tensor(stats)),
-            (6, Binding::Tensor(&log_q1)),
-            (7, Binding::Tensor(&row_loss)),
-            (8, Binding::Tensor(&argmax)),
-        ],
-        Some((5, bytemuck::bytes_of(&params))),
-        grid_1d(groups_for(rows, WG as usize)),
-    ));
+    dispatches.push(scratch.terms(ctx, labels, grad, &params));
+    dispatches.push(scratch.stats(ctx, labels, stats, &params));
     Ok(dispatches)
+}
+
+/// Intermediates of the unfused loss, `[B, C]` f32 unless noted.
+struct UnfusedScratch {
+    rows: usize,
+    cols: usize,
+    /// `log softmax(z / T)`.
+    log_q: Tensor,
+    /// `log softmax(t / T)`; without a teacher alpha is 0 and the soft term vanishes, so
+    /// this is `log_q` again.
+    log_p: Tensor,
+    /// `log softmax(z)`.
+    log_q1: Tensor,
+    /// Each element's loss term, summed per row by the stats kernel.
+    row_loss: Tensor,
+    /// `argmax z`, U32 `[B]`.
+    argmax: Tensor,
+}
+
+impl UnfusedScratch {
+    /// Allocates the intermediates and prepares the kernels that fill the log-softmaxes and
+    /// the argmax.
+    fn prepare(
+        ctx: &GpuContext,
+        student: &Tensor,
+        teacher: Option<&Tensor>,
+        [rows, cols]: [usize; 2],
+        temperature: f32,
+    ) -> Result<(Self, Vec<Dispatch>)> {
+        let scratch = || Tensor::zeros(ctx, &[rows, cols], DType::F32);
+        let log_q = scratch()?;
+        let log_q1 = scratch()?;
+        let row_loss = scratch()?;
+        let argmax = Tensor::zeros(ctx, &[rows], DType::U32)?;
+        let mut dispatches = vec![
+            prepare_log_softmax(ctx, student, &log_q, temperature)?,
+            prepare_log_softmax(ctx, student, &log_q1, 1.0)?,
+            prepare_argmax(ctx, student, &argmax)?,
+        ];
+        let log_p = match teacher {
+            Some(teacher) => {
+                let log_p = scratch()?;
+                dispatches.push(prepare_log_softmax(ctx, teacher, &log_p, temperature)?);
+                log_p
+            }
+            None => log_q.clone(),
+        };
+        let scratch = Self {
+            rows,
+            cols,
+            log_q,
+            log_p,
+            log_q1,
+            row_loss,
+            argmax,
+        };
+        Ok((scratch, dispatches))
+    }
+
+    /// The elementwise kernel: the gradient and each element's loss term.
+    fn terms(
+        &self,
+        ctx: &GpuContext,
+        labels: &Tensor,
+        grad: &Tensor,
+        params: &DistillParams,
+    ) -> Dispatch {
+        Dispatch::new(
+            ctx,
+            &DISTILL_SHADER,
+            "distill_terms",
+            &[("WG", f64::from(WG))],
+            &[
+                (0, Binding::Tensor(&self.log_q)),
+                (1, Binding::Tensor(&self.log_p)),
+                (2, Binding::Tensor(labels)),
+                (3, Binding::Tensor(grad)),
+                (6, Binding::Tensor(&self.log_q1)),
+                (7, Binding::Tensor(&self.row_loss)),
+            ],
+            Some((5, bytemuck::bytes_of(params))),
+            grid_1d(groups_for(self.rows * self.cols, WG as usize)),
+        )
+    }
+
+    /// The per-row reduction of the loss terms into `stats`.
+    fn stats(
+        &self,
+        ctx: &GpuContext,
+        labels: &Tensor,
+        stats: &Tensor,
+        params: &DistillParams,
+    ) -> Dispatch {
+        Dispatch::new(
+            ctx,
+            &DISTILL_SHADER,
+            "distill_stats",
+            &[("WG", f64::from(WG))],
+            &[
+                (0, Binding::Tensor(&self.log_q)),
+                (1, Binding::Tensor(&self.log_p)),
+                (2, Binding::Tensor(labels)),
+                (4, Binding::Tensor(stats)),
+                (6, Binding::Tensor(&self.log_q1)),
+                (7, Binding::Tensor(&self.row_loss)),
+                (8, Binding::Tensor(&self.argmax)),
+            ],
+            Some((5, bytemuck::bytes_of(params))),
+            grid_1d(groups_for(self.rows, WG as usize)),
+        )
+    }
 }

@@ -230,17 +230,7 @@ fn check_operands(
 ) -> Result<(usize, usize)> {
     let (rows, cols) = logits_dims(op, "student logits", student)?;
     if let Some(teacher) = teacher {
-        teacher.expect_dtype(op, DType::F32)?;
-        if teacher.shape() != student.shape() {
-            return Err(shape_error(
-                op,
-                format!(
-                    "student logits are {:?} but teacher logits are {:?} (must match)",
-                    student.shape(),
-                    teacher.shape()
-                ),
-            ));
-        }
+        check_like_student(op, student, teacher, "teacher logits are")?;
     }
     labels.expect_dtype(op, DType::U32)?;
     if labels.shape() != [rows] {
@@ -253,20 +243,47 @@ fn check_operands(
             ),
         ));
     }
-    grad.expect_dtype(op, DType::F32)?;
-    if grad.shape() != student.shape() {
+    check_like_student(op, student, grad, "grad is")?;
+    check_stats(op, stats)?;
+    check_outputs_unshared(op, [Some(student), teacher, Some(labels)], grad, stats)?;
+    if rows > u32::MAX as usize || rows * cols > u32::MAX as usize {
+        return Err(shape_error(
+            op,
+            format!("student logits {:?} exceed u32 indexing", student.shape()),
+        ));
+    }
+    Ok((rows, cols))
+}
+
+/// `other` must be F32 of the student's shape; `described` names it with its verb
+/// ("grad is").
+fn check_like_student(
+    op: &'static str,
+    student: &Tensor,
+    other: &Tensor,
+    described: &str,
+) -> Result<()> {
+    other.expect_dtype(op, DType::F32)?;
+    if other.shape() != student.shape() {
         return Err(shape_error(
             op,
             format!(
-                "student logits are {:?} but grad is {:?} (must match)",
+                "student logits are {:?} but {described} {:?} (must match)",
                 student.shape(),
-                grad.shape()
+                other.shape()
             ),
         ));
     }
-    check_stats(op, stats)?;
-    // Writable bindings must not alias any other binding of the dispatch.
-    let inputs = [Some(student), teacher, Some(labels)];
+    Ok(())
+}
+
+/// Writable bindings must not alias any other binding of the dispatch.
+fn check_outputs_unshared(
+    op: &'static str,
+    inputs: [Option<&Tensor>; 3],
+    grad: &Tensor,
+    stats: &Tensor,
+) -> Result<()> {
     for (name, written) in [("grad", grad), ("stats", stats)] {
         if inputs.iter().flatten().any(|t| t.same_buffer(written)) || grad.same_buffer(stats) {
             return Err(invalid_argument(
@@ -275,11 +292,5 @@ fn check_operands(
             ));
         }
     }
-    if rows > u32::MAX as usize || rows * cols > u32::MAX as usize {
-        return Err(shape_error(
-            op,
-            format!("student logits {:?} exceed u32 indexing", student.shape()),
-        ));
-    }
-    Ok((rows, cols))
+    Ok(())
 }

@@ -243,74 +243,11 @@ const FLAG_ACCUMULATE: u32 = 4;
 /// The problem size `(m, n, k)` after checking dtypes, shapes and aliasing.
 fn validate(a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions) -> Result<[usize; 3]> {
     for (name, t) in [("A", a), ("B", b), ("C", c)] {
-        if t.dtype() != DType::F32 {
-            return Err(shape_error(
-                OP,
-                format!(
-                    "{name} must be F32, got {:?} of shape {:?}",
-                    t.dtype(),
-                    t.shape()
-                ),
-            ));
-        }
-        if t.shape().len() != 2 {
-            return Err(shape_error(
-                OP,
-                format!("{name} must be a matrix, got shape {:?}", t.shape()),
-            ));
-        }
+        check_f32_matrix(name, t)?;
     }
-    let (sa, sb, sc) = (a.shape(), b.shape(), c.shape());
-    let (m, ka) = if opts.trans_a {
-        (sa[1], sa[0])
-    } else {
-        (sa[0], sa[1])
-    };
-    let (kb, n) = if opts.trans_b {
-        (sb[1], sb[0])
-    } else {
-        (sb[0], sb[1])
-    };
-    let describe = |name: &str, shape: &[usize], trans: bool| {
-        format!(
-            "{name} is {shape:?}{}",
-            if trans { " (transposed)" } else { "" }
-        )
-    };
-    if ka != kb {
-        return Err(shape_error(
-            OP,
-            format!(
-                "{} but {} (inner dims {ka} != {kb})",
-                describe("A", sa, opts.trans_a),
-                describe("B", sb, opts.trans_b)
-            ),
-        ));
-    }
-    if sc != [m, n] {
-        return Err(shape_error(
-            OP,
-            format!(
-                "C is {sc:?} but op(A) op(B) is [{m}, {n}] ({}, {})",
-                describe("A", sa, opts.trans_a),
-                describe("B", sb, opts.trans_b)
-            ),
-        ));
-    }
+    let [m, n, k] = product_size(a.shape(), b.shape(), c.shape(), opts)?;
     if let Some(bias) = opts.bias {
-        bias.expect_dtype(OP, DType::F32)?;
-        if bias.shape() != [n] {
-            return Err(shape_error(
-                OP,
-                format!(
-                    "bias is {:?} but C is {sc:?} (bias must be [{n}])",
-                    bias.shape()
-                ),
-            ));
-        }
-        if bias.same_buffer(c) {
-            return Err(invalid_argument(OP, "bias and C share a buffer"));
-        }
+        check_bias(bias, c, n)?;
     }
     if c.same_buffer(a) || c.same_buffer(b) {
         return Err(invalid_argument(
@@ -323,7 +260,95 @@ fn validate(a: &Tensor, b: &Tensor, c: &Tensor, opts: &MatmulOptions) -> Result<
             ),
         ));
     }
+    Ok([m, n, k])
+}
+
+fn check_f32_matrix(name: &str, t: &Tensor) -> Result<()> {
+    if t.dtype() != DType::F32 {
+        return Err(shape_error(
+            OP,
+            format!(
+                "{name} must be F32, got {:?} of shape {:?}",
+                t.dtype(),
+                t.shape()
+            ),
+        ));
+    }
+    if t.shape().len() != 2 {
+        return Err(shape_error(
+            OP,
+            format!("{name} must be a matrix, got shape {:?}", t.shape()),
+        ));
+    }
+    Ok(())
+}
+
+/// `[m, n, k]` of op(A) op(B) for matrices of shapes `sa` and `sb`, once their inner
+/// dimensions agree and C (shape `sc`) is `[m, n]`.
+fn product_size(
+    sa: &[usize],
+    sb: &[usize],
+    sc: &[usize],
+    opts: &MatmulOptions,
+) -> Result<[usize; 3]> {
+    let (m, ka) = used_shape(sa, opts.trans_a);
+    let (kb, n) = used_shape(sb, opts.trans_b);
+    if ka != kb {
+        return Err(shape_error(
+            OP,
+            format!(
+                "{} but {} (inner dims {ka} != {kb})",
+                describe_operand("A", sa, opts.trans_a),
+                describe_operand("B", sb, opts.trans_b)
+            ),
+        ));
+    }
+    if sc != [m, n] {
+        return Err(shape_error(
+            OP,
+            format!(
+                "C is {sc:?} but op(A) op(B) is [{m}, {n}] ({}, {})",
+                describe_operand("A", sa, opts.trans_a),
+                describe_operand("B", sb, opts.trans_b)
+            ),
+        ));
+    }
     Ok([m, n, ka])
+}
+
+/// (rows, columns) of a stored `[rows, columns]` matrix as the product uses it.
+fn used_shape(shape: &[usize], trans: bool) -> (usize, usize) {
+    if trans {
+        (shape[1], shape[0])
+    } else {
+        (shape[0], shape[1])
+    }
+}
+
+fn describe_operand(name: &str, shape: &[usize], trans: bool) -> String {
+    format!(
+        "{name} is {shape:?}{}",
+        if trans { " (transposed)" } else { "" }
+    )
+}
+
+/// The bias must be F32 `[n]` and not alias C, which the kernel writes while reading it.
+fn check_bias(bias: &Tensor, c: &Tensor, n: usize) -> Result<()> {
+    bias.expect_dtype(OP, DType::F32)?;
+    if bias.shape() != [n] {
+        return Err(shape_error(
+            OP,
+            format!(
+                "bias is {:?} but C is {:?} (bias must be [{n}])",
+                bias.shape(),
+                c.shape()
+            ),
+        ));
+    }
+    if bias.same_buffer(c) {
+        return Err(invalid_argument(OP, "bias and C share a buffer"));
+    }
+    Ok(())
 }
 
 /// The variant that runs this shape: the one `opts`, the environment or the adapter's
@@ -381,6 +406,49 @@ pub fn prepare_matmul(
     let [m, n, k] = validate(a, b, c, opts)?;
     let variant = choose_variant(ctx, m, n, k, opts)?;
     let cfg = variant.config().narrowed_to(n);
+    let groups = grid(&cfg, variant, m, n)?;
+    let params = MatmulParams::new([m, n, k], opts);
+    // WebGPU needs every binding of the layout; without a bias a one-element stand-in is bound.
+    let dummy_bias;
+    let bias = match opts.bias {
+        Some(bias) => bias,
+        None => {
+            dummy_bias = Tensor::zeros(ctx, &[1], DType::F32)?;
+            &dummy_bias
+        }
+    };
+    Ok(Dispatch::new(
+        ctx,
+        cfg.shader,
+        cfg.entry,
+        &override_constants(&cfg, variant, opts),
+        &[
+            (0, Binding::Tensor(a)),
+            (1, Binding::Tensor(b)),
+            (2, Binding::Tensor(c)),
+            (3, Binding::Tensor(bias)),
+        ],
+        Some((4, bytemuck::bytes_of(&params))),
+        groups,
+    ))
+}
+
+impl MatmulParams {
+    fn new([m, n, k]: [usize; 3], opts: &MatmulOptions) -> Self {
+        let flags = opts.bias.map_or(0, |_| FLAG_BIAS)
+            | if opts.relu { FLAG_RELU } else { 0 }
+            | if opts.accumulate { FLAG_ACCUMULATE } else { 0 };
+        MatmulParams {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            flags,
+        }
+    }
+}
+
+/// Workgroups covering the `[m, n]` output, refused past the per-dimension limit.
+fn grid(cfg: &VariantConfig, variant: MatmulVariant, m: usize, n: usize) -> Result<[u32; 3]> {
     let groups = [
         groups_for(n, (cfg.tn * cfg.wg_x) as usize),
         groups_for(m, (cfg.tm * cfg.wg_y) as usize),
@@ -394,24 +462,14 @@ pub fn prepare_matmul(
             ),
         ));
     }
-    let flags = opts.bias.map_or(0, |_| FLAG_BIAS)
-        | if opts.relu { FLAG_RELU } else { 0 }
-        | if opts.accumulate { FLAG_ACCUMULATE } else { 0 };
-    let params = MatmulParams {
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        flags,
-    };
-    // WebGPU needs every binding of the layout; without a bias a one-element stand-in is bound.
-    let dummy_bias;
-    let bias = match opts.bias {
-        Some(bias) => bias,
-        None => {
-            dummy_bias = Tensor::zeros(ctx, &[1], DType::F32)?;
-            &dummy_bias
-        }
-    };
+    Ok(groups)
+}
+
+fn override_constants(
+    cfg: &VariantConfig,
+    variant: MatmulVariant,
+    opts: &MatmulOptions,
+) -> Vec<(&'static str, f64)> {
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     let mut constants = vec![
         ("TRANS_A", flag(opts.trans_a)),
@@ -424,20 +482,7 @@ pub fn prepare_matmul(
     if variant.is_general() {
         constants.extend([("WG_Y", f64::from(cfg.wg_y)), ("BK", f64::from(cfg.bk))]);
     }
-    Ok(Dispatch::new(
-        ctx,
-        cfg.shader,
-        cfg.entry,
-        &constants,
-        &[
-            (0, Binding::Tensor(a)),
-            (1, Binding::Tensor(b)),
-            (2, Binding::Tensor(c)),
-            (3, Binding::Tensor(bias)),
-        ],
-        Some((4, bytemuck::bytes_of(&params))),
-        groups,
-    ))
+    constants
 }
 
 /// CPU reference.

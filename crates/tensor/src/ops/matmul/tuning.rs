@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use super::{MatmulOptions, MatmulVariant, SHADER, SUBGROUP_SHADER, cpu, prepare_matmul};
 use crate::context::GpuContext;
-use crate::error::{Result, invalid_argument};
+use crate::error::{Result, TensorError, invalid_argument};
+use crate::kernel::Dispatch;
 use crate::tensor::{DType, Tensor};
 
 /// Version 4: subgroup workgroups narrowed to the product (see `VariantConfig::narrowed_to`).
@@ -313,7 +314,6 @@ fn tune_class(
     candidates: &[MatmulVariant],
     started: Instant,
 ) -> Result<(ClassChoice, Vec<Timing>)> {
-    const RUNS: usize = 3;
     let [m, n, k] = class.representative();
     let a = Tensor::from_f32(ctx, &crate::testing::random_f32(m * k, 1, 1.0), &[m, k])?;
     let b = Tensor::from_f32(ctx, &crate::testing::random_f32(k * n, 2, 1.0), &[k, n])?;
@@ -334,51 +334,66 @@ fn tune_class(
             ..Default::default()
         };
         let dispatch = prepare_matmul(ctx, &a, &b, &c, &opts)?;
-        let run_once = || {
-            let t = Instant::now();
-            let mut encoder = ctx.encoder();
-            dispatch.encode(&mut encoder);
-            ctx.submit_and_wait(encoder);
-            t.elapsed().as_secs_f64()
-        };
-        run_once(); // warm-up: first use of the pipeline
-        let mut fastest = f64::INFINITY;
-        for _ in 0..RUNS {
-            fastest = fastest.min(run_once());
-            // A candidate far behind the leader needs no more runs to be ruled out.
-            if best.is_some_and(|(_, s)| fastest > 4.0 * s) {
-                break;
-            }
-        }
+        let seconds = fastest_run(ctx, &dispatch, best.map(|(_, s)| s));
         timings.push(Timing {
             class,
             variant,
-            seconds: fastest,
+            seconds,
         });
-        if best.is_none_or(|(_, s)| fastest < s) {
-            best = Some((variant, fastest));
-        }
-        if variant.is_general() && best_general.is_none_or(|(_, s)| fastest < s) {
-            best_general = Some((variant, fastest));
+        keep_faster(&mut best, variant, seconds);
+        if variant.is_general() {
+            keep_faster(&mut best_general, variant, seconds);
         }
     }
     let (Some((best, _)), Some((general, _))) = (best, best_general) else {
-        return Err(invalid_argument(
-            "matmul",
-            format!(
-                "no general matmul variant reproduced the CPU reference on {} (candidates left: {candidates:?})",
-                ctx.summary.name
-            ),
-        ));
+        return Err(no_general_variant(ctx, candidates));
     };
-    Ok((
-        ClassChoice {
-            class,
-            best,
-            general,
-        },
-        timings,
-    ))
+    let choice = ClassChoice {
+        class,
+        best,
+        general,
+    };
+    Ok((choice, timings))
+}
+
+fn no_general_variant(ctx: &GpuContext, candidates: &[MatmulVariant]) -> TensorError {
+    invalid_argument(
+        "matmul",
+        format!(
+            "no general matmul variant reproduced the CPU reference on {} (candidates left: {candidates:?})",
+            ctx.summary.name
+        ),
+    )
+}
+
+/// Seconds of the fastest of a few runs of `dispatch`, after one warm-up run (the first use
+/// of its pipeline).
+fn fastest_run(ctx: &GpuContext, dispatch: &Dispatch, leader: Option<f64>) -> f64 {
+    const RUNS: usize = 3;
+    let run_once = || {
+        let t = Instant::now();
+        let mut encoder = ctx.encoder();
+        dispatch.encode(&mut encoder);
+        ctx.submit_and_wait(encoder);
+        t.elapsed().as_secs_f64()
+    };
+    run_once();
+    let mut fastest = f64::INFINITY;
+    for _ in 0..RUNS {
+        fastest = fastest.min(run_once());
+        // A candidate far behind the leader's seconds needs no more runs to be ruled out.
+        if leader.is_some_and(|s| fastest > 4.0 * s) {
+            break;
+        }
+    }
+    fastest
+}
+
+/// Makes `variant` the leader if it beat the current one (or there is none).
+fn keep_faster(leader: &mut Option<(MatmulVariant, f64)>, variant: MatmulVariant, seconds: f64) {
+    if leader.is_none_or(|(_, s)| seconds < s) {
+        *leader = Some((variant, seconds));
+    }
 }
 
 /// `$XDG_CACHE_HOME` or `~/.cache`, then `darkknowledge/matmul-tuning-<adapter>.txt`.
