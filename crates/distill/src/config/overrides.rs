@@ -100,7 +100,8 @@ pub struct Overrides {
     /// Learning-rate schedule of teachers and students: constant, step, cosine
     #[arg(long, value_enum, value_name = "KIND")]
     pub schedule: Option<ScheduleKind>,
-    /// Share of the training steps spent in the linear learning-rate warm-up, in [0, 1)
+    /// Cosine schedule: share of the training steps spent in the linear learning-rate
+    /// warm-up, in [0, 1)
     #[arg(long, allow_negative_numbers = true, value_name = "SHARE")]
     pub warmup: Option<f32>,
     /// Step schedule: multiply the learning rate by this factor in (0, 1] ...
