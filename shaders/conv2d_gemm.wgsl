@@ -48,7 +48,7 @@ enable subgroups;
 //   @binding(8)  dst      : array<f32>, read_write  [N, rows, out_h, out_w]            forward
 //   @binding(9)  dy       : array<f32>, read        [N, rows, out_h, out_w]            weight_grad
 //   @binding(10) partials : array<f32>, read_write  [splits, rows, taps]               weight_grad
-//   @binding(11) corners  : array<u32>, read        [plane_out] col(p) (see above)     weight_grad
+//   @binding(11) corners  : array<u32>, read        [plane_out] col(p) (see above)     conv_gemm_weight_grad
 //   @binding(15) params   : uniform GemmParams (20 u32, below)
 //
 // Dispatch geometry:

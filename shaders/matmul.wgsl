@@ -8,7 +8,7 @@
 //   @binding(0) a      : array<f32>, read        A as stored (see above)
 //   @binding(1) b      : array<f32>, read        B as stored (see above)
 //   @binding(2) c      : array<f32>, read_write  [m, n]
-//   @binding(3) bias   : array<f32>, read        [n]; any buffer of >= 4 bytes when HAS_BIAS is 0
+//   @binding(3) bias   : array<f32>, read        [n]; any buffer of >= 4 bytes when flags bit 0 is clear
 //   @binding(4) params : uniform MatmulParams { m: u32, n: u32, k: u32, flags: u32 }
 //              flags: bit 0 = add bias, bit 1 = relu, bit 2 = accumulate into C.
 // Entry points and dispatch geometry (every entry is correct for any m, n, k >= 1):
