@@ -36,12 +36,12 @@ pub const MAX_THROUGHPUT_BATCH: usize = 65_536;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// The full study, sized for a laptop GPU (a few minutes there): CNN teachers, 55k/5k split.
+    /// The full study, sized for a laptop GPU (not yet timed on one): CNN teachers, 55k/5k split.
     Default,
     /// For software adapters such as lavapipe: MLP teachers on the whole training split, step
     /// budgets chosen to fit about 10 minutes on 2 CPU cores (README: how the presets were chosen).
     Quick,
-    /// A smoke test for CI: 1.5k examples, 1-2 epochs, tiny nets (well under 2 minutes on lavapipe).
+    /// A smoke test for CI: 1.5k examples, 2 epochs, tiny nets (well under 2 minutes on lavapipe).
     Tiny,
 }
 
