@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         "bench" => run_bench(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  distill [ARGS]  train teachers, distill a student, write a report (--help for options)\n  test [ARGS]     install what the tests need where possible, then run them\n  bench [ARGS]    benchmark every kernel on this adapter"
+                "usage: cargo xtask <command>\n\n  distill [ARGS]  train teachers, distill a student, write a report (--help for options)\n  test [ARGS]     install what the tests need where possible, then run them\n  bench [ARGS]    benchmark the kernels and training steps on this adapter (--only GROUP,.. --no-write)"
             );
             return if command.is_empty() || command == "help" || command == "--help" {
                 ExitCode::SUCCESS
