@@ -357,7 +357,8 @@ pub struct TestMetrics {
     pub examples: usize,
     /// Mean negative log-likelihood of the true labels (nats).
     pub nll: f64,
-    /// Expected calibration error, 15 equal-width confidence bins (see `metrics`).
+    /// Expected calibration error over `eval.ece_bins` equal-width confidence bins (15 by
+    /// default; see `metrics`).
     pub ece: f64,
     /// Share of test examples where the argmax equals the ensemble's.
     pub agreement_with_ensemble: Option<f64>,
