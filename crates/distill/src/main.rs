@@ -209,16 +209,13 @@ fn recipe_text(model: &ModelConfig) -> String {
     let schedule = match s.kind {
         ScheduleKind::Constant => "constant lr".to_string(),
         ScheduleKind::Step => format!("lr x{} every {} epochs", s.decay_factor, s.decay_epochs),
-        ScheduleKind::Cosine => format!("cosine lr to {}x", s.min_lr),
+        // Only the cosine schedule warms up.
+        ScheduleKind::Cosine => {
+            format!("cosine lr to {}x, warm-up {}%", s.min_lr, 100.0 * s.warmup)
+        }
     };
-    let mut text = format!(
-        "{:?} lr {} wd {}, {schedule}, warm-up {}%",
-        o.kind,
-        o.lr,
-        o.weight_decay,
-        100.0 * s.warmup
-    )
-    .to_lowercase();
+    let mut text =
+        format!("{:?} lr {} wd {}, {schedule}", o.kind, o.lr, o.weight_decay).to_lowercase();
     if model.label_smoothing > 0.0 {
         text += &format!(", label smoothing {}", model.label_smoothing);
     }
