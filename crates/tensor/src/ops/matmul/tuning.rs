@@ -10,7 +10,7 @@
 //! on this adapter: a variant that computes wrong results here is never chosen.
 //!
 //! The cache is plain text, one `<class> <variant> <general variant>` line per class after a
-//! header that names the adapter and a hash of the shaders. A missing, stale or unreadable
+//! header that names the adapter and a hash of the shaders' code (comments left out). A missing, stale or unreadable
 //! cache is re-tuned.
 
 use std::collections::HashMap;
@@ -420,10 +420,18 @@ pub fn cache_path(adapter: &str) -> Option<PathBuf> {
 
 /// FNV-1a of the shader sources: a cache written for another kernel version is ignored.
 fn shader_hash() -> u64 {
-    SHADER
-        .wgsl
-        .bytes()
-        .chain(SUBGROUP_SHADER.wgsl.bytes())
+    code_hash(&[SHADER.wgsl, SUBGROUP_SHADER.wgsl])
+}
+
+/// FNV-1a of WGSL code without its `//` comments and surrounding blanks, so that an edit of
+/// a header's documentation keeps the tuning (and the numbers it gives) of the same kernels.
+fn code_hash(sources: &[&str]) -> u64 {
+    sources
+        .iter()
+        .flat_map(|source| source.lines())
+        .map(|line| line.split("//").next().unwrap_or("").trim())
+        .filter(|code| !code.is_empty())
+        .flat_map(|code| code.bytes().chain([b'\n']))
         .fold(0xcbf2_9ce4_8422_2325, |h, byte| {
             (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
         })
@@ -472,6 +480,16 @@ fn parse_cache(text: &str, adapter: &str) -> Option<Vec<ClassChoice>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_hash_ignores_comments_but_not_code() {
+        let kernel = "// header\nfn f() -> f32 {\n    return 1.0; // one\n}\n";
+        let redocumented = "// another header\n\nfn f() -> f32 {\n    return 1.0;\n}\n";
+        let changed = "// header\nfn f() -> f32 {\n    return 2.0; // one\n}\n";
+        assert_eq!(code_hash(&[kernel]), code_hash(&[redocumented]));
+        assert_ne!(code_hash(&[kernel]), code_hash(&[changed]));
+        assert_ne!(code_hash(&[kernel, kernel]), code_hash(&[kernel]));
+    }
 
     #[test]
     fn cache_round_trips_and_rejects_damage() {
