@@ -10,8 +10,8 @@
 //! on this adapter: a variant that computes wrong results here is never chosen.
 //!
 //! The cache is plain text, one `<class> <variant> <general variant>` line per class after a
-//! header that names the adapter and a hash of the shaders' code (comments left out). A missing, stale or unreadable
-//! cache is re-tuned.
+//! header that names the adapter and a hash of the shaders' code (comments left out). A
+//! missing, stale or unreadable cache is re-tuned.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
