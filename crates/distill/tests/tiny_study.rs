@@ -87,6 +87,7 @@ fn tiny_preset_runs_end_to_end() {
         }
     }
     check_comparisons(&results);
+    check_measured_time(&results);
     assert!(
         results.models.iter().all(|m| m.repeats.is_none()),
         "one repeat: no repeat statistics"
@@ -119,6 +120,29 @@ fn tiny_preset_runs_end_to_end() {
 }
 
 /// Every student but student-hard carries a consistent paired comparison with it.
+/// The students phase measured beside its estimate counts every student trained, as the
+/// estimate does: the kept ones and the (T, alpha) candidate that was not kept.
+fn check_measured_time(results: &Results) {
+    let estimate = results.run.time_estimate.as_ref().expect("a time estimate");
+    let students = estimate
+        .phases
+        .iter()
+        .find(|p| p.name == "students")
+        .expect("a students phase");
+    let kept: f64 = results
+        .models
+        .iter()
+        .filter(|m| m.role.is_student())
+        .filter_map(|m| m.train_seconds)
+        .sum();
+    let measured = students.actual_s.expect("the students' measured time");
+    assert!(
+        measured > kept,
+        "students measured at {measured} s, no more than the {kept} s of the kept ones"
+    );
+    assert_eq!(students.models, 5, "4 kept students and 1 other (T, alpha)");
+}
+
 fn check_comparisons(results: &Results) {
     let hard = results.model(Role::StudentHard).expect("student-hard");
     assert!(

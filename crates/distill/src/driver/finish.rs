@@ -70,7 +70,7 @@ pub fn finish(
     let warnings = session.warnings.take();
     let mut results = Results {
         schema_version: SCHEMA_VERSION,
-        run: run_info(&session, &teachers, &students),
+        run: run_info(&session, &teachers),
         models,
         grid,
         warnings,
@@ -246,10 +246,10 @@ fn attach_gap_recovered(students: &mut [ModelResult], ensemble_accuracy: f64) {
 }
 
 /// The run's settings, timing, adapter and data set.
-fn run_info(session: &Session, teachers: &Teachers, students: &[Trainee]) -> RunInfo {
+fn run_info(session: &Session, teachers: &Teachers) -> RunInfo {
     let (config, data) = (session.config, session.data);
     RunInfo {
-        time_estimate: measured_estimate(session, teachers, students),
+        time_estimate: measured_estimate(session, teachers),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         started_utc: iso8601_utc(session.started_at),
         finished_utc: Some(iso8601_utc(SystemTime::now())),
@@ -288,17 +288,12 @@ fn add_derived_warnings(results: &mut Results) {
 }
 
 /// The estimate made before training, with the measured training time of each phase.
-fn measured_estimate(
-    session: &Session,
-    teachers: &Teachers,
-    students: &[Trainee],
-) -> Option<TimeEstimate> {
+fn measured_estimate(session: &Session, teachers: &Teachers) -> Option<TimeEstimate> {
     let mut estimate = session.estimate.borrow().clone()?;
-    let seconds = |models: &[Trainee]| models.iter().map(|m| m.trained.seconds).sum::<f64>();
     for phase in &mut estimate.phases {
         phase.actual_s = Some(match phase.name.as_str() {
-            "teachers" => seconds(&teachers.members),
-            _ => seconds(students),
+            "teachers" => teachers.members.iter().map(|m| m.trained.seconds).sum(),
+            _ => session.student_seconds.get(),
         });
     }
     estimate.actual_s = Some(estimate.phases.iter().filter_map(|p| p.actual_s).sum());

@@ -5,7 +5,7 @@
 //! weights and uses the same batch order seeds, so students on the same transfer set differ
 //! only in their targets.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
@@ -161,6 +161,9 @@ pub struct Session<'a> {
     pub warnings: RefCell<Vec<String>>,
     /// The time estimated before training ([`super::estimate`]).
     pub estimate: RefCell<Option<TimeEstimate>>,
+    /// Training seconds of every student trained so far, the discarded ones of the (T,
+    /// alpha) search and the repeats included, as the estimate counts them.
+    pub student_seconds: Cell<f64>,
     pub started: Instant,
     pub started_at: SystemTime,
     /// The settings and training data this run's models are trained with ([`run_key`]).
@@ -223,6 +226,7 @@ impl<'a> Session<'a> {
             classes,
             warnings: RefCell::new(Vec::new()),
             estimate: RefCell::new(None),
+            student_seconds: Cell::new(0.0),
             started,
             started_at,
             run_key: run_key(config, &training_data_key(&data.train)),
@@ -332,6 +336,8 @@ impl<'a> Session<'a> {
         plan.log_epochs = !self.options.quiet;
         let (model, trained, checkpoint) =
             self.train_or_resume(&job.name, model, &plan, job.split)?;
+        self.student_seconds
+            .set(self.student_seconds.get() + trained.seconds);
         let distilled = match job.loss {
             LossConfig::Distill { temperature, alpha } => Some((temperature, alpha)),
             _ => None,

@@ -83,7 +83,8 @@ pub struct PhaseTime {
     pub name: String,
     pub models: usize,
     pub estimated_s: f64,
-    /// Measured training seconds of the phase's models.
+    /// Measured training seconds of every model the phase trained (the students' phase: the
+    /// (T, alpha) candidates that were not kept and the repeats too).
     pub actual_s: Option<f64>,
 }
 
