@@ -6,9 +6,9 @@
 use std::ops::Deref;
 
 use crate::context::{GpuContext, ShaderSource};
-use crate::error::{Result, invalid_argument, shape_error};
+use crate::error::{Result, invalid_argument};
 use crate::kernel::{Binding, Dispatch, grid_1d, groups_for};
-use crate::ops::elementwise::expect_u32_len;
+use crate::ops::elementwise::{expect_distinct, expect_same_shape, expect_u32_len};
 use crate::tensor::{DType, Tensor};
 
 pub const SHADER: ShaderSource = ShaderSource {
@@ -105,8 +105,8 @@ fn prepare(
 /// in separate buffers.
 fn check_operands(
     op: &'static str,
-    (input_name, input): (&str, &Tensor),
-    (output_name, output): (&str, &Tensor),
+    input: (&str, &Tensor),
+    output: (&str, &Tensor),
     rate: f32,
 ) -> Result<()> {
     if !(0.0..1.0).contains(&rate) {
@@ -115,28 +115,12 @@ fn check_operands(
             format!("rate is {rate}, it must lie in [0, 1) (0 keeps everything)"),
         ));
     }
-    input.expect_dtype(op, DType::F32)?;
-    output.expect_dtype(op, DType::F32)?;
-    if input.shape() != output.shape() {
-        return Err(shape_error(
-            op,
-            format!(
-                "{input_name} is {:?} but {output_name} is {:?} (shapes must match)",
-                input.shape(),
-                output.shape()
-            ),
-        ));
-    }
-    expect_u32_len(op, input_name, input)?;
-    if input.same_buffer(output) {
-        return Err(invalid_argument(
-            op,
-            format!(
-                "{input_name} and {output_name} share one buffer; the output must be a separate tensor"
-            ),
-        ));
-    }
-    Ok(())
+    input.1.expect_dtype(op, DType::F32)?;
+    output.1.expect_dtype(op, DType::F32)?;
+    expect_same_shape(op, input, output)?;
+    expect_u32_len(op, input.0, input.1)?;
+    // Named input first, as the message reads: "x and y share one buffer".
+    expect_distinct(op, input, output)
 }
 
 /// Prepare `y = x * mask(seed) / (1 - rate)`; `rate` in [0, 1), 0 is the identity.

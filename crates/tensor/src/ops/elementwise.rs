@@ -51,7 +51,11 @@ pub(crate) fn expect_u32_len(op: &'static str, name: &str, t: &Tensor) -> Result
 }
 
 /// Error unless `a` and `b` have identical shapes; names both.
-fn expect_same_shape(op: &'static str, a: (&str, &Tensor), b: (&str, &Tensor)) -> Result<()> {
+pub(crate) fn expect_same_shape(
+    op: &'static str,
+    a: (&str, &Tensor),
+    b: (&str, &Tensor),
+) -> Result<()> {
     if a.1.shape() != b.1.shape() {
         return Err(shape_error(
             op,
@@ -69,7 +73,11 @@ fn expect_same_shape(op: &'static str, a: (&str, &Tensor), b: (&str, &Tensor)) -
 
 /// Error when the written tensor `out` views the same buffer as the operand `other`:
 /// a writable storage binding may not alias another binding of one dispatch.
-fn expect_distinct(op: &'static str, out: (&str, &Tensor), other: (&str, &Tensor)) -> Result<()> {
+pub(crate) fn expect_distinct(
+    op: &'static str,
+    out: (&str, &Tensor),
+    other: (&str, &Tensor),
+) -> Result<()> {
     if out.1.same_buffer(other.1) {
         return Err(invalid_argument(
             op,
