@@ -218,21 +218,14 @@ impl UnfusedScratch {
         grad: &Tensor,
         params: &DistillParams,
     ) -> Dispatch {
-        Dispatch::new(
+        let invocations = self.rows * self.cols;
+        self.dispatch(
             ctx,
-            &DISTILL_SHADER,
             "distill_terms",
-            &[("WG", f64::from(WG))],
-            &[
-                (0, Binding::Tensor(&self.log_q)),
-                (1, Binding::Tensor(&self.log_p)),
-                (2, Binding::Tensor(labels)),
-                (3, Binding::Tensor(grad)),
-                (6, Binding::Tensor(&self.log_q1)),
-                (7, Binding::Tensor(&self.row_loss)),
-            ],
-            Some((5, bytemuck::bytes_of(params))),
-            grid_1d(groups_for(self.rows * self.cols, WG as usize)),
+            labels,
+            &[(3, grad)],
+            params,
+            invocations,
         )
     }
 
@@ -244,22 +237,37 @@ impl UnfusedScratch {
         stats: &Tensor,
         params: &DistillParams,
     ) -> Dispatch {
+        let own = [(4, stats), (8, &self.argmax)];
+        self.dispatch(ctx, "distill_stats", labels, &own, params, self.rows)
+    }
+
+    /// One of the two kernels: both bind the log-softmaxes, the labels and the loss terms,
+    /// and each its own tensors (`(binding, tensor)`); one invocation each of `invocations`.
+    fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        entry: &'static str,
+        labels: &Tensor,
+        own: &[(u32, &Tensor)],
+        params: &DistillParams,
+        invocations: usize,
+    ) -> Dispatch {
+        let mut bindings = vec![
+            (0, Binding::Tensor(&self.log_q)),
+            (1, Binding::Tensor(&self.log_p)),
+            (2, Binding::Tensor(labels)),
+            (6, Binding::Tensor(&self.log_q1)),
+            (7, Binding::Tensor(&self.row_loss)),
+        ];
+        bindings.extend(own.iter().map(|&(at, t)| (at, Binding::Tensor(t))));
         Dispatch::new(
             ctx,
             &DISTILL_SHADER,
-            "distill_stats",
+            entry,
             &[("WG", f64::from(WG))],
-            &[
-                (0, Binding::Tensor(&self.log_q)),
-                (1, Binding::Tensor(&self.log_p)),
-                (2, Binding::Tensor(labels)),
-                (4, Binding::Tensor(stats)),
-                (6, Binding::Tensor(&self.log_q1)),
-                (7, Binding::Tensor(&self.row_loss)),
-                (8, Binding::Tensor(&self.argmax)),
-            ],
+            &bindings,
             Some((5, bytemuck::bytes_of(params))),
-            grid_1d(groups_for(self.rows, WG as usize)),
+            grid_1d(groups_for(invocations, WG as usize)),
         )
     }
 }
