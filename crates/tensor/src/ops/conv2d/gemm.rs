@@ -235,9 +235,12 @@ impl Gemm {
         (chunk, plane.div_ceil(chunk))
     }
 
-    /// Workgroup width of the window weight gradient: a lane per tap row, a multiple of 8.
+    /// Workgroup width of the window weight gradient: a lane per tap row, a multiple of 8, at
+    /// most 64, with the tap rows spread evenly over the workgroups (96 tap rows take two of
+    /// 48 lanes rather than 64 and 32 of 64, which left a quarter of the lanes idle).
     fn window_weight_grad_wg(&self) -> usize {
-        self.tap_rows().next_multiple_of(8).min(64)
+        let groups = self.tap_rows().div_ceil(64);
+        self.tap_rows().div_ceil(groups).next_multiple_of(8)
     }
 
     /// Workgroup width of the weight gradient: enough lanes for every tap, a multiple of 8.
@@ -722,6 +725,23 @@ mod tests {
             assert!(
                 chunk * per_image >= plane && chunk * (per_image - 1) < plane,
                 "{g:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn window_weight_grad_spreads_tap_rows_evenly_over_workgroups() {
+        // tap rows = channels x 3: 3, 48, 63, 72, 96 and 201.
+        for channels in [1, 16, 21, 24, 32, 67] {
+            let gemm = Gemm::of(&geom(channels, 6, 4, 3, 1, 1), Kind::WeightGrad).unwrap();
+            let (rows, lanes) = (gemm.tap_rows(), gemm.window_weight_grad_wg());
+            let groups = rows.div_ceil(lanes);
+            assert_eq!(lanes % 8, 0, "{rows} tap rows");
+            assert!(lanes <= 64, "{rows} tap rows: {lanes} lanes");
+            assert_eq!(groups, rows.div_ceil(64), "{rows} tap rows: {lanes} lanes");
+            assert!(
+                groups * lanes - rows < 8 * groups,
+                "{rows} tap rows: {lanes} lanes"
             );
         }
     }

@@ -830,7 +830,10 @@ mod tests {
         // Long enough (2*30*30 = 1800 positions) for the reduction to be split into chunks.
         cases.push(geom((2, 2, 30, 30), (3, 3, 3), 1, 1));
         // Enough images for the window path to split each into chunks of 3 output rows and 1.
+        let split_case = cases.len();
         cases.push(geom((40, 1, 10, 7), (3, 3, 3), 1, 1));
+        // 72 tap rows: the window path's two workgroups of 40 lanes, the last one part-filled.
+        cases.push(geom((1, 24, 5, 6), (3, 3, 3), 1, 1));
         for (case, g) in cases.iter().enumerate() {
             let x = random_f32(numel(g.input_shape()), 60 + case as u64, 1.0);
             let dy = random_f32(numel(g.output_shape()), 70 + case as u64, 1.0);
@@ -845,7 +848,7 @@ mod tests {
                 let dwt = Tensor::from_f32(ctx, &old, &g.weight_shape()).unwrap();
                 let wg = prepare_conv2d_weight_grad_on(ctx, path, &xt, &dyt, &dwt, accumulate, g)
                     .unwrap();
-                if case == cases.len() - 1 {
+                if case == split_case {
                     assert!(
                         wg.splits() > 1,
                         "expected a split reduction for {g:?} ({path})"
