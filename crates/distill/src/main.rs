@@ -243,10 +243,11 @@ fn train_and_report(
     }
     if let Some(point) = results.grid.iter().find(|p| p.chosen) {
         println!(
-            "distillation settings chosen on validation: T = {}, alpha = {} ({} candidates)",
+            "distillation settings chosen on validation: T = {}, alpha = {} ({} candidate{})",
             point.temperature,
             point.alpha,
-            results.grid.len()
+            results.grid.len(),
+            if results.grid.len() == 1 { "" } else { "s" }
         );
     }
     for warning in &results.warnings {
