@@ -32,6 +32,9 @@ pub const MAX_ECE_BINS: usize = 1_000;
 /// The largest batch of the throughput measurement.
 pub const MAX_THROUGHPUT_BATCH: usize = 65_536;
 
+/// The most examples an automatic validation split takes (`data.validation_size` absent).
+pub const DEFAULT_VALIDATION_SIZE: usize = 5_000;
+
 /// A named set of defaults sized for a kind of machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -378,8 +381,9 @@ pub struct DataConfig {
     pub dir: Option<PathBuf>,
     /// Training examples (absent = all that the validation split leaves).
     pub train_size: Option<usize>,
-    /// Validation examples carved from the official training set.
-    pub validation_size: usize,
+    /// Validation examples carved from the official training set (absent = a fifth of it,
+    /// at most [`DEFAULT_VALIDATION_SIZE`]; see [`DataConfig::validation_count`]).
+    pub validation_size: Option<usize>,
     /// Test examples (absent = the whole official test set).
     pub test_size: Option<usize>,
     /// Stratify the split and subsamples by class (otherwise a plain seeded shuffle).
@@ -394,7 +398,7 @@ impl Default for DataConfig {
             dataset: DatasetKind::FashionMnist,
             dir: None,
             train_size: None,
-            validation_size: 5_000,
+            validation_size: None,
             test_size: None,
             stratified: true,
             csv: CsvConfig::default(),
@@ -599,7 +603,7 @@ impl RunConfig {
             batch_size: 64,
             data: DataConfig {
                 train_size: Some(1_500),
-                validation_size: 500,
+                validation_size: Some(500),
                 test_size: Some(1_000),
                 ..DataConfig::default()
             },
@@ -706,11 +710,11 @@ impl RunConfig {
             ("batch_size", self.batch_size as u64),
             ("teacher.epochs", self.teacher.epochs as u64),
             ("student.epochs", self.student.epochs as u64),
-            ("data.validation_size", d.validation_size as u64),
             ("experiments.munge.base_size", e.munge.base_size as u64),
         ];
         for (key, value) in [
             ("data.train_size", d.train_size),
+            ("data.validation_size", d.validation_size),
             ("data.test_size", d.test_size),
             ("experiments.compression.labeled", e.compression.labeled),
             ("experiments.small_data.epochs", e.small_data.epochs),
@@ -862,14 +866,27 @@ pub fn effective_config_toml(config: &RunConfig) -> String {
             "# distill.temperature / distill.alpha absent: chosen on validation from the grids.\n",
         );
     }
+    if config.data.validation_size.is_none() {
+        header.push_str(
+            "# data.validation_size absent: a fifth of the training set, at most 5,000 examples.\n",
+        );
+    }
     header + "\n" + &body
 }
 
 impl DataConfig {
+    /// Validation examples out of `available` training examples: `validation_size` when
+    /// set, else a fifth of them, at most [`DEFAULT_VALIDATION_SIZE`] (at least one), so
+    /// that a file of a thousand rows splits on defaults as 60,000 images do.
+    pub fn validation_count(&self, available: usize) -> usize {
+        self.validation_size
+            .unwrap_or((available / 5).clamp(1, DEFAULT_VALIDATION_SIZE))
+    }
+
     /// Split sizes and the CSV settings.
     fn check(&self, check: &mut impl FnMut(bool, String)) {
         check(
-            self.validation_size >= 1,
+            self.validation_size != Some(0),
             "data.validation_size = 0: the validation split chooses T and alpha and checks the teachers, it needs examples".into(),
         );
         let csv = &self.csv;
@@ -993,6 +1010,21 @@ mod tests {
     }
 
     #[test]
+    fn the_validation_split_is_a_fifth_of_the_training_set_at_most_5000() {
+        let automatic = DataConfig::default();
+        assert_eq!(automatic.validation_count(60_000), 5_000);
+        assert_eq!(automatic.validation_count(25_000), 5_000);
+        assert_eq!(automatic.validation_count(1_438), 287);
+        assert_eq!(automatic.validation_count(3), 1, "never empty");
+        let given = DataConfig {
+            validation_size: Some(7),
+            ..DataConfig::default()
+        };
+        assert_eq!(given.validation_count(60_000), 7);
+        assert_eq!(given.validation_count(5), 7, "a given size is refused later, not cut");
+    }
+
+    #[test]
     fn presets_are_valid_and_distinct() {
         for preset in [Preset::Default, Preset::Quick, Preset::Tiny] {
             let config = RunConfig::preset(preset);
@@ -1000,7 +1032,7 @@ mod tests {
             assert_eq!(config.preset, preset);
         }
         let default = RunConfig::preset(Preset::Default);
-        assert_eq!((default.teachers, default.data.validation_size), (3, 5000));
+        assert_eq!((default.teachers, default.data.validation_size), (3, None));
         assert_eq!(default.student.spec, "784-256-256-10");
         assert_eq!(
             default.distill.candidates().len(),
@@ -1223,12 +1255,12 @@ mod tests {
         );
         let mut config = RunConfig::preset(Preset::Tiny);
         config.seed = i64::MAX as u64;
-        config.data.validation_size = usize::MAX;
+        config.data.validation_size = Some(usize::MAX);
         let problems = config.problems();
         assert_eq!(problems.len(), 1, "{problems:#?}");
         assert!(problems[0].starts_with("data.validation_size = 18446744073709551615"));
         // The largest accepted seed round-trips through config.toml.
-        config.data.validation_size = 5;
+        config.data.validation_size = Some(5);
         let back = parse_config_text(&effective_config_toml(&config), Path::new("c.toml"), None);
         assert_eq!(back.unwrap().seed, i64::MAX as u64);
     }

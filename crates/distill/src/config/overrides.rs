@@ -153,7 +153,7 @@ pub struct Overrides {
     /// Training examples [default: all that the validation split leaves, or the preset's]
     #[arg(long, value_name = "N")]
     pub train_size: Option<usize>,
-    /// Validation examples carved from the training set
+    /// Validation examples carved from the training set [default: a fifth of it, at most 5,000, or the preset's]
     #[arg(long, value_name = "N")]
     pub validation_size: Option<usize>,
     /// Test examples [default: the whole test set, or the preset's]
@@ -213,7 +213,7 @@ impl Overrides {
         set_some(&mut data.csv.label, &self.csv_label);
         set_some(&mut data.csv.header, &self.csv_header);
         set_some(&mut data.train_size, &self.train_size);
-        set(&mut data.validation_size, &self.validation_size);
+        set_some(&mut data.validation_size, &self.validation_size);
         set_some(&mut data.test_size, &self.test_size);
         if self.plain_split {
             data.stratified = false;

@@ -217,9 +217,10 @@ fn split_data(
 /// official training set, refusing a validation split that leaves nothing to train on.
 fn split_training_set(config: &RunConfig, name: &str, full_train: &Dataset) -> Result<Split> {
     let data = &config.data;
+    let validation_size = data.validation_count(full_train.n);
     let split = train_validation_split(
         &full_train.labels,
-        data.validation_size,
+        validation_size,
         data.train_size,
         data.stratified,
         config.seed,
@@ -229,8 +230,7 @@ fn split_training_set(config: &RunConfig, name: &str, full_train: &Dataset) -> R
     })?;
     if split.train.is_empty() {
         bail!(
-            "data.validation_size = {} takes all {} examples of the {name} training set: none are left to train on",
-            data.validation_size,
+            "data.validation_size = {validation_size} takes all {} examples of the {name} training set: none are left to train on",
             full_train.n
         );
     }
@@ -296,7 +296,7 @@ mod tests {
         let labels: Vec<u8> = (0..20).map(|i| (i % 2) as u8).collect();
         let full = Dataset::from_features(features, labels, 1, names(2));
         let mut config = RunConfig::preset(Preset::Tiny);
-        config.data.validation_size = 4;
+        config.data.validation_size = Some(4);
         config.data.train_size = Some(10);
         config.data.test_size = None;
         let data = split_data(
@@ -341,11 +341,29 @@ mod tests {
     }
 
     #[test]
+    fn the_quick_preset_splits_a_small_set_on_its_defaults() {
+        let features: Vec<f32> = (0..1_000).map(|i| i as f32).collect();
+        let labels: Vec<u8> = (0..1_000).map(|i| (i % 10) as u8).collect();
+        let full = Dataset::from_features(features, labels, 1, names(10));
+        let config = RunConfig::preset(Preset::Quick);
+        let data = split_data(
+            &config,
+            "t".into(),
+            PathBuf::new(),
+            String::new(),
+            full.clone(),
+            full,
+        )
+        .unwrap();
+        assert_eq!((data.train.n, data.validation.n), (800, 200), "a fifth validates");
+    }
+
+    #[test]
     fn empty_sets_are_refused_before_training() {
         let full = Dataset::from_features(vec![0.0, 1.0, 2.0, 3.0], vec![0, 1, 0, 1], 1, names(2));
         let empty = Dataset::from_features(Vec::new(), Vec::new(), 1, names(2));
         let mut config = RunConfig::preset(Preset::Tiny);
-        config.data.validation_size = 2;
+        config.data.validation_size = Some(2);
         config.data.train_size = None;
         config.data.test_size = None;
         let split = |train: &Dataset, test: &Dataset, config: &RunConfig| {
@@ -367,7 +385,7 @@ mod tests {
             split(&empty, &full, &config),
             "/data/small: the Small training set has 0 examples; need at least 1"
         );
-        config.data.validation_size = 4;
+        config.data.validation_size = Some(4);
         let text = split(&full, &full, &config);
         assert!(text.contains("none are left to train on"), "{text}");
     }
@@ -386,7 +404,7 @@ mod tests {
         config.data.dataset = DatasetKind::Csv;
         config.data.csv.train = Some(train.clone());
         config.data.csv.test = Some(test.clone());
-        config.data.validation_size = 8;
+        config.data.validation_size = Some(8);
         config.data.train_size = None;
         config.data.test_size = None;
         let data = load_data(&config, true).unwrap();
