@@ -159,6 +159,21 @@ pub fn agreement(logits: &[f32], reference: &[f32], classes: usize) -> f64 {
     same as f64 / n as f64
 }
 
+/// Share of rows whose softmax (T = 1) gives the label at least `probability`: near 1 for
+/// a model that has memorised those examples.
+pub fn confident_share(logits: &[f32], classes: usize, labels: &[u8], probability: f32) -> f64 {
+    let n = check_labels(logits, classes, labels);
+    if n == 0 {
+        return 0.0;
+    }
+    let confident = softmax_rows(logits, classes, 1.0)
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|&(row, &label)| row[label as usize] >= probability)
+        .count();
+    confident as f64 / n as f64
+}
+
 /// Accuracy on the examples of each class; `None` for a class absent from `labels`.
 pub fn per_class_accuracy(logits: &[f32], classes: usize, labels: &[u8]) -> Vec<Option<f64>> {
     check_labels(logits, classes, labels);
@@ -404,6 +419,28 @@ mod tests {
         // One bin: accuracy 3/4, mean confidence 0.75 -> 0.
         let ece = expected_calibration_error(&logits, 2, &labels, 1);
         assert!(close(ece, 0.0, 1e-6), "ece {ece}");
+    }
+
+    #[test]
+    fn confident_share_counts_rows_sure_of_their_label() {
+        // Rows: label 0 at p = 1/(1+e^-6) ~ 0.9975, label 1 at the same, label 0 at 1/2.
+        let logits = [6.0, 0.0, 0.0, 6.0, 1.0, 1.0];
+        assert!(close(
+            confident_share(&logits, 2, &[0, 1, 0], 0.99),
+            2.0 / 3.0,
+            1e-12
+        ));
+        // Sure of the wrong class counts for nothing.
+        assert!(close(
+            confident_share(&logits, 2, &[1, 0, 1], 0.99),
+            0.0,
+            1e-12
+        ));
+        assert!(close(
+            confident_share(&logits, 2, &[0, 1, 0], 0.5),
+            1.0,
+            1e-12
+        ));
     }
 
     #[test]

@@ -1021,7 +1021,11 @@ mod tests {
             ..DataConfig::default()
         };
         assert_eq!(given.validation_count(60_000), 7);
-        assert_eq!(given.validation_count(5), 7, "a given size is refused later, not cut");
+        assert_eq!(
+            given.validation_count(5),
+            7,
+            "a given size is refused later, not cut"
+        );
     }
 
     #[test]

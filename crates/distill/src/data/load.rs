@@ -355,7 +355,11 @@ mod tests {
             full,
         )
         .unwrap();
-        assert_eq!((data.train.n, data.validation.n), (800, 200), "a fifth validates");
+        assert_eq!(
+            (data.train.n, data.validation.n),
+            (800, 200),
+            "a fifth validates"
+        );
     }
 
     #[test]
