@@ -153,7 +153,7 @@ fn warn_if_memorised(session: &Session, ensemble_targets: &[f32]) {
 /// The warning for `share` of `examples` training examples memorised, if it is one.
 fn memorised_warning(share: f64, examples: usize) -> Option<String> {
     (share >= MEMORISED_SHARE).then(|| format!(
-        "the teachers have memorised their {examples} training examples: the ensemble gives {:.1}% of them their label with probability >= {MEMORISED_PROBABILITY}, so its soft targets there are nearly the labels and distillation can add little; a transfer set the teachers have not seen can: --experiment munge (synthetic examples labeled by the ensemble) or more unlabeled data",
+        "the teachers fit their {examples} training examples almost perfectly: the ensemble gives {:.1}% of them their label with probability >= {MEMORISED_PROBABILITY}, so its soft targets there are close to the labels and distillation on them can add little; examples the teachers have not seen carry more: --experiment munge (synthetic examples labeled by the ensemble) or more unlabeled data",
         100.0 * share
     ))
 }
@@ -546,7 +546,7 @@ mod tests {
         );
         let text = memorised_warning(0.995, 3_200).expect("a warning");
         assert!(
-            text.starts_with("the teachers have memorised their 3200 training examples")
+            text.starts_with("the teachers fit their 3200 training examples almost perfectly")
                 && text.contains("99.5% of them")
                 && text.contains("--experiment munge"),
             "{text}"
