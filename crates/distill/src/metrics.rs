@@ -159,8 +159,8 @@ pub fn agreement(logits: &[f32], reference: &[f32], classes: usize) -> f64 {
     same as f64 / n as f64
 }
 
-/// Share of rows whose softmax (T = 1) gives the label at least `probability`: near 1 for
-/// a model that has memorised those examples.
+/// Share of rows whose softmax (T = 1) gives the label at least `probability` (a label
+/// outside the classes never counts): near 1 for a model that has memorised them.
 pub fn confident_share(logits: &[f32], classes: usize, labels: &[u8], probability: f32) -> f64 {
     let n = check_labels(logits, classes, labels);
     if n == 0 {
@@ -169,7 +169,7 @@ pub fn confident_share(logits: &[f32], classes: usize, labels: &[u8], probabilit
     let confident = softmax_rows(logits, classes, 1.0)
         .chunks_exact(classes)
         .zip(labels)
-        .filter(|&(row, &label)| row[label as usize] >= probability)
+        .filter(|&(row, &label)| row.get(label as usize).is_some_and(|&p| p >= probability))
         .count();
     confident as f64 / n as f64
 }
@@ -441,6 +441,9 @@ mod tests {
             1.0,
             1e-12
         ));
+        let outside = confident_share(&logits, 2, &[0, 1, 7], 0.5);
+        assert!(close(outside, 2.0 / 3.0, 1e-12), "label 7 of 2 classes");
+        assert_eq!(confident_share(&[], 2, &[], 0.5), 0.0, "no rows");
     }
 
     #[test]

@@ -867,9 +867,9 @@ pub fn effective_config_toml(config: &RunConfig) -> String {
         );
     }
     if config.data.validation_size.is_none() {
-        header.push_str(
-            "# data.validation_size absent: a fifth of the training set, at most 5,000 examples.\n",
-        );
+        header.push_str(&format!(
+            "# data.validation_size absent: a fifth of the training set, at most {DEFAULT_VALIDATION_SIZE} examples.\n"
+        ));
     }
     header + "\n" + &body
 }

@@ -229,10 +229,16 @@ fn split_training_set(config: &RunConfig, name: &str, full_train: &Dataset) -> R
         format!("splitting the {name} training set (see --validation-size and --train-size)")
     })?;
     if split.train.is_empty() {
-        bail!(
-            "data.validation_size = {validation_size} takes all {} examples of the {name} training set: none are left to train on",
-            full_train.n
-        );
+        match data.validation_size {
+            Some(_) => bail!(
+                "data.validation_size = {validation_size} takes all {} examples of the {name} training set: none are left to train on",
+                full_train.n
+            ),
+            None => bail!(
+                "the {name} training set has {} example(s): too few to split into validation and training examples",
+                full_train.n
+            ),
+        }
     }
     Ok(split)
 }
@@ -392,6 +398,12 @@ mod tests {
         config.data.validation_size = Some(4);
         let text = split(&full, &full, &config);
         assert!(text.contains("none are left to train on"), "{text}");
+        config.data.validation_size = None;
+        let one = Dataset::from_features(vec![0.0], vec![0], 1, names(2));
+        assert_eq!(
+            split(&one, &full, &config),
+            "the Small training set has 1 example(s): too few to split into validation and training examples"
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub fn run_study(
     options: &RunOptions,
 ) -> Result<StudyOutcome> {
     if let Some(dir) = &options.teachers_from {
-        check_teachers_from(config, dir)?;
+        check_teachers_from(config, dir, data.validation.n)?;
     }
     let prepared;
     let data = match config.experiment {
