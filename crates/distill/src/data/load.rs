@@ -295,6 +295,20 @@ mod tests {
         (0..count).map(|c| c.to_string()).collect()
     }
 
+    /// The splits of `full` used as both the training and the test set.
+    fn split_both(config: &RunConfig, full: &Dataset) -> StudyData {
+        let (train, test) = (full.clone(), full.clone());
+        split_data(
+            config,
+            "t".into(),
+            PathBuf::new(),
+            String::new(),
+            train,
+            test,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn the_unused_training_examples_form_the_pool() {
         // Example i has the single feature i, so the splits can be told apart by value.
@@ -305,15 +319,7 @@ mod tests {
         config.data.validation_size = Some(4);
         config.data.train_size = Some(10);
         config.data.test_size = None;
-        let data = split_data(
-            &config,
-            "t".into(),
-            PathBuf::new(),
-            String::new(),
-            full.clone(),
-            full.clone(),
-        )
-        .unwrap();
+        let data = split_both(&config, &full);
         assert_eq!((data.train.n, data.validation.n, data.pool.n), (10, 4, 6));
         let mut seen: Vec<f32> = [&data.train, &data.validation, &data.pool]
             .iter()
@@ -333,15 +339,7 @@ mod tests {
             );
         }
         config.data.train_size = None;
-        let data = split_data(
-            &config,
-            "t".into(),
-            PathBuf::new(),
-            String::new(),
-            full.clone(),
-            full,
-        )
-        .unwrap();
+        let data = split_both(&config, &full);
         assert_eq!((data.train.n, data.pool.n), (16, 0));
         assert_eq!(data.pool.example_shape(), [1, 1, 1]);
     }
@@ -352,15 +350,7 @@ mod tests {
         let labels: Vec<u8> = (0..1_000).map(|i| (i % 10) as u8).collect();
         let full = Dataset::from_features(features, labels, 1, names(10));
         let config = RunConfig::preset(Preset::Quick);
-        let data = split_data(
-            &config,
-            "t".into(),
-            PathBuf::new(),
-            String::new(),
-            full.clone(),
-            full,
-        )
-        .unwrap();
+        let data = split_both(&config, &full);
         assert_eq!(
             (data.train.n, data.validation.n),
             (800, 200),
