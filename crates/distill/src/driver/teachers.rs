@@ -18,8 +18,9 @@ use super::session::{EVAL_BATCH, Session, Trainee, training_plan};
 use super::train::Trained;
 use crate::config::{DataConfig, Experiment, RunConfig, parse_config_text};
 use crate::metrics;
-use crate::results::Role;
+use crate::results::{Role, format_p};
 use crate::seeds::derive_seed;
+use crate::stats;
 use crate::teacher_cache::{self, Source};
 
 /// The trained teachers and what the students learn from.
@@ -53,8 +54,9 @@ impl Teachers {
             .iter()
             .map(|t| t.trained.validation_logits.as_slice())
             .collect();
+        let ensemble_validation = metrics::ensemble_logits(&validation, classes);
         let validation_accuracy = metrics::accuracy(
-            &metrics::ensemble_logits(&validation, classes),
+            &ensemble_validation,
             classes,
             &session.validation.host_labels,
         );
@@ -65,7 +67,7 @@ impl Teachers {
                     .total_cmp(&members[b].final_validation())
             })
             .expect("at least one teacher");
-        report_ensemble(session, &members, validation_accuracy, best);
+        report_ensemble(session, &members, &ensemble_validation, best);
         warn_if_memorised(session, &ensemble_targets);
         Ok(Teachers {
             members,
@@ -98,8 +100,11 @@ const ALIKE_AGREEMENT: f64 = 0.97;
 const UNDERFIT_GAP: f64 = 0.02;
 
 /// Says each member's validation accuracy, the ensemble's and its margin over the best
-/// member; warns, with the likely reason, when the ensemble does not beat that member.
-fn report_ensemble(session: &Session, members: &[Trainee], ensemble: f64, best: usize) {
+/// member; warns, with McNemar's p and the likely reason, when the ensemble does not beat
+/// that member.
+fn report_ensemble(session: &Session, members: &[Trainee], ensemble_logits: &[f32], best: usize) {
+    let (classes, labels) = (session.classes, &session.validation.host_labels);
+    let ensemble = metrics::accuracy(ensemble_logits, classes, labels);
     let scores: Vec<String> = members
         .iter()
         .map(|m| format!("{} {:.2}%", m.name, 100.0 * m.final_validation()))
@@ -116,10 +121,16 @@ fn report_ensemble(session: &Session, members: &[Trainee], ensemble: f64, best: 
         return;
     }
     session.warn(format!(
-        "the ensemble ({:.2}%) does not beat its best member {} ({:.2}%) on validation: {}",
+        "the ensemble ({:.2}%) does not beat its best member {} ({:.2}%) on validation ({}): {}",
         100.0 * ensemble,
         members[best].name,
         100.0 * members[best].final_validation(),
+        paired_counts(
+            ensemble_logits,
+            &members[best].trained.validation_logits,
+            classes,
+            labels
+        ),
         ensemble_diagnosis(session, members)
     ));
 }
@@ -156,6 +167,19 @@ fn memorised_warning(share: f64, examples: usize) -> Option<String> {
         "the teachers fit their {examples} training examples almost perfectly: the ensemble gives {:.1}% of them their label with probability >= {MEMORISED_PROBABILITY}, so its soft targets there are close to the labels and distillation on them can add little; examples the teachers have not seen carry more: --experiment munge (synthetic examples labeled by the ensemble) or more unlabeled data",
         100.0 * share
     ))
+}
+
+/// The examples only the ensemble gets right, those only the member gets right, and
+/// McNemar's exact p of the difference.
+fn paired_counts(ensemble: &[f32], member: &[f32], classes: usize, labels: &[u8]) -> String {
+    let (ensemble_only, member_only) = stats::discordant_counts(
+        &metrics::correct_predictions(ensemble, classes, labels),
+        &metrics::correct_predictions(member, classes, labels),
+    );
+    format!(
+        "examples right only for the ensemble: {ensemble_only}, only for the member: {member_only}; McNemar p = {}",
+        format_p(stats::mcnemar_exact_p(ensemble_only, member_only))
+    )
 }
 
 /// Why an ensemble may not beat its best member: members too alike, or undertrained.
@@ -571,6 +595,18 @@ mod tests {
         assert!(
             text.contains("is") && text.contains("a run folder"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_ensemble_and_its_best_member_are_compared_example_by_example() {
+        // Two classes, four examples labeled 0: the ensemble gets the first two right, the
+        // member the last three, so one is right only for the ensemble and two only for it.
+        let ensemble = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0];
+        let member = [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+        assert_eq!(
+            paired_counts(&ensemble, &member, 2, &[0, 0, 0, 0]),
+            "examples right only for the ensemble: 1, only for the member: 2; McNemar p = 1.00"
         );
     }
 
