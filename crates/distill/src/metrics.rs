@@ -174,6 +174,32 @@ pub fn confident_share(logits: &[f32], classes: usize, labels: &[u8], probabilit
     confident as f64 / n as f64
 }
 
+/// Among the rows that at least one member gets wrong, the share on which every member
+/// predicts the same class (0 when no member errs): how much of their error averaging
+/// cannot remove.
+pub fn shared_mistakes(members: &[&[f32]], classes: usize, labels: &[u8]) -> f64 {
+    let predictions: Vec<Vec<usize>> = members
+        .iter()
+        .map(|logits| {
+            check_labels(logits, classes, labels);
+            argmax_rows(logits, classes)
+        })
+        .collect();
+    let (mut wrong, mut shared) = (0usize, 0usize);
+    for (row, &label) in labels.iter().enumerate() {
+        let answers: Vec<usize> = predictions.iter().map(|p| p[row]).collect();
+        if answers.iter().any(|&a| a != label as usize) {
+            wrong += 1;
+            shared += usize::from(answers.iter().all(|&a| a == answers[0]));
+        }
+    }
+    if wrong == 0 {
+        0.0
+    } else {
+        shared as f64 / wrong as f64
+    }
+}
+
 /// Accuracy on the examples of each class; `None` for a class absent from `labels`.
 pub fn per_class_accuracy(logits: &[f32], classes: usize, labels: &[u8]) -> Vec<Option<f64>> {
     check_labels(logits, classes, labels);
@@ -444,6 +470,25 @@ mod tests {
         let outside = confident_share(&logits, 2, &[0, 1, 7], 0.5);
         assert!(close(outside, 2.0 / 3.0, 1e-12), "label 7 of 2 classes");
         assert_eq!(confident_share(&[], 2, &[], 0.5), 0.0, "no rows");
+    }
+
+    #[test]
+    fn shared_mistakes_among_rows_any_member_gets_wrong() {
+        // Labels 0, 0, 1, 1. Row 0: all right (not counted). Row 1: both say 1 (shared).
+        // Row 2: one says 0, the other 1 (not shared). Row 3: both say 0 (shared).
+        let a = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0];
+        let b = [1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0];
+        let labels = [0, 0, 1, 1];
+        assert!(close(
+            shared_mistakes(&[&a, &b], 2, &labels),
+            2.0 / 3.0,
+            1e-12
+        ));
+        assert_eq!(
+            shared_mistakes(&[&a, &a], 2, &[0, 1, 0, 0]),
+            0.0,
+            "no mistakes"
+        );
     }
 
     #[test]

@@ -91,9 +91,11 @@ impl Teachers {
     }
 }
 
-/// Members' pairwise agreement on validation at or above this makes them "too alike" for
-/// their ensemble to beat the best of them.
-const ALIKE_AGREEMENT: f64 = 0.97;
+/// Members that all give the same answer on at least this share of the validation
+/// examples any of them gets wrong are "too alike": averaging cannot correct a mistake they
+/// share. A share rather than their plain agreement, which is high whenever they are
+/// accurate.
+const SHARED_MISTAKES: f64 = 0.5;
 
 /// Members whose last-epoch training accuracy exceeds their validation accuracy by less than
 /// this have not fit their data yet: "undertrained".
@@ -184,18 +186,12 @@ fn paired_counts(ensemble: &[f32], member: &[f32], classes: usize, labels: &[u8]
 
 /// Why an ensemble may not beat its best member: members too alike, or undertrained.
 fn ensemble_diagnosis(session: &Session, members: &[Trainee]) -> String {
-    let classes = session.classes;
-    let mut agreements = Vec::new();
-    for (i, a) in members.iter().enumerate() {
-        for b in &members[i + 1..] {
-            agreements.push(metrics::agreement(
-                &a.trained.validation_logits,
-                &b.trained.validation_logits,
-                classes,
-            ));
-        }
-    }
-    let agreement = agreements.iter().sum::<f64>() / agreements.len().max(1) as f64;
+    let logits: Vec<&[f32]> = members
+        .iter()
+        .map(|m| m.trained.validation_logits.as_slice())
+        .collect();
+    let labels = &session.validation.host_labels;
+    let shared = metrics::shared_mistakes(&logits, session.classes, labels);
     // Training accuracy close to validation accuracy: the members have not fit their data
     // yet (with a decaying learning rate the last epoch is usually the best anyway).
     let fit_gaps: Vec<f64> = members
@@ -204,10 +200,10 @@ fn ensemble_diagnosis(session: &Session, members: &[Trainee]) -> String {
         .map(|e| e.train_accuracy - e.validation_accuracy)
         .collect();
     let mean_fit_gap = fit_gaps.iter().sum::<f64>() / fit_gaps.len().max(1) as f64;
-    if agreement >= ALIKE_AGREEMENT {
+    if shared >= SHARED_MISTAKES {
         format!(
-            "the members are too alike (they agree on {:.1}% of validation examples); make them differ more (dropout, shifts) or add members",
-            100.0 * agreement
+            "the members are too alike (on {:.1}% of the validation examples that any of them gets wrong, all give the same answer); make them differ more (dropout, shifts) or add members",
+            100.0 * shared
         )
     } else if !fit_gaps.is_empty() && mean_fit_gap < UNDERFIT_GAP {
         format!(
@@ -216,8 +212,8 @@ fn ensemble_diagnosis(session: &Session, members: &[Trainee]) -> String {
         )
     } else {
         format!(
-            "the members agree on {:.1}% of validation examples and fit their training data; the ensemble may need more or different members",
-            100.0 * agreement
+            "the members fit their training data and give the same answer on only {:.1}% of the validation examples that any of them gets wrong; the ensemble may need more or different members",
+            100.0 * shared
         )
     }
 }
