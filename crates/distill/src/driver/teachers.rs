@@ -67,7 +67,12 @@ impl Teachers {
                     .total_cmp(&members[b].final_validation())
             })
             .expect("at least one teacher");
-        report_ensemble(session, &members, &ensemble_validation, best);
+        report_ensemble(
+            session,
+            &members,
+            (validation_accuracy, &ensemble_validation),
+            best,
+        );
         warn_if_memorised(session, &ensemble_targets);
         Ok(Teachers {
             members,
@@ -103,10 +108,14 @@ const UNDERFIT_GAP: f64 = 0.02;
 
 /// Says each member's validation accuracy, the ensemble's and its margin over the best
 /// member; warns, with McNemar's p and the likely reason, when the ensemble does not beat
-/// that member.
-fn report_ensemble(session: &Session, members: &[Trainee], ensemble_logits: &[f32], best: usize) {
+/// that member. `ensemble` is the ensemble's validation accuracy and logits.
+fn report_ensemble(
+    session: &Session,
+    members: &[Trainee],
+    (ensemble, ensemble_logits): (f64, &[f32]),
+    best: usize,
+) {
     let (classes, labels) = (session.classes, &session.validation.host_labels);
-    let ensemble = metrics::accuracy(ensemble_logits, classes, labels);
     let scores: Vec<String> = members
         .iter()
         .map(|m| format!("{} {:.2}%", m.name, 100.0 * m.final_validation()))
