@@ -6,12 +6,13 @@
 //
 //   import { matmul } from "./examples/webgpu/matmul.mjs";
 //   const adapter = await navigator.gpu.requestAdapter();
-//   const device = await adapter.requestDevice(); // + { requiredFeatures: ["subgroups"] } for subgroup32x8/16x8
+//   const device = await adapter.requestDevice(); // + { requiredFeatures: ["subgroups"] } for the subgroup* variants
 //   const code = await (await fetch("shaders/matmul.wgsl")).text();
 //   const c = await matmul(device, code, { a, b, m, n, k, bias, relu: true, variant: "register8x8" });
 
 /** Entry point and override constants of each variant (as dk-tensor's MatmulVariant). */
 export const MATMUL_VARIANTS = {
+  subgroup64x8: { file: "matmul_subgroup.wgsl", entry: "matmul_subgroup", TM: 64, TN: 8, WG_X: 64, WG_Y: 1 },
   subgroup32x8: { file: "matmul_subgroup.wgsl", entry: "matmul_subgroup", TM: 32, TN: 8, WG_X: 64, WG_Y: 1 },
   subgroup16x8: { file: "matmul_subgroup.wgsl", entry: "matmul_subgroup", TM: 16, TN: 8, WG_X: 64, WG_Y: 1 },
   register4x4: { file: "matmul.wgsl", entry: "matmul_register", TM: 4, TN: 4, WG_X: 8, WG_Y: 8, BK: 1 },

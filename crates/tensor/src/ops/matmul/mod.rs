@@ -41,6 +41,9 @@ pub const VARIANT_ENV: &str = "DK_MATMUL_VARIANT";
 /// subgroup variant does so by running its general fallback where it cannot ([`Self::runs`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulVariant {
+    /// 64x8 outputs per invocation, otherwise as `Subgroup32x8`: half the loads of B per
+    /// multiply-add, for products of many rows.
+    Subgroup64x8,
     /// 32x8 outputs per invocation, vec4 loads, rows of A shared by subgroup broadcast,
     /// 64 invocations per workgroup. Only for shapes and adapters where [`Self::runs`].
     Subgroup32x8,
@@ -71,7 +74,8 @@ struct VariantConfig {
 impl MatmulVariant {
     /// Every variant, in the order the tuner tries them: the fast paths first, since tuning
     /// stops trying candidates once its time budget is spent.
-    pub const ALL: [MatmulVariant; 6] = [
+    pub const ALL: [MatmulVariant; 7] = [
+        MatmulVariant::Subgroup64x8,
         MatmulVariant::Subgroup32x8,
         MatmulVariant::Subgroup16x8,
         MatmulVariant::Register4x4,
@@ -83,6 +87,7 @@ impl MatmulVariant {
     /// The name used by `DK_MATMUL_VARIANT` and the tuning cache.
     pub fn name(self) -> &'static str {
         match self {
+            MatmulVariant::Subgroup64x8 => "subgroup64x8",
             MatmulVariant::Subgroup32x8 => "subgroup32x8",
             MatmulVariant::Subgroup16x8 => "subgroup16x8",
             MatmulVariant::Register4x4 => "register4x4",
@@ -102,7 +107,7 @@ impl MatmulVariant {
     pub fn is_general(self) -> bool {
         !matches!(
             self,
-            MatmulVariant::Subgroup32x8 | MatmulVariant::Subgroup16x8
+            MatmulVariant::Subgroup64x8 | MatmulVariant::Subgroup32x8 | MatmulVariant::Subgroup16x8
         )
     }
 
@@ -132,8 +137,25 @@ impl MatmulVariant {
         }
     }
 
+    /// The shortest subgroup variant that still covers `m` rows with one block, where this
+    /// one's block is at least twice as tall as `m`: the rows past `m` would be computed and
+    /// thrown away. Other variants are returned unchanged.
+    pub fn fitted_to_rows(self, m: usize) -> MatmulVariant {
+        let shorter = match self {
+            MatmulVariant::Subgroup64x8 => MatmulVariant::Subgroup32x8,
+            MatmulVariant::Subgroup32x8 => MatmulVariant::Subgroup16x8,
+            _ => return self,
+        };
+        if m <= shorter.config().tm as usize {
+            shorter.fitted_to_rows(m)
+        } else {
+            self
+        }
+    }
+
     fn config(self) -> VariantConfig {
         let (entry, tm, tn, wg_x, wg_y, bk) = match self {
+            MatmulVariant::Subgroup64x8 => ("matmul_subgroup", 64, 8, 64, 1, 0),
             MatmulVariant::Subgroup32x8 => ("matmul_subgroup", 32, 8, 64, 1, 0),
             MatmulVariant::Subgroup16x8 => ("matmul_subgroup", 16, 8, 64, 1, 0),
             MatmulVariant::Register4x4 => ("matmul_register", 4, 4, 8, 8, 1),
@@ -369,7 +391,7 @@ pub fn choose_variant(
     }
     let tuning = tune_matmul(ctx)?;
     let class = ShapeClass::of(m, n, k);
-    let best = tuning.choice(class);
+    let best = tuning.choice(class).fitted_to_rows(m);
     Ok(if runs(best) {
         best
     } else {

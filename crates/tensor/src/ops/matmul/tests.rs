@@ -136,6 +136,41 @@ fn subgroup_workgroups_narrow_to_the_product() {
 }
 
 #[test]
+fn subgroup64x8_matches_cpu() {
+    check_fast_path(MatmulVariant::Subgroup64x8);
+}
+
+#[test]
+fn tall_subgroup_blocks_shrink_to_short_products() {
+    let fitted = |variant: MatmulVariant, m: usize| variant.fitted_to_rows(m);
+    assert_eq!(
+        fitted(MatmulVariant::Subgroup64x8, 65),
+        MatmulVariant::Subgroup64x8
+    );
+    assert_eq!(
+        fitted(MatmulVariant::Subgroup64x8, 33),
+        MatmulVariant::Subgroup64x8
+    );
+    assert_eq!(
+        fitted(MatmulVariant::Subgroup64x8, 32),
+        MatmulVariant::Subgroup32x8
+    );
+    assert_eq!(
+        fitted(MatmulVariant::Subgroup64x8, 16),
+        MatmulVariant::Subgroup16x8
+    );
+    assert_eq!(
+        fitted(MatmulVariant::Subgroup32x8, 20),
+        MatmulVariant::Subgroup32x8
+    );
+    assert_eq!(
+        fitted(MatmulVariant::Subgroup16x8, 1),
+        MatmulVariant::Subgroup16x8
+    );
+    assert_eq!(fitted(MatmulVariant::Tiled128, 1), MatmulVariant::Tiled128);
+}
+
+#[test]
 fn subgroup32x8_matches_cpu() {
     check_fast_path(MatmulVariant::Subgroup32x8);
 }

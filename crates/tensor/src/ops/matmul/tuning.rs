@@ -24,16 +24,18 @@ use crate::error::{Result, TensorError, invalid_argument};
 use crate::kernel::Dispatch;
 use crate::tensor::{DType, Tensor};
 
-/// Version 4: subgroup workgroups narrowed to the product (see `VariantConfig::narrowed_to`).
-const CACHE_VERSION: &str = "darkknowledge-matmul-tuning 4";
+/// Version 5: the subgroup64x8 variant.
+const CACHE_VERSION: &str = "darkknowledge-matmul-tuning 5";
 
 /// Tuning stops trying further candidates once this much time has gone by.
 const TIME_BUDGET: Duration = Duration::from_secs(3);
 
 /// Variants timed by the tuner, in order. Subgroup16x8 is left out: Subgroup32x8 beat it at
-/// every shape measured, and each extra candidate costs a pipeline compile on a cold start.
-/// It can still be forced through `MatmulOptions::variant` or `DK_MATMUL_VARIANT`.
-const TUNING_CANDIDATES: [MatmulVariant; 5] = [
+/// every shape measured, and each extra candidate costs a pipeline compile on a cold start;
+/// products of few rows get it anyway through `MatmulVariant::fitted_to_rows`. It can still
+/// be forced through `MatmulOptions::variant` or `DK_MATMUL_VARIANT`.
+const TUNING_CANDIDATES: [MatmulVariant; 6] = [
+    MatmulVariant::Subgroup64x8,
     MatmulVariant::Subgroup32x8,
     MatmulVariant::Register4x4,
     MatmulVariant::Register8x8,
