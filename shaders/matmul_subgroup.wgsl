@@ -179,35 +179,31 @@ fn store_output(row: u32, col: u32, value: f32) {
     c[index] = v;
 }
 
-// The block as rows of 4 outputs: block[(r * TN + c) / 4] = C[row0 + r, col0 + c .. + 4].
-// Sized for the largest block, 64 rows x 8 columns.
-const MAX_BLOCK4: u32 = 128u;
+// Apply the epilogue to C[row, col .. col + 4] and store its elements that lie inside C.
+fn store_vec4(row: u32, col: u32, value: vec4<f32>) {
+    for (var j = 0u; j < 4u; j++) {
+        store_output(row, col + j, value[j]);
+    }
+}
 
-fn gather_rows8(block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>, group: u32, acc: Rows8) {
-    let tn4 = TN / 4u;
+// Store one group's 8 rows x TN columns, as a loop over the columns of its tiles. On lavapipe
+// this shape of epilogue keeps the pipeline quick to compile: every output unrolled took
+// about 12x as long at 64 rows, the block first gathered into one array 5x, and indexing a
+// tile's column with the loop counter (t[i]) 2.5x.
+fn store_rows8(row: u32, col: u32, acc: Rows8) {
     for (var i = 0u; i < 4u; i++) {
-        (*block)[(group * 8u + i) * tn4] = acc.upper0[i];
-        (*block)[(group * 8u + 4u + i) * tn4] = acc.lower0[i];
+        store_vec4(row + i, col, column(acc.upper0, i));
+        store_vec4(row + 4u + i, col, column(acc.lower0, i));
         if TN > 4u {
-            (*block)[(group * 8u + i) * tn4 + 1u] = acc.upper1[i];
-            (*block)[(group * 8u + 4u + i) * tn4 + 1u] = acc.lower1[i];
+            store_vec4(row + i, col + 4u, column(acc.upper1, i));
+            store_vec4(row + 4u + i, col + 4u, column(acc.lower1, i));
         }
     }
 }
 
-// One loop over the block rather than an unrolled store per output: the epilogue runs once,
-// and unrolling it made the pipeline many times slower to compile on lavapipe.
-fn store_block(row0: u32, col0: u32, block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>) {
-    let tn4 = TN / 4u;
-    for (var e = 0u; e < TM * tn4; e++) {
-        let v = (*block)[e];
-        let row = row0 + e / tn4;
-        let col = col0 + (e % tn4) * 4u;
-        store_output(row, col, v.x);
-        store_output(row, col + 1u, v.y);
-        store_output(row, col + 2u, v.z);
-        store_output(row, col + 3u, v.w);
-    }
+// Column i of t, by selects rather than t[i]: a dynamic index puts the tile in memory.
+fn column(t: mat4x4<f32>, i: u32) -> vec4<f32> {
+    return select(select(t[0], t[1], i == 1u), select(t[2], t[3], i == 3u), i >= 2u);
 }
 
 @compute @workgroup_size(WG_X)
@@ -250,20 +246,18 @@ fn matmul_subgroup(
             accumulate_rows8(&rows7, a_share(row0 + 56u, k0, lane), b0, b1);
         }
     }
-    var block: array<vec4<f32>, MAX_BLOCK4>;
-    gather_rows8(&block, 0u, rows0);
+    store_rows8(row0, col0, rows0);
     if TM > 8u {
-        gather_rows8(&block, 1u, rows1);
+        store_rows8(row0 + 8u, col0, rows1);
     }
     if TM > 16u {
-        gather_rows8(&block, 2u, rows2);
-        gather_rows8(&block, 3u, rows3);
+        store_rows8(row0 + 16u, col0, rows2);
+        store_rows8(row0 + 24u, col0, rows3);
     }
     if TM > 32u {
-        gather_rows8(&block, 4u, rows4);
-        gather_rows8(&block, 5u, rows5);
-        gather_rows8(&block, 6u, rows6);
-        gather_rows8(&block, 7u, rows7);
+        store_rows8(row0 + 32u, col0, rows4);
+        store_rows8(row0 + 40u, col0, rows5);
+        store_rows8(row0 + 48u, col0, rows6);
+        store_rows8(row0 + 56u, col0, rows7);
     }
-    store_block(row0, col0, &block);
 }
