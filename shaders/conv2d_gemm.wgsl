@@ -238,34 +238,21 @@ fn accumulate_rows8(acc: ptr<function, Rows8>, share: vec4<f32>, b0: mat4x4<f32>
     (*acc).lower1 += b1 * lower;
 }
 
-// The row block as rows of 4 outputs: block[r * 2 + h] = C[row0 + r, col0 + 4h .. + 4].
-const MAX_BLOCK4: u32 = 64u;
-
-fn gather_rows8(block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>, group: u32, acc: Rows8) {
-    for (var i = 0u; i < 4u; i++) {
-        (*block)[(group * 8u + i) * 2u] = acc.upper0[i];
-        (*block)[(group * 8u + 4u + i) * 2u] = acc.lower0[i];
-        (*block)[(group * 8u + i) * 2u + 1u] = acc.upper1[i];
-        (*block)[(group * 8u + 4u + i) * 2u + 1u] = acc.lower1[i];
-    }
+// Column i of t, by selects rather than t[i]: a dynamic index puts the tile in memory.
+fn column(t: mat4x4<f32>, i: u32) -> vec4<f32> {
+    return select(select(t[0], t[1], i == 1u), select(t[2], t[3], i == 3u), i >= 2u);
 }
 
-// Up to 32 rows as four groups of 8; TM picks how many are used (constant-folded).
-fn gather_block(
-    block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>,
-    rows0: Rows8,
-    rows1: Rows8,
-    rows2: Rows8,
-    rows3: Rows8,
-) {
-    gather_rows8(block, 0u, rows0);
-    if TM > 8u {
-        gather_rows8(block, 1u, rows1);
-    }
-    if TM > 16u {
-        gather_rows8(block, 2u, rows2);
-        gather_rows8(block, 3u, rows3);
-    }
+// Entry e < 16 of one group's 8 x 8 outputs as rows of 4: row e / 2, columns 4 (e % 2) ..
+// + 4. Each epilogue below loops over these once per group of 8 rows: the whole block
+// gathered into one array first, or tiles indexed by the loop counter, made the pipelines
+// several times slower to compile on lavapipe (see matmul_subgroup.wgsl).
+fn rows8_entry(acc: Rows8, e: u32) -> vec4<f32> {
+    let i = (e / 2u) & 3u;
+    let high = e % 2u == 1u;
+    let upper = select(column(acc.upper0, i), column(acc.upper1, i), high);
+    let lower = select(column(acc.lower0, i), column(acc.lower1, i), high);
+    return select(upper, lower, e >= 8u);
 }
 
 // This lane's share of wmat rows row..row+8 at reduction steps k0..k0+4.
@@ -305,6 +292,21 @@ fn store_forward(row: u32, col: u32, index: u32, value: f32) {
     dst[index] = v;
 }
 
+// Bias, ReLU and store of the 8 rows from `row` at the lane's positions col0 .. col0 + 8,
+// whose indices in dst at row 0 are bases0 and bases1.
+fn store_forward_rows8(row: u32, col0: u32, bases0: vec4<u32>, bases1: vec4<u32>, acc: Rows8) {
+    for (var e = 0u; e < 16u; e++) {
+        let v = rows8_entry(acc, e);
+        let r = row + e / 2u;
+        let col = col0 + (e % 2u) * 4u;
+        let at = select(bases0, bases1, e % 2u == 1u) + r * params.plane_out;
+        store_forward(r, col, at.x, v.x);
+        store_forward(r, col + 1u, at.y, v.y);
+        store_forward(r, col + 2u, at.z, v.z);
+        store_forward(r, col + 3u, at.w, v.w);
+    }
+}
+
 @compute @workgroup_size(WG_X)
 fn conv_gemm_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -332,22 +334,17 @@ fn conv_gemm_forward(
             accumulate_rows8(&rows3, weight_share(row0 + 24u, k0, lane), b0, b1);
         }
     }
-    // One loop over the block rather than an unrolled store per output (compile time).
-    var block: array<vec4<f32>, MAX_BLOCK4>;
-    gather_block(&block, rows0, rows1, rows2, rows3);
     // Output indices computed once per column, not per element (integer division is slow
     // where it is emulated, as on CPU SIMD lanes).
     let bases0 = output_bases(col0);
     let bases1 = output_bases(col0 + 4u);
-    for (var e = 0u; e < TM * 2u; e++) {
-        let v = block[e];
-        let row = row0 + e / 2u;
-        let col = col0 + (e % 2u) * 4u;
-        let at = select(bases0, bases1, e % 2u == 1u) + row * params.plane_out;
-        store_forward(row, col, at.x, v.x);
-        store_forward(row, col + 1u, at.y, v.y);
-        store_forward(row, col + 2u, at.z, v.z);
-        store_forward(row, col + 3u, at.w, v.w);
+    store_forward_rows8(row0, col0, bases0, bases1, rows0);
+    if TM > 8u {
+        store_forward_rows8(row0 + 8u, col0, bases0, bases1, rows1);
+    }
+    if TM > 16u {
+        store_forward_rows8(row0 + 16u, col0, bases0, bases1, rows2);
+        store_forward_rows8(row0 + 24u, col0, bases0, bases1, rows3);
     }
 }
 
@@ -367,6 +364,19 @@ fn tap_offsets(k: u32) -> vec4<u32> {
 fn store_partial(split: u32, row: u32, col: u32, value: f32) {
     if row < params.rows && col < params.taps {
         partials[(split * params.rows + row) * params.taps + col] = value;
+    }
+}
+
+// The 8 rows from `row` at taps col0 .. col0 + 8 of split `split`.
+fn store_partials_rows8(split: u32, row: u32, col0: u32, acc: Rows8) {
+    for (var e = 0u; e < 16u; e++) {
+        let v = rows8_entry(acc, e);
+        let r = row + e / 2u;
+        let col = col0 + (e % 2u) * 4u;
+        store_partial(split, r, col, v.x);
+        store_partial(split, r, col + 1u, v.y);
+        store_partial(split, r, col + 2u, v.z);
+        store_partial(split, r, col + 3u, v.w);
     }
 }
 
@@ -405,16 +415,13 @@ fn conv_gemm_weight_grad(
             accumulate_rows8(&rows3, grad_share(n, row0 + 24u, p, live, lane), b0, b1);
         }
     }
-    var block: array<vec4<f32>, MAX_BLOCK4>;
-    gather_block(&block, rows0, rows1, rows2, rows3);
-    for (var e = 0u; e < TM * 2u; e++) {
-        let v = block[e];
-        let row = row0 + e / 2u;
-        let col = col0 + (e % 2u) * 4u;
-        store_partial(split, row, col, v.x);
-        store_partial(split, row, col + 1u, v.y);
-        store_partial(split, row, col + 2u, v.z);
-        store_partial(split, row, col + 3u, v.w);
+    store_partials_rows8(split, row0, col0, rows0);
+    if TM > 8u {
+        store_partials_rows8(split, row0 + 8u, col0, rows1);
+    }
+    if TM > 16u {
+        store_partials_rows8(split, row0 + 16u, col0, rows2);
+        store_partials_rows8(split, row0 + 24u, col0, rows3);
     }
 }
 
@@ -518,12 +525,13 @@ fn accumulate_tap_row(
     }
 }
 
-// Epilogue and store of one block of TM rows x 8 positions of output row `line`.
-fn store_window_block(row0: u32, line: u32, ox0: u32, block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>) {
+// Epilogue and store of the 8 rows from `row0` at positions ox0 .. ox0 + 8 of output row
+// `line`.
+fn store_window_rows8(row0: u32, line: u32, ox0: u32, acc: Rows8) {
     let n = line / params.out_h;
     let at0 = n * params.rows * params.plane_out + (line % params.out_h) * params.out_w + ox0;
-    for (var e = 0u; e < TM * 2u; e++) {
-        let v = (*block)[e];
+    for (var e = 0u; e < 16u; e++) {
+        let v = rows8_entry(acc, e);
         let row = row0 + e / 2u;
         let ox = ox0 + (e % 2u) * 4u;
         let at = at0 + row * params.plane_out + (e % 2u) * 4u;
@@ -571,9 +579,14 @@ fn conv_window_forward(
             accumulate_tap_row(&rows3, row0 + 24u, t, lane, runs);
         }
     }
-    var block: array<vec4<f32>, MAX_BLOCK4>;
-    gather_block(&block, rows0, rows1, rows2, rows3);
-    store_window_block(row0, line, ox0, &block);
+    store_window_rows8(row0, line, ox0, rows0);
+    if TM > 8u {
+        store_window_rows8(row0 + 8u, line, ox0, rows1);
+    }
+    if TM > 16u {
+        store_window_rows8(row0 + 16u, line, ox0, rows2);
+        store_window_rows8(row0 + 24u, line, ox0, rows3);
+    }
 }
 
 // ---- conv_window_weight_grad: the weight gradient over runs of source rows (stride 1) ----
@@ -609,9 +622,10 @@ fn window_grad_share(line_base: u32, row: u32, ox0: u32, lane: u32) -> vec4<f32>
     return select(vec4<f32>(0.0), v, ox < vec4<u32>(params.out_w));
 }
 
-fn store_window_partials(split: u32, row0: u32, t: u32, block: ptr<function, array<vec4<f32>, MAX_BLOCK4>>) {
-    for (var e = 0u; e < TM * 2u; e++) {
-        let v = (*block)[e];
+// The 8 rows from `row0` at the taps of tap row t of split `split`.
+fn store_window_partials_rows8(split: u32, row0: u32, t: u32, acc: Rows8) {
+    for (var e = 0u; e < 16u; e++) {
+        let v = rows8_entry(acc, e);
         let row = row0 + e / 2u;
         for (var j = 0u; j < 4u; j++) {
             let kx = (e % 2u) * 4u + j;
@@ -660,7 +674,12 @@ fn conv_window_weight_grad(
             }
         }
     }
-    var block: array<vec4<f32>, MAX_BLOCK4>;
-    gather_block(&block, rows0, rows1, rows2, rows3);
-    store_window_partials(split, row0, t, &block);
+    store_window_partials_rows8(split, row0, t, rows0);
+    if TM > 8u {
+        store_window_partials_rows8(split, row0 + 8u, t, rows1);
+    }
+    if TM > 16u {
+        store_window_partials_rows8(split, row0 + 16u, t, rows2);
+        store_window_partials_rows8(split, row0 + 24u, t, rows3);
+    }
 }
