@@ -142,32 +142,20 @@ fn subgroup64x8_matches_cpu() {
 
 #[test]
 fn tall_subgroup_blocks_shrink_to_short_products() {
-    let fitted = |variant: MatmulVariant, m: usize| variant.fitted_to_rows(m);
-    assert_eq!(
-        fitted(MatmulVariant::Subgroup64x8, 65),
-        MatmulVariant::Subgroup64x8
-    );
-    assert_eq!(
-        fitted(MatmulVariant::Subgroup64x8, 33),
-        MatmulVariant::Subgroup64x8
-    );
-    assert_eq!(
-        fitted(MatmulVariant::Subgroup64x8, 32),
-        MatmulVariant::Subgroup32x8
-    );
-    assert_eq!(
-        fitted(MatmulVariant::Subgroup64x8, 16),
-        MatmulVariant::Subgroup16x8
-    );
-    assert_eq!(
-        fitted(MatmulVariant::Subgroup32x8, 20),
-        MatmulVariant::Subgroup32x8
-    );
-    assert_eq!(
-        fitted(MatmulVariant::Subgroup16x8, 1),
-        MatmulVariant::Subgroup16x8
-    );
-    assert_eq!(fitted(MatmulVariant::Tiled128, 1), MatmulVariant::Tiled128);
+    use MatmulVariant::{Subgroup16x8, Subgroup32x8, Subgroup64x8, Tiled128};
+    // (variant asked for, rows of the product, variant that runs it)
+    let cases = [
+        (Subgroup64x8, 65, Subgroup64x8),
+        (Subgroup64x8, 33, Subgroup64x8),
+        (Subgroup64x8, 32, Subgroup32x8),
+        (Subgroup64x8, 16, Subgroup16x8),
+        (Subgroup32x8, 20, Subgroup32x8),
+        (Subgroup16x8, 1, Subgroup16x8),
+        (Tiled128, 1, Tiled128),
+    ];
+    for (asked, m, expected) in cases {
+        assert_eq!(asked.fitted_to_rows(m), expected, "{asked} for {m} rows");
+    }
 }
 
 #[test]
