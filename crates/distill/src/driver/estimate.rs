@@ -14,7 +14,8 @@ use super::train::time_training;
 use crate::config::{Experiment, ModelConfig, RunConfig, steps_per_epoch};
 use crate::results::{PhaseTime, TimeEstimate};
 
-/// Steps timed per distinct model (after two warm-up steps).
+/// Steps timed per block for each distinct model, at least (after two warm-up steps; fast
+/// models get more, see `time_training`).
 const TIMED_STEPS: usize = 5;
 
 /// A run estimated above this on a software adapter gets a plain warning.

@@ -75,7 +75,7 @@ impl LoopBench {
     }
 
     /// Seconds of one step in the loop and of one validation pass, as the run's estimate
-    /// measures them before training ([`time_training`], `steps` timed steps).
+    /// measures them before training ([`time_training`], at least `steps` timed steps).
     pub fn time_steps(&self, ctx: &GpuContext, steps: usize) -> Result<(f64, f64)> {
         let model = self.model(ctx)?;
         time_training(

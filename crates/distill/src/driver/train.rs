@@ -186,9 +186,17 @@ fn diverged_loss(stats: &LossStats) -> Option<f64> {
     }
 }
 
+/// A timed block of steps lasts at least this long: a few steps of a small model take tens
+/// of milliseconds, which one pause of a busy machine can stretch by half.
+const MIN_TIMED_BLOCK_S: f64 = 0.5;
+
+/// The most steps in one timed block, however fast the step.
+const MAX_TIMED_STEPS: usize = 4096;
+
 /// Seconds of one training step and of one validation pass of `model` trained by `plan`,
 /// measured on the adapter: a few warm-up steps (pipelines, first-touch costs), then the
-/// faster of two blocks of `steps` timed steps, and the second of two validation passes.
+/// faster of two blocks of at least `steps` timed steps (doubled until a block lasts
+/// [`MIN_TIMED_BLOCK_S`]), and the second of two validation passes.
 /// The model's weights change: use a throwaway model.
 pub fn time_training(
     ctx: &GpuContext,
@@ -203,12 +211,20 @@ pub fn time_training(
     run.steps(ctx, 2);
     ctx.wait();
     // The faster of two blocks: a pause of the machine in one block is not the run's rate.
+    let mut steps = steps.max(1);
     let mut step = f64::INFINITY;
-    for _ in 0..2 {
+    let mut blocks = 0;
+    while blocks < 2 {
         let started = Instant::now();
         run.steps(ctx, steps);
         ctx.wait();
-        step = step.min(started.elapsed().as_secs_f64() / steps.max(1) as f64);
+        let seconds = started.elapsed().as_secs_f64();
+        if seconds < MIN_TIMED_BLOCK_S && steps < MAX_TIMED_STEPS {
+            steps *= 2;
+            continue;
+        }
+        step = step.min(seconds / steps as f64);
+        blocks += 1;
     }
     // The first pass also builds the evaluation's pipelines, which the run does once.
     run.validator.logits(ctx)?;
