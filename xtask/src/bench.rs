@@ -198,7 +198,32 @@ fn only_groups(args: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(groups)
 }
 
+const USAGE: &str = "usage: cargo xtask bench [--only GROUP[,GROUP]] [--no-write]";
+
+/// Refuses any argument but `--no-write` and `--only LIST` (and prints the usage for --help),
+/// so that a mistyped flag does not start a run that appends to BENCHMARKS.md.
+fn check_args(args: &[String]) -> anyhow::Result<bool> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--no-write" => {}
+            "--only" => {
+                rest.next();
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}\n  groups: {}", crate::bench_rows::GROUPS.join(", "));
+                return Ok(false);
+            }
+            other => anyhow::bail!("cargo xtask bench: unknown argument {other:?}; {USAGE}"),
+        }
+    }
+    Ok(true)
+}
+
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if !check_args(args)? {
+        return Ok(());
+    }
     let no_write = args.iter().any(|a| a == "--no-write");
     let only = only_groups(args)?;
     let ctx = GpuContext::new()?;
@@ -235,6 +260,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_known_arguments_start_a_run() {
+        let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert!(check_args(&args(&["--only", "conv,cnn", "--no-write"])).unwrap());
+        assert!(!check_args(&args(&["--help"])).unwrap());
+        let err = check_args(&args(&["--no-write", "--quick"])).unwrap_err().to_string();
+        assert!(err.contains("\"--quick\""), "{err}");
+    }
 
     #[test]
     fn civil_dates_match_known_days() {
