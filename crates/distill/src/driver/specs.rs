@@ -17,16 +17,9 @@ use crate::data::Dataset;
 /// (`3x32x32-c16k3-p2-256-10`).
 pub fn model_spec(config: &ModelConfig, role: &str, data: &Dataset) -> Result<ModelSpec> {
     let text = config.spec.trim();
-    let first = text.split('-').next().unwrap_or("");
-    let has_input_token =
-        !first.is_empty() && first.chars().all(|c| c.is_ascii_digit() || c == 'x');
     let [channels, height, width] = data.example_shape();
-    let parsed = if has_input_token {
-        ModelSpec::parse(text)
-    } else {
-        ModelSpec::parse_with_input(text, &[channels, height, width])
-    }
-    .map_err(|err| anyhow::anyhow!("{role}.spec: {err}"))?;
+    let parsed = parse_spec(text, [channels, height, width])
+        .map_err(|err| anyhow::anyhow!("{role}.spec: {err}"))?;
     let values = data.values_per_example();
     if parsed.input_len() != values {
         let (what, start) = if data.is_tabular() {
@@ -67,6 +60,19 @@ pub fn model_spec(config: &ModelConfig, role: &str, data: &Dataset) -> Result<Mo
         .map_err(|err| anyhow::anyhow!("{role}.spec with dropout: {err}"))
 }
 
+/// `text` parsed as it stands when it starts with an input token (`784-…`, `1x28x28-…`),
+/// else with `input` as its input shape.
+fn parse_spec(text: &str, input: [usize; 3]) -> dk_nn::Result<ModelSpec> {
+    let first = text.split('-').next().unwrap_or("");
+    let has_input_token =
+        !first.is_empty() && first.chars().all(|c| c.is_ascii_digit() || c == 'x');
+    if has_input_token {
+        ModelSpec::parse(text)
+    } else {
+        ModelSpec::parse_with_input(text, &input)
+    }
+}
+
 /// Fits the preset's own specs to the data, so that a preset's defaults run on any data
 /// set: an MLP spec's input token becomes the data's values per example, and the output
 /// token of any spec the data's class count. Specs the user set (different from the
@@ -75,9 +81,19 @@ pub fn model_spec(config: &ModelConfig, role: &str, data: &Dataset) -> Result<Mo
 pub fn fit_preset_specs(config: &mut RunConfig, data: &Dataset) -> Vec<String> {
     let preset = RunConfig::preset(config.preset);
     let mut notes = Vec::new();
-    for (role, model, default) in [
-        ("teacher", &mut config.teacher, &preset.teacher.spec),
-        ("student", &mut config.student, &preset.student.spec),
+    for (role, model, default, steps) in [
+        (
+            "teacher",
+            &mut config.teacher,
+            &preset.teacher.spec,
+            preset.teacher.steps,
+        ),
+        (
+            "student",
+            &mut config.student,
+            &preset.student.spec,
+            preset.student.steps,
+        ),
     ] {
         if model.spec != *default {
             continue;
@@ -86,10 +102,47 @@ pub fn fit_preset_specs(config: &mut RunConfig, data: &Dataset) -> Vec<String> {
             notes.push(format!(
                 "{role}.spec: the preset's {default} fitted to the data: {fitted}"
             ));
+            if let Some(note) = fit_preset_steps(role, model, default, &fitted, steps) {
+                notes.push(note);
+            }
             model.spec = fitted;
         }
     }
     notes
+}
+
+/// Most times a preset's step budget is multiplied for a model cheaper than the preset's.
+/// On small models a step costs at least a few dispatches whatever its FLOPs, so the cap
+/// keeps the run near the preset's time.
+const MAX_STEP_SCALE: u64 = 5;
+
+/// The presets' step budgets were sized for their own specs on 28x28 images. A fitted spec
+/// that costs fewer FLOPs per example (an MLP on a table of 64 features: 10x fewer for the
+/// quick student) gets that many times the steps, at most [`MAX_STEP_SCALE`] times: the
+/// same compute, which a small table's students need to converge (their steps are cheap).
+/// Never fewer steps; budgets the user set are left alone. Returns the plan's note.
+fn fit_preset_steps(
+    role: &str,
+    model: &mut crate::config::ModelConfig,
+    preset_spec: &str,
+    fitted: &str,
+    preset_steps: Option<usize>,
+) -> Option<String> {
+    let steps = preset_steps.filter(|&s| model.steps == Some(s))?;
+    let reference = parse_spec(preset_spec, [1, 28, 28])
+        .ok()?
+        .flops_per_example();
+    let cost = ModelSpec::parse(fitted).ok()?.flops_per_example().max(1);
+    let scale = (reference / cost).clamp(1, MAX_STEP_SCALE);
+    if scale == 1 {
+        return None;
+    }
+    let scaled = steps.saturating_mul(scale as usize);
+    model.steps = Some(scaled);
+    Some(format!(
+        "{role}.steps: the preset's {steps} steps times {scale} for {fitted}, {:.1}x fewer FLOPs per example than {preset_spec} (at most {MAX_STEP_SCALE}x): {scaled}",
+        reference as f64 / cost as f64
+    ))
 }
 
 /// Hidden layers of the MLP that stands in for a preset's CNN on tabular data, which a
@@ -283,11 +336,18 @@ mod tests {
         let preset_teacher = config.teacher.spec.clone();
         config.student.spec = "64-8-3".into();
         let notes = fit_preset_specs(&mut config, &table);
-        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes[0].contains(&preset_teacher), "{notes:?}");
+        assert!(
+            notes[1].starts_with("teacher.steps: the preset's 1200 steps times 3"),
+            "{notes:?}"
+        );
         let tokens: Vec<&str> = config.teacher.spec.split('-').collect();
         assert_eq!((tokens[0], *tokens.last().unwrap()), ("64", "3"));
         assert_eq!(config.student.spec, "64-8-3", "the user's spec stays");
+        assert_eq!(config.student.steps, Some(1_500), "so do its steps");
+        // 784-256-256-10 costs 537,600 FLOPs per example, 64-256-256-3 165,376: 3.25x.
+        assert_eq!(config.teacher.steps, Some(3 * 1_200), "{notes:?}");
         assert_eq!(
             fitted_spec("c16k3-p2-256-10", &table).unwrap(),
             "64-256-256-3",
@@ -297,5 +357,31 @@ mod tests {
             fitted_spec("784-d0.2-100-10", &table).unwrap(),
             "64-d0.2-100-3"
         );
+    }
+
+    #[test]
+    fn cheaper_fitted_specs_get_more_steps_up_to_the_cap() {
+        let quick = RunConfig::preset(Preset::Quick).student;
+        let cases = [
+            // (fitted spec, steps set, steps after): 784-64-10 costs 101,632 FLOPs.
+            ("64-64-3", Some(1_500), Some(5 * 1_500)), // 11.9x cheaper: the cap
+            ("196-64-10", Some(1_500), Some(3 * 1_500)), // 3.9x: whole times
+            ("3072-64-10", Some(1_500), Some(1_500)),  // dearer: never fewer
+            ("64-64-3", Some(999), Some(999)),         // the user's budget
+            ("64-64-3", None, None),                   // epochs, not steps
+        ];
+        for (fitted, set, expected) in cases {
+            let mut model = ModelConfig {
+                steps: set,
+                ..quick.clone()
+            };
+            let note = fit_preset_steps("student", &mut model, &quick.spec, fitted, quick.steps);
+            assert_eq!(model.steps, expected, "{fitted} {set:?}");
+            assert_eq!(
+                note.is_some(),
+                set != expected,
+                "{fitted} {set:?}: {note:?}"
+            );
+        }
     }
 }

@@ -273,16 +273,16 @@ pub fn train(
             }
         };
         let stats = run.validate(ctx, epoch, &totals, epoch_started)?;
-        if plan.log_epochs {
+        let stopping = plan
+            .patience
+            .is_some_and(|p| run.best.epochs_since_best(epoch) >= p)
+            && epoch < plan.epochs;
+        if plan.log_epochs && (stopping || shows_epoch(epoch, plan.epochs)) {
             // suspend() prints even when the bar is hidden (output not a terminal).
             bar.suspend(|| println!("{}", epoch_line(&stats, &run.best)));
         }
         curve.push(stats);
-        if plan
-            .patience
-            .is_some_and(|p| run.best.epochs_since_best(epoch) >= p)
-            && epoch < plan.epochs
-        {
+        if stopping {
             stop = Stop::EarlyStopped { after_epoch: epoch };
             break;
         }
@@ -474,6 +474,17 @@ fn progress_message(epoch: usize, epochs: usize, stats: &LossStats, rate: f64) -
     )
 }
 
+/// Most epoch lines printed per model: a small table trains for thousands of short epochs.
+const MAX_EPOCH_LINES: usize = 40;
+
+/// Whether epoch `epoch` of `epochs` gets a line: all of them up to [`MAX_EPOCH_LINES`],
+/// else the first, the last and every n-th, n chosen to stay within that many. Every epoch is
+/// still validated and recorded in the learning curves.
+fn shows_epoch(epoch: usize, epochs: usize) -> bool {
+    let every = epochs.div_ceil(MAX_EPOCH_LINES).max(1);
+    epoch == 1 || epoch == epochs || epoch % every == 0
+}
+
 fn epoch_line(stats: &EpochStats, best: &BestWeights) -> String {
     let soft = stats
         .train_soft_loss
@@ -503,6 +514,20 @@ mod tests {
     use super::*;
     use crate::data::Dataset;
     use crate::driver::evaluate::predict;
+
+    #[test]
+    fn long_runs_print_a_bounded_number_of_epoch_lines() {
+        for epochs in [1, 12, 40, 41, 938, 3750] {
+            let shown: Vec<usize> = (1..=epochs).filter(|&e| shows_epoch(e, epochs)).collect();
+            assert!(
+                shown.len() <= MAX_EPOCH_LINES + 2,
+                "{epochs}: {}",
+                shown.len()
+            );
+            assert_eq!(shown.len() == epochs, epochs <= MAX_EPOCH_LINES, "{epochs}");
+            assert_eq!((shown[0], *shown.last().unwrap()), (1, epochs), "{epochs}");
+        }
+    }
 
     /// Three noisy Gaussian clusters in 6 dimensions.
     fn clusters(n: usize, seed: u64) -> Dataset {
