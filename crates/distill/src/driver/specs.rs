@@ -81,19 +81,9 @@ fn parse_spec(text: &str, input: [usize; 3]) -> dk_nn::Result<ModelSpec> {
 pub fn fit_preset_specs(config: &mut RunConfig, data: &Dataset) -> Vec<String> {
     let preset = RunConfig::preset(config.preset);
     let mut notes = Vec::new();
-    for (role, model, default, steps) in [
-        (
-            "teacher",
-            &mut config.teacher,
-            &preset.teacher.spec,
-            preset.teacher.steps,
-        ),
-        (
-            "student",
-            &mut config.student,
-            &preset.student.spec,
-            preset.student.steps,
-        ),
+    for (role, model, default) in [
+        ("teacher", &mut config.teacher, &preset.teacher.spec),
+        ("student", &mut config.student, &preset.student.spec),
     ] {
         if model.spec != *default {
             continue;
@@ -106,7 +96,8 @@ pub fn fit_preset_specs(config: &mut RunConfig, data: &Dataset) -> Vec<String> {
             // well within the preset's budget, and a teacher's step costs several times a
             // student's whatever its FLOPs (dispatches dominate small models).
             if role == "student"
-                && let Some(note) = fit_preset_steps(role, model, default, &fitted, steps)
+                && let Some(note) =
+                    fit_preset_steps(role, model, default, &fitted, preset.student.steps)
             {
                 notes.push(note);
             }
