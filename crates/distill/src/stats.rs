@@ -16,7 +16,9 @@
 //!   1/2, so the two-sided p-value is `min(1, 2 P(X <= min(b, c)))` with
 //!   `X ~ Binomial(b + c, 1/2)` (1 when `b + c = 0`).
 //!
-//! [`mean_and_sd`] summarises the test accuracies of students trained with different seeds.
+//! [`mean_and_sd`] summarises the test accuracies of students trained with different seeds;
+//! [`paired_t_test`] compares two students over those seeds (the students of one repeat share
+//! initial weights and batch order, so their per-repeat differences are paired).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -153,9 +155,79 @@ pub fn mean_and_sd(values: &[f64]) -> (f64, Option<f64>) {
     (mean, Some((squares / (m - 1) as f64).sqrt()))
 }
 
+/// A paired t-test of per-seed differences.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TTest {
+    pub mean: f64,
+    /// Sample standard deviation of the differences (divisor `m - 1`).
+    pub sd: f64,
+    /// `mean / (sd / sqrt(m))`; infinite when every difference is the same non-zero value.
+    pub t: f64,
+    /// Degrees of freedom, `m - 1`.
+    pub df: usize,
+    /// Two-sided p-value from Student's t distribution with `df` degrees of freedom (statrs);
+    /// 1 when every difference is 0.
+    pub p_value: f64,
+}
+
+/// The paired t-test of `differences` (one per seed) against a mean of 0; `None` for fewer
+/// than two differences.
+pub fn paired_t_test(differences: &[f64]) -> Option<TTest> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let (mean, sd) = mean_and_sd(differences);
+    let sd = sd?;
+    let df = differences.len() - 1;
+    let (t, p_value) = if sd == 0.0 {
+        let t = if mean == 0.0 {
+            0.0
+        } else {
+            mean.signum() * f64::INFINITY
+        };
+        (t, if mean == 0.0 { 1.0 } else { 0.0 })
+    } else {
+        let t = mean / (sd / (differences.len() as f64).sqrt());
+        let dist = StudentsT::new(0.0, 1.0, df as f64).expect("df >= 1 and unit scale");
+        (t, (2.0 * dist.sf(t.abs())).min(1.0))
+    };
+    Some(TTest {
+        mean,
+        sd,
+        t,
+        df,
+        p_value,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Expected two-sided p-values from the closed forms of Student's t CDF: for 2 degrees of
+    /// freedom `p = 1 - t / sqrt(2 + t^2)`, for 4 `p = 1 - t (6 + t^2) / (4 + t^2)^(3/2)`.
+    #[test]
+    fn paired_t_test_matches_closed_forms() {
+        // [1, 2, 3]: mean 2, sd 1, t = 2 sqrt(3), df 2.
+        let three = paired_t_test(&[1.0, 2.0, 3.0]).unwrap();
+        let t: f64 = 2.0 * 3f64.sqrt();
+        assert!(close(three.t, t, 1e-12) && three.df == 2, "{three:?}");
+        assert!(
+            close(three.p_value, 1.0 - t / (2.0 + t * t).sqrt(), 1e-9),
+            "{three:?}"
+        );
+        // Five differences: mean 0.3, sd 0.158, t = 4.24 at df 4.
+        let five = paired_t_test(&[0.1, 0.2, 0.3, 0.4, 0.5]).unwrap();
+        let t = five.t;
+        let closed = 1.0 - t * (6.0 + t * t) / (4.0 + t * t).powf(1.5);
+        assert!(
+            five.df == 4 && close(five.p_value, closed, 1e-9),
+            "{five:?} {closed}"
+        );
+        let negative = paired_t_test(&[-0.1, -0.2, -0.3, -0.4, -0.5]).unwrap();
+        assert_eq!((negative.t, negative.p_value), (-five.t, five.p_value));
+        assert_eq!(paired_t_test(&[0.0, 0.0]).unwrap().p_value, 1.0);
+        assert_eq!(paired_t_test(&[0.2, 0.2]).unwrap().p_value, 0.0);
+        assert!(paired_t_test(&[0.3]).is_none());
+    }
 
     fn close(a: f64, b: f64, relative: f64) -> bool {
         (a - b).abs() <= relative * b.abs()

@@ -147,7 +147,10 @@ pub fn sample_results() -> Results {
         0.892,
         0.4,
     );
-    hard.repeats = RepeatStats::of(vec![0.892, 0.8951, 0.8904]);
+    hard.repeats = RepeatStats::of(vec![0.892, 0.89, 0.8942]);
+    if let (Some(kd), Some(hard)) = (kd.repeats.as_mut(), hard.repeats.as_ref()) {
+        kd.versus_hard = SeedComparison::of(&kd.test_accuracies, &hard.test_accuracies);
+    }
     let image: Vec<u8> = (0..28 * 28)
         .map(|i| if (i / 28 + i % 28) % 7 < 4 { 200 } else { 30 })
         .collect();

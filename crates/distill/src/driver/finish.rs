@@ -13,8 +13,8 @@ use crate::metrics;
 use crate::report::write_report;
 use crate::results::{
     AdapterInfo, DarkKnowledge, DatasetInfo, ExperimentTable, GridPoint, ModelResult,
-    PairedComparison, RepeatStats, Results, Role, RunInfo, SCHEMA_VERSION, ServingCost,
-    TemperatureProbabilities, TestMetrics, TimeEstimate,
+    PairedComparison, RepeatStats, Results, Role, RunInfo, SCHEMA_VERSION, SeedComparison,
+    ServingCost, TemperatureProbabilities, TestMetrics, TimeEstimate,
 };
 use crate::run_dir::iso8601_utc;
 use crate::seeds::derive_seed;
@@ -361,13 +361,27 @@ fn compare_with_hard(config: &RunConfig, students: &mut [ModelResult], correct: 
     }
 }
 
-/// Each repeated student's accuracies: its own test accuracy first, then its repeats'.
+/// Each repeated student's accuracies (its own test accuracy first, then its repeats'), and
+/// every other student's paired comparison with student-hard over them.
 fn attach_repeats(students: &mut [ModelResult], repeat_accuracies: &RepeatAccuracies) {
-    for student in students {
+    for student in students.iter_mut() {
         if let Some((_, later)) = repeat_accuracies.iter().find(|(n, _)| *n == student.name) {
             let mut all = vec![student.test.accuracy];
             all.extend(later);
             student.repeats = RepeatStats::of(all);
+        }
+    }
+    let Some(hard) = students
+        .iter()
+        .find(|m| m.role == Role::StudentHard)
+        .and_then(|m| m.repeats.as_ref())
+        .map(|r| r.test_accuracies.clone())
+    else {
+        return;
+    };
+    for student in students.iter_mut().filter(|m| m.role != Role::StudentHard) {
+        if let Some(repeats) = student.repeats.as_mut() {
+            repeats.versus_hard = SeedComparison::of(&repeats.test_accuracies, &hard);
         }
     }
 }

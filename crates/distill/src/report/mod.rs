@@ -182,7 +182,32 @@ fn summary_section(page: &mut String, results: &Results) {
     if repeats.is_some() {
         page.push_str(" With repeats, the comparisons use the first repeat of each student; mean &plusmn; sd is over all repeats, each with its own seeds.");
     }
-    page.push_str("</p>\n</section>\n");
+    page.push_str("</p>\n");
+    seed_comparisons(page, results);
+    page.push_str("</section>\n");
+}
+
+/// With repeats: each student against student-hard over them, as a list.
+fn seed_comparisons(page: &mut String, results: &Results) {
+    let lines: Vec<String> = results
+        .models
+        .iter()
+        .filter_map(|m| {
+            let v = m.repeats.as_ref()?.versus_hard.as_ref()?;
+            Some(format!(
+                "<li>{}: {}</li>",
+                escape(&m.name),
+                escape(&v.summary())
+            ))
+        })
+        .collect();
+    if !lines.is_empty() {
+        let _ = writeln!(
+            page,
+            "<p>Against student-hard over the repeats (paired t-test on the per-repeat differences in test accuracy; the students of one repeat share initial weights and batch order):</p>\n<ul>\n{}\n</ul>",
+            lines.join("\n")
+        );
+    }
 }
 
 /// The summary's secondary measures (errors, calibration, agreement, serving), folded away.

@@ -62,6 +62,15 @@ pub fn summary_table(results: &Results) -> String {
         )),
         None => out.push('\n'),
     }
+    for m in &results.models {
+        if let Some(v) = m.repeats.as_ref().and_then(|r| r.versus_hard.as_ref()) {
+            out.push_str(&format!(
+                "{} vs student-hard over the repeats (paired t-test): {}\n",
+                m.name,
+                v.summary()
+            ));
+        }
+    }
     out
 }
 
@@ -100,9 +109,20 @@ mod tests {
         );
         // Teachers: no repeats, no comparison.
         assert!(lines[1].starts_with("teacher-1") && lines[1].ends_with(" -        -"));
+        let seeds = kd.repeats.as_ref().unwrap().versus_hard.as_ref().unwrap();
         assert!(
-            table.ends_with("mean ± sd: test accuracy over 3 repeats\n"),
+            table.ends_with(&format!(
+                "mean ± sd: test accuracy over 3 repeats\nstudent-kd vs student-hard over the repeats (paired t-test): {}\n",
+                seeds.summary()
+            )),
             "{table}"
+        );
+        assert!(
+            seeds
+                .summary()
+                .starts_with("+0.95 ± 0.05 points, t = 32.91"),
+            "{}",
+            seeds.summary()
         );
         // Without repeats the column is left out.
         let mut once = results.clone();

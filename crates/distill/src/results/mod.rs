@@ -328,6 +328,53 @@ pub struct RepeatStats {
     pub mean: f64,
     /// Sample standard deviation (divisor repeats - 1).
     pub sd: f64,
+    /// This student against student-hard over the repeats (absent for student-hard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versus_hard: Option<SeedComparison>,
+}
+
+/// A paired t-test of a student's per-repeat test accuracy minus student-hard's (the
+/// students of one repeat share initial weights and batch order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedComparison {
+    /// Mean and sample standard deviation of the per-repeat differences (fractions).
+    pub mean_difference: f64,
+    pub sd: f64,
+    /// The t statistic (absent when every difference is the same, sd 0).
+    pub t: Option<f64>,
+    pub df: usize,
+    /// Two-sided p-value, Student's t distribution with `df` degrees of freedom.
+    pub p_value: f64,
+}
+
+impl SeedComparison {
+    /// The comparison of paired accuracies `this[i]` against `baseline[i]` (`None` for fewer
+    /// than two pairs or lists of different lengths).
+    pub fn of(this: &[f64], baseline: &[f64]) -> Option<SeedComparison> {
+        if this.len() != baseline.len() {
+            return None;
+        }
+        let differences: Vec<f64> = this.iter().zip(baseline).map(|(a, b)| a - b).collect();
+        let test = stats::paired_t_test(&differences)?;
+        Some(SeedComparison {
+            mean_difference: test.mean,
+            sd: test.sd,
+            t: test.t.is_finite().then_some(test.t),
+            df: test.df,
+            p_value: test.p_value,
+        })
+    }
+
+    /// "+0.29 ± 0.15 points, t = 4.37, p = 0.012" (over the repeats).
+    pub fn summary(&self) -> String {
+        let t = self.t.map_or("sd 0".into(), |t| format!("t = {t:.2}"));
+        format!(
+            "{:+.2} ± {:.2} points, {t}, p = {}",
+            100.0 * self.mean_difference,
+            100.0 * self.sd,
+            format_p(self.p_value)
+        )
+    }
 }
 
 impl RepeatStats {
@@ -338,6 +385,7 @@ impl RepeatStats {
             sd: sd?,
             mean,
             test_accuracies,
+            versus_hard: None,
         })
     }
 
@@ -504,9 +552,23 @@ impl Results {
             // Experiment students learn from other transfer sets on purpose.
             m.role.is_student() && !matches!(m.role, Role::StudentHard | Role::StudentExperiment)
         }) {
+            let over_seeds = model.repeats.as_ref().and_then(|r| {
+                let v = r.versus_hard.as_ref()?;
+                let gain = v.mean_difference > 0.0 && v.p_value < stats::SIGNIFICANCE_LEVEL;
+                let n = r.test_accuracies.len();
+                Some((
+                    gain,
+                    format!("; over {n} repeats (paired t-test): {}", v.summary()),
+                ))
+            });
+            let seeds_gain = over_seeds.as_ref().is_none_or(|(gain, _)| *gain);
             match &model.versus_hard {
-                Some(versus) if !(versus.difference > 0.0 && versus.significant()) => {
-                    warnings.push(DerivedWarning::about(model, versus.sentence(&model.name)));
+                Some(versus)
+                    if !(versus.difference > 0.0 && versus.significant()) || !seeds_gain =>
+                {
+                    let clause = over_seeds.map(|(_, text)| text).unwrap_or_default();
+                    let text = format!("{}{clause}", versus.sentence(&model.name));
+                    warnings.push(DerivedWarning::about(model, text));
                 }
                 Some(_) => {}
                 None if model.test.accuracy < hard.test.accuracy => {
@@ -649,10 +711,36 @@ mod tests {
             ..measured.clone()
         };
         results.models[3].versus_hard = Some(insignificant);
+        let seeds = results.models[3]
+            .repeats
+            .as_ref()
+            .unwrap()
+            .versus_hard
+            .clone()
+            .unwrap();
         assert_eq!(
             texts(&results)[1],
-            "student-kd beats student-hard by 0.30 points on test, not significant (McNemar p = 0.21, 95% CI -0.12 to +0.71 points)"
+            format!(
+                "student-kd beats student-hard by 0.30 points on test, not significant (McNemar p = 0.21, 95% CI -0.12 to +0.71 points); over 3 repeats (paired t-test): {}",
+                seeds.summary()
+            )
         );
+        // A significant first repeat whose gain the repeats do not confirm is a warning too.
+        results.models[3].versus_hard = Some(measured.clone());
+        let shaky = SeedComparison {
+            p_value: 0.09,
+            ..seeds
+        };
+        results.models[3].repeats.as_mut().unwrap().versus_hard = Some(shaky.clone());
+        let last = texts(&results).pop().unwrap();
+        assert!(
+            last.ends_with(&format!(
+                "over 3 repeats (paired t-test): {}",
+                shaky.summary()
+            )),
+            "{last}"
+        );
+        results.models[3].repeats = None;
         let loss = PairedComparison {
             difference: -0.012,
             ci_low: -0.019,
