@@ -211,7 +211,10 @@ fn check_args(args: &[String]) -> anyhow::Result<bool> {
                 rest.next();
             }
             "-h" | "--help" => {
-                println!("{USAGE}\n  groups: {}", crate::bench_rows::GROUPS.join(", "));
+                println!(
+                    "{USAGE}\n  groups: {}",
+                    crate::bench_rows::GROUPS.join(", ")
+                );
                 return Ok(false);
             }
             other => anyhow::bail!("cargo xtask bench: unknown argument {other:?}; {USAGE}"),
@@ -266,7 +269,9 @@ mod tests {
         let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
         assert!(check_args(&args(&["--only", "conv,cnn", "--no-write"])).unwrap());
         assert!(!check_args(&args(&["--help"])).unwrap());
-        let err = check_args(&args(&["--no-write", "--quick"])).unwrap_err().to_string();
+        let err = check_args(&args(&["--no-write", "--quick"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"--quick\""), "{err}");
     }
 

@@ -1146,8 +1146,15 @@ mod tests {
             kd.repeats.as_ref().unwrap().mean_pm_sd()
         )));
         let seeds = kd.repeats.as_ref().unwrap().versus_hard.as_ref().unwrap();
-        assert!(html.contains(&format!("<li>student-kd: {}</li>", escape(&seeds.summary()))));
-        assert_eq!(html.matches("<li>student-").count(), 1, "student-hard has no line");
+        assert!(html.contains(&format!(
+            "<li>student-kd: {}</li>",
+            escape(&seeds.summary())
+        )));
+        assert_eq!(
+            html.matches("<li>student-").count(),
+            1,
+            "student-hard has no line"
+        );
         // One error bar per cost chart for student-kd, the only model compared.
         assert_eq!(html.matches("class=\"series ci\"").count(), 2);
         // student-kd: 0.892 + [0.0051, 0.0139], the bar spans that much of the y axis.
