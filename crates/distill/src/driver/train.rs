@@ -482,7 +482,7 @@ const MAX_EPOCH_LINES: usize = 40;
 /// still validated and recorded in the learning curves.
 fn shows_epoch(epoch: usize, epochs: usize) -> bool {
     let every = epochs.div_ceil(MAX_EPOCH_LINES).max(1);
-    epoch == 1 || epoch == epochs || epoch % every == 0
+    epoch == 1 || epoch == epochs || epoch.is_multiple_of(every)
 }
 
 fn epoch_line(stats: &EpochStats, best: &BestWeights) -> String {

@@ -564,7 +564,7 @@ impl Results {
             let seeds_gain = over_seeds.as_ref().is_none_or(|(gain, _)| *gain);
             match &model.versus_hard {
                 Some(versus)
-                    if !(versus.difference > 0.0 && versus.significant()) || !seeds_gain =>
+                    if !(versus.difference > 0.0 && versus.significant() && seeds_gain) =>
                 {
                     let clause = over_seeds.map(|(_, text)| text).unwrap_or_default();
                     let text = format!("{}{clause}", versus.sentence(&model.name));
