@@ -66,7 +66,8 @@ enable subgroups;
 //       `chunk` positions of one image. Grid (ceil(taps / (8*WG_X)), ceil(rows / TM), splits)
 //       with splits = batch * chunks_per_image.
 // Overrides: TM (8, 16 or 32, default 32); WG_X (a multiple of 8, default 64); HAS_BIAS, RELU
-//   (forward epilogue, default false); FLIP (pack_weights, default false); ROW_KW
+//   (forward kernels, default false: the accumulators start at the bias, the epilogue applies
+//   the ReLU); FLIP (pack_weights, default false); ROW_KW
 //   (pack_weights: 0 for the flat layout, else the kernel width of the window layout); KW
 //   (the conv_window_* kernels: kernel width, 1..8).
 //

@@ -136,6 +136,10 @@ fn built_beside_xtask(name: &str) -> bool {
 }
 
 fn run_bench(rest: &[String]) -> anyhow::Result<()> {
+    // Arguments first: --help or a mistyped flag needs no adapter (nor its installation).
+    if !bench::check_args(rest)? {
+        return Ok(());
+    }
     prereq::ensure_adapter()?;
     bench::run(rest)
 }

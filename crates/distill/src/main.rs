@@ -284,15 +284,35 @@ fn preset_given(cli: &Cli) -> Result<bool> {
     if cli.overrides.preset.is_some() {
         return Ok(true);
     }
+    Ok(config_file_table(cli)?.is_some_and(|table| table.contains_key("preset")))
+}
+
+/// Whether the students' training length (steps or epochs) was given by flag or in the
+/// config file: then the preset's step budget is not fitted to a cheaper student.
+fn student_length_given(cli: &Cli) -> Result<bool> {
+    let o = &cli.overrides;
+    if [o.student_steps, o.student_epochs, o.steps, o.epochs]
+        .iter()
+        .any(Option::is_some)
+    {
+        return Ok(true);
+    }
+    let student = config_file_table(cli)?.and_then(|table| table.get("student").cloned());
+    Ok(student
+        .as_ref()
+        .and_then(toml::Value::as_table)
+        .is_some_and(|s| s.contains_key("steps") || s.contains_key("epochs")))
+}
+
+/// The `--config` file as a TOML table (`None` without one, or when it does not parse:
+/// loading it reports that).
+fn config_file_table(cli: &Cli) -> Result<Option<toml::Table>> {
     let Some(path) = &cli.config else {
-        return Ok(false);
+        return Ok(None);
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read config file", path.display()))?;
-    Ok(text
-        .parse::<toml::Table>()
-        .map(|table| table.contains_key("preset"))
-        .unwrap_or(false))
+    Ok(text.parse::<toml::Table>().ok())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -314,7 +334,8 @@ fn run(cli: Cli) -> Result<()> {
     let config = config_for_adapter(&ctx, &cli, config)?;
     let data = load_data(&config, cli.no_download)?;
     let mut config = config;
-    for note in fit_preset_specs(&mut config, &data.train) {
+    let keep_student_length = student_length_given(&cli)?;
+    for note in fit_preset_specs(&mut config, &data.train, keep_student_length) {
         println!("{note}");
     }
     let options = RunOptions {
@@ -398,5 +419,48 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("dk-distill").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn a_student_length_given_by_flag_or_file_is_kept() {
+        assert!(!student_length_given(&cli(&[])).unwrap());
+        for flag in ["--student-steps", "--steps", "--student-epochs", "--epochs"] {
+            assert!(
+                student_length_given(&cli(&[flag, "1500"])).unwrap(),
+                "{flag}"
+            );
+        }
+        assert!(!student_length_given(&cli(&["--teacher-steps", "900"])).unwrap());
+        let dir = std::env::temp_dir().join(format!("dk-length-given-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases = [
+            ("[student]\nsteps = 1500\n", true),
+            ("[student]\nepochs = 4\n", true),
+            (
+                "[student]\nspec = \"64-64-10\"\n[teacher]\nsteps = 900\n",
+                false,
+            ),
+            ("dataset = \"csv\"\n", false),
+        ];
+        for (i, (text, given)) in cases.into_iter().enumerate() {
+            let path = dir.join(format!("{i}.toml"));
+            std::fs::write(&path, text).unwrap();
+            let path = path.to_str().unwrap();
+            assert_eq!(
+                student_length_given(&cli(&["--config", path])).unwrap(),
+                given,
+                "{text}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

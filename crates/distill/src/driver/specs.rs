@@ -77,8 +77,13 @@ fn parse_spec(text: &str, input: [usize; 3]) -> dk_nn::Result<ModelSpec> {
 /// set: an MLP spec's input token becomes the data's values per example, and the output
 /// token of any spec the data's class count. Specs the user set (different from the
 /// preset's) are left alone; their mismatches are reported by [`model_spec`]. Returns one
-/// line per change, for the plan.
-pub fn fit_preset_specs(config: &mut RunConfig, data: &Dataset) -> Vec<String> {
+/// line per change, for the plan. The student's step budget is fitted with its spec unless
+/// `keep_student_length` (the user gave the students' steps or epochs).
+pub fn fit_preset_specs(
+    config: &mut RunConfig,
+    data: &Dataset,
+    keep_student_length: bool,
+) -> Vec<String> {
     let preset = RunConfig::preset(config.preset);
     let mut notes = Vec::new();
     for (role, model, default) in [
@@ -96,6 +101,7 @@ pub fn fit_preset_specs(config: &mut RunConfig, data: &Dataset) -> Vec<String> {
             // well within the preset's budget, and a teacher's step costs several times a
             // student's whatever its FLOPs (dispatches dominate small models).
             if role == "student"
+                && !keep_student_length
                 && let Some(note) =
                     fit_preset_steps(role, model, default, &fitted, preset.student.steps)
             {
@@ -117,7 +123,8 @@ const MAX_STEP_SCALE: u64 = 5;
 /// fewer for the quick student) gets that many whole times the steps, at most
 /// [`MAX_STEP_SCALE`] times: about the same compute, which such small students need to
 /// converge (on a table of 64 features the quick student's best epoch came after about 3,500
-/// steps). Never fewer steps; budgets the user set are left alone. Returns the plan's note.
+/// steps). Never fewer steps; only a budget equal to the preset's is scaled (the caller skips
+/// budgets the user gave). Returns the plan's note.
 fn fit_preset_steps(
     role: &str,
     model: &mut crate::config::ModelConfig,
@@ -332,7 +339,7 @@ mod tests {
         let mut config = RunConfig::preset(Preset::Quick);
         let preset_teacher = config.teacher.spec.clone();
         config.student.spec = "64-8-3".into();
-        let notes = fit_preset_specs(&mut config, &table);
+        let notes = fit_preset_specs(&mut config, &table, false);
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains(&preset_teacher), "{notes:?}");
         let tokens: Vec<&str> = config.teacher.spec.split('-').collect();
@@ -345,8 +352,15 @@ mod tests {
             "teachers keep the preset's steps"
         );
         let mut fitted = RunConfig::preset(Preset::Quick);
-        let notes = fit_preset_specs(&mut fitted, &table);
+        let notes = fit_preset_specs(&mut fitted, &table, false);
         assert_eq!(fitted.student.steps, Some(5 * 1_500), "{notes:?}");
+        let mut given = RunConfig::preset(Preset::Quick);
+        fit_preset_specs(&mut given, &table, true);
+        assert_eq!(
+            given.student.steps,
+            Some(1_500),
+            "the user's 1,500 steps stay"
+        );
         assert!(
             notes[2].starts_with("student.steps: the preset's 1500 steps times 5"),
             "{notes:?}"

@@ -289,6 +289,7 @@ pub fn train(
     }
     run.best.restore(ctx);
     let (best_epoch, score) = run.best.best().context("no epoch was validated")?;
+    print_kept_epoch(plan, bar, best_epoch, &score);
     Ok(Trained {
         steps: curve.len() * run.steps_per_epoch,
         curve,
@@ -478,11 +479,25 @@ fn progress_message(epoch: usize, epochs: usize, stats: &LossStats, rate: f64) -
 const MAX_EPOCH_LINES: usize = 40;
 
 /// Whether epoch `epoch` of `epochs` gets a line: all of them up to [`MAX_EPOCH_LINES`],
-/// else the first, the last and every n-th, n chosen to stay within that many. Every epoch is
-/// still validated and recorded in the learning curves.
+/// else the first, the last and every n-th, n chosen so that at most two lines more than that
+/// are printed (a kept epoch between them gets a line of its own after training). Every
+/// epoch is still validated and recorded in the learning curves.
 fn shows_epoch(epoch: usize, epochs: usize) -> bool {
     let every = epochs.div_ceil(MAX_EPOCH_LINES).max(1);
     epoch == 1 || epoch == epochs || epoch.is_multiple_of(every)
+}
+
+/// The kept epoch's line, when the epoch lines skipped it.
+fn print_kept_epoch(plan: &TrainPlan, bar: &ProgressBar, best_epoch: usize, score: &Score) {
+    if plan.log_epochs && !shows_epoch(best_epoch, plan.epochs) {
+        bar.suspend(|| {
+            println!(
+                "  kept epoch {best_epoch}: validation {:.2}% (NLL {:.4})",
+                100.0 * score.accuracy,
+                score.nll
+            )
+        });
+    }
 }
 
 fn epoch_line(stats: &EpochStats, best: &BestWeights) -> String {
