@@ -340,8 +340,7 @@ pub struct SeedComparison {
     /// Mean and sample standard deviation of the per-repeat differences (fractions).
     pub mean_difference: f64,
     pub sd: f64,
-    /// The t statistic (absent when every difference is the same, sd 0).
-    pub t: Option<f64>,
+    pub t: f64,
     pub df: usize,
     /// Two-sided p-value, Student's t distribution with `df` degrees of freedom.
     pub p_value: f64,
@@ -349,7 +348,7 @@ pub struct SeedComparison {
 
 impl SeedComparison {
     /// The comparison of paired accuracies `this[i]` against `baseline[i]` (`None` for fewer
-    /// than two pairs or lists of different lengths).
+    /// than two pairs, lists of different lengths, or differences that are all equal).
     pub fn of(this: &[f64], baseline: &[f64]) -> Option<SeedComparison> {
         if this.len() != baseline.len() {
             return None;
@@ -359,7 +358,7 @@ impl SeedComparison {
         Some(SeedComparison {
             mean_difference: test.mean,
             sd: test.sd,
-            t: test.t.is_finite().then_some(test.t),
+            t: test.t,
             df: test.df,
             p_value: test.p_value,
         })
@@ -367,11 +366,11 @@ impl SeedComparison {
 
     /// "+0.29 ± 0.15 points, t = 4.37, p = 0.012" (over the repeats).
     pub fn summary(&self) -> String {
-        let t = self.t.map_or("sd 0".into(), |t| format!("t = {t:.2}"));
         format!(
-            "{:+.2} ± {:.2} points, {t}, p = {}",
+            "{:+.2} ± {:.2} points, t = {:.2}, p = {}",
             100.0 * self.mean_difference,
             100.0 * self.sd,
+            self.t,
             format_p(self.p_value)
         )
     }
