@@ -364,6 +364,12 @@ impl SeedComparison {
         })
     }
 
+    /// True when the t-test's p is below [`stats::SIGNIFICANCE_LEVEL`], as for
+    /// [`PairedComparison::significant`].
+    pub fn significant(&self) -> bool {
+        self.p_value < stats::SIGNIFICANCE_LEVEL
+    }
+
     /// "+0.29 ± 0.15 points, t = 4.37, p = 0.012" (over the repeats).
     pub fn summary(&self) -> String {
         format!(
@@ -553,7 +559,7 @@ impl Results {
         }) {
             let over_seeds = model.repeats.as_ref().and_then(|r| {
                 let v = r.versus_hard.as_ref()?;
-                let gain = v.mean_difference > 0.0 && v.p_value < stats::SIGNIFICANCE_LEVEL;
+                let gain = v.mean_difference > 0.0 && v.significant();
                 let n = r.test_accuracies.len();
                 Some((
                     gain,
