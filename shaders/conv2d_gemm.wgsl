@@ -57,9 +57,9 @@ enable subgroups;
 //   conv_gemm_forward: workgroups of WG_X x 1; each invocation owns TM rows x 8 consecutive
 //       output positions (flattened over the batch). Grid (ceil(N*plane_out / (8*WG_X)),
 //       ceil(rows / TM), 1).
-//   conv_window_forward: workgroups of WG_X x 1; each invocation owns TM rows x 8 consecutive
-//       positions of one output row. Grid (ceil(N * out_h * ceil(out_w / 8) / WG_X),
-//       ceil(rows / TM), 1).
+//   conv_window_forward: workgroups of WG_X x 1; each invocation owns TM rows x 8 * PB
+//       consecutive positions of one output row. Grid (ceil(N * out_h * ceil(out_w / (8 * PB))
+//       / WG_X), ceil(rows / TM), 1).
 //   conv_window_weight_grad: each invocation owns TM rows x the taps of one tap row for one
 //       split. Grid (ceil(tap_rows / WG_X), ceil(rows / TM), splits).
 //   conv_gemm_weight_grad: each invocation owns TM rows x 8 consecutive taps for one split of
@@ -69,7 +69,8 @@ enable subgroups;
 //   (forward kernels, default false: the accumulators start at the bias, the epilogue applies
 //   the ReLU); FLIP (pack_weights, default false); ROW_KW
 //   (pack_weights: 0 for the flat layout, else the kernel width of the window layout); KW
-//   (the conv_window_* kernels: kernel width, 1..8).
+//   (the conv_window_* kernels: kernel width, 1..8); PB (conv_window_forward: blocks of 8
+//   positions per invocation, 1, or 2 with TM <= 16, default 1).
 //
 // Requires: taps4 = taps rounded up to a multiple of 4; chunk a multiple of 4. Edge rows and
 // columns are clamped before loading and never stored, and every lane runs the whole loop, as
@@ -84,6 +85,7 @@ override RELU: bool = false;
 override FLIP: bool = false;
 override ROW_KW: u32 = 0u;
 override KW: u32 = 3u;
+override PB: u32 = 1u;
 
 struct GemmParams {
     rows: u32,             // GEMM rows: Cout (forward, weight grad) or Cin (input grad)
@@ -547,6 +549,29 @@ fn accumulate_tap_row(
     }
 }
 
+// The source runs that the windows of 8 positions starting at `base` read (runs[3] only
+// where KW > 5 or a second block follows).
+fn block_runs(base: u32) -> array<vec4<f32>, 4> {
+    var runs: array<vec4<f32>, 4>;
+    runs[0] = load_run(base);
+    runs[1] = load_run(base + 4u);
+    runs[2] = load_run(base + 8u);
+    if KW > 5u || PB == 2u {
+        runs[3] = load_run(base + 12u);
+    }
+    return runs;
+}
+
+// The runs of the next 8 positions (starting at `base`): two shared with `runs`, the block
+// before.
+fn next_block_runs(runs: array<vec4<f32>, 4>, base: u32) -> array<vec4<f32>, 4> {
+    var next = array<vec4<f32>, 4>(runs[2], runs[3], load_run(base + 8u), vec4<f32>());
+    if KW > 5u {
+        next[3] = load_run(base + 12u);
+    }
+    return next;
+}
+
 // Epilogue and store of the 8 rows from `row0` at positions ox0 .. ox0 + 8 of output row
 // `line`.
 fn store_window_rows8(row0: u32, line: u32, ox0: u32, acc: Rows8) {
@@ -572,42 +597,48 @@ fn conv_window_forward(
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
     let row0 = wid.y * TM;
-    let xblocks = (params.out_w + 7u) / 8u;
+    let span = 8u * PB;
+    let xblocks = (params.out_w + span - 1u) / span;
     let slot = wid.x * WG_X + lid.x;
     let line = slot / xblocks;
-    let ox0 = (slot % xblocks) * 8u;
+    let ox0 = (slot % xblocks) * span;
     // Lanes past the batch compute a clamped line (subgroupBroadcast needs every lane).
     let safe = min(line, params.lines - 1u);
     let corner = (safe / params.out_h) * params.src_image + (safe % params.out_h) * params.src_w + ox0;
+    // Accumulators 2 and 3 hold rows 16..32 (PB 1) or the second 8 positions of rows 0..16.
+    let far = select(16u, 0u, PB == 2u);
     var rows0 = bias_rows8(row0);
     var rows1 = bias_rows8(row0 + 8u);
-    var rows2 = bias_rows8(row0 + 16u);
-    var rows3 = bias_rows8(row0 + 24u);
+    var rows2 = bias_rows8(row0 + far);
+    var rows3 = bias_rows8(row0 + far + 8u);
     for (var t = 0u; t < params.tap_rows; t++) {
         let base = corner + offsets[t];
-        var runs: array<vec4<f32>, 4>;
-        runs[0] = load_run(base);
-        runs[1] = load_run(base + 4u);
-        runs[2] = load_run(base + 8u);
-        if KW > 5u {
-            runs[3] = load_run(base + 12u);
-        }
-        accumulate_tap_row(&rows0, row0, t, lane, runs);
+        let near_runs = block_runs(base);
+        accumulate_tap_row(&rows0, row0, t, lane, near_runs);
         if TM > 8u {
-            accumulate_tap_row(&rows1, row0 + 8u, t, lane, runs);
+            accumulate_tap_row(&rows1, row0 + 8u, t, lane, near_runs);
         }
-        if TM > 16u {
-            accumulate_tap_row(&rows2, row0 + 16u, t, lane, runs);
-            accumulate_tap_row(&rows3, row0 + 24u, t, lane, runs);
+        if TM > 16u || PB == 2u {
+            var far_runs = near_runs;
+            if PB == 2u {
+                far_runs = next_block_runs(near_runs, base + 8u);
+            }
+            accumulate_tap_row(&rows2, row0 + far, t, lane, far_runs);
+            if TM > 8u {
+                accumulate_tap_row(&rows3, row0 + far + 8u, t, lane, far_runs);
+            }
         }
     }
     store_window_rows8(row0, line, ox0, rows0);
     if TM > 8u {
         store_window_rows8(row0 + 8u, line, ox0, rows1);
     }
-    if TM > 16u {
-        store_window_rows8(row0 + 16u, line, ox0, rows2);
-        store_window_rows8(row0 + 24u, line, ox0, rows3);
+    if TM > 16u || PB == 2u {
+        let far_x = ox0 + 8u * (PB - 1u);
+        store_window_rows8(row0 + far, line, far_x, rows2);
+        if TM > 8u {
+            store_window_rows8(row0 + far + 8u, line, far_x, rows3);
+        }
     }
 }
 

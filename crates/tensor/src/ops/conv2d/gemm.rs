@@ -154,6 +154,17 @@ impl Gemm {
         }
     }
 
+    /// Blocks of 8 output positions per invocation of the window forward: two where the
+    /// rows fit 16, so each loaded weight feeds 16 positions (the 8- and 16-row passes ran
+    /// 6-26% faster, BENCHMARKS.md); 32-row tiles keep one, their accumulators already full.
+    fn position_blocks(&self) -> usize {
+        if self.tile_rows() <= 16 {
+            2
+        } else {
+            1
+        }
+    }
+
     /// Offset of each tap `(c, ky, kx)` from its window's corner in the padded source,
     /// zero-extended to `taps4`.
     fn offsets(&self) -> Vec<u32> {
@@ -308,7 +319,7 @@ impl Gemm {
                 ]
             }
             (_, Variant::Window) => {
-                let slots = self.batch * self.out_h * self.out_w.div_ceil(TN);
+                let slots = self.batch * self.out_h * self.out_w.div_ceil(TN * self.position_blocks());
                 [slots.div_ceil(FORWARD_WG), row_blocks, 1]
             }
             _ => self.gathered_grid(kind, row_blocks),
@@ -533,6 +544,7 @@ pub(super) fn forward_like(
             ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
             ("RELU", f64::from(u8::from(relu))),
             ("KW", gemm.kernel_w as f64),
+            ("PB", gemm.position_blocks() as f64),
         ],
         &[
             (4, Binding::Tensor(&source)),
