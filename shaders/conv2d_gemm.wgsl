@@ -656,12 +656,51 @@ fn accumulate_rows8_low(acc: ptr<function, Rows8>, share: vec4<f32>, b0: mat4x4<
     (*acc).lower0 += b0 * a_tile_lower(share);
 }
 
-// One step of 4 positions for 8 rows: `share` is this lane's dy at the 4 positions.
+// Tap 4 alone (KW = 5) of 8 rows: each row's dy at 4 positions (the columns of `upper`,
+// `lower`) dotted with the source values there at tap 4.
+fn accumulate_tap4(acc: ptr<function, Rows8>, upper: mat4x4<f32>, lower: mat4x4<f32>, at4: vec4<f32>) {
+    (*acc).upper1[0].x += dot(at4, upper[0]);
+    (*acc).upper1[1].x += dot(at4, upper[1]);
+    (*acc).upper1[2].x += dot(at4, upper[2]);
+    (*acc).upper1[3].x += dot(at4, upper[3]);
+    (*acc).lower1[0].x += dot(at4, lower[0]);
+    (*acc).lower1[1].x += dot(at4, lower[1]);
+    (*acc).lower1[2].x += dot(at4, lower[2]);
+    (*acc).lower1[3].x += dot(at4, lower[3]);
+}
+
+// Taps 0..3 (KW = 3) of 8 rows, where a whole tile would also compute tap 3.
+fn accumulate_taps3(acc: ptr<function, Rows8>, upper: mat4x4<f32>, lower: mat4x4<f32>, b0: mat4x4<f32>) {
+    let taps = mat4x3<f32>(b0[0].xyz, b0[1].xyz, b0[2].xyz, b0[3].xyz);
+    let u = taps * upper;
+    let l = taps * lower;
+    (*acc).upper0[0] += vec4<f32>(u[0], 0.0);
+    (*acc).upper0[1] += vec4<f32>(u[1], 0.0);
+    (*acc).upper0[2] += vec4<f32>(u[2], 0.0);
+    (*acc).upper0[3] += vec4<f32>(u[3], 0.0);
+    (*acc).lower0[0] += vec4<f32>(l[0], 0.0);
+    (*acc).lower0[1] += vec4<f32>(l[1], 0.0);
+    (*acc).lower0[2] += vec4<f32>(l[2], 0.0);
+    (*acc).lower0[3] += vec4<f32>(l[3], 0.0);
+}
+
+// One step of 4 positions for 8 rows: `share` is this lane's dy at the 4 positions. Taps
+// past KW are never stored, and the compiler does not drop their multiply-adds: the 3- and
+// 5-wide kernels compute only their own (5-11% and 15-21% faster, BENCHMARKS.md).
 fn accumulate_grad_runs(acc: ptr<function, Rows8>, share: vec4<f32>, runs: array<vec4<f32>, 4>) {
-    if KW > 4u {
-        accumulate_rows8(acc, share, window_tile(runs[0], runs[1]), window_tile(runs[1], runs[2]));
+    let b0 = window_tile(runs[0], runs[1]);
+    if KW == 3u {
+        accumulate_taps3(acc, a_tile_upper(share), a_tile_lower(share), b0);
+    } else if KW == 5u {
+        let upper = a_tile_upper(share);
+        let lower = a_tile_lower(share);
+        (*acc).upper0 += b0 * upper;
+        (*acc).lower0 += b0 * lower;
+        accumulate_tap4(acc, upper, lower, runs[1]);
+    } else if KW > 4u {
+        accumulate_rows8(acc, share, b0, window_tile(runs[1], runs[2]));
     } else {
-        accumulate_rows8_low(acc, share, window_tile(runs[0], runs[1]));
+        accumulate_rows8_low(acc, share, b0);
     }
 }
 
