@@ -60,8 +60,8 @@ enable subgroups;
 //   conv_window_forward: workgroups of WG_X x 1; each invocation owns TM rows x 8 * PB
 //       consecutive positions of one output row. Grid (ceil(N * out_h * ceil(out_w / (8 * PB))
 //       / WG_X), ceil(rows / TM), 1).
-//   conv_window_weight_grad: each invocation owns TM rows x the taps of one tap row for one
-//       split. Grid (ceil(tap_rows / WG_X), ceil(rows / TM), splits).
+//   conv_window_weight_grad: each invocation owns TM rows x the taps of TG consecutive tap
+//       rows for one split. Grid (ceil(tap_rows / (TG * WG_X)), ceil(rows / TM), splits).
 //   conv_gemm_weight_grad: each invocation owns TM rows x 8 consecutive taps for one split of
 //       `chunk` positions of one image. Grid (ceil(taps / (8*WG_X)), ceil(rows / TM), splits)
 //       with splits = batch * chunks_per_image.
@@ -70,7 +70,8 @@ enable subgroups;
 //   the ReLU); FLIP (pack_weights, default false); ROW_KW
 //   (pack_weights: 0 for the flat layout, else the kernel width of the window layout); KW
 //   (the conv_window_* kernels: kernel width, 1..8); PB (conv_window_forward: blocks of 8
-//   positions per invocation, 1, or 2 with TM <= 16, default 1).
+//   positions per invocation, 1, or 2 with TM <= 16, default 1); TG (conv_window_weight_grad:
+//   tap rows per invocation, 1, or 2 with TM <= 16, default 1).
 //
 // Requires: taps4 = taps rounded up to a multiple of 4; chunk a multiple of 4. Edge rows and
 // columns are clamped before loading and never stored, and every lane runs the whole loop, as
@@ -86,6 +87,7 @@ override FLIP: bool = false;
 override ROW_KW: u32 = 0u;
 override KW: u32 = 3u;
 override PB: u32 = 1u;
+override TG: u32 = 1u;
 
 struct GemmParams {
     rows: u32,             // GEMM rows: Cout (forward, weight grad) or Cin (input grad)
@@ -647,14 +649,9 @@ fn conv_window_forward(
 // partials[s, r, t * KW + kx] = sum over the output rows oy of split s (image n, `chunk`
 // output rows from (s % chunks_per_image) * chunk) and all ox of
 // dy[n, r, oy, ox] * src[n, corner(oy, ox) + off[t] + kx]. Each invocation owns TM rows x the
-// taps kx < 8 of one tap row t; for 4 neighbouring positions the 4 x KW source values it
-// needs are one run of 8 (12 for KW > 4) consecutive values.
-
-// Rows8 for taps 0..4 only (KW <= 4): the upper and lower halves of accumulate_rows8.
-fn accumulate_rows8_low(acc: ptr<function, Rows8>, share: vec4<f32>, b0: mat4x4<f32>) {
-    (*acc).upper0 += b0 * a_tile_upper(share);
-    (*acc).lower0 += b0 * a_tile_lower(share);
-}
+// taps kx < 8 of TG tap rows t; for 4 neighbouring positions the 4 x KW source values of one
+// tap row are one run of 8 (12 for KW > 4) consecutive values. With TG = 2 each dy value
+// handed out feeds both tap rows.
 
 // Tap 4 alone (KW = 5) of 8 rows: each row's dy at 4 positions (the columns of `upper`,
 // `lower`) dotted with the source values there at tap 4.
@@ -687,21 +684,47 @@ fn accumulate_taps3(acc: ptr<function, Rows8>, upper: mat4x4<f32>, lower: mat4x4
 // One step of 4 positions for 8 rows: `share` is this lane's dy at the 4 positions. Taps
 // past KW are never stored, and the compiler does not drop their multiply-adds: the 3- and
 // 5-wide kernels compute only their own (5-11% and 15-21% faster, BENCHMARKS.md).
-fn accumulate_grad_runs(acc: ptr<function, Rows8>, share: vec4<f32>, runs: array<vec4<f32>, 4>) {
+fn accumulate_grad_runs(acc: ptr<function, Rows8>, dy_rows: DyRows8, runs: array<vec4<f32>, 4>) {
     let b0 = window_tile(runs[0], runs[1]);
+    let upper = dy_rows.upper;
+    let lower = dy_rows.lower;
     if KW == 3u {
-        accumulate_taps3(acc, a_tile_upper(share), a_tile_lower(share), b0);
-    } else if KW == 5u {
-        let upper = a_tile_upper(share);
-        let lower = a_tile_lower(share);
-        (*acc).upper0 += b0 * upper;
-        (*acc).lower0 += b0 * lower;
+        accumulate_taps3(acc, upper, lower, b0);
+        return;
+    }
+    (*acc).upper0 += b0 * upper;
+    (*acc).lower0 += b0 * lower;
+    if KW == 5u {
         accumulate_tap4(acc, upper, lower, runs[1]);
     } else if KW > 4u {
-        accumulate_rows8(acc, share, b0, window_tile(runs[1], runs[2]));
-    } else {
-        accumulate_rows8_low(acc, share, b0);
+        let b1 = window_tile(runs[1], runs[2]);
+        (*acc).upper1 += b1 * upper;
+        (*acc).lower1 += b1 * lower;
     }
+}
+
+// The source runs of one tap row that 4 positions from `base` read: 8 values, 12 for KW > 4.
+fn grad_runs(base: u32) -> array<vec4<f32>, 4> {
+    var runs: array<vec4<f32>, 4>;
+    runs[0] = load_run(base);
+    runs[1] = load_run(base + 4u);
+    if KW > 4u {
+        runs[2] = load_run(base + 8u);
+    }
+    return runs;
+}
+
+// dy of 8 rows at 4 positions, handed out by lanes 0..7: column i is row i's 4 values.
+struct DyRows8 {
+    upper: mat4x4<f32>,
+    lower: mat4x4<f32>,
+}
+
+// dy rows row..row+8 at positions ox0..ox0+4 of the output row starting at dy index
+// `line_base` (row 0), every lane loading its share.
+fn dy_rows8(line_base: u32, row: u32, ox0: u32, lane: u32) -> DyRows8 {
+    let share = window_grad_share(line_base, row, ox0, lane);
+    return DyRows8(a_tile_upper(share), a_tile_lower(share));
 }
 
 // This lane's share of dy rows row..row+8 at positions ox0..ox0+4 of the output row starting
@@ -739,30 +762,36 @@ fn conv_window_weight_grad(
     let first = (split % params.chunks_per_image) * params.chunk;
     let end = min(first + params.chunk, params.out_h);
     let row0 = wid.y * TM;
-    let t = wid.x * WG_X + lid.x;
+    let t = (wid.x * WG_X + lid.x) * TG;
     // Lanes past the last tap row compute a clamped one (subgroupBroadcast needs every lane).
-    let tap_base = n * params.src_image + offsets[min(t, params.tap_rows - 1u)];
+    let last = params.tap_rows - 1u;
+    let tap_base = n * params.src_image + offsets[min(t, last)];
+    let next_base = n * params.src_image + offsets[min(t + 1u, last)];
+    // Accumulators 2 and 3 hold rows 16..32 (TG 1) or tap row t + 1 of rows 0..16 (TG 2).
     var rows0: Rows8;
     var rows1: Rows8;
     var rows2: Rows8;
     var rows3: Rows8;
     for (var oy = first; oy < end; oy++) {
-        let src_row = tap_base + oy * params.src_w;
         let line_base = n * params.rows * params.plane_out + oy * params.out_w;
         for (var ox0 = 0u; ox0 < params.out_w; ox0 += 4u) {
-            var runs: array<vec4<f32>, 4>;
-            runs[0] = load_run(src_row + ox0);
-            runs[1] = load_run(src_row + ox0 + 4u);
-            if KW > 4u {
-                runs[2] = load_run(src_row + ox0 + 8u);
-            }
-            accumulate_grad_runs(&rows0, window_grad_share(line_base, row0, ox0, lane), runs);
+            let runs = grad_runs(tap_base + oy * params.src_w + ox0);
+            let near = dy_rows8(line_base, row0, ox0, lane);
+            accumulate_grad_runs(&rows0, near, runs);
+            var far: DyRows8;
             if TM > 8u {
-                accumulate_grad_runs(&rows1, window_grad_share(line_base, row0 + 8u, ox0, lane), runs);
+                far = dy_rows8(line_base, row0 + 8u, ox0, lane);
+                accumulate_grad_runs(&rows1, far, runs);
             }
-            if TM > 16u {
-                accumulate_grad_runs(&rows2, window_grad_share(line_base, row0 + 16u, ox0, lane), runs);
-                accumulate_grad_runs(&rows3, window_grad_share(line_base, row0 + 24u, ox0, lane), runs);
+            if TG == 2u {
+                let next = grad_runs(next_base + oy * params.src_w + ox0);
+                accumulate_grad_runs(&rows2, near, next);
+                if TM > 8u {
+                    accumulate_grad_runs(&rows3, far, next);
+                }
+            } else if TM > 16u {
+                accumulate_grad_runs(&rows2, dy_rows8(line_base, row0 + 16u, ox0, lane), runs);
+                accumulate_grad_runs(&rows3, dy_rows8(line_base, row0 + 24u, ox0, lane), runs);
             }
         }
     }
@@ -770,7 +799,12 @@ fn conv_window_weight_grad(
     if TM > 8u {
         store_window_partials_rows8(split, row0 + 8u, t, rows1);
     }
-    if TM > 16u {
+    if TG == 2u {
+        store_window_partials_rows8(split, row0, t + 1u, rows2);
+        if TM > 8u {
+            store_window_partials_rows8(split, row0 + 8u, t + 1u, rows3);
+        }
+    } else if TM > 16u {
         store_window_partials_rows8(split, row0 + 16u, t, rows2);
         store_window_partials_rows8(split, row0 + 24u, t, rows3);
     }

@@ -158,11 +158,7 @@ impl Gemm {
     /// rows fit 16, so each loaded weight feeds 16 positions (the 8- and 16-row passes ran
     /// 6-26% faster, BENCHMARKS.md); 32-row tiles keep one, their accumulators already full.
     fn position_blocks(&self) -> usize {
-        if self.tile_rows() <= 16 {
-            2
-        } else {
-            1
-        }
+        if self.tile_rows() <= 16 { 2 } else { 1 }
     }
 
     /// Offset of each tap `(c, ky, kx)` from its window's corner in the padded source,
@@ -250,8 +246,26 @@ impl Gemm {
     /// most 64, with the tap rows spread evenly over the workgroups (96 tap rows take two of
     /// 48 lanes rather than 64 and 32 of 64, which left a quarter of the lanes idle).
     fn window_weight_grad_wg(&self) -> usize {
-        let groups = self.tap_rows().div_ceil(64);
-        self.tap_rows().div_ceil(groups).next_multiple_of(8)
+        let lanes = self.tap_row_lanes();
+        let groups = lanes.div_ceil(64);
+        lanes.div_ceil(groups).next_multiple_of(8)
+    }
+
+    /// Tap rows per lane of the window weight gradient: two where the rows fit 16 and there
+    /// are tap rows for a subgroup of 8 lanes at two each, so each dy value handed out feeds
+    /// both (the 16-channel 28x28 layer's pass ran 23% faster, BENCHMARKS.md); 32-row tiles
+    /// keep one, their accumulators already full.
+    fn tap_group(&self) -> usize {
+        if self.tile_rows() <= 16 && self.tap_rows() >= 16 {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Lanes of the window weight gradient: one per group of tap rows.
+    fn tap_row_lanes(&self) -> usize {
+        self.tap_rows().div_ceil(self.tap_group())
     }
 
     /// Workgroup width of the weight gradient: enough lanes for every tap, a multiple of 8.
@@ -313,13 +327,14 @@ impl Gemm {
                 let (_, per_image) = self.split_of(variant);
                 let lanes = self.window_weight_grad_wg();
                 [
-                    self.tap_rows().div_ceil(lanes),
+                    self.tap_row_lanes().div_ceil(lanes),
                     row_blocks,
                     self.batch * per_image,
                 ]
             }
             (_, Variant::Window) => {
-                let slots = self.batch * self.out_h * self.out_w.div_ceil(TN * self.position_blocks());
+                let slots =
+                    self.batch * self.out_h * self.out_w.div_ceil(TN * self.position_blocks());
                 [slots.div_ceil(FORWARD_WG), row_blocks, 1]
             }
             _ => self.gathered_grid(kind, row_blocks),
@@ -643,6 +658,7 @@ fn partial_sums(
             ("TM", gemm.tile_rows() as f64),
             ("WG_X", lanes as f64),
             ("KW", gemm.kernel_w as f64),
+            ("TG", gemm.tap_group() as f64),
         ],
         &bindings,
         Some((15, bytemuck::bytes_of(&params))),
@@ -743,10 +759,23 @@ mod tests {
 
     #[test]
     fn window_weight_grad_spreads_tap_rows_evenly_over_workgroups() {
-        // tap rows = channels x 3: 3, 48, 63, 72, 96 and 201.
-        for channels in [1, 16, 21, 24, 32, 67] {
-            let gemm = Gemm::of(&geom(channels, 6, 4, 3, 1, 1), Kind::WeightGrad).unwrap();
-            let (rows, lanes) = (gemm.tap_rows(), gemm.window_weight_grad_wg());
+        // tap rows = channels x 3: 3, 48, 63, 72, 96 and 201; output channels 4 (two tap
+        // rows per lane from 16 tap rows on) and 32 (one).
+        for (channels, cout) in [1, 16, 21, 24, 32, 67]
+            .into_iter()
+            .flat_map(|c| [(c, 4), (c, 32)])
+        {
+            let gemm = Gemm::of(&geom(channels, 6, cout, 3, 1, 1), Kind::WeightGrad).unwrap();
+            let group = if cout <= 16 && gemm.tap_rows() >= 16 {
+                2
+            } else {
+                1
+            };
+            assert_eq!(gemm.tap_group(), group, "{channels} channels, {cout} out");
+            let (rows, lanes) = (
+                gemm.tap_rows().div_ceil(group),
+                gemm.window_weight_grad_wg(),
+            );
             let groups = rows.div_ceil(lanes);
             assert_eq!(lanes % 8, 0, "{rows} tap rows");
             assert!(lanes <= 64, "{rows} tap rows: {lanes} lanes");

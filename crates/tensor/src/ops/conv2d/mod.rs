@@ -745,6 +745,10 @@ mod tests {
             // The window path's tap runs: kernels 6 and 7 wide, rows of 9 to 17 positions.
             geom((2, 2, 4, 17), (6, 2, 6), 1, 1),
             geom((1, 3, 5, 9), (10, 3, 7), 1, 3),
+            // Two tap rows per lane of the window weight gradient, 21 of them (the last lane's
+            // second one past the end).
+            geom((2, 7, 5, 6), (9, 3, 3), 1, 1),
+            geom((1, 4, 6, 7), (6, 5, 5), 1, 2),
         ]
     }
 
