@@ -551,17 +551,25 @@ fn accumulate_tap_row(
     }
 }
 
-// The source runs that the windows of 8 positions starting at `base` read (runs[3] only
-// where KW > 5 or a second block follows).
-fn block_runs(base: u32) -> array<vec4<f32>, 4> {
+// The first `count` (2..4, constant after inlining) runs of 4 source values from `base`;
+// the others are left zero.
+fn source_runs(base: u32, count: u32) -> array<vec4<f32>, 4> {
     var runs: array<vec4<f32>, 4>;
     runs[0] = load_run(base);
     runs[1] = load_run(base + 4u);
-    runs[2] = load_run(base + 8u);
-    if KW > 5u || PB == 2u {
+    if count > 2u {
+        runs[2] = load_run(base + 8u);
+    }
+    if count > 3u {
         runs[3] = load_run(base + 12u);
     }
     return runs;
+}
+
+// The runs that the windows of 8 positions starting at `base` read (runs[3] only where
+// KW > 5 or a second block follows, which starts with it).
+fn block_runs(base: u32) -> array<vec4<f32>, 4> {
+    return source_runs(base, select(3u, 4u, KW > 5u || PB == 2u));
 }
 
 // The runs of the next 8 positions (starting at `base`): two shared with `runs`, the block
@@ -681,7 +689,7 @@ fn accumulate_taps3(acc: ptr<function, Rows8>, upper: mat4x4<f32>, lower: mat4x4
     (*acc).lower0[3] += vec4<f32>(l[3], 0.0);
 }
 
-// One step of 4 positions for 8 rows: `share` is this lane's dy at the 4 positions. Taps
+// One step of 4 positions for 8 rows (`dy_rows`: their dy at the 4 positions). Taps
 // past KW are never stored, and the compiler does not drop their multiply-adds: the 3- and
 // 5-wide kernels compute only their own (5-11% and 15-21% faster, BENCHMARKS.md).
 fn accumulate_grad_runs(acc: ptr<function, Rows8>, dy_rows: DyRows8, runs: array<vec4<f32>, 4>) {
@@ -703,15 +711,10 @@ fn accumulate_grad_runs(acc: ptr<function, Rows8>, dy_rows: DyRows8, runs: array
     }
 }
 
-// The source runs of one tap row that 4 positions from `base` read: 8 values, 12 for KW > 4.
+// The source runs of one tap row that 4 positions from `base` read: 8 values, 12 for
+// KW > 5 (tap 4 of KW = 5 reaches only the 8th).
 fn grad_runs(base: u32) -> array<vec4<f32>, 4> {
-    var runs: array<vec4<f32>, 4>;
-    runs[0] = load_run(base);
-    runs[1] = load_run(base + 4u);
-    if KW > 4u {
-        runs[2] = load_run(base + 8u);
-    }
-    return runs;
+    return source_runs(base, select(2u, 3u, KW > 5u));
 }
 
 // dy of 8 rows at 4 positions, handed out by lanes 0..7: column i is row i's 4 values.
