@@ -27,7 +27,8 @@ enable subgroups;
 //   Here col(p) = (p / out_w) * stride * src_w + (p % out_w) * stride is the top-left corner of
 //   the window of output position p in a padded source plane, and off[k] (tap k = (c, ky, kx))
 //   = c * src_h * src_w + ky * src_w + kx is the offset of tap k from that corner.
-//   pad_planes:    padded[q, y, x] = raw[q, y - pad_h, x - pad_w], 0 outside; q < planes.
+//   pad_planes:    padded[q, y, x] = raw[q, y - pad_h, x - pad_w] inside the raw plane, q < planes;
+//                  the border is left as it is, zero in the fresh buffer the launcher creates.
 //   pack_weights:  wpack[r, k] = w[r, k] for k < taps, 0 for taps <= k < taps4 (FLIP false);
 //                  with FLIP, for w [Cout, Cin, KH, KW] and k = (co, ky, kx):
 //                  wpack[ci, k] = w[co, ci, KH-1-ky, KW-1-kx] (rows = Cin).
@@ -52,8 +53,9 @@ enable subgroups;
 //   @binding(15) params   : uniform GemmParams (20 u32, below)
 //
 // Dispatch geometry:
-//   pad_planes, pack_weights: one invocation per output element, 64 per workgroup, linear
-//       workgroup index wid.x + wid.y * nwg.x (a 2-D grid beyond 65535 workgroups).
+//   pad_planes: one invocation per raw row (elements = planes * height), pack_weights: one
+//       per output element; 64 per workgroup, linear workgroup index wid.x + wid.y * nwg.x
+//       (a 2-D grid beyond 65535 workgroups).
 //   conv_gemm_forward: workgroups of WG_X x 1; each invocation owns TM rows x 8 consecutive
 //       output positions (flattened over the batch). Grid (ceil(N*plane_out / (8*WG_X)),
 //       ceil(rows / TM), 1).
@@ -106,7 +108,7 @@ struct GemmParams {
     width: u32,
     pad_h: u32,
     pad_w: u32,
-    elements: u32,         // pad_planes / pack_weights: elements written
+    elements: u32,         // pad_planes: raw rows copied; pack_weights: elements written
     // conv_window_forward only:
     tap_rows: u32,         // channels * KH: rows of taps, each KW taps long
     lines: u32,            // N * out_h: output rows over the batch
@@ -130,27 +132,28 @@ struct GemmParams {
 
 const LINEAR_WG: u32 = 64u;
 
+// One invocation per row of the raw planes, copied into the interior of its padded plane.
+// The border is never written: the padded buffer is created zeroed and holds nothing else.
+// By rows, one division per row replaces four per element; CPUs have no vector integer
+// division, so lavapipe divides lane by lane, and that made this pass a quarter of a layer's.
 @compute @workgroup_size(LINEAR_WG)
 fn pad_planes(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * LINEAR_WG + lid;
-    if i >= params.elements {
+    let row = (wid.x + wid.y * nwg.x) * LINEAR_WG + lid;
+    if row >= params.elements {
         return;
     }
     let src_h = params.height + 2u * params.pad_h;
-    let plane = i / (src_h * params.src_w);
-    let rest = i % (src_h * params.src_w);
-    // Unsigned wrap-around turns "left of / above the image" into "too large".
-    let y = rest / params.src_w - params.pad_h;
-    let x = rest % params.src_w - params.pad_w;
-    var v = 0.0;
-    if y < params.height && x < params.width {
-        v = raw[(plane * params.height + y) * params.width + x];
+    let plane = row / params.height;
+    let y = row % params.height;
+    let source = row * params.width;
+    let dest = (plane * src_h + y + params.pad_h) * params.src_w + params.pad_w;
+    for (var x = 0u; x < params.width; x++) {
+        padded[dest + x] = raw[source + x];
     }
-    padded[i] = v;
 }
 
 @compute @workgroup_size(LINEAR_WG)

@@ -292,7 +292,7 @@ impl Gemm {
             width: u(self.width),
             pad_h: u(self.pad_h),
             pad_w: u(self.pad_w),
-            elements: u(self.padded_len()),
+            elements: 0,
             tap_rows: u(self.tap_rows()),
             lines: u(self.batch * self.out_h),
             out_h: u(self.out_h),
@@ -439,15 +439,21 @@ fn pad_source(ctx: &GpuContext, gemm: &Gemm, raw: &Tensor) -> Result<Option<(Ten
         return Ok(None);
     }
     let shape = [gemm.batch, gemm.channels, gemm.src_h(), gemm.src_w()];
+    // Zeroed at creation: pad_planes writes only the interior, so the border stays zero.
     let padded = Tensor::zeros(ctx, &shape, DType::F32)?;
+    let raw_rows = gemm.batch * gemm.channels * gemm.height;
+    let params = GemmParams {
+        elements: raw_rows as u32,
+        ..gemm.params()
+    };
     let dispatch = Dispatch::new(
         ctx,
         &SHADER,
         "pad_planes",
         &[],
         &[(0, Binding::Tensor(raw)), (1, Binding::Tensor(&padded))],
-        Some((15, bytemuck::bytes_of(&gemm.params()))),
-        grid_1d(groups_for(gemm.padded_len(), LINEAR_WG)),
+        Some((15, bytemuck::bytes_of(&params))),
+        grid_1d(groups_for(raw_rows, LINEAR_WG)),
     );
     Ok(Some((padded, dispatch)))
 }
