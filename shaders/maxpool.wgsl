@@ -14,8 +14,7 @@
 //                      Every dx element is written (0 where no window picked it).
 //   maxpool_backward_tiles: the same dx for non-overlapping windows that tile the image
 //                      exactly (K == S, H and W multiples of K), written by the windows: each
-//                      invocation owns one output element and writes its K x K block of dx
-//                      (dy at the argmax, 0 elsewhere), with a quarter of the index arithmetic.
+//                      output element's K x K block of dx is dy at the argmax, 0 elsewhere.
 //   With RELU_MASK, both backward kernels read dy[o] as 0 where pooled[o] <= 0: the gradient
 //   through a ReLU before the pooling (max and ReLU commute, so the ReLU's output at the
 //   argmax is pooled[o]), which then needs no pass of its own.
@@ -30,8 +29,9 @@
 //                                                  f32 buffer without RELU_MASK)
 //   @binding(6) params  : uniform PoolParams { planes = N*C, height, width, out_height,
 //                                              out_width, kernel, stride, _pad }
-// Dispatch: one invocation per output element (forward and maxpool_backward_tiles:
-//           planes*Ho*Wo) or per input element (maxpool_backward: planes*H*W); ceil(count / WG) workgroups as a 2-D grid when over 65535:
+// Dispatch: one invocation per output row (forward and maxpool_backward_tiles: planes*Ho,
+//           each looping over its Wo windows) or per input element (maxpool_backward:
+//           planes*H*W); ceil(count / WG) workgroups as a 2-D grid when over 65535:
 //           index = (wid.x + wid.y * nwg.x) * WG + lid.x; surplus invocations return.
 // Overrides: WG (workgroup size, default 256); RELU_MASK (backward, default false).
 
@@ -66,32 +66,24 @@ fn grad_at(o: u32) -> f32 {
     return dy[o];
 }
 
-// Where the window of output element o starts: x = the index of its (n, c) plane's first
-// element, y = the index of its top-left element within the plane (iy * W + ix).
-fn window_origin(o: u32) -> vec2<u32> {
-    let out_plane = p.out_height * p.out_width;
-    let r = o % out_plane;
-    let corner = (r / p.out_width) * p.stride * p.width + (r % p.out_width) * p.stride;
-    return vec2<u32>((o / out_plane) * p.height * p.width, corner);
+// The output row (plane, oy) of invocation `line` of the row-wise kernels: x = the index of
+// its plane's first input element, y = the top-left input element of its first window within
+// the plane (oy * S * W). One division per row; CPUs have no vector integer division, so
+// lavapipe divides lane by lane, and per element it took as long as the pooling.
+fn row_origin(line: u32) -> vec2<u32> {
+    let plane = line / p.out_height;
+    let oy = line % p.out_height;
+    return vec2<u32>(plane * p.height * p.width, oy * p.stride * p.width);
 }
 
-@compute @workgroup_size(WG)
-fn maxpool_forward(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if i >= p.planes * p.out_height * p.out_width {
-        return;
-    }
-    let origin = window_origin(i);
-    let plane_base = origin.x;
-    var best_index = origin.y;
+// Max and argmax of the window at `corner` (iy * W + ix) of the plane at `plane_base`,
+// stored at output element o.
+fn pool_window(plane_base: u32, corner: u32, o: u32) {
+    var best_index = corner;
     var best = x[plane_base + best_index];
     for (var ky = 0u; ky < p.kernel; ky++) {
         for (var kx = 0u; kx < p.kernel; kx++) {
-            let index = origin.y + ky * p.width + kx;
+            let index = corner + ky * p.width + kx;
             let v = x[plane_base + index];
             // `best != best` keeps a NaN once found; `v != v` takes the first NaN.
             if (v > best || v != v) && best == best {
@@ -100,8 +92,24 @@ fn maxpool_forward(
             }
         }
     }
-    y[i] = best;
-    argmax[i] = best_index;
+    y[o] = best;
+    argmax[o] = best_index;
+}
+
+@compute @workgroup_size(WG)
+fn maxpool_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let line = (wid.x + wid.y * nwg.x) * WG + lid;
+    if line >= p.planes * p.out_height {
+        return;
+    }
+    let origin = row_origin(line);
+    for (var ox = 0u; ox < p.out_width; ox++) {
+        pool_window(origin.x, origin.y + ox * p.stride, line * p.out_width + ox);
+    }
 }
 
 @compute @workgroup_size(WG)
@@ -136,25 +144,32 @@ fn maxpool_backward(
     dx[i] = sum;
 }
 
+// dx of the K x K block of output element o (at `corner` of the plane at `plane_base`): its
+// dy at the argmax, 0 elsewhere.
+fn scatter_window(plane_base: u32, corner: u32, o: u32) {
+    let hit = argmax_in[o];
+    let g = grad_at(o);
+    for (var ky = 0u; ky < p.kernel; ky++) {
+        let row = corner + ky * p.width;
+        for (var kx = 0u; kx < p.kernel; kx++) {
+            dx[plane_base + row + kx] = select(0.0, g, row + kx == hit);
+        }
+    }
+}
+
 @compute @workgroup_size(WG)
 fn maxpool_backward_tiles(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let o = (wid.x + wid.y * nwg.x) * WG + lid;
-    if o >= p.planes * p.out_height * p.out_width {
+    let line = (wid.x + wid.y * nwg.x) * WG + lid;
+    if line >= p.planes * p.out_height {
         return;
     }
     // Windows tile the image here (stride == kernel), so every dx element has one owner.
-    let origin = window_origin(o);
-    let plane_base = origin.x;
-    let hit = argmax_in[o];
-    let g = grad_at(o);
-    for (var ky = 0u; ky < p.kernel; ky++) {
-        let row = origin.y + ky * p.width;
-        for (var kx = 0u; kx < p.kernel; kx++) {
-            dx[plane_base + row + kx] = select(0.0, g, row + kx == hit);
-        }
+    let origin = row_origin(line);
+    for (var ox = 0u; ox < p.out_width; ox++) {
+        scatter_window(origin.x, origin.y + ox * p.stride, line * p.out_width + ox);
     }
 }
