@@ -314,20 +314,18 @@ fn bench_trainer(
 }
 
 /// Seconds of one training step of `trainer` on its resident batch.
-fn time_step(ctx: &GpuContext, trainer: &mut dk_nn::Trainer, budget: Duration) -> f64 {
+pub fn time_step(ctx: &GpuContext, trainer: &mut dk_nn::Trainer, budget: Duration) -> f64 {
     crate::bench::time_closure(ctx, budget, || trainer.step(ctx))
 }
 
-/// Seconds of one training step of the model `spec` with Adam on hard labels, on one
-/// resident batch of `batch` examples: the step alone, without gathers or reads.
-pub fn isolated_step_seconds(
+/// A trainer of the model `spec` with Adam on hard labels, on one resident batch of `batch`
+/// examples: the step alone, without gathers or reads ([`time_step`] times it).
+pub fn isolated_step_trainer(
     ctx: &GpuContext,
     spec: &str,
     batch: usize,
-    budget: Duration,
-) -> anyhow::Result<f64> {
-    let mut trainer = bench_trainer(ctx, spec, batch, dk_nn::LossConfig::HardLabels)?;
-    Ok(time_step(ctx, &mut trainer, budget))
+) -> anyhow::Result<dk_nn::Trainer> {
+    bench_trainer(ctx, spec, batch, dk_nn::LossConfig::HardLabels)
 }
 
 /// Models whose training step is profiled: the quick preset's teacher and student, and a
