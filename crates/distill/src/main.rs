@@ -288,7 +288,8 @@ fn preset_given(cli: &Cli) -> Result<bool> {
 }
 
 /// Whether the students' training length (steps or epochs) was given by flag or in the
-/// config file: then the preset's step budget is not fitted to a cheaper student.
+/// config file: then the preset's step budget is not fitted to a cheaper student or to a
+/// smaller training set.
 fn student_length_given(cli: &Cli) -> Result<bool> {
     let o = &cli.overrides;
     if [o.student_steps, o.student_epochs, o.steps, o.epochs]
