@@ -67,8 +67,8 @@ pub struct Overrides {
     #[arg(long, value_name = "N")]
     pub teacher_steps: Option<usize>,
     /// Student training length in optimisation steps (without it, a preset's student gets
-    /// up to 5x the preset's steps on fewer than 55,000 training examples or fewer input
-    /// values than 28x28; the plan says so)
+    /// up to 5x the preset's steps when fitted to a cheaper spec or, outside experiments,
+    /// trained on fewer than 55,000 examples: the product of both ratios; the plan says so)
     #[arg(long, value_name = "N")]
     pub student_steps: Option<usize>,
     /// Early stopping of teachers and students: stop after N epochs without a better

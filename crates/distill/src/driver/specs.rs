@@ -106,7 +106,14 @@ pub fn fit_preset_specs(
     // within the preset's budget, and a teacher's step costs several times a student's
     // whatever its FLOPs (dispatches dominate small models).
     if presets_student && !keep_student_length {
-        let scale = StepScale::of(&preset.student.spec, &config.student.spec, data.n);
+        // The experiments give their rows epochs from the students' steps on transfer sets
+        // of their own, often several times the training split: they keep the preset's
+        // steps for the data size, which was measured on the standard study only.
+        let examples = match config.experiment {
+            None => data.n,
+            Some(_) => PRESET_TRAIN_EXAMPLES,
+        };
+        let scale = StepScale::of(&preset.student.spec, &config.student.spec, examples);
         notes.extend(scale.apply(&mut config.student, preset.student.steps));
     }
     notes
@@ -125,10 +132,10 @@ const PRESET_TRAIN_EXAMPLES: usize = 55_000;
 /// How many times the preset's step budget the preset's student gets on some data, and why.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct StepScale {
-    /// The preset's student's FLOPs per example over the fitted student's.
-    cheaper: f64,
-    /// The presets' training examples over this data's.
-    smaller: f64,
+    /// FLOPs per example of the preset's student on 28x28 images.
+    reference_flops: u64,
+    /// FLOPs per example of the student fitted to the data.
+    fitted_flops: u64,
     train_examples: usize,
 }
 
@@ -137,23 +144,35 @@ impl StepScale {
     /// `fitted` on data of `train_examples` training examples.
     fn of(preset_spec: &str, fitted: &str, train_examples: usize) -> StepScale {
         let reference = parse_spec(preset_spec, [1, 28, 28]).map(|s| s.flops_per_example());
-        let cost = ModelSpec::parse(fitted).map(|s| s.flops_per_example().max(1));
-        let cheaper = match (reference, cost) {
-            (Ok(reference), Ok(cost)) => reference as f64 / cost as f64,
-            _ => 1.0,
+        let cost = ModelSpec::parse(fitted).map(|s| s.flops_per_example());
+        let (reference_flops, fitted_flops) = match (reference, cost) {
+            (Ok(reference), Ok(cost)) => (reference.max(1), cost.max(1)),
+            _ => (1, 1),
         };
-        let smaller = PRESET_TRAIN_EXAMPLES as f64 / train_examples.max(1) as f64;
         StepScale {
-            cheaper,
-            smaller,
-            train_examples,
+            reference_flops,
+            fitted_flops,
+            train_examples: train_examples.max(1),
         }
     }
 
-    /// Whole times the steps: the product of both ratios, rounded down, from 1 to
-    /// [`MAX_STEP_SCALE`].
+    /// The preset's student's FLOPs per example over the fitted student's.
+    fn cheaper(&self) -> f64 {
+        self.reference_flops as f64 / self.fitted_flops as f64
+    }
+
+    /// The presets' training examples over this data's.
+    fn smaller(&self) -> f64 {
+        PRESET_TRAIN_EXAMPLES as f64 / self.train_examples as f64
+    }
+
+    /// Whole times the steps: the product of both ratios, rounded down (in integers, so
+    /// that an exact product is not lost to rounding), from 1 to [`MAX_STEP_SCALE`].
     fn times(&self) -> u64 {
-        ((self.cheaper * self.smaller).floor() as u64).clamp(1, MAX_STEP_SCALE)
+        let numerator = u128::from(self.reference_flops) * PRESET_TRAIN_EXAMPLES as u128;
+        let denominator = u128::from(self.fitted_flops) * self.train_examples as u128;
+        let times = (numerator / denominator).min(u128::from(MAX_STEP_SCALE)) as u64;
+        times.max(1)
     }
 
     /// Multiplies `model.steps` when it is the preset's `preset_steps` (never fewer steps;
@@ -164,9 +183,9 @@ impl StepScale {
     /// converge (on 64 features the quick student's best epoch came after about 3,500
     /// steps). On a training set smaller than the presets' own, the students overfit the
     /// labels early and keep an early epoch, while soft targets go on improving for longer:
-    /// on 3,200 MNIST digits five times the steps took distillation from -0.02 +- 0.08 to
-    /// +0.83 +- 0.12 points over hard labels, and on 6,000 Fashion-MNIST images from +0.06
-    /// +- 0.11 to +0.36 +- 0.26 (README: "Results").
+    /// five times the steps took distillation over hard labels from -0.02 +- 0.08 to +0.83
+    /// +- 0.12 points on 3,200 MNIST digits and from +0.06 +- 0.11 to +0.29 +- 0.19 on 6,000
+    /// Fashion-MNIST images (README: "Results").
     fn apply(
         &self,
         model: &mut crate::config::ModelConfig,
@@ -180,16 +199,17 @@ impl StepScale {
         let scaled = steps.saturating_mul(times as usize);
         model.steps = Some(scaled);
         let mut reasons = Vec::new();
-        if self.cheaper >= 1.05 {
+        if self.cheaper() >= 1.05 {
             reasons.push(format!(
                 "{:.1}x fewer FLOPs per example than on 28x28 images",
-                self.cheaper
+                self.cheaper()
             ));
         }
-        if self.smaller >= 1.05 {
+        if self.smaller() >= 1.05 {
             reasons.push(format!(
                 "{} training examples, {:.1}x fewer than the preset's {PRESET_TRAIN_EXAMPLES}",
-                self.train_examples, self.smaller
+                self.train_examples,
+                self.smaller()
             ));
         }
         Some(format!(
@@ -441,6 +461,7 @@ mod tests {
             ("784-64-10", 27_500, Some(1_500), Some(2 * 1_500)), // half the examples
             ("784-64-10", 6_000, Some(1_500), Some(5 * 1_500)), // 9.2x fewer: the cap
             ("196-64-10", 20_000, Some(1_500), Some(5 * 1_500)), // 3.9 x 2.75: the cap
+            ("392-64-10", 27_500, Some(1_500), Some(3 * 1_500)), // 1.98 x 2: the product's floor
             ("64-64-3", 100, Some(999), Some(999)),          // the user's budget
             ("64-64-3", 100, None, None),                    // epochs, not steps
         ];
@@ -466,6 +487,14 @@ mod tests {
             note,
             "student.steps: the preset's 1500 steps times 5 for 6000 training examples, 9.2x fewer than the preset's 55000 (at most 5x): 7500"
         );
+        let mut model = quick.clone();
+        let note = StepScale::of(&quick.spec, "392-64-10", 27_500)
+            .apply(&mut model, quick.steps)
+            .unwrap();
+        assert_eq!(
+            note,
+            "student.steps: the preset's 1500 steps times 3 for 2.0x fewer FLOPs per example than on 28x28 images and 27500 training examples, 2.0x fewer than the preset's 55000 (at most 5x): 4500"
+        );
     }
 
     #[test]
@@ -489,8 +518,19 @@ mod tests {
         own.student.spec = "784-32-10".into();
         fit_preset_specs(&mut own, &images(6_000), false);
         assert_eq!(own.student.steps, Some(1_500), "so do a spec's given");
-        let mut full = RunConfig::preset(Preset::Quick);
-        assert!(fit_preset_specs(&mut full, &images(PRESET_TRAIN_EXAMPLES), false).is_empty());
-        assert_eq!(full.student.steps, Some(1_500));
+        let mut experiment = RunConfig::preset(Preset::Quick);
+        experiment.experiment = Some(crate::config::Experiment::Munge);
+        assert!(fit_preset_specs(&mut experiment, &images(6_000), false).is_empty());
+        assert_eq!(
+            experiment.student.steps,
+            Some(1_500),
+            "experiments keep the preset's steps"
+        );
+        let full = StepScale::of(
+            &small.student.spec,
+            &small.student.spec,
+            PRESET_TRAIN_EXAMPLES,
+        );
+        assert_eq!(full.times(), 1);
     }
 }
