@@ -479,22 +479,26 @@ mod tests {
                 "{fitted} {examples} {set:?}: {note:?}"
             );
         }
-        let mut model = quick.clone();
-        let note = StepScale::of(&quick.spec, "784-64-10", 6_000)
-            .apply(&mut model, quick.steps)
-            .unwrap();
-        assert_eq!(
-            note,
-            "student.steps: the preset's 1500 steps times 5 for 6000 training examples, 9.2x fewer than the preset's 55000 (at most 5x): 7500"
-        );
-        let mut model = quick.clone();
-        let note = StepScale::of(&quick.spec, "392-64-10", 27_500)
-            .apply(&mut model, quick.steps)
-            .unwrap();
-        assert_eq!(
-            note,
-            "student.steps: the preset's 1500 steps times 3 for 2.0x fewer FLOPs per example than on 28x28 images and 27500 training examples, 2.0x fewer than the preset's 55000 (at most 5x): 4500"
-        );
+        let notes = [
+            (
+                "784-64-10",
+                6_000,
+                "times 5 for 6000 training examples, 9.2x fewer than the preset's 55000 (at most 5x): 7500",
+            ),
+            (
+                "392-64-10",
+                27_500,
+                "times 3 for 2.0x fewer FLOPs per example than on 28x28 images and 27500 training examples, 2.0x fewer than the preset's 55000 (at most 5x): 4500",
+            ),
+        ];
+        for (fitted, examples, said) in notes {
+            let mut model = quick.clone();
+            let note = StepScale::of(&quick.spec, fitted, examples).apply(&mut model, quick.steps);
+            assert_eq!(
+                note.unwrap(),
+                format!("student.steps: the preset's 1500 steps {said}")
+            );
+        }
     }
 
     #[test]
