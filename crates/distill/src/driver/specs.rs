@@ -130,7 +130,7 @@ const MAX_STEP_SCALE: u64 = 5;
 const PRESET_TRAIN_EXAMPLES: usize = 55_000;
 
 /// How many times the preset's step budget the preset's student gets on some data, and why.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug)]
 struct StepScale {
     /// FLOPs per example of the preset's student on 28x28 images.
     reference_flops: u64,
@@ -186,11 +186,7 @@ impl StepScale {
     /// five times the steps took distillation over hard labels from -0.02 +- 0.08 to +0.83
     /// +- 0.12 points on 3,200 MNIST digits and from +0.06 +- 0.11 to +0.29 +- 0.19 on 6,000
     /// Fashion-MNIST images (README: "Results").
-    fn apply(
-        &self,
-        model: &mut crate::config::ModelConfig,
-        preset_steps: Option<usize>,
-    ) -> Option<String> {
+    fn apply(&self, model: &mut ModelConfig, preset_steps: Option<usize>) -> Option<String> {
         let steps = preset_steps.filter(|&s| model.steps == Some(s))?;
         let times = self.times();
         if times == 1 {
