@@ -1,22 +1,30 @@
-// ceiling.wgsl — two micro-kernels that measure an adapter's ceilings, so that kernel
+// ceiling.wgsl — three micro-kernels that measure an adapter's ceilings, so that kernel
 // throughput can be reported as a share of what the hardware reaches.
 //
 // copy:  dst[i] = src[i] for i in [0, n_vec4)                 (memory bandwidth, GB/s)
+// load_sum: dst[i] = sum over j < LOADS of src[i + j * n_vec4], summed in order of j, for i in
+//        [0, n_vec4): LOADS reads per write, neighbouring invocations reading neighbouring
+//        vec4s, so the rate is what loads alone reach (GB/s read). On a CPU adapter loads
+//        cost far more than stores, and this, not the copy, bounds a kernel that must read
+//        every element of a large tensor once.
 // fma_chain: each invocation runs ITERS rounds of 8 independent vec4 fused multiply-adds and
 //        writes one vec4, so the work is pure arithmetic        (compute rate, GFLOP/s)
 //        FLOPs per dispatch = invocations * ITERS * 8 chains * 4 lanes * 2.
 //
 // Bindings (group 0):
-//   @binding(0) src    : array<vec4<f32>>, read        (copy only) n_vec4 elements
-//   @binding(1) dst    : array<vec4<f32>>, read_write  n_vec4 elements (copy) or one per invocation (fma)
+//   @binding(0) src    : array<vec4<f32>>, read        n_vec4 elements (copy), LOADS * n_vec4 (load_sum)
+//   @binding(1) dst    : array<vec4<f32>>, read_write  n_vec4 elements (copy, load_sum) or one per
+//                        invocation (fma)
 //   @binding(2) params : uniform CeilingParams { n_vec4: u32, seed: f32 }
 // Dispatch: ceil(n / WG) workgroups as a 2-D grid when over 65535 (x = min(groups, 65535),
 //           y = ceil(groups / x)); linear index = (wid.x + wid.y * nwg.x) * WG + lid.
 //           For fma, n is the number of invocations wanted.
-// Overrides: WG (workgroup size, default 256), ITERS (fma rounds, default 256).
+// Overrides: WG (workgroup size, default 256), ITERS (fma rounds, default 256), LOADS
+//            (load_sum reads per invocation, default 8).
 
 override WG: u32 = 256u;
 override ITERS: u32 = 256u;
+override LOADS: u32 = 8u;
 
 struct CeilingParams {
     n_vec4: u32,
@@ -40,6 +48,22 @@ fn copy(
     let i = linear_index(wid, nwg, lid);
     if i < params.n_vec4 {
         dst[i] = src[i];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn load_sum(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wid, nwg, lid);
+    if i < params.n_vec4 {
+        var sum = vec4<f32>();
+        for (var j = 0u; j < LOADS; j++) {
+            sum += src[i + j * params.n_vec4];
+        }
+        dst[i] = sum;
     }
 }
 

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: a short table of kernel throughput on the current adapter, each row
 //! also given as a share of ceilings measured in the same run (a copy kernel's GB/s and a
-//! pure-FMA kernel's GFLOP/s), appended to BENCHMARKS.md with the adapter's name and date.
+//! pure-FMA kernel's GFLOP/s; a load-only kernel's GB/s is shown beside them), appended to
+//! BENCHMARKS.md with the adapter's name and date.
 //!
 //! Options: `--no-write` prints the table without appending it; `--only GROUP[,GROUP]` measures
 //! only those row groups (matmul, epilogue, loss, conv, cnn, train, profile, epoch) after the ceilings, e.g.
@@ -80,6 +81,9 @@ fn measure_ceilings(ctx: &GpuContext, budget: Duration) -> anyhow::Result<(Ceili
     let dst = Tensor::zeros(ctx, &[len], DType::F32)?;
     let copy = ceiling::prepare_copy(ctx, &src, &dst)?;
     let copy_s = time_dispatches(ctx, &[&copy], budget);
+    let sums = Tensor::zeros(ctx, &[len / ceiling::LOAD_SUM_READS], DType::F32)?;
+    let load = ceiling::prepare_load_sum(ctx, &src, &sums)?;
+    let load_s = time_dispatches(ctx, &[&load], budget);
     let fma_len = if ctx.summary.is_cpu {
         4 * 16_384
     } else {
@@ -96,6 +100,12 @@ fn measure_ceilings(ctx: &GpuContext, budget: Duration) -> anyhow::Result<(Ceili
             shape: format!("{len} f32"),
             work: Work::Bytes(copy_bytes),
             seconds: copy_s,
+        },
+        Row {
+            kernel: "ceiling: load".into(),
+            shape: format!("{len} f32 read, {} written", len / ceiling::LOAD_SUM_READS),
+            work: Work::Bytes(4.0 * len as f64),
+            seconds: load_s,
         },
         Row {
             kernel: "ceiling: fma".into(),

@@ -1,5 +1,6 @@
-//! Ceiling micro-kernels (shaders/ceiling.wgsl): a copy for memory bandwidth and a pure-FMA
-//! chain for arithmetic rate. Benchmarks report every kernel as a share of these two.
+//! Ceiling micro-kernels (shaders/ceiling.wgsl): a copy for memory bandwidth, a summing read
+//! for the rate of loads alone, and a pure-FMA chain for arithmetic rate. Benchmarks report
+//! every kernel as a share of the copy's or the FMA chain's rate.
 
 use crate::context::{GpuContext, ShaderSource};
 use crate::error::{Result, shape_error};
@@ -12,6 +13,8 @@ pub const SHADER: ShaderSource = ShaderSource {
 };
 
 const WG: usize = 256;
+/// Reads per invocation of `load_sum` (the shader's LOADS override).
+pub const LOAD_SUM_READS: usize = 8;
 /// FMA rounds per invocation (the shader's ITERS override).
 pub const FMA_ITERS: u32 = 256;
 /// Independent vec4 chains per invocation in the shader.
@@ -64,6 +67,33 @@ pub fn prepare_copy(ctx: &GpuContext, src: &Tensor, dst: &Tensor) -> Result<Disp
     ))
 }
 
+/// Prepare `dst[i] = sum over j < LOAD_SUM_READS of src[i + j * dst.len()]` (vec4-wise): `src`
+/// is `LOAD_SUM_READS` times as long as `dst`, whose length is a multiple of 4.
+pub fn prepare_load_sum(ctx: &GpuContext, src: &Tensor, dst: &Tensor) -> Result<Dispatch> {
+    let n_vec4 = check_vec4("load_sum", dst)?;
+    src.expect_dtype("load_sum", DType::F32)?;
+    if Some(src.len()) != dst.len().checked_mul(LOAD_SUM_READS) {
+        return Err(shape_error(
+            "load_sum",
+            format!(
+                "src must hold {LOAD_SUM_READS} times dst's {} elements, got {}",
+                dst.len(),
+                src.len()
+            ),
+        ));
+    }
+    let params = CeilingParams { n_vec4, seed: 0.0 };
+    Ok(Dispatch::new(
+        ctx,
+        &SHADER,
+        "load_sum",
+        &[("LOADS", LOAD_SUM_READS as f64)],
+        &[(0, Binding::Tensor(src)), (1, Binding::Tensor(dst))],
+        Some((2, bytemuck::bytes_of(&params))),
+        grid_1d(groups_for(n_vec4 as usize, WG)),
+    ))
+}
+
 /// Prepare the FMA chain: one invocation per vec4 of `out`.
 pub fn prepare_fma(ctx: &GpuContext, out: &Tensor, seed: f32) -> Result<Dispatch> {
     let n_vec4 = check_vec4("fma", out)?;
@@ -86,6 +116,14 @@ pub fn fma_flops(out_len: usize) -> u64 {
 
 /// CPU references.
 pub mod cpu {
+    /// What `load_sum` writes for `src` (`reads` times as long as the result), in its order.
+    pub fn load_sum(src: &[f32], reads: usize) -> Vec<f32> {
+        let n = src.len() / reads;
+        (0..n)
+            .map(|i| (0..reads).fold(0.0f32, |sum, j| sum + src[i + j * n]))
+            .collect()
+    }
+
     /// What the FMA kernel writes for invocation `i` (one lane, `lane` in 0..4).
     pub fn fma_chain(seed: f32, i: usize, lane: usize, iters: u32) -> f32 {
         let a = [0.9999f32, 0.9998, 0.9997, 0.9996][lane];
@@ -116,6 +154,29 @@ mod tests {
         prepare_copy(ctx, &src, &dst).unwrap().encode(&mut enc);
         ctx.submit_and_wait(enc);
         assert_eq!(dst.to_f32(ctx).unwrap(), data);
+    }
+
+    #[test]
+    fn load_sum_matches_cpu() {
+        let ctx = ctx();
+        // 4 * 67 outputs: a partial last workgroup.
+        let data = random_f32(4 * 67 * LOAD_SUM_READS, 2, 3.0);
+        let src = Tensor::from_f32(ctx, &data, &[data.len()]).unwrap();
+        let dst = Tensor::zeros(ctx, &[4 * 67], DType::F32).unwrap();
+        let mut enc = ctx.encoder();
+        prepare_load_sum(ctx, &src, &dst).unwrap().encode(&mut enc);
+        ctx.submit_and_wait(enc);
+        let expected = cpu::load_sum(&data, LOAD_SUM_READS);
+        assert_close(&dst.to_f32(ctx).unwrap(), &expected, 1e-6, 1e-6, "load_sum");
+    }
+
+    #[test]
+    fn load_sum_rejects_a_source_of_the_wrong_length() {
+        let ctx = ctx();
+        let src = Tensor::zeros(ctx, &[4 * LOAD_SUM_READS + 1], DType::F32).unwrap();
+        let dst = Tensor::zeros(ctx, &[4], DType::F32).unwrap();
+        let err = prepare_load_sum(ctx, &src, &dst).unwrap_err().to_string();
+        assert!(err.contains("load_sum") && err.contains("8 times"), "{err}");
     }
 
     #[test]
