@@ -94,65 +94,77 @@ fn conv_benches(c: &mut Criterion) {
             .warm_up_time(Duration::from_millis(200))
             .measurement_time(Duration::from_secs(3));
     }
-
     for (name, geom) in cnn_convs() {
-        let x = random_tensor(&ctx, &geom.input_shape(), 1);
-        let w = random_tensor(&ctx, &geom.weight_shape(), 2);
-        let bias = random_tensor(&ctx, &[geom.out_channels], 3);
         let y = Tensor::zeros(&ctx, &geom.output_shape(), DType::F32).unwrap();
-        let dy = random_tensor(&ctx, &geom.output_shape(), 4);
-        let dx = Tensor::zeros(&ctx, &geom.input_shape(), DType::F32).unwrap();
-        let dw = Tensor::zeros(&ctx, &geom.weight_shape(), DType::F32).unwrap();
-
-        group.throughput(Throughput::Elements(geom.flops()));
-        for path in Conv2dPath::ALL {
-            let runs = |pass| path_unsupported(&ctx, path, pass, &geom).is_none();
-            if runs(Conv2dPass::Forward) {
-                let launch =
-                    prepare_conv2d_on(&ctx, path, &x, &w, Some(&bias), &y, true, &geom).unwrap();
-                let label = format!("{name}/forward/{path}");
-                bench_gpu(&mut group, &ctx, label, &launch.dispatches());
-            }
-            // The first layer's input gradient is never needed in training, but it is the
-            // transposed convolution with Cin = 1, a useful worst case.
-            if runs(Conv2dPass::InputGrad) {
-                let launch = prepare_conv2d_input_grad_on(&ctx, path, &dy, &w, &dx, &geom).unwrap();
-                let label = format!("{name}/input_grad/{path}");
-                bench_gpu(&mut group, &ctx, label, &launch.dispatches());
-            }
-            if runs(Conv2dPass::WeightGrad) {
-                let launch =
-                    prepare_conv2d_weight_grad_on(&ctx, path, &x, &dy, &dw, false, &geom).unwrap();
-                let label = format!("{name}/weight_grad/{path}");
-                bench_gpu(&mut group, &ctx, label, &launch.dispatches());
-            }
-        }
-
-        // The 2x2 pool that follows this conv.
-        let [n, channels, height, width] = geom.output_shape();
-        let pooled = [n, channels, height / 2, width / 2];
-        let pooled_y = Tensor::zeros(&ctx, &pooled, DType::F32).unwrap();
-        let argmax = Tensor::zeros(&ctx, &pooled, DType::U32).unwrap();
-        let pool_dy = random_tensor(&ctx, &pooled, 5);
-        let pool = prepare_maxpool2d(&ctx, &y, &pooled_y, &argmax, 2, 2).unwrap();
-        let pool_dx = Tensor::zeros(&ctx, &geom.output_shape(), DType::F32).unwrap();
-        let pool_backward =
-            prepare_maxpool2d_backward(&ctx, &pool_dy, &argmax, None, &pool_dx, 2, 2).unwrap();
-        group.throughput(Throughput::Elements(y.len() as u64));
-        bench_gpu(
-            &mut group,
-            &ctx,
-            format!("{name}/maxpool2/forward"),
-            &[&pool],
-        );
-        bench_gpu(
-            &mut group,
-            &ctx,
-            format!("{name}/maxpool2/backward"),
-            &[&pool_backward],
-        );
+        conv_passes(&mut group, &ctx, &name, &geom, &y);
+        pool_passes(&mut group, &ctx, &name, &geom, &y);
     }
     group.finish();
+}
+
+/// Forward (into `y`), input gradient and weight gradient of `geom` on every path that runs it.
+fn conv_passes(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    ctx: &GpuContext,
+    name: &str,
+    geom: &Conv2dGeometry,
+    y: &Tensor,
+) {
+    let x = random_tensor(ctx, &geom.input_shape(), 1);
+    let w = random_tensor(ctx, &geom.weight_shape(), 2);
+    let bias = random_tensor(ctx, &[geom.out_channels], 3);
+    let dy = random_tensor(ctx, &geom.output_shape(), 4);
+    let dx = Tensor::zeros(ctx, &geom.input_shape(), DType::F32).unwrap();
+    let dw = Tensor::zeros(ctx, &geom.weight_shape(), DType::F32).unwrap();
+    group.throughput(Throughput::Elements(geom.flops()));
+    for path in Conv2dPath::ALL {
+        let runs = |pass| path_unsupported(ctx, path, pass, geom).is_none();
+        if runs(Conv2dPass::Forward) {
+            let launch = prepare_conv2d_on(ctx, path, &x, &w, Some(&bias), y, true, geom).unwrap();
+            let label = format!("{name}/forward/{path}");
+            bench_gpu(group, ctx, label, &launch.dispatches());
+        }
+        // The first layer's input gradient is never needed in training, but it is the
+        // transposed convolution with Cin = 1, a useful worst case.
+        if runs(Conv2dPass::InputGrad) {
+            let launch = prepare_conv2d_input_grad_on(ctx, path, &dy, &w, &dx, geom).unwrap();
+            let label = format!("{name}/input_grad/{path}");
+            bench_gpu(group, ctx, label, &launch.dispatches());
+        }
+        if runs(Conv2dPass::WeightGrad) {
+            let launch =
+                prepare_conv2d_weight_grad_on(ctx, path, &x, &dy, &dw, false, geom).unwrap();
+            let label = format!("{name}/weight_grad/{path}");
+            bench_gpu(group, ctx, label, &launch.dispatches());
+        }
+    }
+}
+
+/// The 2x2 pool that follows the conv whose output is `y`: forward and backward.
+fn pool_passes(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    ctx: &GpuContext,
+    name: &str,
+    geom: &Conv2dGeometry,
+    y: &Tensor,
+) {
+    let [n, channels, height, width] = geom.output_shape();
+    let pooled = [n, channels, height / 2, width / 2];
+    let pooled_y = Tensor::zeros(ctx, &pooled, DType::F32).unwrap();
+    let argmax = Tensor::zeros(ctx, &pooled, DType::U32).unwrap();
+    let pool_dy = random_tensor(ctx, &pooled, 5);
+    let pool = prepare_maxpool2d(ctx, y, &pooled_y, &argmax, 2, 2).unwrap();
+    let pool_dx = Tensor::zeros(ctx, &geom.output_shape(), DType::F32).unwrap();
+    let pool_backward =
+        prepare_maxpool2d_backward(ctx, &pool_dy, &argmax, None, &pool_dx, 2, 2).unwrap();
+    group.throughput(Throughput::Elements(y.len() as u64));
+    bench_gpu(group, ctx, format!("{name}/maxpool2/forward"), &[&pool]);
+    bench_gpu(
+        group,
+        ctx,
+        format!("{name}/maxpool2/backward"),
+        &[&pool_backward],
+    );
 }
 
 criterion_group!(benches, conv_benches);

@@ -142,39 +142,8 @@ fn summary_section(page: &mut String, results: &Results) {
         .max_by(|a, b| a.test.accuracy.total_cmp(&b.test.accuracy))
         .map(|m| m.name.as_str());
     for model in &results.models {
-        let class = if Some(model.name.as_str()) == best_student {
-            " class=\"best\""
-        } else {
-            ""
-        };
-        let _ = write!(
-            page,
-            "<tr{class}><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l wrap\">{}</td><td>{}</td><td>{}</td><td>{}</td>",
-            escape(&model.name),
-            model.role.label(),
-            escape(&model.spec),
-            compact(model.params),
-            compact(model.flops_per_example),
-            percent(model.test.accuracy),
-        );
-        if repeats.is_some() {
-            let spread = model.repeats.as_ref().map(|r| r.mean_pm_sd());
-            let _ = write!(
-                page,
-                "<td>{}</td>",
-                escape(spread.as_deref().unwrap_or("–"))
-            );
-        }
-        let versus = model.versus_hard.as_ref();
-        let _ = writeln!(
-            page,
-            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            versus.map_or_else(|| "–".into(), |v| escape(&v.points_with_interval())),
-            versus.map_or_else(|| "–".into(), |v| format_p(v.p_value)),
-            optional(model.gap_recovered, percent),
-            optional(model.temperature.map(f64::from), |t| format!("{t}")),
-            optional(model.alpha.map(f64::from), |a| format!("{a}")),
-        );
+        let best = Some(model.name.as_str()) == best_student;
+        summary_row(page, model, best, repeats.is_some());
     }
     page.push_str("</table>\n</div>\n");
     more_measures(page, results);
@@ -185,6 +154,39 @@ fn summary_section(page: &mut String, results: &Results) {
     page.push_str("</p>\n");
     seed_comparisons(page, results);
     page.push_str("</section>\n");
+}
+
+/// One model's row of the summary table (`best`: the best student, shown in bold).
+fn summary_row(page: &mut String, model: &ModelResult, best: bool, with_repeats: bool) {
+    let class = if best { " class=\"best\"" } else { "" };
+    let _ = write!(
+        page,
+        "<tr{class}><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l wrap\">{}</td><td>{}</td><td>{}</td><td>{}</td>",
+        escape(&model.name),
+        model.role.label(),
+        escape(&model.spec),
+        compact(model.params),
+        compact(model.flops_per_example),
+        percent(model.test.accuracy),
+    );
+    if with_repeats {
+        let spread = model.repeats.as_ref().map(|r| r.mean_pm_sd());
+        let _ = write!(
+            page,
+            "<td>{}</td>",
+            escape(spread.as_deref().unwrap_or("–"))
+        );
+    }
+    let versus = model.versus_hard.as_ref();
+    let _ = writeln!(
+        page,
+        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        versus.map_or_else(|| "–".into(), |v| escape(&v.points_with_interval())),
+        versus.map_or_else(|| "–".into(), |v| format_p(v.p_value)),
+        optional(model.gap_recovered, percent),
+        optional(model.temperature.map(f64::from), |t| format!("{t}")),
+        optional(model.alpha.map(f64::from), |a| format!("{a}")),
+    );
 }
 
 /// With repeats: each student against student-hard over them, as a list.

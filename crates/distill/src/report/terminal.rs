@@ -1,7 +1,7 @@
 //! The terminal's summary table of a run: one row per model, the comparisons with the
 //! hard-label student and, with repeats, mean ± sd.
 
-use crate::results::{Results, format_p};
+use crate::results::{ModelResult, Results, format_p};
 
 /// The final table printed in the terminal: one row per model; with repeats, each
 /// student's test accuracy as mean ± sd over them; for students, the difference from
@@ -12,48 +12,64 @@ pub fn summary_table(results: &Results) -> String {
         .iter()
         .find_map(|m| m.repeats.as_ref())
         .map(|r| r.test_accuracies.len());
+    let mut out = header(repeats.is_some());
+    for m in &results.models {
+        out.push_str(&model_row(m, repeats.is_some()));
+    }
+    out.push_str(&footer(results, repeats));
+    out
+}
+
+fn header(with_repeats: bool) -> String {
     let mut out = format!(
         "{:<38} {:>9} {:>11} {:>9} ",
         "model", "params", "MFLOP/ex", "test acc"
     );
-    if repeats.is_some() {
+    if with_repeats {
         out.push_str(&format!("{:>14} ", "mean ± sd"));
     }
     out.push_str(&format!(
         "{:>7} {:>7} {:>6} {:>10} {:>12} {:>24} {:>8}\n",
         "errors", "NLL", "ECE", "lat. ms", "ex/s", "vs hard (95% CI)", "p"
     ));
-    for m in &results.models {
-        let (latency, throughput) = m.serving.as_ref().map_or((f64::NAN, f64::NAN), |s| {
-            (s.latency_batch1_ms, s.throughput_per_s)
-        });
-        let mut name = m.name.clone();
-        if let (Some(t), Some(a)) = (m.temperature, m.alpha) {
-            name = format!("{name} (T={t}, a={a})");
-        }
-        out.push_str(&format!(
-            "{:<38} {:>9} {:>11.3} {:>8.2}% ",
-            name,
-            m.params,
-            m.flops_per_example as f64 / 1e6,
-            100.0 * m.test.accuracy,
-        ));
-        if repeats.is_some() {
-            let spread = m.repeats.as_ref().map(|r| r.mean_pm_sd());
-            out.push_str(&format!("{:>14} ", spread.as_deref().unwrap_or("-")));
-        }
-        let (versus, p) = m
-            .versus_hard
-            .as_ref()
-            .map_or(("-".into(), "-".into()), |v| {
-                (v.points_with_interval(), format_p(v.p_value))
-            });
-        out.push_str(&format!(
-            "{:>7} {:>7.4} {:>6.3} {:>10.3} {:>12.0} {:>24} {:>8}\n",
-            m.test.errors, m.test.nll, m.test.ece, latency, throughput, versus, p
-        ));
+    out
+}
+
+fn model_row(m: &ModelResult, with_repeats: bool) -> String {
+    let (latency, throughput) = m.serving.as_ref().map_or((f64::NAN, f64::NAN), |s| {
+        (s.latency_batch1_ms, s.throughput_per_s)
+    });
+    let mut name = m.name.clone();
+    if let (Some(t), Some(a)) = (m.temperature, m.alpha) {
+        name = format!("{name} (T={t}, a={a})");
     }
-    out.push_str(
+    let mut out = format!(
+        "{:<38} {:>9} {:>11.3} {:>8.2}% ",
+        name,
+        m.params,
+        m.flops_per_example as f64 / 1e6,
+        100.0 * m.test.accuracy,
+    );
+    if with_repeats {
+        let spread = m.repeats.as_ref().map(|r| r.mean_pm_sd());
+        out.push_str(&format!("{:>14} ", spread.as_deref().unwrap_or("-")));
+    }
+    let (versus, p) = m
+        .versus_hard
+        .as_ref()
+        .map_or(("-".into(), "-".into()), |v| {
+            (v.points_with_interval(), format_p(v.p_value))
+        });
+    out.push_str(&format!(
+        "{:>7} {:>7.4} {:>6.3} {:>10.3} {:>12.0} {:>24} {:>8}\n",
+        m.test.errors, m.test.nll, m.test.ece, latency, throughput, versus, p
+    ));
+    out
+}
+
+/// The columns' legend, then each student's paired t-test over the repeats.
+fn footer(results: &Results, repeats: Option<usize>) -> String {
+    let mut out = String::from(
         "vs hard: test accuracy minus student-hard's in points, 95% paired bootstrap interval; p: McNemar's exact test",
     );
     match repeats {
