@@ -802,6 +802,22 @@ fn merge_tables(base: &mut toml::Table, patch: toml::Table) {
     }
 }
 
+/// A file that gives a role's `epochs` without its `steps` means that many epochs, as the
+/// epochs flags do: the preset's step budget, which would win, is dropped. A file that gives
+/// both (a run folder's config.toml) keeps both, and the steps win.
+fn drop_preset_steps_where_epochs_given(preset: &mut toml::Table, file: &toml::Table) {
+    for role in ["teacher", "student"] {
+        let Some(toml::Value::Table(given)) = file.get(role) else {
+            continue;
+        };
+        if given.contains_key("epochs") && !given.contains_key("steps") {
+            if let Some(toml::Value::Table(model)) = preset.get_mut(role) {
+                model.remove("steps");
+            }
+        }
+    }
+}
+
 /// Parses a config file's text (`path` is only used in messages) over the preset it names
 /// (or `preset_flag`, which wins, or the default preset).
 pub fn parse_config_text(
@@ -825,6 +841,7 @@ pub fn parse_config_text(
     });
     let mut merged = toml::Table::try_from(RunConfig::preset(preset))
         .expect("a RunConfig always serialises to a table");
+    drop_preset_steps_where_epochs_given(&mut merged, &file_table);
     merge_tables(&mut merged, file_table);
     let mut config: RunConfig =
         merged
@@ -1100,6 +1117,27 @@ mod tests {
         let mut config = parse_config_text(text, Path::new("run.toml"), overrides.preset).unwrap();
         overrides.apply(&mut config);
         config
+    }
+
+    #[test]
+    fn a_files_epochs_replace_the_presets_steps_for_that_role_only() {
+        let config = load_config_text("preset = \"quick\"\n[student]\nepochs = 3\n", &[]);
+        assert_eq!((config.student.epochs, config.student.steps), (3, None));
+        let quick = RunConfig::preset(Preset::Quick);
+        assert!(quick.teacher.steps.is_some() && quick.student.steps.is_some());
+        assert_eq!(
+            config.teacher.steps, quick.teacher.steps,
+            "teachers keep theirs"
+        );
+        let both = "preset = \"quick\"\n[student]\nepochs = 3\nsteps = 700\n";
+        let config = load_config_text(both, &[]);
+        assert_eq!(
+            (config.student.epochs, config.student.steps),
+            (3, Some(700))
+        );
+        // A flag still wins over the file.
+        let config = load_config_text("[student]\nepochs = 3\n", &["--student-steps", "90"]);
+        assert_eq!(config.student.steps, Some(90));
     }
 
     #[test]
