@@ -21,6 +21,9 @@ enable subgroups;
 //   conv_window_weight_grad: the partial sums of conv_gemm_weight_grad for stride 1 and
 //       KW <= 8 over runs of source rows, split by whole output rows (`chunk` rows per split),
 //       written at k = t * KW + kx for tap row t = (c, ky).
+//   conv_few_taps_weight_grad: the same partial sums as conv_window_weight_grad for layers of
+//       at most 4 tap rows of at most 4 taps (one input channel, k <= 4), each split a run
+//       of whole output rows over the batch, one invocation each (see its section).
 //   conv_gemm_weight_grad:  partials[s, r, k] = sum over positions p of split s (one image n)
 //       of dy[n, r, p] * src[n, col(p) + off[k]]; conv2d.wgsl's conv2d_weight_grad_reduce sums
 //       the splits into dW.
@@ -73,7 +76,8 @@ enable subgroups;
 //   (pack_weights: 0 for the flat layout, else the kernel width of the window layout); KW
 //   (the conv_window_* kernels: kernel width, 1..8); PB (conv_window_forward: blocks of 8
 //   positions per invocation, 1, or 2 with TM <= 16, default 1); TG (conv_window_weight_grad:
-//   tap rows per invocation, 1, or 2 with TM <= 16, default 1).
+//   tap rows per invocation, 1, or 2 with TM <= 16, default 1); FEW_TAP_ROWS
+//   (conv_few_taps_weight_grad: tap rows, 1..4, default 3).
 //
 // Requires: taps4 = taps rounded up to a multiple of 4; chunk a multiple of 4. Edge rows and
 // columns are clamped before loading and never stored, and every lane runs the whole loop, as
@@ -813,5 +817,142 @@ fn conv_window_weight_grad(
     } else if TM > 16u {
         store_window_partials_rows8(split, row0 + 16u, t, rows2);
         store_window_partials_rows8(split, row0 + 24u, t, rows3);
+    }
+}
+
+// ---- conv_few_taps_weight_grad: the weight gradient of layers with at most 4 tap rows ----
+//
+// partials[s, r, t * KW + kx] = sum over the positions of split s of
+// dy[n, r, oy, ox] * src[n, corner(oy, ox) + off[t] + kx], for the workgroup's block of 16
+// rows r and every tap row t < FEW_TAP_ROWS (<= 4), kx < KW (<= 4). A layer with
+// one input channel has 3 or 5 tap rows: conv_window_weight_grad gives each lane a tap row,
+// so 5 of 8 lanes idle and load the same source run again. Here each invocation owns a split
+// of its own: `chunk` consecutive output rows of the batch, walked in blocks of 4 positions;
+// it reads each dy value once and, per tap row and block, the next 4 source values (the 4
+// before are the previous block's), and keeps every (row, tap) sum. No subgroup operations:
+// the splits are summed by conv2d_weight_grad_reduce. Here `chunk` counts output rows per
+// split: splits = ceil(lines / chunk). Grid (ceil(splits / WG_X), ceil(rows / 16), 1).
+
+override FEW_TAP_ROWS: u32 = 3u;
+
+// 16 rows x 4 (positions or taps) as four 4 x 4 tiles; column i of tile g is row 4 g + i.
+struct Rows16 {
+    g0: mat4x4<f32>,
+    g1: mat4x4<f32>,
+    g2: mat4x4<f32>,
+    g3: mat4x4<f32>,
+}
+
+// dy of `row` (clamped into the rows) at the 4 positions `cols` after `at` (row 0), zero
+// where `inside` is false (past the output row).
+fn few_taps_dy_row(at: u32, row: u32, cols: vec4<u32>, inside: vec4<bool>) -> vec4<f32> {
+    let i = at + min(row, params.rows - 1u) * params.plane_out + cols;
+    return select(vec4<f32>(0.0), vec4<f32>(dy[i.x], dy[i.y], dy[i.z], dy[i.w]), inside);
+}
+
+// dy of rows row .. row + 4 (the columns) at the 4 positions from ox0.
+fn few_taps_dy4(at: u32, row: u32, ox0: u32) -> mat4x4<f32> {
+    let ox = vec4<u32>(ox0, ox0 + 1u, ox0 + 2u, ox0 + 3u);
+    let inside = ox < vec4<u32>(params.out_w);
+    let cols = min(ox, vec4<u32>(params.out_w - 1u)) - vec4<u32>(ox0);
+    return mat4x4<f32>(
+        few_taps_dy_row(at, row, cols, inside),
+        few_taps_dy_row(at, row + 1u, cols, inside),
+        few_taps_dy_row(at, row + 2u, cols, inside),
+        few_taps_dy_row(at, row + 3u, cols, inside),
+    );
+}
+
+fn few_taps_dy(at: u32, row0: u32, ox0: u32) -> Rows16 {
+    return Rows16(
+        few_taps_dy4(at, row0, ox0),
+        few_taps_dy4(at, row0 + 4u, ox0),
+        few_taps_dy4(at, row0 + 8u, ox0),
+        few_taps_dy4(at, row0 + 12u, ox0),
+    );
+}
+
+// Adds tap row t's sums of the block at ox0 .. ox0 + 4 of an output row whose tap row t
+// starts at `line_base` in the source: column i of tile g gets, at component kx, the sum over
+// the 4 positions of dy (row 4 g + i) times the source at tap kx. `run` holds the source at
+// ox0 .. ox0 + 4 and moves on by 4 (neighbouring blocks share it: one load of 4 a block).
+fn few_taps_accumulate(acc: ptr<function, Rows16>, run: ptr<function, vec4<f32>>, line_base: u32, ox0: u32, d: Rows16) {
+    let next = load_run(line_base + ox0 + 4u);
+    let taps = transpose(window_tile(*run, next));
+    *run = next;
+    (*acc).g0 += taps * d.g0;
+    (*acc).g1 += taps * d.g1;
+    (*acc).g2 += taps * d.g2;
+    (*acc).g3 += taps * d.g3;
+}
+
+// Writes the sums of tap row t for rows row .. row + 4 (the columns of `tile`).
+fn few_taps_store4(split: u32, row: u32, t: u32, tile: mat4x4<f32>) {
+    for (var i = 0u; i < 4u; i++) {
+        let sums = column(tile, i);
+        for (var kx = 0u; kx < KW; kx++) {
+            if row + i < params.rows {
+                partials[(split * params.rows + row + i) * params.taps + t * KW + kx] = sums[kx];
+            }
+        }
+    }
+}
+
+// Writes the sums of tap row t for rows row0 .. row0 + 16 of split `split`.
+fn few_taps_store(split: u32, row0: u32, t: u32, acc: Rows16) {
+    few_taps_store4(split, row0, t, acc.g0);
+    few_taps_store4(split, row0 + 4u, t, acc.g1);
+    few_taps_store4(split, row0 + 8u, t, acc.g2);
+    few_taps_store4(split, row0 + 12u, t, acc.g3);
+}
+
+@compute @workgroup_size(WG_X)
+fn conv_few_taps_weight_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let split = wid.x * WG_X + lid.x;
+    let row0 = wid.y * 16u;
+    if split * params.chunk >= params.lines {
+        return;
+    }
+    var acc0: Rows16;
+    var acc1: Rows16;
+    var acc2: Rows16;
+    var acc3: Rows16;
+    let first = split * params.chunk;
+    for (var line = first; line < min(first + params.chunk, params.lines); line++) {
+        let n = line / params.out_h;
+        let corner = n * params.src_image + (line % params.out_h) * params.src_w;
+        let at = n * params.rows * params.plane_out + (line % params.out_h) * params.out_w;
+        let base = vec4<u32>(offsets[0u], offsets[min(1u, FEW_TAP_ROWS - 1u)],
+            offsets[min(2u, FEW_TAP_ROWS - 1u)], offsets[FEW_TAP_ROWS - 1u]) + corner;
+        var run0 = load_run(base.x);
+        var run1 = load_run(base.y);
+        var run2 = load_run(base.z);
+        var run3 = load_run(base.w);
+        for (var ox0 = 0u; ox0 < params.out_w; ox0 += 4u) {
+            let d = few_taps_dy(at + ox0, row0, ox0);
+            few_taps_accumulate(&acc0, &run0, base.x, ox0, d);
+            if FEW_TAP_ROWS > 1u {
+                few_taps_accumulate(&acc1, &run1, base.y, ox0, d);
+            }
+            if FEW_TAP_ROWS > 2u {
+                few_taps_accumulate(&acc2, &run2, base.z, ox0, d);
+            }
+            if FEW_TAP_ROWS > 3u {
+                few_taps_accumulate(&acc3, &run3, base.w, ox0, d);
+            }
+        }
+    }
+    few_taps_store(split, row0, 0u, acc0);
+    if FEW_TAP_ROWS > 1u {
+        few_taps_store(split, row0, 1u, acc1);
+    }
+    if FEW_TAP_ROWS > 2u {
+        few_taps_store(split, row0, 2u, acc2);
+    }
+    if FEW_TAP_ROWS > 3u {
+        few_taps_store(split, row0, 3u, acc3);
     }
 }

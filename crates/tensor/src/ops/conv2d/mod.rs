@@ -838,6 +838,8 @@ mod tests {
         cases.push(geom((40, 1, 10, 7), (3, 3, 3), 1, 1));
         // 72 tap rows: the window path's two workgroups of 40 lanes, the last one part-filled.
         cases.push(geom((1, 24, 5, 6), (3, 3, 3), 1, 1));
+        // Few tap rows (conv_few_taps_weight_grad): 20 rows in blocks of 16 and 4, rows of 11.
+        cases.push(geom((3, 1, 6, 11), (20, 3, 3), 1, 1));
         for (case, g) in cases.iter().enumerate() {
             let x = random_f32(numel(g.input_shape()), 60 + case as u64, 1.0);
             let dy = random_f32(numel(g.output_shape()), 70 + case as u64, 1.0);
