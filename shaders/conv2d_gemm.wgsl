@@ -843,32 +843,23 @@ struct Rows16 {
     g3: mat4x4<f32>,
 }
 
-// dy of `row` (clamped into the rows) at the 4 positions `cols` after `at` (row 0), zero
-// where `inside` is false (past the output row).
-fn few_taps_dy_row(at: u32, row: u32, cols: vec4<u32>, inside: vec4<bool>) -> vec4<f32> {
-    let i = at + min(row, params.rows - 1u) * params.plane_out + cols;
-    return select(vec4<f32>(0.0), vec4<f32>(dy[i.x], dy[i.y], dy[i.z], dy[i.w]), inside);
-}
-
-// dy of rows row .. row + 4 (the columns) at the 4 positions from ox0.
-fn few_taps_dy4(at: u32, row: u32, ox0: u32) -> mat4x4<f32> {
-    let ox = vec4<u32>(ox0, ox0 + 1u, ox0 + 2u, ox0 + 3u);
-    let inside = ox < vec4<u32>(params.out_w);
-    let cols = min(ox, vec4<u32>(params.out_w - 1u)) - vec4<u32>(ox0);
+// dy of rows row .. row + 4 (the columns) at the 4 positions from ox0 of the output row
+// starting at dy index `line_base` (row 0); 0 past the row's end.
+fn few_taps_dy4(line_base: u32, row: u32, ox0: u32) -> mat4x4<f32> {
     return mat4x4<f32>(
-        few_taps_dy_row(at, row, cols, inside),
-        few_taps_dy_row(at, row + 1u, cols, inside),
-        few_taps_dy_row(at, row + 2u, cols, inside),
-        few_taps_dy_row(at, row + 3u, cols, inside),
+        window_grad_share(line_base, row, ox0, 0u),
+        window_grad_share(line_base, row, ox0, 1u),
+        window_grad_share(line_base, row, ox0, 2u),
+        window_grad_share(line_base, row, ox0, 3u),
     );
 }
 
-fn few_taps_dy(at: u32, row0: u32, ox0: u32) -> Rows16 {
+fn few_taps_dy(line_base: u32, row0: u32, ox0: u32) -> Rows16 {
     return Rows16(
-        few_taps_dy4(at, row0, ox0),
-        few_taps_dy4(at, row0 + 4u, ox0),
-        few_taps_dy4(at, row0 + 8u, ox0),
-        few_taps_dy4(at, row0 + 12u, ox0),
+        few_taps_dy4(line_base, row0, ox0),
+        few_taps_dy4(line_base, row0 + 4u, ox0),
+        few_taps_dy4(line_base, row0 + 8u, ox0),
+        few_taps_dy4(line_base, row0 + 12u, ox0),
     );
 }
 
@@ -923,8 +914,9 @@ fn conv_few_taps_weight_grad(
     let first = split * params.chunk;
     for (var line = first; line < min(first + params.chunk, params.lines); line++) {
         let n = line / params.out_h;
-        let corner = n * params.src_image + (line % params.out_h) * params.src_w;
-        let at = n * params.rows * params.plane_out + (line % params.out_h) * params.out_w;
+        let oy = line % params.out_h;
+        let corner = n * params.src_image + oy * params.src_w;
+        let at = n * params.rows * params.plane_out + oy * params.out_w;
         let base = vec4<u32>(offsets[0u], offsets[min(1u, FEW_TAP_ROWS - 1u)],
             offsets[min(2u, FEW_TAP_ROWS - 1u)], offsets[FEW_TAP_ROWS - 1u]) + corner;
         var run0 = load_run(base.x);
@@ -932,7 +924,7 @@ fn conv_few_taps_weight_grad(
         var run2 = load_run(base.z);
         var run3 = load_run(base.w);
         for (var ox0 = 0u; ox0 < params.out_w; ox0 += 4u) {
-            let d = few_taps_dy(at + ox0, row0, ox0);
+            let d = few_taps_dy(at, row0, ox0);
             few_taps_accumulate(&acc0, &run0, base.x, ox0, d);
             if FEW_TAP_ROWS > 1u {
                 few_taps_accumulate(&acc1, &run1, base.y, ox0, d);

@@ -226,7 +226,9 @@ impl Gemm {
     }
 
     /// The weight gradient's split of each image: (positions per split, splits per image) for
-    /// the gathered GEMM, (output rows per split, splits per image) for the window variant.
+    /// the gathered GEMM, (output rows per split, splits per image) for the window variant;
+    /// but for `conv_few_taps_weight_grad` (output rows of the batch per split, splits in
+    /// all), whose splits run over image boundaries ([`Gemm::weight_grad_splits`]).
     fn split_of(&self, variant: Variant) -> (usize, usize) {
         match variant {
             Variant::Gathered => self.chunking(),
