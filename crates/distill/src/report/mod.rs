@@ -125,11 +125,7 @@ pub fn render_report(results: &Results) -> String {
 }
 
 fn summary_section(page: &mut String, results: &Results) {
-    let repeats = results
-        .models
-        .iter()
-        .find_map(|m| m.repeats.as_ref())
-        .map(|r| r.test_accuracies.len());
+    let repeats = results.repeat_count();
     page.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"scroll\">\n<table>\n<tr><th class=\"l\">model</th><th class=\"l\">role</th><th class=\"l\">spec</th><th>params</th><th>FLOPs/ example</th><th>test accuracy</th>");
     if let Some(n) = repeats {
         let _ = write!(page, "<th>mean &plusmn; sd, {n} repeats (%)</th>");

@@ -7,11 +7,7 @@ use crate::results::{ModelResult, Results, format_p};
 /// student's test accuracy as mean ± sd over them; for students, the difference from
 /// student-hard in points with its 95% paired bootstrap interval, and McNemar's p.
 pub fn summary_table(results: &Results) -> String {
-    let repeats = results
-        .models
-        .iter()
-        .find_map(|m| m.repeats.as_ref())
-        .map(|r| r.test_accuracies.len());
+    let repeats = results.repeat_count();
     let mut out = header(repeats.is_some());
     for m in &results.models {
         out.push_str(&model_row(m, repeats.is_some()));

@@ -523,6 +523,14 @@ impl DerivedWarning {
 }
 
 impl Results {
+    /// How many times the students were trained, where more than once (`--repeats`).
+    pub fn repeat_count(&self) -> Option<usize> {
+        self.models
+            .iter()
+            .find_map(|m| m.repeats.as_ref())
+            .map(|r| r.test_accuracies.len())
+    }
+
     /// The first model with `role`.
     pub fn model(&self, role: Role) -> Option<&ModelResult> {
         self.models.iter().find(|m| m.role == role)
