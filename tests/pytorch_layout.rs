@@ -39,17 +39,17 @@ fn checkpoint_loads_in_python_with_pytorch_names_and_shapes() {
     );
     let spec = ModelSpec::parse("1x8x8-c3k3-p2-d0.5-f5-4").unwrap();
     let values = he_normal(&spec, 21);
-    let path = std::env::temp_dir().join(format!(
-        "dk-pytorch-layout-{}.safetensors",
-        std::process::id()
-    ));
+    let file = tempfile::Builder::new()
+        .suffix(".safetensors")
+        .tempfile()
+        .unwrap();
+    let path = file.into_temp_path();
     checkpoint::save(&path, &spec, &values).unwrap();
     let output = Command::new("python3")
         .args(["-c", PYTHON_READER])
         .arg(&path)
         .output()
         .expect("python3 runs");
-    std::fs::remove_file(&path).unwrap();
     assert!(
         output.status.success(),
         "python could not read the checkpoint: {}",

@@ -163,21 +163,9 @@ mod tests {
     use super::*;
 
     /// A fresh folder under the system temp folder, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        let prefix = format!("xtask-{name}-");
+        tempfile::Builder::new().prefix(&prefix).tempdir().unwrap()
     }
 
     fn args(line: &str) -> Vec<String> {
@@ -199,8 +187,8 @@ mod tests {
 
     #[test]
     fn the_default_run_needs_fashion_mnist_in_the_cache_or_the_system_folder() {
-        let root = TempDir::new("data-need");
-        let env = env_in(&root.0);
+        let root = temp_dir("data-need");
+        let env = env_in(root.path());
         for line in [
             "",
             "--preset tiny --out /tmp/x",
@@ -213,21 +201,21 @@ mod tests {
                 "{line:?}"
             );
         }
-        let system = root.0.join("system/fashion-mnist");
+        let system = root.path().join("system/fashion-mnist");
         put(&system, "train-images-idx3-ubyte.gz");
         assert_eq!(
             default_data_need(&[], &env),
             DataNeed::Present(system.clone())
         );
         // The user cache comes first, raw files count too.
-        let cache = root.0.join("cache/darkknowledge/fashion-mnist");
+        let cache = root.path().join("cache/darkknowledge/fashion-mnist");
         put(&cache, "train-images-idx3-ubyte");
         assert_eq!(default_data_need(&[], &env), DataNeed::Present(cache));
         // A folder with other files only does not count.
-        let root = TempDir::new("data-need-other");
-        let env = env_in(&root.0);
+        let root = temp_dir("data-need-other");
+        let env = env_in(root.path());
         put(
-            &root.0.join("system/fashion-mnist"),
+            &root.path().join("system/fashion-mnist"),
             "t10k-images-idx3-ubyte.gz",
         );
         assert_eq!(default_data_need(&[], &env), DataNeed::Missing);
@@ -235,8 +223,8 @@ mod tests {
 
     #[test]
     fn arguments_or_the_variable_pointing_elsewhere_need_nothing_installed() {
-        let root = TempDir::new("data-elsewhere");
-        let mut env = env_in(&root.0);
+        let root = temp_dir("data-elsewhere");
+        let mut env = env_in(root.path());
         for line in [
             "--dataset mnist",
             "--dataset=cifar10",

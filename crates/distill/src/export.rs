@@ -175,13 +175,11 @@ mod tests {
     use dk_nn::ModelSpec;
     use dk_nn::init::he_normal;
 
-    fn folder(name: &str, models: &[&str]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("dk-export-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+    fn folder(name: &str, models: &[&str]) -> tempfile::TempDir {
+        let dir = crate::testutil::temp_dir(&format!("export-{name}"));
         let spec = ModelSpec::parse("6-4-3").unwrap();
         for model in models {
-            let path = dir.join(checkpoint_file(model));
+            let path = dir.path().join(checkpoint_file(model));
             dk_nn::checkpoint::save(&path, &spec, &he_normal(&spec, 1)).unwrap();
         }
         dir
@@ -192,24 +190,27 @@ mod tests {
         let full = folder("full", &["teacher-1", "student-hard", "student-kd"]);
         let single = folder("single", &["teacher-1", "student-kd-t4-a0.5"]);
         let two = folder("two", &["teacher-1", "student-a", "student-b"]);
-        assert_eq!(choose_model(&full, None).unwrap(), "student-kd");
-        assert_eq!(choose_model(&single, None).unwrap(), "student-kd-t4-a0.5");
-        let refusal = choose_model(&two, None).unwrap_err().to_string();
+        assert_eq!(choose_model(full.path(), None).unwrap(), "student-kd");
+        assert_eq!(
+            choose_model(single.path(), None).unwrap(),
+            "student-kd-t4-a0.5"
+        );
+        let refusal = choose_model(two.path(), None).unwrap_err().to_string();
         assert!(
             refusal.contains("no student-kd checkpoint and 2 other students")
                 && refusal.contains("student-a, student-b, teacher-1"),
             "{refusal}"
         );
-        assert_eq!(choose_model(&full, Some("teacher-1")).unwrap(), "teacher-1");
-        for dir in [full, single, two] {
-            std::fs::remove_dir_all(dir).unwrap();
-        }
+        assert_eq!(
+            choose_model(full.path(), Some("teacher-1")).unwrap(),
+            "teacher-1"
+        );
     }
 
     #[test]
     fn a_missing_model_and_an_empty_folder_are_named() {
         let dir = folder("missing", &["student-kd"]);
-        let missing = choose_model(&dir, Some("student-hard"))
+        let missing = choose_model(dir.path(), Some("student-hard"))
             .unwrap_err()
             .to_string();
         assert!(
@@ -217,12 +218,11 @@ mod tests {
                 && missing.ends_with("it holds: student-kd"),
             "{missing}"
         );
-        std::fs::remove_file(dir.join("student-kd.safetensors")).unwrap();
-        let empty = choose_model(&dir, None).unwrap_err().to_string();
+        std::fs::remove_file(dir.path().join("student-kd.safetensors")).unwrap();
+        let empty = choose_model(dir.path(), None).unwrap_err().to_string();
         assert!(
             empty.contains("no model checkpoints (*.safetensors) there"),
             "{empty}"
         );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -441,8 +441,10 @@ mod tests {
             );
         }
         assert!(!student_length_given(&cli(&["--teacher-steps", "900"])).unwrap());
-        let dir = std::env::temp_dir().join(format!("dk-length-given-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("dk-length-given-")
+            .tempdir()
+            .unwrap();
         let cases = [
             ("[student]\nsteps = 1500\n", true),
             ("[student]\nepochs = 4\n", true),
@@ -453,7 +455,7 @@ mod tests {
             ("dataset = \"csv\"\n", false),
         ];
         for (i, (text, given)) in cases.into_iter().enumerate() {
-            let path = dir.join(format!("{i}.toml"));
+            let path = dir.path().join(format!("{i}.toml"));
             std::fs::write(&path, text).unwrap();
             let path = path.to_str().unwrap();
             assert_eq!(
@@ -462,6 +464,5 @@ mod tests {
                 "{text}"
             );
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

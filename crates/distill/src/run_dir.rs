@@ -390,7 +390,7 @@ impl RunDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
     use std::time::Duration;
 
     fn at(seconds: u64) -> SystemTime {
@@ -419,18 +419,18 @@ mod tests {
 
     #[test]
     fn atomic_write_replaces_whole_files_and_leaves_no_temp() {
-        let dir = TempDir::new("rundir-atomic");
+        let dir = temp_dir("rundir-atomic");
         let run = RunDir::at(dir.path());
         let path = run.write("nested/results.json", b"first").unwrap();
         run.write("nested/results.json", b"second").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        let names: Vec<_> = std::fs::read_dir(dir.join("nested"))
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("nested"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("results.json")]);
         // Writing into a missing folder fails cleanly and leaves nothing.
-        assert!(write_atomic(&dir.join("absent/file"), b"x").is_err());
+        assert!(write_atomic(&dir.path().join("absent/file"), b"x").is_err());
     }
 
     #[test]
@@ -441,12 +441,12 @@ mod tests {
 
     #[test]
     fn fresh_folders_never_collide() {
-        let dir = TempDir::new("rundir-fresh");
+        let dir = temp_dir("rundir-fresh");
         let first = RunDir::create_fresh(dir.path(), "20250101-000000Z").unwrap();
         let second = RunDir::create_fresh(dir.path(), "20250101-000000Z").unwrap();
         assert!(first.ends_with("20250101-000000Z"));
         assert!(second.ends_with("20250101-000000Z-2"));
-        let out = dir.join("explicit/run");
+        let out = dir.path().join("explicit/run");
         let (run, _) = RunDir::create(Some(&out), at(0), false).unwrap();
         assert!(run.root().is_dir());
         assert_eq!(run.subdir("checkpoints").unwrap(), out.join("checkpoints"));
@@ -454,8 +454,8 @@ mod tests {
 
     #[test]
     fn out_refuses_foreign_folders_and_earlier_runs_without_overwrite() {
-        let dir = TempDir::new("rundir-out");
-        let foreign = dir.join("photos");
+        let dir = temp_dir("rundir-out");
+        let foreign = dir.path().join("photos");
         std::fs::create_dir_all(&foreign).unwrap();
         std::fs::write(foreign.join("holiday.jpg"), b"x").unwrap();
         let text = RunDir::create(Some(&foreign), at(0), true)
@@ -467,7 +467,7 @@ mod tests {
         );
         assert!(foreign.join("holiday.jpg").is_file() && !foreign.join(LOCK_FILE).exists());
 
-        let earlier = dir.join("earlier");
+        let earlier = dir.path().join("earlier");
         std::fs::create_dir_all(&earlier).unwrap();
         std::fs::write(
             earlier.join("config.toml"),
@@ -509,7 +509,7 @@ mod tests {
             "the lock goes with the run"
         );
 
-        let file = dir.join("plain-file");
+        let file = dir.path().join("plain-file");
         std::fs::write(&file, b"x").unwrap();
         assert!(matches!(
             RunDir::create(Some(&file), at(0), true),
@@ -520,10 +520,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_stale_lock_of_a_dead_process_is_taken_over_with_a_note() {
-        let dir = TempDir::new("rundir-stale");
+        let dir = temp_dir("rundir-stale");
         // Pids are below 2^22 on Linux: this one never runs.
         std::fs::write(
-            dir.join(LOCK_FILE),
+            dir.path().join(LOCK_FILE),
             "pid 4294967295\nstarted 2020-01-01T00:00:00Z\n",
         )
         .unwrap();
@@ -533,7 +533,7 @@ mod tests {
             note.contains("took over the lock") && note.contains("pid 4294967295"),
             "{note}"
         );
-        let held = std::fs::read_to_string(dir.join(LOCK_FILE)).unwrap();
+        let held = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
         assert!(
             held.starts_with(&format!("pid {}\n", std::process::id())),
             "{held}"

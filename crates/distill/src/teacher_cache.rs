@@ -249,7 +249,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
 
     #[test]
     fn teacher_bytes_follow_the_values_and_the_spec() {
@@ -319,8 +319,8 @@ mod tests {
 
     #[test]
     fn computes_once_then_hits() {
-        let dir = TempDir::new("cache-hit");
-        let path = dir.join("transfer-logits.bin");
+        let dir = temp_dir("cache-hit");
+        let path = dir.path().join("transfer-logits.bin");
         let logits = vec![0.5f32, -1.25, 3.0, 7.5, -0.0, 1e-30];
         let mut calls = 0;
         let mut get = |key: u128| {
@@ -379,8 +379,8 @@ mod tests {
         assert!(reason(&inf).starts_with("logit 5 is inf"));
 
         // On disk: a truncated file is recomputed and replaced.
-        let dir = TempDir::new("cache-damaged");
-        let path = dir.join("logits.bin");
+        let dir = temp_dir("cache-damaged");
+        let path = dir.path().join("logits.bin");
         std::fs::write(&path, &good[..good.len() - 4]).unwrap();
         let (cached, source) =
             load_or_compute::<std::io::Error>(&path, 42, 2, 3, || Ok(vec![9.0; 6])).unwrap();

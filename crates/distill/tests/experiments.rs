@@ -124,11 +124,12 @@ fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
     if !common::fashion_mnist_present("every_experiment_runs_end_to_end_on_the_tiny_preset") {
         return;
     }
-    let root = common::temp_dir("experiments");
+    let scratch = common::temp_dir("experiments");
+    let root = scratch.path();
     let data = load_data(&RunConfig::preset(Preset::Tiny), true).expect("Fashion-MNIST");
     let harness = Harness {
         ctx: GpuContext::new().expect("a GPU adapter (lavapipe on CPU-only machines)"),
-        root: root.clone(),
+        root: root.to_path_buf(),
         data,
     };
 
@@ -229,5 +230,4 @@ fn every_experiment_runs_end_to_end_on_the_tiny_preset() {
         text.contains("config.toml") && text.contains("seed"),
         "{text}"
     );
-    std::fs::remove_dir_all(&root).ok();
 }

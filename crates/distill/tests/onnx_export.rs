@@ -85,13 +85,14 @@ fn export_and_run(
     examples: usize,
 ) -> (Vec<f64>, Vec<f64>, serde_json::Value) {
     let spec = ModelSpec::parse(spec_text).unwrap();
-    let dir = common::temp_dir("onnx-export");
+    let scratch = common::temp_dir("onnx-export");
+    let dir = scratch.path();
     let values = weights(&spec, 5);
     checkpoint::save(&dir.join("student-kd.safetensors"), &spec, &values).unwrap();
     let run_dir = dir.to_str().unwrap();
     let output = dk_distill(
         &[&["export", run_dir, "--format", "onnx"][..], extra].concat(),
-        &dir,
+        dir,
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -115,7 +116,6 @@ fn export_and_run(
         "onnxruntime could not run the export of `{spec_text}`: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let found: Vec<f64> = serde_json::from_value(json["values"].clone()).unwrap();
     let params: Vec<Vec<f64>> = values
@@ -211,11 +211,12 @@ fn assert_refused(args: &[&str], dir: &Path, expected: &str) {
 
 #[test]
 fn export_refuses_a_missing_model_and_a_folder_without_checkpoints() {
-    let dir = common::temp_dir("onnx-refusals");
+    let scratch = common::temp_dir("onnx-refusals");
+    let dir = scratch.path();
     let run_dir = dir.to_str().unwrap();
     assert_refused(
         &["export", run_dir],
-        &dir,
+        dir,
         "no model checkpoints (*.safetensors) there",
     );
     let spec = ModelSpec::parse("6-4-3").unwrap();
@@ -227,13 +228,12 @@ fn export_refuses_a_missing_model_and_a_folder_without_checkpoints() {
     .unwrap();
     assert_refused(
         &["export", run_dir, "--model", "teacher-1"],
-        &dir,
+        dir,
         "--model teacher-1: no checkpoint teacher-1.safetensors in",
     );
     assert_refused(
         &["export", run_dir, "--temperature", "2"],
-        &dir,
+        dir,
         "--temperature sets the softmax's temperature: add --softmax",
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -69,7 +69,8 @@ fn run_and_check(config: &RunConfig, data: &StudyData, root: &Path, classes: usi
 
 #[test]
 fn csv_blobs_run_end_to_end() {
-    let root = common::temp_dir("csv");
+    let scratch = common::temp_dir("csv");
+    let root = scratch.path();
     // Three Gaussian blobs in 5 dimensions, 100 rows each, with columns on very different
     // scales (standardisation must cope) and text labels in the middle column.
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -147,7 +148,7 @@ fn csv_blobs_run_end_to_end() {
         );
     }
 
-    let results = run_and_check(&config, &data, &root, 3);
+    let results = run_and_check(&config, &data, root, 3);
     assert!(results.run.dataset.name.contains("blobs.csv"));
     assert_eq!(
         (results.run.dataset.height, results.run.dataset.width),
@@ -155,7 +156,6 @@ fn csv_blobs_run_end_to_end() {
     );
     let dark = results.dark_knowledge.as_ref().expect("dark knowledge");
     assert!(dark.image.is_empty(), "tabular data has no picture");
-    std::fs::remove_dir_all(&root).ok();
 }
 
 /// Class `c`'s colour: distinct red, green and blue levels per class.
@@ -183,7 +183,8 @@ fn coloured_images(count: usize, rng: &mut ChaCha8Rng) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn cifar_format_folder_runs_end_to_end() {
-    let root = common::temp_dir("cifar");
+    let scratch = common::temp_dir("cifar");
+    let root = scratch.path();
     let folder = root.join("data").join("cifar-10-batches-bin");
     std::fs::create_dir_all(&folder).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(4);
@@ -241,12 +242,11 @@ fn cifar_format_folder_runs_end_to_end() {
         "names from batches.meta.txt"
     );
 
-    let results = run_and_check(&config, &data, &root, 10);
+    let results = run_and_check(&config, &data, root, 10);
     let dark = results.dark_knowledge.as_ref().expect("dark knowledge");
     assert_eq!(
         dark.image.len(),
         IMAGE_BYTES,
         "the colour picture, all three planes"
     );
-    std::fs::remove_dir_all(&root).ok();
 }

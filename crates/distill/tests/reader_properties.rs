@@ -3,7 +3,8 @@
 //! panic; what is accepted is no larger than the input justifies. Cases per property: 256,
 //! or `PROPTEST_CASES`.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use dk_distill::config::parse_config_text;
 use dk_distill::data::cifar::{IMAGE_BYTES, encode_batch, parse_batch};
@@ -20,13 +21,15 @@ fn config() -> ProptestConfig {
     ProptestConfig::with_cases(cases)
 }
 
-/// A file in this process's scratch folder, written with `bytes`.
-fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dk-distill-prop-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
+/// A temporary file whose name ends in `name`, written with `bytes`; removed when dropped.
+fn scratch(name: &str, bytes: &[u8]) -> tempfile::TempPath {
+    let mut file = tempfile::Builder::new()
+        .prefix("dk-distill-prop-")
+        .suffix(name)
+        .tempfile()
+        .unwrap();
+    file.write_all(bytes).unwrap();
+    file.into_temp_path()
 }
 
 /// `bytes` with a few bytes overwritten and maybe cut short.

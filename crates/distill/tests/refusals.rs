@@ -48,7 +48,8 @@ fn assert_refused(home: &Path, list: Vec<OsString>, expected: &str) {
 
 #[test]
 fn model_specs_with_absurd_sizes() {
-    let home = common::temp_dir("refusals-specs");
+    let scratch = common::temp_dir("refusals-specs");
+    let home = scratch.path();
     for (spec, expected) in [
         (
             "4294967296x4294967296x4294967296-10",
@@ -63,15 +64,16 @@ fn model_specs_with_absurd_sizes() {
             "token 2 `99999999999` needs a Linear weight of shape [99999999999, 784]",
         ),
     ] {
-        assert_refused(&home, args(&["--teacher-spec", spec]), expected);
+        assert_refused(home, args(&["--teacher-spec", spec]), expected);
     }
 }
 
 #[test]
 fn sizes_and_seeds_past_their_bounds() {
-    let home = common::temp_dir("refusals-sizes");
+    let scratch = common::temp_dir("refusals-sizes");
+    let home = scratch.path();
     assert_refused(
-        &home,
+        home,
         args(&[
             "--validation-size",
             "18446744073709551615",
@@ -81,7 +83,7 @@ fn sizes_and_seeds_past_their_bounds() {
         "invalid setting: data.validation_size = 18446744073709551615: expected at most 9223372036854775807",
     );
     assert_refused(
-        &home,
+        home,
         args(&["--seed", "18446744073709551615"]),
         "invalid setting: seed = 18446744073709551615: expected at most 9223372036854775807 (config.toml holds signed 64-bit integers)",
     );
@@ -102,7 +104,7 @@ fn sizes_and_seeds_past_their_bounds() {
         let file = home.join("settings.toml");
         std::fs::write(&file, toml).unwrap();
         let list = vec![OsString::from("--config"), file.into_os_string()];
-        assert_refused(&home, list, expected);
+        assert_refused(home, list, expected);
     }
 }
 
@@ -110,12 +112,13 @@ fn sizes_and_seeds_past_their_bounds() {
 #[test]
 fn paths_that_are_not_utf8() {
     use std::os::unix::ffi::OsStringExt;
-    let home = common::temp_dir("refusals-utf8");
+    let scratch = common::temp_dir("refusals-utf8");
+    let home = scratch.path();
     let odd = || OsString::from_vec(b"run-\xff".to_vec());
     for flag in ["--out", "--data-dir"] {
         let list = vec![OsString::from(flag), odd()];
         assert_refused(
-            &home,
+            home,
             list,
             "the path is not valid UTF-8, which config.toml cannot record; use a UTF-8 name",
         );
@@ -125,13 +128,14 @@ fn paths_that_are_not_utf8() {
 
 #[test]
 fn out_protects_other_folders_and_earlier_runs() {
-    let home = common::temp_dir("refusals-out");
+    let scratch = common::temp_dir("refusals-out");
+    let home = scratch.path();
     let photos = home.join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     std::fs::write(photos.join("holiday.jpg"), b"jpeg").unwrap();
     let list = vec![OsString::from("--out"), photos.clone().into_os_string()];
     assert_refused(
-        &home,
+        home,
         list,
         &format!(
             "--out {}: the folder is not empty and is not a dk-distill run folder",
@@ -152,7 +156,7 @@ fn out_protects_other_folders_and_earlier_runs() {
     }
     let list = vec![OsString::from("--out"), earlier.clone().into_os_string()];
     assert_refused(
-        &home,
+        home,
         list,
         &format!(
             "--out {}: holds an earlier run (config.toml, checkpoints, results); pass --overwrite to replace it",
@@ -171,7 +175,7 @@ fn out_protects_other_folders_and_earlier_runs() {
         OsString::from("--overwrite"),
     ];
     assert_refused(
-        &home,
+        home,
         list,
         &format!(
             "another run (pid {}, started 2026-01-01T00:00:00Z) is using this folder",
@@ -185,7 +189,8 @@ fn out_protects_other_folders_and_earlier_runs() {
 
 #[test]
 fn report_from_results_with_absurd_values() {
-    let home = common::temp_dir("refusals-report");
+    let scratch = common::temp_dir("refusals-report");
+    let home = scratch.path();
     let path = home.join("results.json");
     let write_results = |edit: &dyn Fn(&mut serde_json::Value)| {
         let mut value = serde_json::to_value(sample_results()).unwrap();
@@ -203,7 +208,7 @@ fn report_from_results_with_absurd_values() {
         v["dark_knowledge"]["width"] = (1u64 << 32).into();
     });
     assert_refused(
-        &home,
+        home,
         list(),
         "results.json: dark_knowledge.height = 4294967296: expected at most 4096",
     );
@@ -212,7 +217,7 @@ fn report_from_results_with_absurd_values() {
             v["models"][0]["serving"]["latency_batch1_ms"] = latency.into();
         });
         assert_refused(
-            &home,
+            home,
             list(),
             &format!("models[0].serving.latency_batch1_ms = {shown}: expected a time between"),
         );
@@ -241,7 +246,8 @@ fn data_with_empty_test_set(dir: &Path) {
 
 #[test]
 fn a_test_set_without_examples_is_refused_before_training() {
-    let home = common::temp_dir("refusals-empty-test");
+    let scratch = common::temp_dir("refusals-empty-test");
+    let home = scratch.path();
     let data = home.join("data");
     data_with_empty_test_set(&data);
     let out = home.join("run");
@@ -257,7 +263,7 @@ fn a_test_set_without_examples_is_refused_before_training() {
         OsString::from("--test-size"),
         OsString::from("1"),
     ];
-    let (code, stderr) = run(&home, &list);
+    let (code, stderr) = run(home, &list);
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains(&format!(

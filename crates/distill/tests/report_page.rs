@@ -11,9 +11,13 @@ use dk_distill::testutil::sample_results;
 
 #[test]
 fn report_from_sample_results() {
+    let scratch;
     let dir = match std::env::var_os("DK_REPORT_SAMPLE_DIR") {
         Some(dir) => std::path::PathBuf::from(dir),
-        None => common::temp_dir("report-page"),
+        None => {
+            scratch = common::temp_dir("report-page");
+            scratch.path().to_path_buf()
+        }
     };
     std::fs::create_dir_all(&dir).unwrap();
     let results_path = dir.join("results.json");

@@ -79,7 +79,8 @@ fn a_resumed_run_gives_the_uninterrupted_numbers() {
     if !common::fashion_mnist_present("a_resumed_run_gives_the_uninterrupted_numbers") {
         return;
     }
-    let root = common::temp_dir("resume");
+    let scratch = common::temp_dir("resume");
+    let root = scratch.path();
     let mut config = RunConfig::preset(Preset::Tiny);
     config.distill.temperature = Some(4.0);
     config.distill.alpha = Some(0.5);
@@ -87,15 +88,15 @@ fn a_resumed_run_gives_the_uninterrupted_numbers() {
     config.out_dir = Some(root.join("whole"));
     let data = load_data(&config, true).expect("loading Fashion-MNIST");
     let ctx = GpuContext::new().expect("a GPU adapter (lavapipe on CPU-only machines)");
-    run(&ctx, &config, &data, &root, false);
+    run(&ctx, &config, &data, root, false);
     let whole = results_of(&root.join("whole"));
 
     let stopped = root.join("stopped");
     config.out_dir = Some(stopped.clone());
-    run(&ctx, &config, &data, &root, false);
+    run(&ctx, &config, &data, root, false);
     stop_after_first_teacher(&stopped);
     let first_teacher_record = std::fs::read(stopped.join("teacher-1.trained.json")).unwrap();
-    run(&ctx, &config, &data, &root, true);
+    run(&ctx, &config, &data, root, true);
 
     assert_eq!(
         std::fs::read(stopped.join("teacher-1.trained.json")).unwrap(),
@@ -107,5 +108,4 @@ fn a_resumed_run_gives_the_uninterrupted_numbers() {
         "the missing teacher was trained"
     );
     assert_eq!(results_of(&stopped), whole, "resumed against uninterrupted");
-    std::fs::remove_dir_all(&root).ok();
 }

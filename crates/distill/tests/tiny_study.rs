@@ -16,7 +16,8 @@ fn tiny_preset_runs_end_to_end() {
     if !common::fashion_mnist_present("tiny_preset_runs_end_to_end") {
         return;
     }
-    let root = common::temp_dir("tiny");
+    let scratch = common::temp_dir("tiny");
+    let root = scratch.path();
     let mut config = RunConfig::preset(Preset::Tiny);
     config.out_dir = Some(root.join("run"));
     let data = load_data(&config, true).expect("loading Fashion-MNIST");
@@ -116,7 +117,6 @@ fn tiny_preset_runs_end_to_end() {
         );
         assert!(run.join(&file).is_file(), "{file} written");
     }
-    std::fs::remove_dir_all(&root).ok();
 }
 
 /// Every student but student-hard carries a consistent paired comparison with it.
@@ -184,7 +184,8 @@ fn tiny_preset_with_two_repeats() {
     if !common::fashion_mnist_present("tiny_preset_with_two_repeats") {
         return;
     }
-    let root = common::temp_dir("tiny");
+    let scratch = common::temp_dir("tiny");
+    let root = scratch.path();
     let mut config = RunConfig::preset(Preset::Tiny);
     config.out_dir = Some(root.join("run"));
     config.repeats = 2;
@@ -230,5 +231,4 @@ fn tiny_preset_with_two_repeats() {
         assert!(model.repeats.is_none(), "{} is trained once", model.name);
     }
     check_comparisons(&results);
-    std::fs::remove_dir_all(&root).ok();
 }

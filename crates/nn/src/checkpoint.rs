@@ -206,8 +206,13 @@ mod tests {
     use super::*;
     use crate::init::he_normal;
 
-    fn temp_path(name: &str) -> PathBuf {
-        std::env::temp_dir().join(format!("dk-nn-{}-{name}", std::process::id()))
+    /// A fresh temporary file whose name ends in `name`, removed when dropped.
+    fn temp_path(name: &str) -> tempfile::TempPath {
+        let file = tempfile::Builder::new()
+            .prefix("dk-nn-")
+            .suffix(name)
+            .tempfile();
+        file.unwrap().into_temp_path()
     }
 
     #[test]
@@ -217,7 +222,6 @@ mod tests {
         let path = temp_path("round-trip.safetensors");
         save(&path, &spec, &values).unwrap();
         let (loaded_spec, loaded) = load(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
         assert_eq!(loaded_spec, spec);
         let bits =
             |v: &[Vec<f32>]| -> Vec<u32> { v.iter().flatten().map(|x| x.to_bits()).collect() };
@@ -238,7 +242,6 @@ mod tests {
             save(&path, &spec, &values).unwrap();
             let message = load(&path).unwrap_err().to_string();
             let message_for = load_for(&path, &spec).unwrap_err().to_string();
-            std::fs::remove_file(&path).unwrap();
             let expected = format!(
                 "checkpoint {}: tensor `2.weight` holds {shown} at index 5: expected finite weights",
                 path.display()
@@ -257,7 +260,6 @@ mod tests {
         let message = load_for(&path, &wider).unwrap_err().to_string();
         let deeper = ModelSpec::parse("8-5-5-3").unwrap();
         let missing = load_for(&path, &deeper).unwrap_err().to_string();
-        std::fs::remove_file(&path).unwrap();
         for needle in ["0.weight", "[6, 8]", "[5, 8]", "mismatch.safetensors"] {
             assert!(message.contains(needle), "`{message}` lacks `{needle}`");
         }

@@ -464,10 +464,13 @@ fn checkpoint_round_trips_bitwise_through_the_gpu() {
     let ctx = ctx();
     let setup = Setup::new("1x5x5-c2k3-p2-5-3", 4, 6);
     let (model, _) = setup.gpu_step(TrainConfig::new(Optimizer::adam(0.01)));
-    let path = std::env::temp_dir().join(format!("dk-nn-gpu-{}.safetensors", std::process::id()));
+    let file = tempfile::Builder::new()
+        .suffix(".safetensors")
+        .tempfile()
+        .unwrap();
+    let path = file.into_temp_path();
     model.save(ctx, &path).unwrap();
     let loaded = Model::load(ctx, &path).unwrap();
-    std::fs::remove_file(&path).unwrap();
     assert_eq!(loaded.spec(), model.spec());
     let bits = |m: &Model| -> Vec<u32> {
         m.read_values(ctx)

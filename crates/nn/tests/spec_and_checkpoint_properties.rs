@@ -73,9 +73,8 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_are_not_a_checkpoint(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        let dir = std::env::temp_dir().join(format!("dk-nn-prop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("arbitrary-{}.safetensors", bytes.len()));
+        let dir = tempfile::Builder::new().prefix("dk-nn-prop-").tempdir().unwrap();
+        let path = dir.path().join(format!("arbitrary-{}.safetensors", bytes.len()));
         std::fs::write(&path, &bytes).unwrap();
         let result = checkpoint::load(&path);
         std::fs::remove_file(&path).unwrap();
@@ -90,9 +89,8 @@ proptest! {
         truncate in any::<bool>(),
     ) {
         let spec = ModelSpec::parse("6-4-3").unwrap();
-        let dir = std::env::temp_dir().join(format!("dk-nn-prop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("mutated.safetensors");
+        let dir = tempfile::Builder::new().prefix("dk-nn-prop-").tempdir().unwrap();
+        let path = dir.path().join("mutated.safetensors");
         checkpoint::save(&path, &spec, &he_normal(&spec, 1)).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         for (at, value) in edits {

@@ -194,7 +194,7 @@ pub fn encode_batch(pixels: &[u8], labels: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
 
     fn error_text<T: std::fmt::Debug>(result: Result<T, CifarError>) -> String {
         let text = result.expect_err("expected an error").to_string();
@@ -213,10 +213,10 @@ mod tests {
 
     #[test]
     fn reads_batches_in_order_with_their_class_names() {
-        let dir = TempDir::new("cifar-ok");
+        let dir = temp_dir("cifar-ok");
         let (pixels, labels) = records(5);
-        let first = dir.join("data_batch_1.bin");
-        let second = dir.join("data_batch_2.bin");
+        let first = dir.path().join("data_batch_1.bin");
+        let second = dir.path().join("data_batch_2.bin");
         std::fs::write(
             &first,
             encode_batch(&pixels[..3 * IMAGE_BYTES], &labels[..3]),
@@ -228,7 +228,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(
-            dir.join(META_FILE),
+            dir.path().join(META_FILE),
             "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n",
         )
         .unwrap();
@@ -247,10 +247,10 @@ mod tests {
 
     #[test]
     fn rejects_truncated_empty_and_mislabelled_files() {
-        let dir = TempDir::new("cifar-bad");
+        let dir = temp_dir("cifar-bad");
         let (pixels, labels) = records(3);
         let good = encode_batch(&pixels, &labels);
-        let path = dir.join("data_batch_3.bin");
+        let path = dir.path().join("data_batch_3.bin");
 
         std::fs::write(&path, &good[..good.len() - 10]).unwrap();
         let text = error_text(read_batch(&path, 10));
@@ -277,10 +277,10 @@ mod tests {
             "{text}"
         );
 
-        let text = error_text(read_batch(&dir.join("test_batch.bin"), 10));
+        let text = error_text(read_batch(&dir.path().join("test_batch.bin"), 10));
         assert!(text.contains("test_batch.bin: cannot read file"), "{text}");
 
-        std::fs::write(dir.join(META_FILE), "cat\ndog\n").unwrap();
+        std::fs::write(dir.path().join(META_FILE), "cat\ndog\n").unwrap();
         let text = error_text(class_names_in(dir.path()));
         assert!(
             text.contains("batches.meta.txt: class names: found 2 non-empty lines, expected 10"),

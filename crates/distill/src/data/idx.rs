@@ -348,14 +348,14 @@ pub mod write {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
 
     fn class_names(count: usize) -> Vec<&'static str> {
         FASHION_MNIST_CLASSES[..count].to_vec()
     }
 
     /// Three 2x3 images with pixel value = 10 * image + position, labels 0, 2, 1.
-    fn tiny_files(dir: &TempDir, gzip: bool) -> (PathBuf, PathBuf) {
+    fn tiny_files(dir: &tempfile::TempDir, gzip: bool) -> (PathBuf, PathBuf) {
         let pixels: Vec<u8> = (0..3u8)
             .flat_map(|i| (0..6u8).map(move |p| 10 * i + p))
             .collect();
@@ -365,8 +365,8 @@ mod tests {
             image_bytes = write::gzip(&image_bytes);
             label_bytes = write::gzip(&label_bytes);
         }
-        let images = dir.join("images");
-        let labels = dir.join("labels");
+        let images = dir.path().join("images");
+        let labels = dir.path().join("labels");
         std::fs::write(&images, image_bytes).unwrap();
         std::fs::write(&labels, label_bytes).unwrap();
         (images, labels)
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn reads_raw_and_gzip_files_alike() {
-        let dir = TempDir::new("idx-ok");
+        let dir = temp_dir("idx-ok");
         for gzip in [false, true] {
             let (images, labels) = tiny_files(&dir, gzip);
             let data = load_dataset(&images, &labels, &class_names(3)).unwrap();
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn rejects_wrong_magic_naming_file_and_values() {
-        let dir = TempDir::new("idx-magic");
+        let dir = temp_dir("idx-magic");
         let (images, labels) = tiny_files(&dir, false);
         // A label file where an image file is expected, and the reverse.
         let text = error_text(read_images(&labels));
@@ -418,9 +418,9 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_oversized_files() {
-        let dir = TempDir::new("idx-size");
+        let dir = temp_dir("idx-size");
         let full = write::images(3, 2, 3, &[7; 18]);
-        let path = dir.join("cut-images");
+        let path = dir.path().join("cut-images");
         std::fs::write(&path, &full[..full.len() - 1]).unwrap();
         let text = error_text(read_images(&path));
         assert!(
@@ -465,8 +465,8 @@ mod tests {
 
     #[test]
     fn a_small_gzip_that_inflates_far_past_its_header_is_not_read_whole() {
-        let dir = TempDir::new("idx-bomb");
-        let path = dir.join("bomb-labels.gz");
+        let dir = temp_dir("idx-bomb");
+        let path = dir.path().join("bomb-labels.gz");
         // A label header promising 3 labels, then 64 MiB of zeros: about 64 KiB compressed.
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut encoder, &write::labels(&[0, 1, 2])).unwrap();
@@ -487,9 +487,9 @@ mod tests {
 
     #[test]
     fn rejects_labels_out_of_range_and_count_mismatch() {
-        let dir = TempDir::new("idx-labels");
+        let dir = temp_dir("idx-labels");
         let (images, _) = tiny_files(&dir, false);
-        let labels = dir.join("bad-labels");
+        let labels = dir.path().join("bad-labels");
         std::fs::write(&labels, write::labels(&[0, 1, 9])).unwrap();
         let text = error_text(load_dataset(&images, &labels, &class_names(3)));
         assert!(
@@ -508,15 +508,15 @@ mod tests {
 
     #[test]
     fn rejects_zero_sized_images_and_missing_files() {
-        let dir = TempDir::new("idx-dims");
-        let path = dir.join("flat");
+        let dir = temp_dir("idx-dims");
+        let path = dir.path().join("flat");
         std::fs::write(&path, write::images(2, 0, 5, &[])).unwrap();
         let text = error_text(read_images(&path));
         assert!(
             text.contains("image height") && text.contains("at least 1"),
             "{text}"
         );
-        let text = error_text(read_images(&dir.join("absent")));
+        let text = error_text(read_images(&dir.path().join("absent")));
         assert!(
             text.contains("absent") && text.contains("cannot read"),
             "{text}"

@@ -289,7 +289,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 mod tests {
     use super::*;
     use crate::config::Preset;
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
 
     fn names(count: usize) -> Vec<String> {
         (0..count).map(|c| c.to_string()).collect()
@@ -398,9 +398,9 @@ mod tests {
 
     #[test]
     fn csv_with_a_test_file_is_standardised_with_the_training_split() {
-        let dir = TempDir::new("load-csv");
-        let train = dir.join("train.csv");
-        let test = dir.join("test.csv");
+        let dir = temp_dir("load-csv");
+        let train = dir.path().join("train.csv");
+        let test = dir.path().join("test.csv");
         let rows: String = (0..40)
             .map(|i| format!("{},{}\n", 10 + i % 4, ["a", "b"][i % 2]))
             .collect();

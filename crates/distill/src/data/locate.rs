@@ -686,7 +686,7 @@ mod tests {
     use crate::data::cifar::{IMAGE_BYTES, encode_batch};
     use crate::data::idx::write;
     use crate::data::sources::CIFAR10_FILES;
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
 
     /// A two-class, 2x2-pixel data set with 4 training and 2 test examples.
     const SMALL: DatasetSource = DatasetSource {
@@ -764,13 +764,13 @@ mod tests {
         }
     }
 
-    fn env_in(root: &TempDir) -> SearchEnv {
+    fn env_in(root: &tempfile::TempDir) -> SearchEnv {
         SearchEnv {
-            data_var: Some(root.join("env")),
-            xdg_cache_home: Some(root.join("xdg")),
-            home: Some(root.join("home")),
+            data_var: Some(root.path().join("env")),
+            xdg_cache_home: Some(root.path().join("xdg")),
+            home: Some(root.path().join("home")),
             local_app_data: None,
-            system_root: Some(root.join("system")),
+            system_root: Some(root.path().join("system")),
         }
     }
 
@@ -825,9 +825,9 @@ mod tests {
 
     #[test]
     fn search_order_is_flag_env_cache_system() {
-        let root = TempDir::new("locate-order");
+        let root = temp_dir("locate-order");
         let mut env = env_in(&root);
-        let flag = root.join("flag");
+        let flag = root.path().join("flag");
         let order: Vec<Origin> = search_order(Some(&flag), &env, &SMALL)
             .into_iter()
             .map(|(origin, _)| origin)
@@ -844,25 +844,25 @@ mod tests {
         // XDG_CACHE_HOME wins over HOME; HOME/.cache is the fallback.
         assert_eq!(
             env.cache_dir(&SMALL),
-            Some(root.join("xdg/darkknowledge/small"))
+            Some(root.path().join("xdg/darkknowledge/small"))
         );
         env.xdg_cache_home = None;
         assert_eq!(
             env.cache_dir(&SMALL),
-            Some(root.join("home/.cache/darkknowledge/small"))
+            Some(root.path().join("home/.cache/darkknowledge/small"))
         );
 
         // Each complete folder wins over the ones after it.
         env.data_var = None;
-        fill(&root.join("system/small"), true);
+        fill(&root.path().join("system/small"), true);
         let found = locate(None, &env, &SMALL).unwrap().unwrap();
         assert_eq!(found.origin, Origin::SystemFolder);
-        fill(&root.join("home/.cache/darkknowledge/small"), false);
+        fill(&root.path().join("home/.cache/darkknowledge/small"), false);
         let found = locate(None, &env, &SMALL).unwrap().unwrap();
         assert_eq!(found.origin, Origin::UserCache);
         assert!(found.files[0].ends_with("train-images-idx3-ubyte"));
-        env.data_var = Some(root.join("env"));
-        fill(&root.join("env"), true);
+        env.data_var = Some(root.path().join("env"));
+        fill(&root.path().join("env"), true);
         assert_eq!(
             locate(None, &env, &SMALL).unwrap().unwrap().origin,
             Origin::EnvironmentVariable
@@ -876,11 +876,11 @@ mod tests {
 
     #[test]
     fn explicit_folders_may_hold_one_subfolder_per_data_set() {
-        let root = TempDir::new("locate-per-set");
+        let root = temp_dir("locate-per-set");
         let mut env = env_in(&root);
         // The variable holds Fashion-MNIST-style files directly: the sets that share those
         // file names do not take them for theirs, they look for their own subfolder.
-        fill(&root.join("env"), true);
+        fill(&root.path().join("env"), true);
         let shared_names = DatasetSource {
             env_flat: false,
             ..SMALL
@@ -891,14 +891,14 @@ mod tests {
                 .all(|(origin, _)| *origin != Origin::EnvironmentVariable)
         );
         assert_eq!(locate(None, &env, &shared_names).unwrap(), None);
-        fill(&root.join("env/small"), false);
+        fill(&root.path().join("env/small"), false);
         let found = locate(None, &env, &shared_names).unwrap().unwrap();
         assert_eq!(
             (found.origin, found.dir.clone()),
-            (Origin::EnvironmentVariable, root.join("env/small"))
+            (Origin::EnvironmentVariable, root.path().join("env/small"))
         );
         // The flag takes DIR/<folder> when it exists, else DIR.
-        let flag = root.join("flag");
+        let flag = root.path().join("flag");
         fill(&flag.join("small"), true);
         let found = locate(Some(&flag), &env, &SMALL).unwrap().unwrap();
         assert_eq!(found.dir, flag.join("small"));
@@ -906,28 +906,28 @@ mod tests {
         env.data_var = None;
         assert_eq!(
             env.cache_dir(&MNIST),
-            Some(root.join("xdg/darkknowledge/mnist"))
+            Some(root.path().join("xdg/darkknowledge/mnist"))
         );
         assert_eq!(
             env.cache_dir(&KMNIST),
-            Some(root.join("xdg/darkknowledge/kmnist"))
+            Some(root.path().join("xdg/darkknowledge/kmnist"))
         );
     }
 
     #[test]
     fn an_incomplete_explicit_folder_is_an_error() {
-        let root = TempDir::new("locate-explicit");
+        let root = temp_dir("locate-explicit");
         let env = env_in(&root);
-        fill(&root.join("system/small"), true);
-        let flag = root.join("flag");
+        fill(&root.path().join("system/small"), true);
+        let flag = root.path().join("flag");
         fill(&flag, true);
         std::fs::remove_file(flag.join("t10k-labels-idx1-ubyte.gz")).unwrap();
         let text = locate(Some(&flag), &env, &SMALL).unwrap_err().to_string();
         assert!(text.starts_with("--data-dir folder"), "{text}");
         assert!(text.contains("lacks t10k-labels-idx1-ubyte(.gz)"), "{text}");
 
-        std::fs::create_dir_all(root.join("cifar")).unwrap();
-        let text = locate(Some(&root.join("cifar")), &env, &SMALL_CIFAR)
+        std::fs::create_dir_all(root.path().join("cifar")).unwrap();
+        let text = locate(Some(&root.path().join("cifar")), &env, &SMALL_CIFAR)
             .unwrap_err()
             .to_string();
         assert!(
@@ -939,7 +939,7 @@ mod tests {
 
     #[test]
     fn offline_download_says_how_to_get_the_data() {
-        let root = TempDir::new("locate-offline");
+        let root = temp_dir("locate-offline");
         let mut env = env_in(&root);
         env.data_var = None;
         let err = locate_or_download(None, &env, &SMALL, &Offline).unwrap_err();
@@ -954,7 +954,7 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in: {text}");
         }
-        let cache = root.join("xdg/darkknowledge/small");
+        let cache = root.path().join("xdg/darkknowledge/small");
         assert!(text.contains(&cache.display().to_string()), "{text}");
         // No partial file is left behind.
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
@@ -989,7 +989,7 @@ mod tests {
 
     #[test]
     fn download_fills_the_cache_and_checks_the_files() {
-        let root = TempDir::new("locate-download");
+        let root = temp_dir("locate-download");
         let mut env = env_in(&root);
         env.data_var = None;
         let files = locate_or_download(
@@ -1002,13 +1002,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(files.origin, Origin::Downloaded);
-        assert_eq!(files.dir, root.join("xdg/darkknowledge/small"));
+        assert_eq!(files.dir, root.path().join("xdg/darkknowledge/small"));
         assert_eq!(files.load(&SMALL).unwrap().1.labels, vec![1, 0]);
         // The next search finds the cache without downloading.
         let again = locate_or_download(None, &env, &SMALL, &Offline).unwrap();
         assert_eq!(again.origin, Origin::UserCache);
 
-        let root = TempDir::new("locate-download-bad");
+        let root = temp_dir("locate-download-bad");
         let mut env = env_in(&root);
         env.data_var = None;
         let text = locate_or_download(
@@ -1026,16 +1026,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("trailing bytes"), "{text}");
-        let cache = root.join("xdg/darkknowledge/small");
+        let cache = root.path().join("xdg/darkknowledge/small");
         assert!(!cache.join("t10k-labels-idx1-ubyte.gz").exists());
         assert!(!cache.join("t10k-labels-idx1-ubyte.gz.part").exists());
     }
 
     #[test]
     fn cifar_batches_are_found_in_their_subfolder_and_loaded() {
-        let root = TempDir::new("locate-cifar");
+        let root = temp_dir("locate-cifar");
         let env = env_in(&root);
-        let flag = root.join("flag");
+        let flag = root.path().join("flag");
         fill_cifar(&flag.join("cifar-10-batches-bin"), 3);
         let found = locate(Some(&flag), &env, &SMALL_CIFAR).unwrap().unwrap();
         assert!(found.files[5].ends_with("cifar-10-batches-bin/test_batch.bin"));
@@ -1048,15 +1048,15 @@ mod tests {
 
     #[test]
     fn cifar_download_unpacks_checks_and_cleans_up() {
-        let root = TempDir::new("locate-cifar-download");
+        let root = temp_dir("locate-cifar-download");
         let mut env = env_in(&root);
         env.data_var = None;
         let server = FakeArchiveServer {
-            staging: root.join("staging"),
+            staging: root.path().join("staging"),
             label_of_test: 1,
         };
         let files = locate_or_download(None, &env, &SMALL_CIFAR, &server).unwrap();
-        let cache = root.join("xdg/darkknowledge/small-cifar");
+        let cache = root.path().join("xdg/darkknowledge/small-cifar");
         assert_eq!(
             (files.origin, files.dir.clone()),
             (Origin::Downloaded, cache.clone())
@@ -1070,11 +1070,11 @@ mod tests {
         assert_eq!(again.origin, Origin::UserCache);
 
         // An archive whose test batch holds a label out of range is refused, and removed.
-        let root = TempDir::new("locate-cifar-download-bad");
+        let root = temp_dir("locate-cifar-download-bad");
         let mut env = env_in(&root);
         env.data_var = None;
         let server = FakeArchiveServer {
-            staging: root.join("staging"),
+            staging: root.path().join("staging"),
             label_of_test: 12,
         };
         let text = locate_or_download(None, &env, &SMALL_CIFAR, &server)
@@ -1085,7 +1085,7 @@ mod tests {
                 && text.contains("test_batch.bin: record 0: label byte 12"),
             "{text}"
         );
-        let cache = root.join("xdg/darkknowledge/small-cifar");
+        let cache = root.path().join("xdg/darkknowledge/small-cifar");
         assert_eq!(
             std::fs::read_dir(&cache).unwrap().count(),
             0,
@@ -1095,15 +1095,17 @@ mod tests {
 
     #[test]
     fn a_failed_cifar_download_keeps_the_users_files() {
-        let root = TempDir::new("locate-cifar-keep");
+        let root = temp_dir("locate-cifar-keep");
         let mut env = env_in(&root);
         env.data_var = None;
-        let batches = root.join("xdg/darkknowledge/small-cifar/cifar-10-batches-bin");
+        let batches = root
+            .path()
+            .join("xdg/darkknowledge/small-cifar/cifar-10-batches-bin");
         std::fs::create_dir_all(&batches).unwrap();
         std::fs::write(batches.join("notes.txt"), b"mine").unwrap();
         std::fs::write(batches.join("data_batch_1.bin"), b"my own copy").unwrap();
         let server = FakeArchiveServer {
-            staging: root.join("staging"),
+            staging: root.path().join("staging"),
             label_of_test: 12,
         };
         let text = locate_or_download(None, &env, &SMALL_CIFAR, &server)
@@ -1124,7 +1126,7 @@ mod tests {
             std::fs::read(batches.join("data_batch_1.bin")).unwrap(),
             b"my own copy"
         );
-        let cache = root.join("xdg/darkknowledge/small-cifar");
+        let cache = root.path().join("xdg/darkknowledge/small-cifar");
         assert_eq!(
             std::fs::read_dir(&cache).unwrap().count(),
             1,
@@ -1136,15 +1138,15 @@ mod tests {
     fn downloads_are_checked_against_their_digests() {
         let digests: Vec<&'static str> = (0..4)
             .map(|slot| {
-                let dir = TempDir::new("locate-digest-file");
-                let path = dir.join("file");
+                let dir = temp_dir("locate-digest-file");
+                let path = dir.path().join("file");
                 std::fs::write(&path, write::gzip(&file_bytes(slot))).unwrap();
                 &*Box::leak(sha256_hex(&path).unwrap().into_boxed_str())
             })
             .collect();
         let mut checked = SMALL;
         checked.sha256 = Box::leak(digests.into_boxed_slice());
-        let root = TempDir::new("locate-digest-ok");
+        let root = temp_dir("locate-digest-ok");
         let mut env = env_in(&root);
         env.data_var = None;
         let server = FakeServer {
@@ -1156,7 +1158,7 @@ mod tests {
         let mut digests = checked.sha256.to_vec();
         digests[3] = "0000000000000000000000000000000000000000000000000000000000000000";
         wrong.sha256 = Box::leak(digests.into_boxed_slice());
-        let root = TempDir::new("locate-digest-bad");
+        let root = temp_dir("locate-digest-bad");
         let mut env = env_in(&root);
         env.data_var = None;
         let text = locate_or_download(None, &env, &wrong, &server)
@@ -1167,7 +1169,7 @@ mod tests {
                 && text.contains("expected 0000000000000000000000000000000000000000000000000000000000000000 (a damaged or different file; removed)"),
             "{text}"
         );
-        let cache = root.join("xdg/darkknowledge/small");
+        let cache = root.path().join("xdg/darkknowledge/small");
         assert!(!cache.join("t10k-labels-idx1-ubyte.gz.part").exists());
         assert!(
             cache.join("train-images-idx3-ubyte.gz").is_file(),
@@ -1177,8 +1179,8 @@ mod tests {
 
     #[test]
     fn sha256_matches_the_published_test_vector() {
-        let dir = TempDir::new("locate-sha");
-        let path = dir.join("abc");
+        let dir = temp_dir("locate-sha");
+        let path = dir.path().join("abc");
         std::fs::write(&path, b"abc").unwrap();
         assert_eq!(
             sha256_hex(&path).unwrap(),

@@ -587,10 +587,10 @@ impl FeatureScaling {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
 
-    fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
-        let path = dir.join(name);
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -603,7 +603,7 @@ mod tests {
 
     #[test]
     fn reads_header_label_and_string_classes() {
-        let dir = TempDir::new("csv-ok");
+        let dir = temp_dir("csv-ok");
         let path = write(
             &dir,
             "flowers.csv",
@@ -633,7 +633,7 @@ mod tests {
 
     #[test]
     fn integer_labels_sort_numerically_and_headers_are_detected() {
-        let dir = TempDir::new("csv-int");
+        let dir = temp_dir("csv-int");
         // No header; the default label column is the last one.
         let path = write(&dir, "plain.csv", "0.5,1,10\n0.25,2,2\n1,3,1\n");
         let table = read_csv(&path, &CsvOptions::default()).unwrap();
@@ -671,7 +671,7 @@ mod tests {
 
     #[test]
     fn bad_files_name_the_file_line_and_column() {
-        let dir = TempDir::new("csv-bad");
+        let dir = temp_dir("csv-bad");
         let cases: [(&str, &str, CsvOptions, &[&str]); 10] = [
             (
                 "empty.csv",
@@ -756,12 +756,15 @@ mod tests {
                 );
             }
         }
-        let message = error_text(read_csv(&dir.join("absent.csv"), &CsvOptions::default()));
+        let message = error_text(read_csv(
+            &dir.path().join("absent.csv"),
+            &CsvOptions::default(),
+        ));
         assert!(
             message.contains("absent.csv: cannot read file"),
             "{message}"
         );
-        let path = dir.join("latin1.csv");
+        let path = dir.path().join("latin1.csv");
         std::fs::write(&path, b"a,label\n1,x\n\n2,caf\xe9\n").unwrap();
         let message = error_text(read_csv(&path, &CsvOptions::default()));
         assert!(
@@ -778,7 +781,7 @@ mod tests {
 
     #[test]
     fn a_test_file_must_match_the_training_file() {
-        let dir = TempDir::new("csv-test-file");
+        let dir = temp_dir("csv-test-file");
         let train = read_csv(
             &write(&dir, "train.csv", "a,b,label\n1,2,x\n3,4,y\n"),
             &CsvOptions::default(),
@@ -843,7 +846,7 @@ mod tests {
 
     #[test]
     fn numerically_equal_labels_are_one_class() {
-        let dir = TempDir::new("csv-equal-labels");
+        let dir = temp_dir("csv-equal-labels");
         let path = write(
             &dir,
             "t.csv",

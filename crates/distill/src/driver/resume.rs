@@ -136,7 +136,7 @@ fn read_record(path: &Path) -> Result<Option<TrainedRecord>> {
 mod tests {
     use super::*;
     use crate::config::Preset;
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
 
     #[test]
     fn the_key_follows_the_settings_and_the_data_but_not_the_folder() {
@@ -165,8 +165,8 @@ mod tests {
 
     #[test]
     fn a_damaged_record_is_named() {
-        let dir = TempDir::new("resume-record");
-        let path = dir.join("teacher-1.trained.json");
+        let dir = temp_dir("resume-record");
+        let path = dir.path().join("teacher-1.trained.json");
         assert!(read_record(&path).unwrap().is_none(), "missing: none");
         std::fs::write(&path, "{ not json").unwrap();
         let err = format!("{:#}", read_record(&path).unwrap_err());

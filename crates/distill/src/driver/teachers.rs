@@ -536,11 +536,11 @@ fn data_difference(earlier: &DataConfig, now: &DataConfig) -> String {
 mod tests {
     use super::*;
     use crate::config::{Preset, effective_config_toml};
-    use crate::testutil::TempDir;
+    use crate::testutil::temp_dir;
 
     #[test]
     fn teachers_from_must_match_the_settings_and_not_be_the_run_folder() {
-        let dir = TempDir::new("teachers-from");
+        let dir = temp_dir("teachers-from");
         let earlier = RunConfig::preset(Preset::Tiny);
         std::fs::write(
             dir.path().join("config.toml"),

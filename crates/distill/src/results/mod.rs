@@ -624,13 +624,13 @@ impl Results {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{TempDir, sample_results};
+    use crate::testutil::{sample_results, temp_dir};
 
     #[test]
     fn round_trips_through_json_file() {
-        let dir = TempDir::new("results");
+        let dir = temp_dir("results");
         let results = sample_results();
-        let path = dir.join("results.json");
+        let path = dir.path().join("results.json");
         results.write(&path).unwrap();
         let back = Results::read(&path).unwrap();
         assert!(back == results, "results differ after a JSON round trip");
@@ -666,8 +666,8 @@ mod tests {
 
     #[test]
     fn reading_garbage_names_the_file() {
-        let dir = TempDir::new("results-bad");
-        let path = dir.join("results.json");
+        let dir = temp_dir("results-bad");
+        let path = dir.path().join("results.json");
         std::fs::write(&path, "{\"schema_version\": 1").unwrap();
         let text = format!("{:#}", Results::read(&path).unwrap_err());
         assert!(

@@ -2,9 +2,6 @@
 //! Each test file uses part of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use dk_distill::data::locate::{FASHION_MNIST, SearchEnv, locate};
 
 /// True when Fashion-MNIST is installed. Without it a test may skip locally (it says so);
@@ -31,13 +28,11 @@ pub fn prerequisite_missing(test: &str, missing: &str) -> bool {
     false
 }
 
-/// A new folder under the system's temporary folder, named after `tag`.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("dk-distill-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A new folder under the system's temporary folder, named after `tag`, removed when the
+/// returned value is dropped.
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("dk-distill-{tag}-"))
+        .tempdir()
+        .expect("create a temporary folder")
 }
