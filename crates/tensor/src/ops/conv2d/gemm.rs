@@ -62,6 +62,29 @@ impl Variant {
     }
 }
 
+/// The kernel writing the weight gradient's partial sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WeightGradKernel {
+    /// `conv_gemm_weight_grad`: splits of `chunk` positions of one image.
+    Gathered,
+    /// `conv_window_weight_grad`: splits of whole output rows of one image, a lane per tap row.
+    Window,
+    /// `conv_few_taps_weight_grad`, for at most 4 tap rows of at most 4 taps, where a lane per
+    /// tap row would leave most lanes idle: splits of whole output rows of the batch, running
+    /// over image boundaries.
+    FewTaps,
+}
+
+impl WeightGradKernel {
+    fn entry(self) -> &'static str {
+        match self {
+            WeightGradKernel::Gathered => "conv_gemm_weight_grad",
+            WeightGradKernel::Window => "conv_window_weight_grad",
+            WeightGradKernel::FewTaps => "conv_few_taps_weight_grad",
+        }
+    }
+}
+
 /// Widest kernel the window variant handles (its runs hold 16 values: 8 positions + 8 taps).
 const WINDOW_MAX_KW: usize = 8;
 
@@ -225,19 +248,29 @@ impl Gemm {
             .collect()
     }
 
-    /// The weight gradient's split of each image: (positions per split, splits per image) for
-    /// the gathered GEMM, (output rows per split, splits per image) for the window variant;
-    /// but for `conv_few_taps_weight_grad` (output rows of the batch per split, splits in
-    /// all), whose splits run over image boundaries ([`Gemm::weight_grad_splits`]).
-    fn split_of(&self, variant: Variant) -> (usize, usize) {
+    /// The kernel of the weight gradient read as `variant` says.
+    fn weight_grad_kernel(&self, variant: Variant) -> WeightGradKernel {
         match variant {
-            Variant::Gathered => self.chunking(),
-            Variant::Window if self.few_tap_rows() => {
+            Variant::Gathered => WeightGradKernel::Gathered,
+            Variant::Window if self.tap_rows() <= 4 && self.kernel_w <= 4 => {
+                WeightGradKernel::FewTaps
+            }
+            Variant::Window => WeightGradKernel::Window,
+        }
+    }
+
+    /// The weight gradient's split of each image: (positions per split, splits per image) for
+    /// the gathered GEMM, (output rows per split, splits per image) for the window kernel;
+    /// (output rows of the batch per split, splits in all) for the few-taps kernel.
+    fn split_of(&self, kernel: WeightGradKernel) -> (usize, usize) {
+        match kernel {
+            WeightGradKernel::Gathered => self.chunking(),
+            WeightGradKernel::FewTaps => {
                 let lines = self.batch * self.out_h;
                 let chunk = lines.div_ceil(FEW_TAPS_SPLITS);
                 (chunk, lines.div_ceil(chunk))
             }
-            Variant::Window => {
+            WeightGradKernel::Window => {
                 let per_image = TARGET_SPLITS.div_ceil(self.batch).clamp(1, self.out_h);
                 let rows = self.out_h.div_ceil(per_image);
                 (rows, self.out_h.div_ceil(rows))
@@ -245,19 +278,12 @@ impl Gemm {
         }
     }
 
-    /// Whether the window weight gradient runs `conv_few_taps_weight_grad`: at most 4 tap
-    /// rows of at most 4 taps, where a lane per tap row would leave most lanes idle.
-    fn few_tap_rows(&self) -> bool {
-        self.tap_rows() <= 4 && self.kernel_w <= 4
-    }
-
     /// The weight gradient's partial sums: how many splits write them.
-    fn weight_grad_splits(&self, variant: Variant) -> usize {
-        let (_, splits) = self.split_of(variant);
-        if variant == Variant::Window && self.few_tap_rows() {
-            splits
-        } else {
-            self.batch * splits
+    fn weight_grad_splits(&self, kernel: WeightGradKernel) -> usize {
+        let (_, splits) = self.split_of(kernel);
+        match kernel {
+            WeightGradKernel::FewTaps => splits,
+            _ => self.batch * splits,
         }
     }
 
@@ -340,7 +366,8 @@ impl Gemm {
                 spaces.push(("packed weights", 4 * self.rows * self.packed_row(variant)))
             }
             Kind::WeightGrad => {
-                let partials = self.weight_grad_splits(variant) * self.rows * self.taps();
+                let kernel = self.weight_grad_kernel(variant);
+                let partials = self.weight_grad_splits(kernel) * self.rows * self.taps();
                 spaces.push(("partial sums", 4 * partials));
             }
         }
@@ -351,42 +378,45 @@ impl Gemm {
     fn grid(&self, kind: Kind, variant: Variant) -> [usize; 3] {
         let row_blocks = self.rows.div_ceil(self.tile_rows());
         match (kind, variant) {
-            (Kind::WeightGrad, Variant::Window) if self.few_tap_rows() => [
-                self.weight_grad_splits(variant).div_ceil(LINEAR_WG),
-                self.rows.div_ceil(FEW_TAPS_ROWS),
-                1,
-            ],
-            (Kind::WeightGrad, Variant::Window) => {
-                let (_, per_image) = self.split_of(variant);
-                let lanes = self.window_weight_grad_wg();
-                [
-                    self.tap_row_lanes().div_ceil(lanes),
-                    row_blocks,
-                    self.batch * per_image,
-                ]
-            }
+            (Kind::WeightGrad, _) => self.weight_grad_grid(self.weight_grad_kernel(variant)),
             (_, Variant::Window) => {
                 let slots =
                     self.batch * self.out_h * self.out_w.div_ceil(TN * self.position_blocks());
                 [slots.div_ceil(FORWARD_WG), row_blocks, 1]
             }
-            _ => self.gathered_grid(kind, row_blocks),
+            (_, Variant::Gathered) => [self.positions().div_ceil(TN * FORWARD_WG), row_blocks, 1],
         }
     }
 
-    fn gathered_grid(&self, kind: Kind, row_blocks: usize) -> [usize; 3] {
-        match kind {
-            Kind::Forward | Kind::InputGrad => {
-                [self.positions().div_ceil(TN * FORWARD_WG), row_blocks, 1]
-            }
-            Kind::WeightGrad => {
-                let (_, per_image) = self.chunking();
-                [
-                    self.taps().div_ceil(TN * self.weight_grad_wg()),
-                    row_blocks,
-                    self.batch * per_image,
-                ]
-            }
+    /// Workgroup grid of the weight gradient's partial sums.
+    fn weight_grad_grid(&self, kernel: WeightGradKernel) -> [usize; 3] {
+        let row_blocks = self.rows.div_ceil(self.tile_rows());
+        let (_, per_image) = self.split_of(kernel);
+        match kernel {
+            WeightGradKernel::FewTaps => [
+                self.weight_grad_splits(kernel).div_ceil(LINEAR_WG),
+                self.rows.div_ceil(FEW_TAPS_ROWS),
+                1,
+            ],
+            WeightGradKernel::Window => [
+                self.tap_row_lanes().div_ceil(self.window_weight_grad_wg()),
+                row_blocks,
+                self.batch * per_image,
+            ],
+            WeightGradKernel::Gathered => [
+                self.taps().div_ceil(TN * self.weight_grad_wg()),
+                row_blocks,
+                self.batch * per_image,
+            ],
+        }
+    }
+
+    /// Workgroup width of the weight gradient's kernel.
+    fn weight_grad_lanes(&self, kernel: WeightGradKernel) -> usize {
+        match kernel {
+            WeightGradKernel::Gathered => self.weight_grad_wg(),
+            WeightGradKernel::Window => self.window_weight_grad_wg(),
+            WeightGradKernel::FewTaps => LINEAR_WG,
         }
     }
 }
@@ -629,9 +659,10 @@ pub(super) fn weight_grad(
     let gemm = Gemm::of(g, Kind::WeightGrad).expect("forward geometry always exists");
     let mut b = Builder::default();
     let source = b.source(ctx, &gemm, x)?;
-    let splits = gemm.weight_grad_splits(variant);
+    let kernel = gemm.weight_grad_kernel(variant);
+    let splits = gemm.weight_grad_splits(kernel);
     let partials = Tensor::zeros(ctx, &[splits, gemm.rows, gemm.taps()], DType::F32)?;
-    let (partial, tables) = partial_sums(ctx, &gemm, variant, &source, dy, &partials)?;
+    let (partial, tables) = partial_sums(ctx, &gemm, kernel, &source, dy, &partials)?;
     b.dispatches.push(partial);
     let weights = g.out_channels * gemm.taps();
     b.dispatches.push(Dispatch::new(
@@ -655,64 +686,53 @@ pub(super) fn weight_grad(
 fn partial_sums(
     ctx: &GpuContext,
     gemm: &Gemm,
-    variant: Variant,
+    kernel: WeightGradKernel,
     source: &Tensor,
     dy: &Tensor,
     partials: &Tensor,
 ) -> Result<(Dispatch, Vec<Tensor>)> {
     let mut params = gemm.params();
     (params.chunk, params.chunks_per_image) = {
-        let (chunk, per_image) = gemm.split_of(variant);
+        let (chunk, per_image) = gemm.split_of(kernel);
         (chunk as u32, per_image as u32)
     };
-    let (entry, lanes, offsets, corners) = match variant {
-        Variant::Gathered => (
-            "conv_gemm_weight_grad",
-            gemm.weight_grad_wg(),
-            Tensor::from_u32(ctx, &gemm.offsets(), &[gemm.taps4()])?,
-            Some(Tensor::from_u32(ctx, &gemm.corners(), &[gemm.plane_out()])?),
-        ),
-        Variant::Window if gemm.few_tap_rows() => (
-            "conv_few_taps_weight_grad",
-            LINEAR_WG,
-            Tensor::from_u32(ctx, &gemm.row_offsets(), &[gemm.tap_rows()])?,
-            None,
-        ),
-        Variant::Window => (
-            "conv_window_weight_grad",
-            gemm.window_weight_grad_wg(),
-            Tensor::from_u32(ctx, &gemm.row_offsets(), &[gemm.tap_rows()])?,
-            None,
-        ),
-    };
+    let mut tables = Vec::new();
     let mut bindings = vec![
         (4, Binding::Tensor(source)),
-        (6, Binding::Tensor(&offsets)),
         (9, Binding::Tensor(dy)),
         (10, Binding::Tensor(partials)),
     ];
-    if let Some(corners) = &corners {
-        bindings.push((11, Binding::Tensor(corners)));
+    if kernel == WeightGradKernel::Gathered {
+        tables.push(Tensor::from_u32(ctx, &gemm.offsets(), &[gemm.taps4()])?);
+        tables.push(Tensor::from_u32(ctx, &gemm.corners(), &[gemm.plane_out()])?);
+        bindings.extend([
+            (6, Binding::Tensor(&tables[0])),
+            (11, Binding::Tensor(&tables[1])),
+        ]);
+    } else {
+        tables.push(Tensor::from_u32(
+            ctx,
+            &gemm.row_offsets(),
+            &[gemm.tap_rows()],
+        )?);
+        bindings.push((6, Binding::Tensor(&tables[0])));
     }
     let dispatch = Dispatch::new(
         ctx,
         &SHADER,
-        entry,
+        kernel.entry(),
         &[
             ("TM", gemm.tile_rows() as f64),
-            ("WG_X", lanes as f64),
+            ("WG_X", gemm.weight_grad_lanes(kernel) as f64),
             ("KW", gemm.kernel_w as f64),
             ("TG", gemm.tap_group() as f64),
             ("FEW_TAP_ROWS", gemm.tap_rows().min(4) as f64),
         ],
         &bindings,
         Some((15, bytemuck::bytes_of(&params))),
-        grid_u32(gemm.grid(Kind::WeightGrad, variant)),
+        grid_u32(gemm.weight_grad_grid(kernel)),
     );
-    Ok((
-        dispatch,
-        [Some(offsets), corners].into_iter().flatten().collect(),
-    ))
+    Ok((dispatch, tables))
 }
 
 #[cfg(test)]
