@@ -53,6 +53,8 @@ enable subgroups;
 //   @binding(9)  dy       : array<f32>, read        [N, rows, out_h, out_w]            weight_grad
 //   @binding(10) partials : array<f32>, read_write  [splits, rows, taps]               weight_grad
 //   @binding(11) corners  : array<u32>, read        [plane_out] col(p) (see above)     conv_gemm_weight_grad
+//   @binding(12) wmat_block : uniform array<vec4<f32>, 4096> (64 KiB): wmat again, where
+//                           it fits; with UNIFORM_WEIGHTS false any 64 KiB uniform buffer  forward
 //   @binding(15) params   : uniform GemmParams (20 u32, below)
 //
 // Dispatch geometry:
@@ -77,7 +79,8 @@ enable subgroups;
 //   (the conv_window_* kernels: kernel width, 1..8); PB (conv_window_forward: blocks of 8
 //   positions per invocation, 1, or 2 with TM <= 16, default 1); TG (conv_window_weight_grad:
 //   tap rows per invocation, 1, or 2 with TM <= 16, default 1); FEW_TAP_ROWS
-//   (conv_few_taps_weight_grad: tap rows, 1..4, default 3).
+//   (conv_few_taps_weight_grad: tap rows, 1..4, default 3); UNIFORM_WEIGHTS (forward kernels:
+//   read the packed weights from wmat_block rather than wmat, default false).
 //
 // Requires: taps4 = taps rounded up to a multiple of 4; chunk a multiple of 4. Edge rows and
 // columns are clamped before loading and never stored, and every lane runs the whole loop, as
@@ -132,7 +135,23 @@ struct GemmParams {
 @group(0) @binding(9) var<storage, read> dy: array<f32>;
 @group(0) @binding(10) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(11) var<storage, read> corners: array<u32>;
+@group(0) @binding(12) var<uniform> wmat_block: array<vec4<f32>, 4096>;
 @group(0) @binding(15) var<uniform> params: GemmParams;
+
+// Where the packed weights come from. On lavapipe every storage load is a loop over the
+// lanes with a bounds check per lane, about 3.6 ns a float on 2 cores, while a load from a
+// uniform block, even at a different index in each lane, is one vector gather, about 0.4 ns:
+// the launcher sets this on CPU adapters where the weights fit 64 KiB. GPUs keep storage,
+// where lanes reading different addresses of a uniform block can be served one at a time.
+override UNIFORM_WEIGHTS: bool = false;
+
+// Packed weights at vec4 index i.
+fn packed_weight(i: u32) -> vec4<f32> {
+    if UNIFORM_WEIGHTS {
+        return wmat_block[min(i, 4095u)];
+    }
+    return wmat[i];
+}
 
 const LINEAR_WG: u32 = 64u;
 
@@ -269,7 +288,7 @@ fn rows8_entry(acc: Rows8, e: u32) -> vec4<f32> {
 
 // This lane's share of wmat rows row..row+8 at reduction steps k0..k0+4.
 fn weight_share(row: u32, k0: u32, lane: u32) -> vec4<f32> {
-    return wmat[(min(row + lane, params.rows - 1u) * params.taps4 + k0) >> 2u];
+    return packed_weight((min(row + lane, params.rows - 1u) * params.taps4 + k0) >> 2u);
 }
 
 // Window corners of output positions col..col+4 (clamped into the batch) in the source.
@@ -536,7 +555,7 @@ fn accumulate_high_taps(
 // This lane's share of packed weight rows row..row+8 at taps 4q..4q+4 of tap row t.
 fn window_share(row: u32, t: u32, q: u32, lane: u32) -> vec4<f32> {
     let per_row = window_kw4(KW) / 4u;
-    return wmat[(min(row + lane, params.rows - 1u) * params.tap_rows + t) * per_row + q];
+    return packed_weight((min(row + lane, params.rows - 1u) * params.tap_rows + t) * per_row + q);
 }
 
 // All taps of tap row t for one block of 8 rows.

@@ -19,4 +19,4 @@ pub use context::{
 };
 pub use error::{Result, TensorError};
 pub use kernel::{Binding, Dispatch, grid_1d, groups_for, record_all};
-pub use tensor::{DType, Tensor};
+pub use tensor::{DType, Tensor, UNIFORM_BLOCK_BYTES};

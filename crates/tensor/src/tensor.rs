@@ -35,6 +35,9 @@ pub struct Tensor {
     dtype: DType,
 }
 
+/// Bytes of a uniform block: WebGPU's guaranteed `max_uniform_buffer_binding_size`.
+pub const UNIFORM_BLOCK_BYTES: u64 = 65536;
+
 fn usage() -> wgpu::BufferUsages {
     wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
 }
@@ -67,6 +70,32 @@ impl Tensor {
             label: None,
             size: bytes,
             usage: usage(),
+            mapped_at_creation: false,
+        });
+        Ok(Self {
+            buffer: Arc::new(buffer),
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+
+    /// A zero-filled tensor whose buffer is also one whole uniform block of
+    /// [`UNIFORM_BLOCK_BYTES`], the size a shader declares for it (the tensor must fit).
+    pub fn zeros_uniform_block(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Self> {
+        let n = shape.iter().product::<usize>();
+        let bytes = dtype.buffer_bytes(n);
+        if bytes > UNIFORM_BLOCK_BYTES {
+            return Err(TensorError::TooLarge {
+                what: format!("a {dtype:?} tensor of shape {shape:?} in a uniform block"),
+                bytes,
+                limit: UNIFORM_BLOCK_BYTES,
+                limit_name: "max_uniform_buffer_binding_size",
+            });
+        }
+        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: UNIFORM_BLOCK_BYTES,
+            usage: usage() | wgpu::BufferUsages::UNIFORM,
             mapped_at_creation: false,
         });
         Ok(Self {
@@ -298,6 +327,23 @@ mod tests {
         let too_many = (ctx.max_binding_bytes() / 4 + 1) as usize;
         let err = Tensor::zeros(ctx, &[too_many], DType::F32).unwrap_err();
         assert!(matches!(err, TensorError::TooLarge { .. }), "{err}");
+        let over_a_block = (UNIFORM_BLOCK_BYTES / 4 + 1) as usize;
+        let err = Tensor::zeros_uniform_block(ctx, &[over_a_block], DType::F32).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("uniform block") && text.contains("65536"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_uniform_block_tensor_holds_its_values_in_a_whole_block() {
+        let ctx = ctx();
+        let t = Tensor::zeros_uniform_block(ctx, &[3], DType::F32).unwrap();
+        assert_eq!(t.to_f32(ctx).unwrap(), vec![0.0; 3]);
+        t.write_f32(ctx, &[1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(t.to_f32(ctx).unwrap(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(t.buffer().size(), UNIFORM_BLOCK_BYTES);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::context::{GpuContext, ShaderSource};
 use crate::error::Result;
 use crate::kernel::{Binding, Dispatch, MAX_GROUPS_PER_DIM, grid_1d, groups_for};
 use crate::ops::matmul::subgroups_of_eight;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Tensor, UNIFORM_BLOCK_BYTES};
 
 pub const SHADER: ShaderSource = ShaderSource {
     name: "conv2d_gemm",
@@ -259,6 +259,12 @@ impl Gemm {
         }
     }
 
+    /// Whether the packed weights of `variant` fit one uniform block, from which the forward
+    /// kernels read them on CPU adapters (see `UNIFORM_WEIGHTS` in the shader).
+    fn weights_fit_block(&self, variant: Variant) -> bool {
+        4 * self.rows * self.packed_row(variant) <= UNIFORM_BLOCK_BYTES as usize
+    }
+
     /// The weight gradient's split of each image: (positions per split, splits per image) for
     /// the gathered GEMM, (output rows per split, splits per image) for the window kernel;
     /// (output rows of the batch per split, splits in all) for the few-taps kernel.
@@ -465,6 +471,11 @@ pub(super) fn unsupported(
     if !subgroups_of_eight(ctx) {
         return Some("the adapter has no subgroups of at least 8 lanes".into());
     }
+    if ctx.limits.max_uniform_buffer_binding_size < UNIFORM_BLOCK_BYTES {
+        return Some(format!(
+            "the adapter's uniform blocks are smaller than the {UNIFORM_BLOCK_BYTES} bytes the kernels declare"
+        ));
+    }
     if variant == Variant::Window && (g.stride != 1 || g.kernel_w > WINDOW_MAX_KW) {
         return Some(format!(
             "it needs stride 1 and kernels at most {WINDOW_MAX_KW} wide, got {g:?}"
@@ -532,7 +543,11 @@ fn pack_weights(
     variant: Variant,
 ) -> Result<(Tensor, Dispatch)> {
     let row = gemm.packed_row(variant);
-    let packed = Tensor::zeros(ctx, &[gemm.rows, row], DType::F32)?;
+    let packed = if gemm.weights_fit_block(variant) {
+        Tensor::zeros_uniform_block(ctx, &[gemm.rows, row], DType::F32)?
+    } else {
+        Tensor::zeros(ctx, &[gemm.rows, row], DType::F32)?
+    };
     let mut params = gemm.packed_params(variant);
     params.elements = (gemm.rows * row) as u32;
     if flip {
@@ -618,6 +633,15 @@ pub(super) fn forward_like(
     };
     let offsets = Tensor::from_u32(ctx, &offsets, &[len])?;
     let params = gemm.packed_params(variant);
+    // The shader binds a uniform block either way; where the weights do not fit one, an empty
+    // block stands in and the kernel reads them from storage.
+    let fits = gemm.weights_fit_block(variant);
+    let uniform = fits && ctx.summary.is_cpu;
+    let block = if fits {
+        packed.clone()
+    } else {
+        Tensor::zeros_uniform_block(ctx, &[1], DType::F32)?
+    };
     let gemm_dispatch = Dispatch::new(
         ctx,
         &SHADER,
@@ -629,6 +653,7 @@ pub(super) fn forward_like(
             ("RELU", f64::from(u8::from(relu))),
             ("KW", gemm.kernel_w as f64),
             ("PB", gemm.position_blocks() as f64),
+            ("UNIFORM_WEIGHTS", f64::from(u8::from(uniform))),
         ],
         &[
             (4, Binding::Tensor(&source)),
@@ -637,12 +662,13 @@ pub(super) fn forward_like(
             // Without a bias the shader never reads binding 7; the packed weights stand in.
             (7, Binding::Tensor(bias.unwrap_or(&packed))),
             (8, Binding::Tensor(out)),
+            (12, Binding::Tensor(&block)),
         ],
         Some((15, bytemuck::bytes_of(&params))),
         grid_u32(gemm.grid(kind, variant)),
     );
     b.dispatches.push(gemm_dispatch);
-    b.workspaces.push(offsets);
+    b.workspaces.extend([offsets, block]);
     Ok(b.finish(variant, 1))
 }
 
@@ -758,6 +784,29 @@ mod tests {
             stride,
             padding: pad,
         }
+    }
+
+    #[test]
+    fn the_teacher_layers_weights_fit_a_uniform_block_and_large_layers_do_not() {
+        // Both presets' CNN layers, forward and input gradient: at most 48 KiB packed.
+        for (cin, cout, k) in [
+            (1, 16, 3),
+            (16, 16, 3),
+            (16, 32, 3),
+            (32, 32, 3),
+            (8, 16, 5),
+        ] {
+            let g = geom(cin, 14, cout, k, 1, k / 2);
+            for kind in [Kind::Forward, Kind::InputGrad] {
+                let gemm = Gemm::of(&g, kind).unwrap();
+                assert!(gemm.weights_fit_block(Variant::Window), "{g:?} {kind:?}");
+                assert!(gemm.weights_fit_block(Variant::Gathered), "{g:?} {kind:?}");
+            }
+        }
+        // conv2d's test geometry (40 -> 70, 3x3): 134 KiB in the window layout.
+        let large = Gemm::of(&geom(40, 3, 70, 3, 1, 1), Kind::Forward).unwrap();
+        assert!(!large.weights_fit_block(Variant::Window));
+        assert!(!large.weights_fit_block(Variant::Gathered));
     }
 
     #[test]
