@@ -7,6 +7,11 @@
 //        vec4s, so the rate is what loads alone reach (GB/s read). On a CPU adapter loads
 //        cost far more than stores, and this, not the copy, bounds a kernel that must read
 //        every element of a large tensor once.
+// block_load_sum: dst[i] = sum over j < LOADS of block[(i + j * BLOCK_STEP) % BLOCK_VEC4S],
+//        summed in order of j, for i in [0, n_vec4): the same reads as load_sum, neighbouring
+//        invocations at neighbouring vec4s, but from a 64 KiB uniform block. On lavapipe a
+//        storage load runs a loop over the lanes, a uniform load one vector gather; the
+//        convolutions read their packed weights this way on CPU adapters.
 // fma_chain: each invocation runs ITERS rounds of 8 independent vec4 fused multiply-adds and
 //        writes one vec4, so the work is pure arithmetic        (compute rate, GFLOP/s)
 //        FLOPs per dispatch = invocations * ITERS * 8 chains * 4 lanes * 2.
@@ -16,6 +21,7 @@
 //   @binding(1) dst    : array<vec4<f32>>, read_write  n_vec4 elements (copy, load_sum) or one per
 //                        invocation (fma)
 //   @binding(2) params : uniform CeilingParams { n_vec4: u32, seed: f32 }
+//   @binding(3) block  : uniform array<vec4<f32>, BLOCK_VEC4S>        (block_load_sum)
 // Dispatch: ceil(n / WG) workgroups as a 2-D grid when over 65535 (x = min(groups, 65535),
 //           y = ceil(groups / x)); linear index = (wid.x + wid.y * nwg.x) * WG + lid.
 //           For fma, n is the number of invocations wanted.
@@ -34,6 +40,11 @@ struct CeilingParams {
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
 @group(0) @binding(2) var<uniform> params: CeilingParams;
+@group(0) @binding(3) var<uniform> block: array<vec4<f32>, BLOCK_VEC4S>;
+
+// vec4s of a 64 KiB uniform block, and the stride between an invocation's reads of it.
+const BLOCK_VEC4S: u32 = 4096u;
+const BLOCK_STEP: u32 = 521u;
 
 fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
@@ -62,6 +73,22 @@ fn load_sum(
         var sum = vec4<f32>();
         for (var j = 0u; j < LOADS; j++) {
             sum += src[i + j * params.n_vec4];
+        }
+        dst[i] = sum;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn block_load_sum(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wid, nwg, lid);
+    if i < params.n_vec4 {
+        var sum = vec4<f32>();
+        for (var j = 0u; j < LOADS; j++) {
+            sum += block[(i + j * BLOCK_STEP) % BLOCK_VEC4S];
         }
         dst[i] = sum;
     }

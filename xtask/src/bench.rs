@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: a short table of kernel throughput on the current adapter, each row
 //! also given as a share of ceilings measured in the same run (a copy kernel's GB/s and a
-//! pure-FMA kernel's GFLOP/s; a load-only kernel's GB/s is shown beside them), appended to
-//! BENCHMARKS.md with the adapter's name and date.
+//! pure-FMA kernel's GFLOP/s; load-only kernels' GB/s, from storage and from a uniform block, are
+//! shown beside them), appended to BENCHMARKS.md with the adapter's name and date.
 //!
 //! Options: `--no-write` prints the table without appending it; `--only GROUP[,GROUP]` measures
 //! only those row groups (matmul, epilogue, loss, conv, cnn, train, profile, epoch) after the ceilings, e.g.
@@ -84,6 +84,10 @@ fn measure_ceilings(ctx: &GpuContext, budget: Duration) -> anyhow::Result<(Ceili
     let sums = Tensor::zeros(ctx, &[len / ceiling::LOAD_SUM_READS], DType::F32)?;
     let load = ceiling::prepare_load_sum(ctx, &src, &sums)?;
     let load_s = time_dispatches(ctx, &[&load], budget);
+    let block_floats = (dk_tensor::UNIFORM_BLOCK_BYTES / 4) as usize;
+    let block = Tensor::zeros_uniform_block(ctx, &[block_floats], DType::F32)?;
+    let block_load = ceiling::prepare_block_load_sum(ctx, &block, &sums)?;
+    let block_load_s = time_dispatches(ctx, &[&block_load], budget);
     let fma_len = if ctx.summary.is_cpu {
         4 * 16_384
     } else {
@@ -106,6 +110,15 @@ fn measure_ceilings(ctx: &GpuContext, budget: Duration) -> anyhow::Result<(Ceili
             shape: format!("{len} f32 read, {} written", len / ceiling::LOAD_SUM_READS),
             work: Work::Bytes(4.0 * len as f64),
             seconds: load_s,
+        },
+        Row {
+            kernel: "ceiling: uniform load".into(),
+            shape: format!(
+                "{len} f32 read from a 64 KiB uniform block, {} written",
+                len / ceiling::LOAD_SUM_READS
+            ),
+            work: Work::Bytes(4.0 * len as f64),
+            seconds: block_load_s,
         },
         Row {
             kernel: "ceiling: fma".into(),

@@ -1,11 +1,12 @@
-//! Ceiling micro-kernels (shaders/ceiling.wgsl): a copy for memory bandwidth, a summing read
-//! for the rate of loads alone, and a pure-FMA chain for arithmetic rate. Benchmarks report
+//! Ceiling micro-kernels (shaders/ceiling.wgsl): a copy for memory bandwidth, summing reads
+//! for the rate of loads alone (from storage and from a uniform block), and a pure-FMA chain
+//! for arithmetic rate. Benchmarks report
 //! every kernel as a share of the copy's or the FMA chain's rate.
 
 use crate::context::{GpuContext, ShaderSource};
 use crate::error::{Result, shape_error};
 use crate::kernel::{Binding, Dispatch, grid_1d, groups_for};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Tensor, UNIFORM_BLOCK_BYTES};
 
 pub const SHADER: ShaderSource = ShaderSource {
     name: "ceiling",
@@ -15,6 +16,8 @@ pub const SHADER: ShaderSource = ShaderSource {
 const WG: usize = 256;
 /// Reads per invocation of `load_sum` (the shader's LOADS override).
 pub const LOAD_SUM_READS: usize = 8;
+/// The shader's BLOCK_STEP: vec4s between one invocation's reads of the uniform block.
+const BLOCK_STEP: usize = 521;
 /// FMA rounds per invocation (the shader's ITERS override).
 pub const FMA_ITERS: u32 = 256;
 /// Independent vec4 chains per invocation in the shader.
@@ -94,6 +97,34 @@ pub fn prepare_load_sum(ctx: &GpuContext, src: &Tensor, dst: &Tensor) -> Result<
     ))
 }
 
+/// Prepare `block_load_sum`: `dst[i] = sum over j < LOAD_SUM_READS of block[(i + j * 521) %
+/// 4096]` (vec4-wise), `block` a whole uniform block ([`Tensor::zeros_uniform_block`] of
+/// 16,384 f32), `dst` a multiple of 4 elements.
+pub fn prepare_block_load_sum(ctx: &GpuContext, block: &Tensor, dst: &Tensor) -> Result<Dispatch> {
+    let n_vec4 = check_vec4("block_load_sum", dst)?;
+    block.expect_dtype("block_load_sum", DType::F32)?;
+    let whole = block.len() as u64 * 4 == UNIFORM_BLOCK_BYTES;
+    if !whole || !block.buffer().usage().contains(wgpu::BufferUsages::UNIFORM) {
+        return Err(shape_error(
+            "block_load_sum",
+            format!(
+                "the block must be a whole uniform block of {UNIFORM_BLOCK_BYTES} bytes (Tensor::zeros_uniform_block), got shape {:?}",
+                block.shape()
+            ),
+        ));
+    }
+    let params = CeilingParams { n_vec4, seed: 0.0 };
+    Ok(Dispatch::new(
+        ctx,
+        &SHADER,
+        "block_load_sum",
+        &[("LOADS", LOAD_SUM_READS as f64)],
+        &[(1, Binding::Tensor(dst)), (3, Binding::Tensor(block))],
+        Some((2, bytemuck::bytes_of(&params))),
+        grid_1d(groups_for(n_vec4 as usize, WG)),
+    ))
+}
+
 /// Prepare the FMA chain: one invocation per vec4 of `out`.
 pub fn prepare_fma(ctx: &GpuContext, out: &Tensor, seed: f32) -> Result<Dispatch> {
     let n_vec4 = check_vec4("fma", out)?;
@@ -121,6 +152,19 @@ pub mod cpu {
         let n = src.len() / reads;
         (0..n)
             .map(|i| (0..reads).fold(0.0f32, |sum, j| sum + src[i + j * n]))
+            .collect()
+    }
+
+    /// What `block_load_sum` writes: `n` values (a multiple of 4) from the block's values.
+    pub fn block_load_sum(block: &[f32], n: usize, reads: usize) -> Vec<f32> {
+        let vec4s = block.len() / 4;
+        (0..n)
+            .map(|k| {
+                let (i, lane) = (k / 4, k % 4);
+                (0..reads).fold(0.0f32, |sum, j| {
+                    sum + block[4 * ((i + j * super::BLOCK_STEP) % vec4s) + lane]
+                })
+            })
             .collect()
     }
 
@@ -177,6 +221,34 @@ mod tests {
         let dst = Tensor::zeros(ctx, &[4], DType::F32).unwrap();
         let err = prepare_load_sum(ctx, &src, &dst).unwrap_err().to_string();
         assert!(err.contains("load_sum") && err.contains("8 times"), "{err}");
+    }
+
+    #[test]
+    fn block_load_sum_matches_cpu_and_needs_a_whole_block() {
+        let ctx = ctx();
+        let values = random_f32((UNIFORM_BLOCK_BYTES / 4) as usize, 3, 3.0);
+        let block = Tensor::zeros_uniform_block(ctx, &[values.len()], DType::F32).unwrap();
+        block.write_f32(ctx, &values).unwrap();
+        // 4 * 1031 outputs: reads wrap around the block; a partial last workgroup.
+        let dst = Tensor::zeros(ctx, &[4 * 1031], DType::F32).unwrap();
+        let mut enc = ctx.encoder();
+        prepare_block_load_sum(ctx, &block, &dst)
+            .unwrap()
+            .encode(&mut enc);
+        ctx.submit_and_wait(enc);
+        let expected = cpu::block_load_sum(&values, 4 * 1031, LOAD_SUM_READS);
+        assert_close(
+            &dst.to_f32(ctx).unwrap(),
+            &expected,
+            1e-6,
+            1e-6,
+            "block_load_sum",
+        );
+        let storage = Tensor::zeros(ctx, &[values.len()], DType::F32).unwrap();
+        let err = prepare_block_load_sum(ctx, &storage, &dst)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("whole uniform block"), "{err}");
     }
 
     #[test]
