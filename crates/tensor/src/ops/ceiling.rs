@@ -85,16 +85,27 @@ pub fn prepare_load_sum(ctx: &GpuContext, src: &Tensor, dst: &Tensor) -> Result<
             ),
         ));
     }
+    let bindings = [(0, Binding::Tensor(src)), (1, Binding::Tensor(dst))];
+    Ok(summing_reads(ctx, "load_sum", &bindings, n_vec4))
+}
+
+/// A dispatch of one of the summing-read kernels: `LOAD_SUM_READS` reads per vec4 written.
+fn summing_reads(
+    ctx: &GpuContext,
+    entry: &'static str,
+    bindings: &[(u32, Binding<'_>)],
+    n_vec4: u32,
+) -> Dispatch {
     let params = CeilingParams { n_vec4, seed: 0.0 };
-    Ok(Dispatch::new(
+    Dispatch::new(
         ctx,
         &SHADER,
-        "load_sum",
+        entry,
         &[("LOADS", LOAD_SUM_READS as f64)],
-        &[(0, Binding::Tensor(src)), (1, Binding::Tensor(dst))],
+        bindings,
         Some((2, bytemuck::bytes_of(&params))),
         grid_1d(groups_for(n_vec4 as usize, WG)),
-    ))
+    )
 }
 
 /// Prepare `block_load_sum`: `dst[i] = sum over j < LOAD_SUM_READS of block[(i + j * 521) %
@@ -113,16 +124,8 @@ pub fn prepare_block_load_sum(ctx: &GpuContext, block: &Tensor, dst: &Tensor) ->
             ),
         ));
     }
-    let params = CeilingParams { n_vec4, seed: 0.0 };
-    Ok(Dispatch::new(
-        ctx,
-        &SHADER,
-        "block_load_sum",
-        &[("LOADS", LOAD_SUM_READS as f64)],
-        &[(1, Binding::Tensor(dst)), (3, Binding::Tensor(block))],
-        Some((2, bytemuck::bytes_of(&params))),
-        grid_1d(groups_for(n_vec4 as usize, WG)),
-    ))
+    let bindings = [(1, Binding::Tensor(dst)), (3, Binding::Tensor(block))];
+    Ok(summing_reads(ctx, "block_load_sum", &bindings, n_vec4))
 }
 
 /// Prepare the FMA chain: one invocation per vec4 of `out`.
