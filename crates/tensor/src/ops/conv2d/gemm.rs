@@ -532,6 +532,35 @@ fn pad_source(ctx: &GpuContext, gemm: &Gemm, raw: &Tensor) -> Result<Option<(Ten
     Ok(Some((padded, dispatch)))
 }
 
+/// The packed weights, and the 64 KiB uniform block that the forward kernels bind beside them:
+/// the same buffer where the weights fit one, else an empty stand-in.
+struct PackedWeights {
+    packed: Tensor,
+    block: Tensor,
+    /// Whether the kernel reads the weights from the block (`UNIFORM_WEIGHTS`): on CPU
+    /// adapters, where they fit.
+    uniform: bool,
+}
+
+impl PackedWeights {
+    /// Zeroed room for packed weights of `shape`: in a uniform block where they `fit` one.
+    fn zeros(ctx: &GpuContext, shape: [usize; 2], fit: bool) -> Result<Self> {
+        if fit {
+            let packed = Tensor::zeros_uniform_block(ctx, &shape, DType::F32)?;
+            return Ok(Self {
+                block: packed.clone(),
+                packed,
+                uniform: ctx.summary.is_cpu,
+            });
+        }
+        Ok(Self {
+            packed: Tensor::zeros(ctx, &shape, DType::F32)?,
+            block: Tensor::zeros_uniform_block(ctx, &[1], DType::F32)?,
+            uniform: false,
+        })
+    }
+}
+
 /// Weights as `[rows, taps4]` rows of the GEMM, zero-extended; flipped and transposed for the
 /// input gradient.
 fn pack_weights(
@@ -541,13 +570,9 @@ fn pack_weights(
     w: &Tensor,
     flip: bool,
     variant: Variant,
-) -> Result<(Tensor, Dispatch)> {
+) -> Result<(PackedWeights, Dispatch)> {
     let row = gemm.packed_row(variant);
-    let packed = if gemm.weights_fit_block(variant) {
-        Tensor::zeros_uniform_block(ctx, &[gemm.rows, row], DType::F32)?
-    } else {
-        Tensor::zeros(ctx, &[gemm.rows, row], DType::F32)?
-    };
+    let weights = PackedWeights::zeros(ctx, [gemm.rows, row], gemm.weights_fit_block(variant))?;
     let mut params = gemm.packed_params(variant);
     params.elements = (gemm.rows * row) as u32;
     if flip {
@@ -562,11 +587,14 @@ fn pack_weights(
             ("FLIP", f64::from(u8::from(flip))),
             ("ROW_KW", window_kw(gemm, variant) as f64),
         ],
-        &[(2, Binding::Tensor(w)), (3, Binding::Tensor(&packed))],
+        &[
+            (2, Binding::Tensor(w)),
+            (3, Binding::Tensor(&weights.packed)),
+        ],
         Some((15, bytemuck::bytes_of(&params))),
         grid_1d(groups_for(gemm.rows * row, LINEAR_WG)),
     );
-    Ok((packed, dispatch))
+    Ok((weights, dispatch))
 }
 
 /// The shader's `ROW_KW`: the kernel width for the window variant, 0 for the flat packing.
@@ -624,24 +652,14 @@ pub(super) fn forward_like(
     let gemm = Gemm::of(g, kind).expect("checked by unsupported()");
     let mut b = Builder::default();
     let source = b.source(ctx, &gemm, src)?;
-    let (packed, pack) = pack_weights(ctx, &gemm, g, w, kind == Kind::InputGrad, variant)?;
+    let (weights, pack) = pack_weights(ctx, &gemm, g, w, kind == Kind::InputGrad, variant)?;
     b.dispatches.push(pack);
-    b.workspaces.push(packed.clone());
     let (entry, offsets, len) = match variant {
         Variant::Gathered => ("conv_gemm_forward", gemm.offsets(), gemm.taps4()),
         Variant::Window => ("conv_window_forward", gemm.row_offsets(), gemm.tap_rows()),
     };
     let offsets = Tensor::from_u32(ctx, &offsets, &[len])?;
     let params = gemm.packed_params(variant);
-    // The shader binds a uniform block either way; where the weights do not fit one, an empty
-    // block stands in and the kernel reads them from storage.
-    let fits = gemm.weights_fit_block(variant);
-    let uniform = fits && ctx.summary.is_cpu;
-    let block = if fits {
-        packed.clone()
-    } else {
-        Tensor::zeros_uniform_block(ctx, &[1], DType::F32)?
-    };
     let gemm_dispatch = Dispatch::new(
         ctx,
         &SHADER,
@@ -653,22 +671,23 @@ pub(super) fn forward_like(
             ("RELU", f64::from(u8::from(relu))),
             ("KW", gemm.kernel_w as f64),
             ("PB", gemm.position_blocks() as f64),
-            ("UNIFORM_WEIGHTS", f64::from(u8::from(uniform))),
+            ("UNIFORM_WEIGHTS", f64::from(u8::from(weights.uniform))),
         ],
         &[
             (4, Binding::Tensor(&source)),
-            (5, Binding::Tensor(&packed)),
+            (5, Binding::Tensor(&weights.packed)),
             (6, Binding::Tensor(&offsets)),
             // Without a bias the shader never reads binding 7; the packed weights stand in.
-            (7, Binding::Tensor(bias.unwrap_or(&packed))),
+            (7, Binding::Tensor(bias.unwrap_or(&weights.packed))),
             (8, Binding::Tensor(out)),
-            (12, Binding::Tensor(&block)),
+            (12, Binding::Tensor(&weights.block)),
         ],
         Some((15, bytemuck::bytes_of(&params))),
         grid_u32(gemm.grid(kind, variant)),
     );
     b.dispatches.push(gemm_dispatch);
-    b.workspaces.extend([offsets, block]);
+    b.workspaces
+        .extend([weights.packed, weights.block, offsets]);
     Ok(b.finish(variant, 1))
 }
 
@@ -794,6 +813,7 @@ mod tests {
             (16, 16, 3),
             (16, 32, 3),
             (32, 32, 3),
+            (1, 8, 5),
             (8, 16, 5),
         ] {
             let g = geom(cin, 14, cout, k, 1, k / 2);
