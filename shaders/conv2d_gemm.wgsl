@@ -55,6 +55,12 @@ enable subgroups;
 //   @binding(11) corners  : array<u32>, read        [plane_out] col(p) (see above)     conv_gemm_weight_grad
 //   @binding(12) wmat_block : uniform array<vec4<f32>, 4096> (64 KiB): wmat again, where
 //                           it fits; with UNIFORM_WEIGHTS false any 64 KiB uniform buffer  forward
+//   @binding(13) src_texture : texture_2d<f32>, r32float: src again, value i at texel
+//                           (i % 4096, i / 4096), where SOURCE_TEXTURE; else any r32float
+//                           texture                                                  forward, weight_grad
+//   @binding(14) padded_texture : texture_storage_2d<r32float, write>: where pad_planes
+//                           writes with SOURCE_TEXTURE (the layout of src_texture); else any
+//                           r32float texture                                         pad_planes
 //   @binding(15) params   : uniform GemmParams (20 u32, below)
 //
 // Dispatch geometry:
@@ -80,7 +86,9 @@ enable subgroups;
 //   positions per invocation, 1, or 2 with TM <= 16, default 1); TG (conv_window_weight_grad:
 //   tap rows per invocation, 1, or 2 with TM <= 16, default 1); FEW_TAP_ROWS
 //   (conv_few_taps_weight_grad: tap rows, 1..4, default 3); UNIFORM_WEIGHTS (forward kernels:
-//   read the packed weights from wmat_block rather than wmat, default false).
+//   read the packed weights from wmat_block rather than wmat, default false); SOURCE_TEXTURE
+//   (pad_planes writes, and the GEMM kernels read, the padded source in the textures 14 and 13
+//   rather than the buffers 1 and 4, default false).
 //
 // Requires: taps4 = taps rounded up to a multiple of 4; chunk a multiple of 4. Edge rows and
 // columns are clamped before loading and never stored, and every lane runs the whole loop, as
@@ -136,6 +144,8 @@ struct GemmParams {
 @group(0) @binding(10) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(11) var<storage, read> corners: array<u32>;
 @group(0) @binding(12) var<uniform> wmat_block: array<vec4<f32>, 4096>;
+@group(0) @binding(13) var src_texture: texture_2d<f32>;
+@group(0) @binding(14) var padded_texture: texture_storage_2d<r32float, write>;
 @group(0) @binding(15) var<uniform> params: GemmParams;
 
 // Where the packed weights come from. On lavapipe every storage load is a loop over the
@@ -151,6 +161,29 @@ fn packed_weight(i: u32) -> vec4<f32> {
         return wmat_block[min(i, 4095u)];
     }
     return wmat[i];
+}
+
+// Where the padded source lives. On lavapipe a scalar storage load costs about 3.7 ns and a
+// texel load from an r32float texture 1.2-1.9 ns (in the scattered reads of a throwaway
+// kernel); textures, unlike uniform blocks, hold a whole batch. The launcher sets this on CPU
+// adapters; GPUs read storage.
+override SOURCE_TEXTURE: bool = false;
+
+// Texels per row of the source texture (a power of two), and its log2.
+const TEXTURE_WIDTH: u32 = 4096u;
+const TEXTURE_SHIFT: u32 = 12u;
+
+// Texel of flat index i in the source texture.
+fn texel_of(i: u32) -> vec2<u32> {
+    return vec2<u32>(i & (TEXTURE_WIDTH - 1u), i >> TEXTURE_SHIFT);
+}
+
+// The padded source at flat index i.
+fn source_at(i: u32) -> f32 {
+    if SOURCE_TEXTURE {
+        return textureLoad(src_texture, texel_of(i), 0).x;
+    }
+    return src[i];
 }
 
 const LINEAR_WG: u32 = 64u;
@@ -175,7 +208,12 @@ fn pad_planes(
     let source = row * params.width;
     let dest = (plane * src_h + y + params.pad_h) * params.src_w + params.pad_w;
     for (var x = 0u; x < params.width; x++) {
-        padded[dest + x] = raw[source + x];
+        let v = raw[source + x];
+        if SOURCE_TEXTURE {
+            textureStore(padded_texture, texel_of(dest + x), vec4<f32>(v));
+        } else {
+            padded[dest + x] = v;
+        }
     }
 }
 
@@ -219,7 +257,7 @@ fn pack_weights(
 
 // src at the four indices of `at`.
 fn gather(at: vec4<u32>) -> vec4<f32> {
-    return vec4<f32>(src[at.x], src[at.y], src[at.z], src[at.w]);
+    return vec4<f32>(source_at(at.x), source_at(at.y), source_at(at.z), source_at(at.w));
 }
 
 // B tile: column j holds src at `cols + steps[j]`, i.e. four columns of one reduction step.

@@ -24,6 +24,7 @@ pub struct Dispatch {
 pub enum Binding<'a> {
     Tensor(&'a Tensor),
     Buffer(&'a wgpu::Buffer),
+    Texture(&'a wgpu::TextureView),
 }
 
 impl Dispatch {
@@ -54,6 +55,7 @@ impl Dispatch {
                 resource: match resource {
                     Binding::Tensor(t) => t.binding(),
                     Binding::Buffer(b) => b.as_entire_binding(),
+                    Binding::Texture(view) => wgpu::BindingResource::TextureView(view),
                 },
             })
             .collect();

@@ -507,14 +507,100 @@ fn grid_u32([x, y, z]: [usize; 3]) -> [u32; 3] {
     [x as u32, y as u32, z as u32]
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Set by a test to run the storage path of padded sources (the GPUs' path) on a CPU
+    /// adapter; per thread, so tests running beside it keep the texture path.
+    pub(super) static STORAGE_SOURCES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a padded source may go into a texture (always, outside tests).
+fn textures_allowed() -> bool {
+    #[cfg(test)]
+    return !STORAGE_SOURCES.get();
+    #[cfg(not(test))]
+    true
+}
+
+/// Texels per row of the source texture (the shader's TEXTURE_WIDTH).
+const TEXTURE_WIDTH: usize = 4096;
+
+/// What the GEMM kernels read their source from: a tensor (binding 4) or, on CPU adapters
+/// where the padded source fits, the r32float texture (binding 13) that pad_planes wrote,
+/// `TEXTURE_WIDTH` values a row. The binding not read gets a stand-in.
+struct Source {
+    tensor: Tensor,
+    texture: wgpu::TextureView,
+    in_texture: bool,
+}
+
+/// A zeroed r32float texture of at least `values` texels, `TEXTURE_WIDTH` a row (1 x 1 for
+/// a stand-in).
+fn source_texture(ctx: &GpuContext, values: usize) -> wgpu::TextureView {
+    let (width, height) = if values <= 1 {
+        (1, 1)
+    } else {
+        (TEXTURE_WIDTH, values.div_ceil(TEXTURE_WIDTH))
+    };
+    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("conv source"),
+        size: wgpu::Extent3d {
+            width: width as u32,
+            height: height as u32,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::R32Float,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+        view_formats: &[],
+    });
+    texture.create_view(&wgpu::TextureViewDescriptor::default())
+}
+
+impl Source {
+    /// The raw source, read from storage.
+    fn raw(ctx: &GpuContext, raw: &Tensor) -> Self {
+        Self {
+            tensor: raw.clone(),
+            texture: source_texture(ctx, 1),
+            in_texture: false,
+        }
+    }
+
+    /// Zeroed room for the padded source of `gemm`: a texture on CPU adapters where it fits.
+    fn padded(ctx: &GpuContext, gemm: &Gemm) -> Result<Self> {
+        let rows = gemm.padded_len().div_ceil(TEXTURE_WIDTH) as u64;
+        let fits = rows <= u64::from(ctx.limits.max_texture_dimension_2d);
+        if ctx.summary.is_cpu && fits && textures_allowed() {
+            return Ok(Self {
+                tensor: Tensor::zeros(ctx, &[1], DType::F32)?,
+                texture: source_texture(ctx, gemm.padded_len()),
+                in_texture: true,
+            });
+        }
+        let shape = [gemm.batch, gemm.channels, gemm.src_h(), gemm.src_w()];
+        Ok(Self {
+            tensor: Tensor::zeros(ctx, &shape, DType::F32)?,
+            texture: source_texture(ctx, 1),
+            in_texture: false,
+        })
+    }
+
+    /// The shader's SOURCE_TEXTURE override.
+    fn constant(&self) -> (&'static str, f64) {
+        ("SOURCE_TEXTURE", f64::from(u8::from(self.in_texture)))
+    }
+}
+
 /// The padded source (and its dispatch), or `None` when the GEMM needs no padding.
-fn pad_source(ctx: &GpuContext, gemm: &Gemm, raw: &Tensor) -> Result<Option<(Tensor, Dispatch)>> {
+fn pad_source(ctx: &GpuContext, gemm: &Gemm, raw: &Tensor) -> Result<Option<(Source, Dispatch)>> {
     if !gemm.padded() {
         return Ok(None);
     }
-    let shape = [gemm.batch, gemm.channels, gemm.src_h(), gemm.src_w()];
     // Zeroed at creation: pad_planes writes only the interior, so the border stays zero.
-    let padded = Tensor::zeros(ctx, &shape, DType::F32)?;
+    let padded = Source::padded(ctx, gemm)?;
     let raw_rows = gemm.batch * gemm.channels * gemm.height;
     let params = GemmParams {
         elements: raw_rows as u32,
@@ -524,8 +610,12 @@ fn pad_source(ctx: &GpuContext, gemm: &Gemm, raw: &Tensor) -> Result<Option<(Ten
         ctx,
         &SHADER,
         "pad_planes",
-        &[],
-        &[(0, Binding::Tensor(raw)), (1, Binding::Tensor(&padded))],
+        &[padded.constant()],
+        &[
+            (0, Binding::Tensor(raw)),
+            (1, Binding::Tensor(&padded.tensor)),
+            (14, Binding::Texture(&padded.texture)),
+        ],
         Some((15, bytemuck::bytes_of(&params))),
         grid_1d(groups_for(raw_rows, LINEAR_WG)),
     );
@@ -613,15 +703,15 @@ struct Builder {
 }
 
 impl Builder {
-    /// Pad `raw` if the GEMM needs it; the tensor the GEMM then reads.
-    fn source(&mut self, ctx: &GpuContext, gemm: &Gemm, raw: &Tensor) -> Result<Tensor> {
+    /// Pad `raw` if the GEMM needs it; the source the GEMM then reads.
+    fn source(&mut self, ctx: &GpuContext, gemm: &Gemm, raw: &Tensor) -> Result<Source> {
         Ok(match pad_source(ctx, gemm, raw)? {
             Some((padded, dispatch)) => {
                 self.dispatches.push(dispatch);
-                self.workspaces.push(padded.clone());
+                self.workspaces.push(padded.tensor.clone());
                 padded
             }
-            None => raw.clone(),
+            None => Source::raw(ctx, raw),
         })
     }
 
@@ -672,9 +762,11 @@ pub(super) fn forward_like(
             ("KW", gemm.kernel_w as f64),
             ("PB", gemm.position_blocks() as f64),
             ("UNIFORM_WEIGHTS", f64::from(u8::from(weights.uniform))),
+            source.constant(),
         ],
         &[
-            (4, Binding::Tensor(&source)),
+            (4, Binding::Tensor(&source.tensor)),
+            (13, Binding::Texture(&source.texture)),
             (5, Binding::Tensor(&weights.packed)),
             (6, Binding::Tensor(&offsets)),
             // Without a bias the shader never reads binding 7; the packed weights stand in.
@@ -732,7 +824,7 @@ fn partial_sums(
     ctx: &GpuContext,
     gemm: &Gemm,
     kernel: WeightGradKernel,
-    source: &Tensor,
+    source: &Source,
     dy: &Tensor,
     partials: &Tensor,
 ) -> Result<(Dispatch, Vec<Tensor>)> {
@@ -743,7 +835,8 @@ fn partial_sums(
     };
     let mut tables = Vec::new();
     let mut bindings = vec![
-        (4, Binding::Tensor(source)),
+        (4, Binding::Tensor(&source.tensor)),
+        (13, Binding::Texture(&source.texture)),
         (9, Binding::Tensor(dy)),
         (10, Binding::Tensor(partials)),
     ];
@@ -772,6 +865,7 @@ fn partial_sums(
             ("KW", gemm.kernel_w as f64),
             ("TG", gemm.tap_group() as f64),
             ("FEW_TAP_ROWS", gemm.tap_rows().min(4) as f64),
+            source.constant(),
         ],
         &bindings,
         Some((15, bytemuck::bytes_of(&params))),

@@ -783,6 +783,17 @@ mod tests {
 
     #[test]
     fn forward_matches_cpu() {
+        check_forward_matches_cpu();
+    }
+
+    /// The GPUs' path for padded sources: storage buffers instead of textures.
+    #[test]
+    fn forward_matches_cpu_from_storage() {
+        gemm::STORAGE_SOURCES.set(true);
+        check_forward_matches_cpu();
+    }
+
+    fn check_forward_matches_cpu() {
         let ctx = ctx();
         for (case, g) in forward_geometries().iter().enumerate() {
             for (bias_on, relu) in [(true, true), (false, false)] {
@@ -813,6 +824,17 @@ mod tests {
 
     #[test]
     fn input_grad_matches_cpu() {
+        check_input_grad_matches_cpu();
+    }
+
+    /// The GPUs' path for padded sources: storage buffers instead of textures.
+    #[test]
+    fn input_grad_matches_cpu_from_storage() {
+        gemm::STORAGE_SOURCES.set(true);
+        check_input_grad_matches_cpu();
+    }
+
+    fn check_input_grad_matches_cpu() {
         let ctx = ctx();
         for (case, g) in forward_geometries().iter().enumerate() {
             let dy = random_f32(numel(g.output_shape()), 40 + case as u64, 1.0);
@@ -837,6 +859,17 @@ mod tests {
 
     #[test]
     fn weight_grad_matches_cpu_and_accumulates() {
+        check_weight_grad_matches_cpu_and_accumulates();
+    }
+
+    /// The GPUs' path for padded sources: storage buffers instead of textures.
+    #[test]
+    fn weight_grad_matches_cpu_and_accumulates_from_storage() {
+        gemm::STORAGE_SOURCES.set(true);
+        check_weight_grad_matches_cpu_and_accumulates();
+    }
+
+    fn check_weight_grad_matches_cpu_and_accumulates() {
         let ctx = ctx();
         let mut cases = geometries();
         // Long enough (2*30*30 = 1800 positions) for the reduction to be split into chunks.
