@@ -572,7 +572,8 @@ impl Source {
     /// Zeroed room for the padded source of `gemm`: a texture on CPU adapters where it fits.
     fn padded(ctx: &GpuContext, gemm: &Gemm) -> Result<Self> {
         let rows = gemm.padded_len().div_ceil(TEXTURE_WIDTH) as u64;
-        let fits = rows <= u64::from(ctx.limits.max_texture_dimension_2d);
+        let side = u64::from(ctx.limits.max_texture_dimension_2d);
+        let fits = TEXTURE_WIDTH as u64 <= side && rows <= side;
         if ctx.summary.is_cpu && fits && textures_allowed() {
             return Ok(Self {
                 tensor: Tensor::zeros(ctx, &[1], DType::F32)?,
