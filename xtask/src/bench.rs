@@ -81,13 +81,6 @@ fn measure_ceilings(ctx: &GpuContext, budget: Duration) -> anyhow::Result<(Ceili
     let dst = Tensor::zeros(ctx, &[len], DType::F32)?;
     let copy = ceiling::prepare_copy(ctx, &src, &dst)?;
     let copy_s = time_dispatches(ctx, &[&copy], budget);
-    let sums = Tensor::zeros(ctx, &[len / ceiling::LOAD_SUM_READS], DType::F32)?;
-    let load = ceiling::prepare_load_sum(ctx, &src, &sums)?;
-    let load_s = time_dispatches(ctx, &[&load], budget);
-    let block_floats = (dk_tensor::UNIFORM_BLOCK_BYTES / 4) as usize;
-    let block = Tensor::zeros_uniform_block(ctx, &[block_floats], DType::F32)?;
-    let block_load = ceiling::prepare_block_load_sum(ctx, &block, &sums)?;
-    let block_load_s = time_dispatches(ctx, &[&block_load], budget);
     let fma_len = if ctx.summary.is_cpu {
         4 * 16_384
     } else {
@@ -98,35 +91,19 @@ fn measure_ceilings(ctx: &GpuContext, budget: Duration) -> anyhow::Result<(Ceili
     let fma_s = time_dispatches(ctx, &[&fma], budget);
     let copy_bytes = 2.0 * 4.0 * len as f64;
     let fma_flops = ceiling::fma_flops(fma_len) as f64;
-    let rows = vec![
-        Row {
-            kernel: "ceiling: copy".into(),
-            shape: format!("{len} f32"),
-            work: Work::Bytes(copy_bytes),
-            seconds: copy_s,
-        },
-        Row {
-            kernel: "ceiling: load".into(),
-            shape: format!("{len} f32 read, {} written", len / ceiling::LOAD_SUM_READS),
-            work: Work::Bytes(4.0 * len as f64),
-            seconds: load_s,
-        },
-        Row {
-            kernel: "ceiling: uniform load".into(),
-            shape: format!(
-                "{len} f32 read from a 64 KiB uniform block, {} written",
-                len / ceiling::LOAD_SUM_READS
-            ),
-            work: Work::Bytes(4.0 * len as f64),
-            seconds: block_load_s,
-        },
-        Row {
-            kernel: "ceiling: fma".into(),
-            shape: format!("{} invocations", fma_len / 4),
-            work: Work::Flops(fma_flops),
-            seconds: fma_s,
-        },
-    ];
+    let mut rows = vec![Row {
+        kernel: "ceiling: copy".into(),
+        shape: format!("{len} f32"),
+        work: Work::Bytes(copy_bytes),
+        seconds: copy_s,
+    }];
+    rows.extend(measure_loads(ctx, budget, &src)?);
+    rows.push(Row {
+        kernel: "ceiling: fma".into(),
+        shape: format!("{} invocations", fma_len / 4),
+        work: Work::Flops(fma_flops),
+        seconds: fma_s,
+    });
     Ok((
         Ceilings {
             gbps: copy_bytes / copy_s / 1e9,
@@ -134,6 +111,31 @@ fn measure_ceilings(ctx: &GpuContext, budget: Duration) -> anyhow::Result<(Ceili
         },
         rows,
     ))
+}
+
+/// The load-only rows: `src.len()` floats read from storage, and as many from a uniform block.
+fn measure_loads(ctx: &GpuContext, budget: Duration, src: &Tensor) -> anyhow::Result<[Row; 2]> {
+    let len = src.len();
+    let written = len / ceiling::LOAD_SUM_READS;
+    let sums = Tensor::zeros(ctx, &[written], DType::F32)?;
+    let load = ceiling::prepare_load_sum(ctx, src, &sums)?;
+    let block_floats = (dk_tensor::UNIFORM_BLOCK_BYTES / 4) as usize;
+    let block = Tensor::zeros_uniform_block(ctx, &[block_floats], DType::F32)?;
+    let block_load = ceiling::prepare_block_load_sum(ctx, &block, &sums)?;
+    Ok([
+        Row {
+            kernel: "ceiling: load".into(),
+            shape: format!("{len} f32 read, {written} written"),
+            work: Work::Bytes(4.0 * len as f64),
+            seconds: time_dispatches(ctx, &[&load], budget),
+        },
+        Row {
+            kernel: "ceiling: uniform load".into(),
+            shape: format!("{len} f32 read from a 64 KiB uniform block, {written} written"),
+            work: Work::Bytes(4.0 * len as f64),
+            seconds: time_dispatches(ctx, &[&block_load], budget),
+        },
+    ])
 }
 
 /// Render rows as a Markdown table with rates and shares of the ceilings.
