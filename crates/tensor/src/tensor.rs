@@ -65,18 +65,7 @@ impl Tensor {
             &format!("a {dtype:?} tensor of shape {shape:?}"),
             bytes,
         )?;
-        // wgpu zero-initialises new buffers.
-        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: bytes,
-            usage: usage(),
-            mapped_at_creation: false,
-        });
-        Ok(Self {
-            buffer: Arc::new(buffer),
-            shape: shape.to_vec(),
-            dtype,
-        })
+        Ok(Self::zeroed(ctx, bytes, usage(), shape, dtype))
     }
 
     /// A zero-filled tensor whose buffer is also one whole uniform block of
@@ -92,17 +81,29 @@ impl Tensor {
                 limit_name: "max_uniform_buffer_binding_size",
             });
         }
+        let usage = usage() | wgpu::BufferUsages::UNIFORM;
+        Ok(Self::zeroed(ctx, UNIFORM_BLOCK_BYTES, usage, shape, dtype))
+    }
+
+    /// A new buffer of `bytes` for a tensor of `shape`; wgpu zero-initialises new buffers.
+    fn zeroed(
+        ctx: &GpuContext,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Self {
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
-            size: UNIFORM_BLOCK_BYTES,
-            usage: usage() | wgpu::BufferUsages::UNIFORM,
+            size: bytes,
+            usage,
             mapped_at_creation: false,
         });
-        Ok(Self {
+        Self {
             buffer: Arc::new(buffer),
             shape: shape.to_vec(),
             dtype,
-        })
+        }
     }
 
     fn from_bytes(ctx: &GpuContext, bytes: &[u8], shape: &[usize], dtype: DType) -> Result<Self> {

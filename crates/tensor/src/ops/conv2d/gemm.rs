@@ -397,22 +397,22 @@ impl Gemm {
     /// Workgroup grid of the weight gradient's partial sums.
     fn weight_grad_grid(&self, kernel: WeightGradKernel) -> [usize; 3] {
         let row_blocks = self.rows.div_ceil(self.tile_rows());
-        let (_, per_image) = self.split_of(kernel);
+        let splits = self.weight_grad_splits(kernel);
         match kernel {
             WeightGradKernel::FewTaps => [
-                self.weight_grad_splits(kernel).div_ceil(LINEAR_WG),
+                splits.div_ceil(LINEAR_WG),
                 self.rows.div_ceil(FEW_TAPS_ROWS),
                 1,
             ],
             WeightGradKernel::Window => [
                 self.tap_row_lanes().div_ceil(self.window_weight_grad_wg()),
                 row_blocks,
-                self.batch * per_image,
+                splits,
             ],
             WeightGradKernel::Gathered => [
                 self.taps().div_ceil(TN * self.weight_grad_wg()),
                 row_blocks,
-                self.batch * per_image,
+                splits,
             ],
         }
     }
