@@ -3,7 +3,7 @@
 // module, imported by the page that .ci/webgpu_shaders.mjs opens; the matmul goes through
 // examples/webgpu/matmul.mjs, the example the README shows.
 
-import { MATMUL_VARIANTS, matmul, matmulPipeline, readBuffer, storageBuffer, variantGeometry, variantRuns } from "/examples/webgpu/matmul.mjs";
+import { MATMUL_VARIANTS, matmul, matmulBindings, matmulPipeline, readBuffer, storageBuffer, variantGeometry, variantRuns } from "/examples/webgpu/matmul.mjs";
 
 // m x n x k: no dimension a multiple of any tile; every dimension a multiple of 4 for the vec4
 // subgroup kernel (8-wide workgroups); the same, wide enough for 32-wide ones.
@@ -143,8 +143,16 @@ async function notRunnable(device, adapter, code, variant, problem) {
   else if (!(lanes >= 8)) reasons.push(`subgroups of ${lanes ?? "unknown"} lanes, needs >= 8`);
   if (adapter.features.has("subgroups")) {
     const cfg = variantGeometry(variant, n);
-    await matmulPipeline(device, code[cfg.file], cfg, problem);
-    reasons.push(`pipeline created (WG_X ${cfg.WG_X})`);
+    const pipeline = await matmulPipeline(device, code[cfg.file], cfg, problem);
+    // The example's bind group must satisfy the layout, operand textures included.
+    const buffers = [0, 1, 2, 3].map(() => storageBuffer(device, new Float32Array(4)));
+    buffers.push(uniformBuffer(device, new Uint32Array([m, n, k, 0])));
+    device.pushErrorScope("validation");
+    const { textures } = matmulBindings(device, pipeline, cfg, buffers);
+    const error = await device.popErrorScope();
+    for (const resource of [...buffers, ...textures]) resource.destroy();
+    if (error) return { ok: false, detail: `bind group refused: ${error.message}` };
+    reasons.push(`pipeline and bind group created (WG_X ${cfg.WG_X})`);
   }
   return { ok: null, detail: `NOT RUN: ${reasons.join("; ")}` };
 }

@@ -1,17 +1,19 @@
 //! Matmul throughput on the current adapter, over the products `cargo xtask bench` measures
 //! too (`dk_tensor::testing::matmul_bench_cases`): square products and the layer products of
 //! a 784-1200 layer and a 1200-10 classifier at batch 128 in the layouts training uses, each
-//! with the automatic choice and every fixed variant. Criterion reports FLOP/s (2 m n k per
-//! product); each iteration submits the work and waits for it.
+//! with the automatic choice (on CPU adapters also with its operands in storage) and every
+//! fixed variant. Criterion reports FLOP/s (2 m n k per product); each iteration submits the
+//! work and waits for it.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use dk_tensor::GpuContext;
+use dk_tensor::ops::matmul::MatmulLaunch;
 use dk_tensor::ops::matmul::tune_matmul;
 use dk_tensor::testing::matmul_bench_cases;
-use dk_tensor::{Dispatch, GpuContext};
 
-fn run(ctx: &GpuContext, dispatch: &Dispatch) {
+fn run(ctx: &GpuContext, launch: &MatmulLaunch) {
     let mut encoder = ctx.encoder();
-    dispatch.encode(&mut encoder);
+    launch.encode(&mut encoder);
     ctx.submit_and_wait(encoder);
 }
 
@@ -35,11 +37,10 @@ fn bench_matmul(c: &mut Criterion) {
     for case in matmul_bench_cases(is_cpu) {
         let operands = case.operands(&ctx).unwrap();
         group.throughput(Throughput::Elements(case.flops()));
-        for variant in case.variants(is_cpu) {
-            let dispatch = case.prepare(&ctx, &operands, variant).unwrap();
-            let name = variant.map_or("auto", |v| v.name());
-            group.bench_function(BenchmarkId::new(name, case.shape()), |bench| {
-                bench.iter(|| run(&ctx, &dispatch))
+        for case_run in case.runs(is_cpu) {
+            let launch = case.prepare(&ctx, &operands, case_run).unwrap();
+            group.bench_function(BenchmarkId::new(case_run.name(), case.shape()), |bench| {
+                bench.iter(|| run(&ctx, &launch))
             });
         }
     }

@@ -15,18 +15,25 @@ enable subgroups;
 //             wgpu 30's naga does not take that directive yet: dk-tensor blanks the line
 //             before compiling (wgsl_for_naga); other wgpu 30 projects must do the same.
 // Bindings (group 0), as in matmul.wgsl except that A and B are read as vec4:
-//   @binding(0) a      : array<vec4<f32>>, read        A as stored (see above), 4 floats each
-//   @binding(1) b      : array<vec4<f32>>, read        B as stored (see above), 4 floats each
+//   @binding(0) a      : array<vec4<f32>>, read        A as stored (see above), 4 floats each;
+//                        any buffer of >= 16 bytes with TEXTURE_A
+//   @binding(1) b      : array<vec4<f32>>, read        B as stored (see above), 4 floats each;
+//                        any buffer of >= 16 bytes with TEXTURE_B
 //   @binding(2) c      : array<f32>, read_write        [m, n]
 //   @binding(3) bias   : array<f32>, read              [n]; any buffer of >= 4 bytes when unused
 //   @binding(4) params : uniform MatmulParams { m: u32, n: u32, k: u32, flags: u32 }
 //              flags: bit 0 = add bias, bit 1 = relu, bit 2 = accumulate into C.
+//   @binding(5) a_texture : texture_2d<f32>, rgba32float: A again, as texture.wgsl's
+//                        to_texture writes it (floats 4t..4t+4 at texel (t % 4096, t / 4096)),
+//                        read where TEXTURE_A; otherwise any rgba32float texture
+//   @binding(6) b_texture : texture_2d<f32>, rgba32float: B again, where TEXTURE_B
 // Entry point and dispatch geometry:
 //   matmul_subgroup: workgroup of WG_X x 1 invocations; all of them share one block of TM
 //       rows, and each owns TN consecutive columns of it (a TM x TN block of C).
 //       Dispatch (ceil(n / (TN * WG_X)), ceil(m / TM), 1). No workgroup memory, no barriers.
 // Overrides: TRANS_A, TRANS_B (bool, default false); TM (8, 16, 32 or 64, default 32);
-//       TN (4 or 8, default 8); WG_X (workgroup width, >= 8, default 64).
+//       TN (4 or 8, default 8); WG_X (workgroup width, >= 8, default 64); TEXTURE_A,
+//       TEXTURE_B (bool, default false): read that operand from its texture, not storage.
 //
 // Why it is fast where invocations are SIMD lanes of a CPU (lavapipe): there every storage
 // load costs about the same per component and lane, whatever its width, so the kernel
@@ -35,7 +42,9 @@ enable subgroups;
 // register shuffle) hands it to all lanes, instead of every lane loading all TM rows. Each
 // step of 4 along k works on 4 x 4 tiles held as mat4x4 and multiplied with `*`, which gives
 // straight-line vector code with no indexed register arrays. Layouts differ only in which
-// tile is transposed after loading.
+// tile is transposed after loading. On lavapipe a texel load costs about a seventh of a vec4
+// storage load (each storage load is a loop over the lanes), so on CPU adapters the launcher
+// copies an operand into a texture first where the product reads it often enough.
 //
 // Edges: rows and columns are clamped into the matrix before loading (results of clamped
 // ones are not stored); every lane runs the whole k loop, as subgroupBroadcast needs all
@@ -46,6 +55,10 @@ override TRANS_B: bool = false;
 override TM: u32 = 32u;
 override TN: u32 = 8u;
 override WG_X: u32 = 64u;
+override TEXTURE_A: bool = false;
+override TEXTURE_B: bool = false;
+
+const TEXTURE_WIDTH: u32 = 4096u;
 
 struct MatmulParams {
     m: u32,
@@ -63,13 +76,26 @@ const FLAG_ACCUMULATE: u32 = 4u;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<uniform> params: MatmulParams;
+@group(0) @binding(5) var a_texture: texture_2d<f32>;
+@group(0) @binding(6) var b_texture: texture_2d<f32>;
+
+// Texel t of an operand texture.
+fn texel(t: u32) -> vec2<u32> {
+    return vec2<u32>(t % TEXTURE_WIDTH, t / TEXTURE_WIDTH);
+}
 
 // The 4 floats of A (or B) starting at element `e`, a multiple of 4.
 fn load_a(e: u32) -> vec4<f32> {
+    if TEXTURE_A {
+        return textureLoad(a_texture, texel(e >> 2u), 0);
+    }
     return a[e >> 2u];
 }
 
 fn load_b(e: u32) -> vec4<f32> {
+    if TEXTURE_B {
+        return textureLoad(b_texture, texel(e >> 2u), 0);
+    }
     return b[e >> 2u];
 }
 

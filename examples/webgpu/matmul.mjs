@@ -65,6 +65,21 @@ export function matmulPipeline(device, code, cfg, { transA = false, transB = fal
   });
 }
 
+/**
+ * The bind group of `buffers` (A, B, C, bias and the parameters, bindings 0-4) for a pipeline
+ * of `cfg`. The subgroup kernel also binds operand textures at 5 and 6, read only with
+ * TEXTURE_A and TEXTURE_B (dk-tensor's path on CPU adapters), so it gets 1 x 1 stand-ins,
+ * returned to be destroyed with the buffers.
+ */
+export function matmulBindings(device, pipeline, cfg, buffers) {
+  const entries = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+  const usage = GPUTextureUsage.TEXTURE_BINDING;
+  const textures = cfg.BK === undefined ? [5, 6].map(() => device.createTexture({ size: [1, 1], format: "rgba32float", usage })) : [];
+  textures.forEach((texture, i) => entries.push({ binding: 5 + i, resource: texture.createView() }));
+  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+  return { bindGroup, textures };
+}
+
 /** A storage buffer holding `data` (a typed array; at least 4 bytes are allocated). */
 export function storageBuffer(device, data, usage = 0) {
   const buffer = device.createBuffer({
@@ -104,10 +119,7 @@ export async function matmul(device, code, options) {
   // Every binding of the layout must be bound: without a bias, a one-element stand-in.
   const biasBuffer = storageBuffer(device, bias ?? new Float32Array(1));
   const buffers = [storageBuffer(device, a), storageBuffer(device, b), out, biasBuffer, params];
-  const bindGroup = device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
-  });
+  const { bindGroup, textures } = matmulBindings(device, pipeline, cfg, buffers);
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
   pass.setPipeline(pipeline);
@@ -116,6 +128,6 @@ export async function matmul(device, code, options) {
   pass.end();
   device.queue.submit([encoder.finish()]);
   const result = new Float32Array(await readBuffer(device, out, m * n * 4));
-  for (const buffer of buffers) buffer.destroy();
+  for (const resource of [...buffers, ...textures]) resource.destroy();
   return result;
 }

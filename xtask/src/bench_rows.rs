@@ -14,7 +14,7 @@ use dk_tensor::ops::loss::{
     DistillLossParams, new_loss_stats, prepare_distill_loss, prepare_distill_loss_unfused,
 };
 use dk_tensor::ops::matmul::{MatmulOptions, prepare_matmul, tune_matmul};
-use dk_tensor::testing::{MatmulBenchCase, matmul_bench_cases, random_f32};
+use dk_tensor::testing::{MatmulBenchCase, MatmulBenchRun, matmul_bench_cases, random_f32};
 use dk_tensor::{DType, GpuContext, Tensor};
 
 use crate::bench::{Row, Work, time_dispatches};
@@ -42,17 +42,13 @@ fn matmul_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for case in matmul_bench_cases(is_cpu) {
         let operands = case.operands(ctx)?;
-        for variant in case.variants(is_cpu) {
-            let d = case.prepare(ctx, &operands, variant)?;
-            let name = match variant {
-                None => "matmul auto".to_string(),
-                Some(v) => format!("matmul {v}"),
-            };
+        for run in case.runs(is_cpu) {
+            let launch = case.prepare(ctx, &operands, run)?;
             rows.push(Row {
-                kernel: name,
+                kernel: format!("matmul {}", run.name()),
                 shape: case.shape(),
                 work: Work::Flops(case.flops() as f64),
-                seconds: time_dispatches(ctx, &[&d], budget),
+                seconds: time_dispatches(ctx, &launch.dispatches(), budget),
             });
         }
     }
@@ -81,7 +77,7 @@ fn epilogue_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>>
     let bias_rows = random_tensor(ctx, &[m, n], 3)?;
     let with_bias = Tensor::zeros(ctx, &[m, n], DType::F32)?;
     let activated = Tensor::zeros(ctx, &[m, n], DType::F32)?;
-    let plain = case.prepare(ctx, &operands, None)?;
+    let plain = case.prepare(ctx, &operands, MatmulBenchRun::default())?;
     let add = prepare_add(ctx, &operands.c, &bias_rows, &with_bias)?;
     let relu = prepare_relu(ctx, &with_bias, &activated)?;
     let shape = format!("{m}x{k}x{n}");
@@ -90,13 +86,17 @@ fn epilogue_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>>
             kernel: "linear+bias+relu fused".into(),
             shape: shape.clone(),
             work: Work::Flops(case.flops() as f64),
-            seconds: time_dispatches(ctx, &[&fused], budget),
+            seconds: time_dispatches(ctx, &fused.dispatches(), budget),
         },
         Row {
             kernel: "linear, add, relu separate".into(),
             shape,
             work: Work::Flops(case.flops() as f64),
-            seconds: time_dispatches(ctx, &[&plain, &add, &relu], budget),
+            seconds: time_dispatches(
+                ctx,
+                &[plain.dispatches(), vec![&add, &relu]].concat(),
+                budget,
+            ),
         },
     ])
 }
@@ -237,12 +237,12 @@ pub fn conv_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>>
         let positions = g.batch * g.out_height() * g.out_width();
         let gemm = MatmulBenchCase::new(g.out_channels, positions, taps, false, false);
         let operands = gemm.operands(ctx)?;
-        let d = gemm.prepare(ctx, &operands, None)?;
+        let product = gemm.prepare(ctx, &operands, MatmulBenchRun::default())?;
         rows.push(Row {
             kernel: "matmul auto, the conv's GEMM size".into(),
             shape: gemm.shape(),
             work: Work::Flops(gemm.flops() as f64),
-            seconds: time_dispatches(ctx, &[&d], budget),
+            seconds: time_dispatches(ctx, &product.dispatches(), budget),
         });
         for pass in [
             Conv2dPass::Forward,

@@ -13,7 +13,7 @@ use dk_tensor::ops::conv2d::{
 };
 use dk_tensor::ops::dropout::{DropoutDispatch, prepare_dropout, prepare_dropout_backward};
 use dk_tensor::ops::elementwise::{prepare_relu, prepare_relu_backward};
-use dk_tensor::ops::matmul::{MatmulOptions, prepare_matmul};
+use dk_tensor::ops::matmul::{MatmulLaunch, MatmulOptions, prepare_matmul};
 use dk_tensor::ops::maxpool::{prepare_maxpool2d, prepare_maxpool2d_backward};
 use dk_tensor::ops::reduce::prepare_column_sum;
 use dk_tensor::{DType, Dispatch, GpuContext, Tensor};
@@ -74,6 +74,9 @@ fn grad_buffer(
 /// One prepared launch of a layer with a weight and a bias.
 enum Launch {
     Single(Dispatch),
+    /// A matrix product: its operands' copies into textures, where it reads them there, and
+    /// the product.
+    Matmul(MatmulLaunch),
     /// A convolution pass: one or more dispatches (padding, packing, GEMM, reduction).
     Conv(Conv2dLaunch),
 }
@@ -82,6 +85,7 @@ impl Launch {
     fn dispatches(&self) -> Vec<&Dispatch> {
         match self {
             Launch::Single(d) => vec![d],
+            Launch::Matmul(m) => m.dispatches(),
             Launch::Conv(c) => c.dispatches(),
         }
     }
@@ -197,7 +201,7 @@ impl Linear {
         let batch = input.shape()[0];
         let out_features = weight.shape()[0];
         let output = Tensor::zeros(ctx, &[batch, out_features], DType::F32)?;
-        let forward = Launch::Single(prepare_matmul(
+        let forward = Launch::Matmul(prepare_matmul(
             ctx,
             input,
             weight,
@@ -216,13 +220,13 @@ impl Linear {
                 ..Default::default()
             };
             let mut launches = vec![
-                Launch::Single(prepare_matmul(ctx, dy, input, dw, &transpose_dy)?),
+                Launch::Matmul(prepare_matmul(ctx, dy, input, dw, &transpose_dy)?),
                 Launch::Single(prepare_column_sum(ctx, dy, db, false)?),
             ];
             if let Some(dx) = grad_input {
                 // dX = dY W.
                 let plain = MatmulOptions::default();
-                launches.push(Launch::Single(prepare_matmul(ctx, dy, weight, dx, &plain)?));
+                launches.push(Launch::Matmul(prepare_matmul(ctx, dy, weight, dx, &plain)?));
             }
             Ok(launches)
         };

@@ -6,8 +6,7 @@ use std::sync::OnceLock;
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::kernel::Dispatch;
-use crate::ops::matmul::{MatmulOptions, MatmulVariant, prepare_matmul};
+use crate::ops::matmul::{MatmulLaunch, MatmulOptions, MatmulVariant, Operands, prepare_matmul};
 use crate::splitmix::{GAMMA, SplitMix64};
 use crate::tensor::{DType, Tensor};
 
@@ -94,15 +93,27 @@ impl MatmulBenchCase {
         )
     }
 
-    /// The variants measured: the automatic choice (`None`), then every fixed variant except
-    /// on CPU adapters for products of 2^30 multiply-adds or more, which take minutes there.
-    pub fn variants(&self, is_cpu: bool) -> Vec<Option<MatmulVariant>> {
+    /// The runs measured: the automatic choice, on CPU adapters also with its operands kept
+    /// in storage (the GPUs' path, against the textures it picks there), then every fixed
+    /// variant except on CPU adapters for products of 2^30 multiply-adds or more, which take
+    /// minutes there.
+    pub fn runs(&self, is_cpu: bool) -> Vec<MatmulBenchRun> {
         let big = self.m * self.n * self.k >= 1 << 30;
-        let mut variants = vec![None];
-        if !(big && is_cpu) {
-            variants.extend(MatmulVariant::ALL.map(Some));
+        let auto = |operands| MatmulBenchRun {
+            variant: None,
+            operands,
+        };
+        let mut runs = vec![auto(Operands::Auto)];
+        if is_cpu {
+            runs.push(auto(Operands::Storage));
         }
-        variants
+        if !(big && is_cpu) {
+            runs.extend(MatmulVariant::ALL.map(|v| MatmulBenchRun {
+                variant: Some(v),
+                operands: Operands::Auto,
+            }));
+        }
+        runs
     }
 
     /// Random operands in the stored layouts (seeds 1 and 2) and a zeroed output.
@@ -117,20 +128,41 @@ impl MatmulBenchCase {
         })
     }
 
-    /// The product on `operands` with `variant` (`None`: the automatic choice).
+    /// The product on `operands` as `run` says.
     pub fn prepare(
         &self,
         ctx: &GpuContext,
         operands: &MatmulOperands,
-        variant: Option<MatmulVariant>,
-    ) -> Result<Dispatch> {
+        run: MatmulBenchRun,
+    ) -> Result<MatmulLaunch> {
         let opts = MatmulOptions {
             trans_a: self.trans_a,
             trans_b: self.trans_b,
-            variant,
+            variant: run.variant,
+            operands: run.operands,
             ..Default::default()
         };
         prepare_matmul(ctx, &operands.a, &operands.b, &operands.c, &opts)
+    }
+}
+
+/// One way to run a [`MatmulBenchCase`]: a fixed variant or the automatic choice (`None`),
+/// and where the kernel reads A and B.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatmulBenchRun {
+    pub variant: Option<MatmulVariant>,
+    pub operands: Operands,
+}
+
+impl MatmulBenchRun {
+    /// `auto`, a variant's name, or either with `, operands in storage`.
+    pub fn name(&self) -> String {
+        let variant = self.variant.map_or("auto", MatmulVariant::name);
+        match self.operands {
+            Operands::Auto => variant.to_string(),
+            Operands::Storage => format!("{variant}, operands in storage"),
+            Operands::Textures => format!("{variant}, operands in textures"),
+        }
     }
 }
 

@@ -12,3 +12,4 @@ pub mod maxpool;
 pub mod optim;
 pub mod reduce;
 pub mod softmax;
+pub mod texture;

@@ -23,7 +23,7 @@ fn tolerance(k: usize) -> f32 {
 
 /// Run one product on the GPU and on the CPU, and compare.
 fn check(
-    variant: MatmulVariant,
+    (variant, operands): (MatmulVariant, Operands),
     [m, n, k]: [usize; 3],
     trans_a: bool,
     trans_b: bool,
@@ -49,6 +49,7 @@ fn check(
         relu,
         accumulate,
         variant: Some(variant),
+        operands,
     };
     let mut encoder = ctx.encoder();
     prepare_matmul(ctx, &a, &b, &c, &opts)
@@ -70,7 +71,7 @@ fn check(
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
         assert!(
             (g - e).abs() <= tol * (1.0 + e.abs()),
-            "{variant} m={m} n={n} k={k} trans_a={trans_a} trans_b={trans_b} bias={with_bias} \
+            "{variant} ({operands:?}) m={m} n={n} k={k} trans_a={trans_a} trans_b={trans_b} bias={with_bias} \
              relu={relu} accumulate={accumulate}: C[{}, {}] = {g}, expected {e} \
              (tolerance {tol} * (1 + |expected|))",
             i / n,
@@ -83,6 +84,7 @@ fn check(
 /// combination (bias, relu, accumulate) in every layout on one odd shape.
 fn check_variant(variant: MatmulVariant) {
     const ALL_EPILOGUES: u32 = 7;
+    let variant = (variant, Operands::Auto);
     for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
         for shape in SHAPES {
             for epilogue in [0, ALL_EPILOGUES] {
@@ -96,9 +98,10 @@ fn check_variant(variant: MatmulVariant) {
 }
 
 /// The vec4 fast path in every layout on shapes of multiples of 4, with every epilogue, and
-/// its fallback on the odd shapes.
-fn check_fast_path(variant: MatmulVariant) {
+/// its fallback on the odd shapes, reading its operands from where `operands` says.
+fn check_fast_path(variant: MatmulVariant, operands: Operands) {
     const ALL_EPILOGUES: u32 = 7;
+    let variant = (variant, operands);
     for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
         for shape in FOUR_SHAPES {
             check(variant, shape, trans_a, trans_b, ALL_EPILOGUES);
@@ -137,7 +140,12 @@ fn subgroup_workgroups_narrow_to_the_product() {
 
 #[test]
 fn subgroup64x8_matches_cpu() {
-    check_fast_path(MatmulVariant::Subgroup64x8);
+    check_fast_path(MatmulVariant::Subgroup64x8, Operands::Textures);
+}
+
+#[test]
+fn subgroup64x8_from_storage_matches_cpu() {
+    check_fast_path(MatmulVariant::Subgroup64x8, Operands::Storage);
 }
 
 #[test]
@@ -160,12 +168,22 @@ fn tall_subgroup_blocks_shrink_to_short_products() {
 
 #[test]
 fn subgroup32x8_matches_cpu() {
-    check_fast_path(MatmulVariant::Subgroup32x8);
+    check_fast_path(MatmulVariant::Subgroup32x8, Operands::Textures);
+}
+
+#[test]
+fn subgroup32x8_from_storage_matches_cpu() {
+    check_fast_path(MatmulVariant::Subgroup32x8, Operands::Storage);
 }
 
 #[test]
 fn subgroup16x8_matches_cpu() {
-    check_fast_path(MatmulVariant::Subgroup16x8);
+    check_fast_path(MatmulVariant::Subgroup16x8, Operands::Textures);
+}
+
+#[test]
+fn subgroup16x8_from_storage_matches_cpu() {
+    check_fast_path(MatmulVariant::Subgroup16x8, Operands::Storage);
 }
 
 #[test]
@@ -209,6 +227,38 @@ fn fast_path_runs_rows_of_four_and_falls_back_otherwise() {
         fast.general_fallback()
     };
     assert_eq!(forced(36, 20, 44), expected);
+}
+
+#[test]
+fn cpu_adapters_copy_operands_into_textures_where_the_product_reuses_them() {
+    let ctx = ctx();
+    let fast = MatmulVariant::Subgroup64x8;
+    let textures = |variant: MatmulVariant, shape: [usize; 3], operands| {
+        operand_textures(ctx, variant, &variant.config(), shape, operands)
+    };
+    let cpu = ctx.summary.is_cpu;
+    assert_eq!(
+        textures(fast, [1024, 1024, 1024], Operands::Auto),
+        (cpu, cpu)
+    );
+    // 8 columns read each row of A only once per 8-column lane; 8 rows read B once.
+    assert_eq!(textures(fast, [8, 8, 12], Operands::Auto), (false, false));
+    // Only A is reused enough by a wide, short product; only B by a tall, narrow one.
+    assert_eq!(textures(fast, [8, 1200, 784], Operands::Auto), (cpu, false));
+    assert_eq!(
+        textures(fast, [1200, 10, 128], Operands::Auto),
+        (false, cpu)
+    );
+    assert_eq!(
+        textures(fast, [1024, 1024, 1024], Operands::Storage),
+        (false, false)
+    );
+    assert_eq!(textures(fast, [8, 8, 12], Operands::Textures), (true, true));
+    let general = MatmulVariant::Register8x8;
+    assert_eq!(
+        textures(general, [1024, 1024, 1024], Operands::Textures),
+        (false, false)
+    );
 }
 
 #[test]

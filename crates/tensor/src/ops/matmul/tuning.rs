@@ -18,10 +18,11 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::{MatmulOptions, MatmulVariant, SHADER, SUBGROUP_SHADER, cpu, prepare_matmul};
+use super::{
+    MatmulLaunch, MatmulOptions, MatmulVariant, SHADER, SUBGROUP_SHADER, cpu, prepare_matmul,
+};
 use crate::context::GpuContext;
 use crate::error::{Result, TensorError, invalid_argument};
-use crate::kernel::Dispatch;
 use crate::tensor::{DType, Tensor};
 
 /// Version 6: the subgroup64x8 variant, large products timed at 256^3.
@@ -338,8 +339,8 @@ fn tune_class(
             variant: Some(variant),
             ..Default::default()
         };
-        let dispatch = prepare_matmul(ctx, &a, &b, &c, &opts)?;
-        let seconds = fastest_run(ctx, &dispatch, best.map(|(_, s)| s));
+        let launch = prepare_matmul(ctx, &a, &b, &c, &opts)?;
+        let seconds = fastest_run(ctx, &launch, best.map(|(_, s)| s));
         timings.push(Timing {
             class,
             variant,
@@ -373,12 +374,12 @@ fn no_general_variant(ctx: &GpuContext, candidates: &[MatmulVariant]) -> TensorE
 
 /// Seconds of the fastest of a few runs of `dispatch`, after one warm-up run (the first use
 /// of its pipeline).
-fn fastest_run(ctx: &GpuContext, dispatch: &Dispatch, leader: Option<f64>) -> f64 {
+fn fastest_run(ctx: &GpuContext, launch: &MatmulLaunch, leader: Option<f64>) -> f64 {
     const RUNS: usize = 3;
     let run_once = || {
         let t = Instant::now();
         let mut encoder = ctx.encoder();
-        dispatch.encode(&mut encoder);
+        launch.encode(&mut encoder);
         ctx.submit_and_wait(encoder);
         t.elapsed().as_secs_f64()
     };
@@ -425,7 +426,11 @@ pub fn cache_path(adapter: &str) -> Option<PathBuf> {
 
 /// FNV-1a of the shader sources: a cache written for another kernel version is ignored.
 fn shader_hash() -> u64 {
-    code_hash(&[SHADER.wgsl, SUBGROUP_SHADER.wgsl])
+    code_hash(&[
+        SHADER.wgsl,
+        SUBGROUP_SHADER.wgsl,
+        crate::ops::texture::SHADER.wgsl,
+    ])
 }
 
 /// FNV-1a of WGSL code without its `//` comments and surrounding blanks, so that an edit of
