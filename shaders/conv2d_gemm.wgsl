@@ -62,6 +62,10 @@ enable subgroups;
 //                           writes with SOURCE_TEXTURE (the layout of src_texture); else any
 //                           r32float texture                                         pad_planes
 //   @binding(15) params   : uniform GemmParams (20 u32, below)
+//   @binding(16) dy_texture : texture_2d<f32>, rgba32float: dy again, as texture.wgsl's
+//                           to_texture writes it (values 4t..4t+4 at texel (t % 4096,
+//                           t / 4096)), where DY_TEXTURE; else any rgba32float texture
+//                                                                                    conv_gemm_weight_grad, conv_window_weight_grad
 //
 // Dispatch geometry:
 //   pad_planes: one invocation per raw row (elements = planes * height), pack_weights: one
@@ -88,7 +92,9 @@ enable subgroups;
 //   (conv_few_taps_weight_grad: tap rows, 1..4, default 3); UNIFORM_WEIGHTS (forward kernels:
 //   read the packed weights from wmat_block rather than wmat, default false); SOURCE_TEXTURE
 //   (pad_planes writes, and the GEMM kernels read, the padded source in the textures 14 and 13
-//   rather than the buffers 1 and 4, default false).
+//   rather than the buffers 1 and 4, default false); DY_TEXTURE (conv_gemm_weight_grad and
+//   conv_window_weight_grad: read dy from texture 16 rather than buffer 9, default false;
+//   needs plane_out, and for the window kernel out_w, to be multiples of 4).
 //
 // Requires: taps4 = taps rounded up to a multiple of 4; chunk a multiple of 4. Edge rows and
 // columns are clamped before loading and never stored, and every lane runs the whole loop, as
@@ -147,6 +153,7 @@ struct GemmParams {
 @group(0) @binding(13) var src_texture: texture_2d<f32>;
 @group(0) @binding(14) var padded_texture: texture_storage_2d<r32float, write>;
 @group(0) @binding(15) var<uniform> params: GemmParams;
+@group(0) @binding(16) var dy_texture: texture_2d<f32>;
 
 // Where the packed weights come from. On lavapipe every storage load is a loop over the
 // lanes with a bounds check per lane, about 3.6 ns a float on 2 cores, while a load from a
@@ -184,6 +191,21 @@ fn source_at(i: u32) -> f32 {
         return textureLoad(src_texture, texel_of(i), 0).x;
     }
     return src[i];
+}
+
+// Where the weight gradients read dy. Every lane of a weight-gradient kernel loads the dy
+// values of its rows, so each value is read once per lane of taps; an rgba32float texel load
+// brings 4 of them for about a seventh of the cost of 4 storage loads on lavapipe. The
+// launcher copies dy into the texture first on CPU adapters where the rows align.
+override DY_TEXTURE: bool = false;
+
+// dy[i .. i + 4] for i a multiple of 4: one texel, or four storage loads at the clamped
+// indices `at` (at.x = i).
+fn dy_quad(at: vec4<u32>) -> vec4<f32> {
+    if DY_TEXTURE {
+        return textureLoad(dy_texture, texel_of(at.x >> 2u), 0);
+    }
+    return vec4<f32>(dy[at.x], dy[at.y], dy[at.z], dy[at.w]);
 }
 
 const LINEAR_WG: u32 = 64u;
@@ -441,8 +463,7 @@ fn conv_gemm_forward(
 // This lane's share of dy rows row..row+8 at positions `p` of image n, 0 where not `live`.
 fn grad_share(n: u32, row: u32, p: vec4<u32>, live: vec4<bool>, lane: u32) -> vec4<f32> {
     let base = (n * params.rows + min(row + lane, params.rows - 1u)) * params.plane_out;
-    let v = vec4<f32>(dy[base + p.x], dy[base + p.y], dy[base + p.z], dy[base + p.w]);
-    return select(vec4<f32>(0.0), v, live);
+    return select(vec4<f32>(0.0), dy_quad(base + p), live);
 }
 
 // Offsets of taps k..k+4 (clamped to the last tap).
@@ -800,8 +821,7 @@ fn window_grad_share(line_base: u32, row: u32, ox0: u32, lane: u32) -> vec4<f32>
     let base = line_base + min(row + lane, params.rows - 1u) * params.plane_out;
     let ox = vec4<u32>(ox0, ox0 + 1u, ox0 + 2u, ox0 + 3u);
     let at = min(ox, vec4<u32>(params.out_w - 1u)) + base;
-    let v = vec4<f32>(dy[at.x], dy[at.y], dy[at.z], dy[at.w]);
-    return select(vec4<f32>(0.0), v, ox < vec4<u32>(params.out_w));
+    return select(vec4<f32>(0.0), dy_quad(at), ox < vec4<u32>(params.out_w));
 }
 
 // The 8 rows from `row0` at the taps of tap row t of split `split`.

@@ -881,6 +881,10 @@ mod tests {
         cases.push(geom((1, 24, 5, 6), (3, 3, 3), 1, 1));
         // Few tap rows (conv_few_taps_weight_grad): 20 rows in blocks of 16 and 4, rows of 11.
         cases.push(geom((3, 1, 6, 11), (20, 3, 3), 1, 1));
+        // Output rows of 12 (runs of 4 dy values aligned, so CPU adapters read dy from a
+        // texture on the window and GEMM paths; so do the 30x30 and 9x8 cases' GEMM paths),
+        // 20 rows in tiles of 16 and 4 and 18 tap rows.
+        cases.push(geom((2, 6, 8, 12), (20, 3, 3), 1, 1));
         for (case, g) in cases.iter().enumerate() {
             let x = random_f32(numel(g.input_shape()), 60 + case as u64, 1.0);
             let dy = random_f32(numel(g.output_shape()), 70 + case as u64, 1.0);
