@@ -62,6 +62,7 @@ pub struct GpuContext {
     pub summary: AdapterSummary,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    stand_ins: Mutex<HashMap<wgpu::TextureFormat, wgpu::TextureView>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -185,6 +186,7 @@ impl GpuContext {
             summary: AdapterSummary::of(&info),
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
+            stand_ins: Mutex::new(HashMap::new()),
         })
     }
 
@@ -243,6 +245,30 @@ impl GpuContext {
         ));
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         pipeline
+    }
+
+    /// A zeroed 1 x 1 texture of `format`, made once per context, for texture bindings that a
+    /// kernel's override constants leave unread (WebGPU needs every binding of a layout).
+    pub fn stand_in_texture(&self, format: wgpu::TextureFormat) -> wgpu::TextureView {
+        let mut stand_ins = self.stand_ins.lock().unwrap();
+        let view = stand_ins.entry(format).or_insert_with(|| {
+            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("stand-in"),
+                size: wgpu::Extent3d {
+                    width: 1,
+                    height: 1,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+                view_formats: &[],
+            });
+            texture.create_view(&wgpu::TextureViewDescriptor::default())
+        });
+        view.clone()
     }
 
     /// Submit one encoder's work and block until the GPU has finished it.
@@ -326,6 +352,16 @@ pub fn wgsl_for_naga(wgsl: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stand_in_textures_are_made_once_per_format() {
+        let ctx = crate::testing::ctx();
+        let rgba = wgpu::TextureFormat::Rgba32Float;
+        let r = wgpu::TextureFormat::R32Float;
+        assert_eq!(ctx.stand_in_texture(rgba), ctx.stand_in_texture(rgba));
+        assert_ne!(ctx.stand_in_texture(rgba), ctx.stand_in_texture(r));
+        assert_eq!(ctx.stand_in_texture(r).texture().size().width, 1);
+    }
 
     #[test]
     fn an_adapter_name_that_matches_nothing_says_what_to_install() {

@@ -35,14 +35,9 @@ pub fn fits(ctx: &GpuContext, values: usize) -> bool {
     values.is_multiple_of(4) && TEXTURE_WIDTH <= side && texture_rows(values) <= side
 }
 
-/// A zeroed rgba32float texture with room for `values` values: `TEXTURE_WIDTH` texels a row,
-/// or 1 x 1 when `values` is at most 4 (a stand-in for an unused binding).
+/// A zeroed rgba32float texture with room for `values` values, `TEXTURE_WIDTH` texels a row.
 pub fn vec4_texture(ctx: &GpuContext, values: usize) -> wgpu::TextureView {
-    let (width, height) = if values <= 4 {
-        (1, 1)
-    } else {
-        (TEXTURE_WIDTH, texture_rows(values))
-    };
+    let (width, height) = (TEXTURE_WIDTH, texture_rows(values));
     let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
         label: Some("vec4 texture"),
         size: wgpu::Extent3d {

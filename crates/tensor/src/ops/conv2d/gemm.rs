@@ -554,14 +554,9 @@ struct Source {
     in_texture: bool,
 }
 
-/// A zeroed r32float texture of at least `values` texels, `TEXTURE_WIDTH` a row (1 x 1 for
-/// a stand-in).
+/// A zeroed r32float texture of at least `values` texels, `TEXTURE_WIDTH` a row.
 fn source_texture(ctx: &GpuContext, values: usize) -> wgpu::TextureView {
-    let (width, height) = if values <= 1 {
-        (1, 1)
-    } else {
-        (TEXTURE_WIDTH, values.div_ceil(TEXTURE_WIDTH))
-    };
+    let (width, height) = (TEXTURE_WIDTH, values.div_ceil(TEXTURE_WIDTH));
     let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
         label: Some("conv source"),
         size: wgpu::Extent3d {
@@ -584,7 +579,7 @@ impl Source {
     fn raw(ctx: &GpuContext, raw: &Tensor) -> Self {
         Self {
             tensor: raw.clone(),
-            texture: source_texture(ctx, 1),
+            texture: ctx.stand_in_texture(wgpu::TextureFormat::R32Float),
             in_texture: false,
         }
     }
@@ -604,7 +599,7 @@ impl Source {
         let shape = [gemm.batch, gemm.channels, gemm.src_h(), gemm.src_w()];
         Ok(Self {
             tensor: Tensor::zeros(ctx, &shape, DType::F32)?,
-            texture: source_texture(ctx, 1),
+            texture: ctx.stand_in_texture(wgpu::TextureFormat::R32Float),
             in_texture: false,
         })
     }
@@ -860,7 +855,7 @@ fn dy_texture(
         let (view, copy) = texture::prepare_to_texture(ctx, dy)?;
         return Ok((view, Some(copy)));
     }
-    Ok((texture::vec4_texture(ctx, 0), None))
+    Ok((ctx.stand_in_texture(wgpu::TextureFormat::Rgba32Float), None))
 }
 
 /// The dispatches writing the weight gradient's partial sums (after copying dy into a

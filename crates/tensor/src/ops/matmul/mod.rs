@@ -557,7 +557,7 @@ fn operand_texture(
     dispatches: &mut Vec<Dispatch>,
 ) -> Result<wgpu::TextureView> {
     if !in_texture {
-        return Ok(texture::vec4_texture(ctx, 0));
+        return Ok(ctx.stand_in_texture(wgpu::TextureFormat::Rgba32Float));
     }
     let (view, copy) = texture::prepare_to_texture(ctx, operand)?;
     dispatches.push(copy);
