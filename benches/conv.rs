@@ -34,17 +34,7 @@ fn cnn_convs() -> Vec<(String, Conv2dGeometry)> {
     layers
         .into_iter()
         .map(|(in_channels, size, out_channels, k)| {
-            let g = Conv2dGeometry {
-                batch: BATCH,
-                in_channels,
-                height: size,
-                width: size,
-                out_channels,
-                kernel_h: k,
-                kernel_w: k,
-                stride: 1,
-                padding: k / 2,
-            };
+            let g = Conv2dGeometry::same_size(BATCH, (in_channels, size, out_channels, k));
             (
                 format!("c{out_channels}k{k}_{in_channels}x{size}x{size}"),
                 g,

@@ -65,7 +65,7 @@ enable subgroups;
 //   @binding(16) dy_texture : texture_2d<f32>, rgba32float: dy again, as texture.wgsl's
 //                           to_texture writes it (values 4t..4t+4 at texel (t % 4096,
 //                           t / 4096)), where DY_TEXTURE; else any rgba32float texture
-//                                                                                    conv_gemm_weight_grad, conv_window_weight_grad
+//                                                                                    the three weight_grad kernels
 //
 // Dispatch geometry:
 //   pad_planes: one invocation per raw row (elements = planes * height), pack_weights: one
@@ -92,9 +92,9 @@ enable subgroups;
 //   (conv_few_taps_weight_grad: tap rows, 1..4, default 3); UNIFORM_WEIGHTS (forward kernels:
 //   read the packed weights from wmat_block rather than wmat, default false); SOURCE_TEXTURE
 //   (pad_planes writes, and the GEMM kernels read, the padded source in the textures 14 and 13
-//   rather than the buffers 1 and 4, default false); DY_TEXTURE (conv_gemm_weight_grad and
-//   conv_window_weight_grad: read dy from texture 16 rather than buffer 9, default false;
-//   needs plane_out, and for the window kernel out_w, to be multiples of 4).
+//   rather than the buffers 1 and 4, default false); DY_TEXTURE (the three weight-gradient
+//   kernels: read dy from texture 16 rather than buffer 9, default false; needs plane_out,
+//   and for the window and few-taps kernels out_w, to be multiples of 4).
 //
 // Requires: taps4 = taps rounded up to a multiple of 4; chunk a multiple of 4. Edge rows and
 // columns are clamped before loading and never stored, and every lane runs the whole loop, as

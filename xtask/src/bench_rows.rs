@@ -163,25 +163,12 @@ struct ConvCase {
 }
 
 impl ConvCase {
-    fn new(
-        ctx: &GpuContext,
-        (cin, size, cout, k): (usize, usize, usize, usize),
-    ) -> anyhow::Result<Self> {
-        let g = Conv2dGeometry {
-            batch: CONV_BATCH,
-            in_channels: cin,
-            height: size,
-            width: size,
-            out_channels: cout,
-            kernel_h: k,
-            kernel_w: k,
-            stride: 1,
-            padding: k / 2,
-        };
+    fn new(ctx: &GpuContext, layer: (usize, usize, usize, usize)) -> anyhow::Result<Self> {
+        let g = Conv2dGeometry::same_size(CONV_BATCH, layer);
         Ok(Self {
             x: random_tensor(ctx, &g.input_shape(), 6)?,
             w: random_tensor(ctx, &g.weight_shape(), 7)?,
-            b: random_tensor(ctx, &[cout], 8)?,
+            b: random_tensor(ctx, &[g.out_channels], 8)?,
             y: Tensor::zeros(ctx, &g.output_shape(), DType::F32)?,
             dy: random_tensor(ctx, &g.output_shape(), 9)?,
             dx: Tensor::zeros(ctx, &g.input_shape(), DType::F32)?,

@@ -247,28 +247,41 @@ impl GpuContext {
         pipeline
     }
 
+    /// A zeroed 2-D `[width, height]` texture of `format` that kernels may read, write as a
+    /// storage texture, and copy from.
+    pub fn texture_2d(
+        &self,
+        label: &str,
+        format: wgpu::TextureFormat,
+        [width, height]: [usize; 2],
+    ) -> wgpu::TextureView {
+        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d {
+                width: width as u32,
+                height: height as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING
+                | wgpu::TextureUsages::STORAGE_BINDING
+                | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        });
+        texture.create_view(&wgpu::TextureViewDescriptor::default())
+    }
+
     /// A zeroed 1 x 1 texture of `format`, made once per context, for texture bindings that a
     /// kernel's override constants leave unread (WebGPU needs every binding of a layout).
     pub fn stand_in_texture(&self, format: wgpu::TextureFormat) -> wgpu::TextureView {
         let mut stand_ins = self.stand_ins.lock().unwrap();
-        let view = stand_ins.entry(format).or_insert_with(|| {
-            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("stand-in"),
-                size: wgpu::Extent3d {
-                    width: 1,
-                    height: 1,
-                    depth_or_array_layers: 1,
-                },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format,
-                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
-                view_formats: &[],
-            });
-            texture.create_view(&wgpu::TextureViewDescriptor::default())
-        });
-        view.clone()
+        stand_ins
+            .entry(format)
+            .or_insert_with(|| self.texture_2d("stand-in", format, [1, 1]))
+            .clone()
     }
 
     /// Submit one encoder's work and block until the GPU has finished it.

@@ -37,24 +37,8 @@ pub fn fits(ctx: &GpuContext, values: usize) -> bool {
 
 /// A zeroed rgba32float texture with room for `values` values, `TEXTURE_WIDTH` texels a row.
 pub fn vec4_texture(ctx: &GpuContext, values: usize) -> wgpu::TextureView {
-    let (width, height) = (TEXTURE_WIDTH, texture_rows(values));
-    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("vec4 texture"),
-        size: wgpu::Extent3d {
-            width: width as u32,
-            height: height as u32,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba32Float,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING
-            | wgpu::TextureUsages::STORAGE_BINDING
-            | wgpu::TextureUsages::COPY_SRC,
-        view_formats: &[],
-    });
-    texture.create_view(&wgpu::TextureViewDescriptor::default())
+    let size = [TEXTURE_WIDTH, texture_rows(values)];
+    ctx.texture_2d("vec4 texture", wgpu::TextureFormat::Rgba32Float, size)
 }
 
 /// A texture holding `src`'s values and the dispatch that copies them there; record the

@@ -418,7 +418,6 @@ impl Gemm {
         }
     }
 
-    /// Workgroup width of the weight gradient's kernel.
     /// Lanes of `kernel` that each load every dy value of their rows: one per 8 taps, or per
     /// group of tap rows; the few-taps kernel loads each value once.
     fn dy_readers(&self, kernel: WeightGradKernel) -> usize {
@@ -438,6 +437,13 @@ impl Gemm {
         }
     }
 
+    /// Whether copying dy into a texture for `kernel` pays on a CPU adapter: enough lanes read
+    /// each value (`DY_TEXTURE_READERS`) and its runs of 4 align.
+    fn dy_texture_pays(&self, kernel: WeightGradKernel) -> bool {
+        self.dy_readers(kernel) >= DY_TEXTURE_READERS && self.dy_quads_aligned(kernel)
+    }
+
+    /// Workgroup width of the weight gradient's kernel.
     fn weight_grad_lanes(&self, kernel: WeightGradKernel) -> usize {
         match kernel {
             WeightGradKernel::Gathered => self.weight_grad_wg(),
@@ -529,12 +535,13 @@ fn grid_u32([x, y, z]: [usize; 3]) -> [u32; 3] {
 
 #[cfg(test)]
 thread_local! {
-    /// Set by a test to run the storage path of padded sources (the GPUs' path) on a CPU
-    /// adapter; per thread, so tests running beside it keep the texture path.
+    /// Set by a test to run the storage path of padded sources and of the weight gradients'
+    /// dy (the GPUs' path) on a CPU adapter; per thread, so tests running beside it keep the
+    /// texture path.
     pub(super) static STORAGE_SOURCES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Whether a padded source may go into a texture (always, outside tests).
+/// Whether a padded source or dy may go into a texture (always, outside tests).
 fn textures_allowed() -> bool {
     #[cfg(test)]
     return !STORAGE_SOURCES.get();
@@ -556,22 +563,12 @@ struct Source {
 
 /// A zeroed r32float texture of at least `values` texels, `TEXTURE_WIDTH` a row.
 fn source_texture(ctx: &GpuContext, values: usize) -> wgpu::TextureView {
-    let (width, height) = (TEXTURE_WIDTH, values.div_ceil(TEXTURE_WIDTH));
-    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("conv source"),
-        size: wgpu::Extent3d {
-            width: width as u32,
-            height: height as u32,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::R32Float,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
-        view_formats: &[],
-    });
-    texture.create_view(&wgpu::TextureViewDescriptor::default())
+    let rows = values.div_ceil(TEXTURE_WIDTH);
+    ctx.texture_2d(
+        "conv source",
+        wgpu::TextureFormat::R32Float,
+        [TEXTURE_WIDTH, rows],
+    )
 }
 
 impl Source {
@@ -850,8 +847,11 @@ fn dy_texture(
     kernel: WeightGradKernel,
     dy: &Tensor,
 ) -> Result<(wgpu::TextureView, Option<Dispatch>)> {
-    let pays = gemm.dy_readers(kernel) >= DY_TEXTURE_READERS && gemm.dy_quads_aligned(kernel);
-    if ctx.summary.is_cpu && pays && textures_allowed() && texture::fits(ctx, dy.len()) {
+    if ctx.summary.is_cpu
+        && gemm.dy_texture_pays(kernel)
+        && textures_allowed()
+        && texture::fits(ctx, dy.len())
+    {
         let (view, copy) = texture::prepare_to_texture(ctx, dy)?;
         return Ok((view, Some(copy)));
     }
@@ -983,20 +983,11 @@ mod tests {
     #[test]
     fn dy_goes_into_a_texture_where_many_lanes_read_aligned_runs() {
         let texture = |g: &Conv2dGeometry, kernel| {
-            let gemm = Gemm::of(g, Kind::WeightGrad).unwrap();
-            gemm.dy_readers(kernel) >= DY_TEXTURE_READERS && gemm.dy_quads_aligned(kernel)
+            Gemm::of(g, Kind::WeightGrad)
+                .unwrap()
+                .dy_texture_pays(kernel)
         };
-        let layer = |cin, size, cout, k| Conv2dGeometry {
-            batch: 128,
-            in_channels: cin,
-            height: size,
-            width: size,
-            out_channels: cout,
-            kernel_h: k,
-            kernel_w: k,
-            stride: 1,
-            padding: k / 2,
-        };
+        let layer = |cin, size, cout, k| Conv2dGeometry::same_size(128, (cin, size, cout, k));
         use WeightGradKernel::{FewTaps, Gathered, Window};
         // The default CNN's 16-channel window pass and its 14x14 GEMM passes.
         assert!(texture(&layer(16, 28, 16, 3), Window));
@@ -1008,6 +999,10 @@ mod tests {
         // Output rows of 14 leave the window kernel's runs unaligned.
         assert!(!texture(&layer(8, 14, 16, 5), Window));
         assert!(texture(&layer(8, 14, 16, 5), Gathered));
+        // The weight-gradient test's case for both texture paths, and its 30x30 case.
+        let small = |cin, size, cout| Conv2dGeometry::same_size(2, (cin, size, cout, 3));
+        assert!(texture(&small(7, 12, 5), Gathered) && texture(&small(7, 12, 5), Window));
+        assert!(!texture(&small(2, 30, 3), Gathered));
     }
 
     #[test]

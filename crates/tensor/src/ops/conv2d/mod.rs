@@ -47,6 +47,25 @@ pub struct Conv2dGeometry {
 }
 
 impl Conv2dGeometry {
+    /// A stride-1 layer with square `k x k` kernels over `size x size` images, padded by
+    /// `k / 2` so that odd kernels keep the image size (the presets' CNN layers).
+    pub fn same_size(
+        batch: usize,
+        (in_channels, size, out_channels, k): (usize, usize, usize, usize),
+    ) -> Self {
+        Self {
+            batch,
+            in_channels,
+            height: size,
+            width: size,
+            out_channels,
+            kernel_h: k,
+            kernel_w: k,
+            stride: 1,
+            padding: k / 2,
+        }
+    }
+
     /// Output rows: `(height + 2 * padding - kernel_h) / stride + 1` (floor).
     pub fn out_height(&self) -> usize {
         (self.height + 2 * self.padding).saturating_sub(self.kernel_h) / self.stride.max(1) + 1
@@ -881,10 +900,12 @@ mod tests {
         cases.push(geom((1, 24, 5, 6), (3, 3, 3), 1, 1));
         // Few tap rows (conv_few_taps_weight_grad): 20 rows in blocks of 16 and 4, rows of 11.
         cases.push(geom((3, 1, 6, 11), (20, 3, 3), 1, 1));
-        // Output rows of 12 (runs of 4 dy values aligned, so CPU adapters read dy from a
-        // texture on the window and GEMM paths; so do the 30x30 and 9x8 cases' GEMM paths),
-        // 20 rows in tiles of 16 and 4 and 18 tap rows.
+        // Output rows of 12 (runs of 4 dy values aligned): 18 tap rows, so the window path
+        // reads dy from a texture on CPU adapters; 20 rows in tiles of 16 and 4.
         cases.push(geom((2, 6, 8, 12), (20, 3, 3), 1, 1));
+        // 63 taps, 8 GEMM lanes reading each dy value, 144 positions in chunks: both the GEMM
+        // and the window path read dy from a texture there, chunks starting past 0.
+        cases.push(geom((2, 7, 12, 12), (5, 3, 3), 1, 1));
         for (case, g) in cases.iter().enumerate() {
             let x = random_f32(numel(g.input_shape()), 60 + case as u64, 1.0);
             let dy = random_f32(numel(g.output_shape()), 70 + case as u64, 1.0);

@@ -230,6 +230,33 @@ fn fast_path_runs_rows_of_four_and_falls_back_otherwise() {
 }
 
 #[test]
+fn texture_operands_span_rows_and_mix_with_storage() {
+    const ALL_EPILOGUES: u32 = 7;
+    let fast = MatmulVariant::Subgroup16x8;
+    // A of 520 x 36 floats fills more than one 4096-texel row of its texture, in both layouts.
+    for trans_a in [false, true] {
+        check(
+            (fast, Operands::Textures),
+            [520, 8, 36],
+            trans_a,
+            false,
+            ALL_EPILOGUES,
+        );
+    }
+    // On CPU adapters the automatic choice reads A from a texture and B from storage here.
+    let ctx = ctx();
+    let mix = operand_textures(ctx, fast, &fast.config(), [8, 244, 12], Operands::Auto);
+    assert_eq!(mix, (ctx.summary.is_cpu, false));
+    check(
+        (fast, Operands::Auto),
+        [8, 244, 12],
+        false,
+        false,
+        ALL_EPILOGUES,
+    );
+}
+
+#[test]
 fn cpu_adapters_copy_operands_into_textures_where_the_product_reuses_them() {
     let ctx = ctx();
     let fast = MatmulVariant::Subgroup64x8;
