@@ -36,7 +36,7 @@ pub fn fits(ctx: &GpuContext, values: usize) -> bool {
 }
 
 /// A zeroed rgba32float texture with room for `values` values, `TEXTURE_WIDTH` texels a row.
-pub fn vec4_texture(ctx: &GpuContext, values: usize) -> wgpu::TextureView {
+fn vec4_texture(ctx: &GpuContext, values: usize) -> wgpu::TextureView {
     let size = [TEXTURE_WIDTH, texture_rows(values)];
     ctx.texture_2d("vec4 texture", wgpu::TextureFormat::Rgba32Float, size)
 }

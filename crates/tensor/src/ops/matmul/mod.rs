@@ -502,14 +502,13 @@ pub fn prepare_matmul(
         (2, Binding::Tensor(c)),
         (3, Binding::Tensor(bias)),
     ];
+    let mut constants = override_constants(&cfg, variant, opts);
+    // Only the subgroup kernel has operand textures.
     if !variant.is_general() {
         bindings.extend([
             (5, Binding::Texture(&a_texture)),
             (6, Binding::Texture(&b_texture)),
         ]);
-    }
-    let mut constants = override_constants(&cfg, variant, opts);
-    if !variant.is_general() {
         constants.extend([
             ("TEXTURE_A", flag(texture_a)),
             ("TEXTURE_B", flag(texture_b)),

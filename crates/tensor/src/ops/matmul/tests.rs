@@ -16,6 +16,9 @@ const FOUR_SHAPES: [[usize; 3]; 4] = [[4, 4, 4], [36, 20, 44], [132, 68, 24], [6
 /// narrower FOUR_SHAPES all run 8-wide ones), with ragged last columns.
 const WIDE_SHAPES: [[usize; 3]; 3] = [[12, 116, 8], [8, 244, 12], [4, 500, 8]];
 
+/// Bias, ReLU and accumulate all on (the epilogue flags of `check`).
+const ALL_EPILOGUES: u32 = 7;
+
 /// f32 sums of k products of values in [-1, 1] drift by about sqrt(k) ulps of the terms.
 fn tolerance(k: usize) -> f32 {
     1e-4 * (k as f32).sqrt().max(1.0)
@@ -83,7 +86,6 @@ fn check(
 /// Every layout on every shape, plain and with the full epilogue; every epilogue
 /// combination (bias, relu, accumulate) in every layout on one odd shape.
 fn check_variant(variant: MatmulVariant) {
-    const ALL_EPILOGUES: u32 = 7;
     let variant = (variant, Operands::Auto);
     for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
         for shape in SHAPES {
@@ -100,7 +102,6 @@ fn check_variant(variant: MatmulVariant) {
 /// The vec4 fast path in every layout on shapes of multiples of 4, with every epilogue, and
 /// its fallback on the odd shapes, reading its operands from where `operands` says.
 fn check_fast_path(variant: MatmulVariant, operands: Operands) {
-    const ALL_EPILOGUES: u32 = 7;
     let variant = (variant, operands);
     for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
         for shape in FOUR_SHAPES {
@@ -231,7 +232,6 @@ fn fast_path_runs_rows_of_four_and_falls_back_otherwise() {
 
 #[test]
 fn texture_operands_span_rows_and_mix_with_storage() {
-    const ALL_EPILOGUES: u32 = 7;
     let fast = MatmulVariant::Subgroup16x8;
     // A of 520 x 36 floats fills more than one 4096-texel row of its texture, in both layouts.
     for trans_a in [false, true] {
