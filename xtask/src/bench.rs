@@ -36,6 +36,12 @@ pub enum Work {
         examples: f64,
         reference: f64,
     },
+    /// FLOPs per launch, against a reference kernel's rate in GFLOP/s (a convolution against
+    /// the matmul of its GEMM size): the share column adds this row's rate as a share of it.
+    FlopsAgainst {
+        flops: f64,
+        reference_gflops: f64,
+    },
 }
 
 /// Seconds per submission of `dispatches` (recorded into one pass), GPU work included:
@@ -150,6 +156,20 @@ pub fn render(rows: &[Row], ceilings: &Ceilings) -> String {
                 (
                     format!("{g:.2} GFLOP/s"),
                     format!("{:.0}%", 100.0 * g / ceilings.gflops),
+                )
+            }
+            Work::FlopsAgainst {
+                flops,
+                reference_gflops,
+            } => {
+                let g = flops / r.seconds / 1e9;
+                (
+                    format!("{g:.2} GFLOP/s"),
+                    format!(
+                        "{:.0}%; {:.0}% of the matmul",
+                        100.0 * g / ceilings.gflops,
+                        100.0 * g / reference_gflops
+                    ),
                 )
             }
             Work::Bytes(b) => {

@@ -214,7 +214,8 @@ fn pass_name(pass: Conv2dPass) -> &'static str {
 }
 
 /// Each conv layer's three passes on every path that runs them here, after a matmul of the
-/// same GEMM size (Cout x taps by taps x N*Ho*Wo, taps rounded up to 4 for the vec4 kernels).
+/// same GEMM size (Cout x taps by taps x N*Ho*Wo, taps rounded up to 4 for the vec4 kernels);
+/// each pass's share column also gives its rate as a share of that matmul's.
 pub fn conv_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for layer in CONV_LAYERS {
@@ -225,11 +226,13 @@ pub fn conv_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>>
         let gemm = MatmulBenchCase::new(g.out_channels, positions, taps, false, false);
         let operands = gemm.operands(ctx)?;
         let product = gemm.prepare(ctx, &operands, MatmulBenchRun::default())?;
+        let matmul_seconds = time_dispatches(ctx, &product.dispatches(), budget);
+        let reference_gflops = gemm.flops() as f64 / matmul_seconds / 1e9;
         rows.push(Row {
             kernel: "matmul auto, the conv's GEMM size".into(),
             shape: gemm.shape(),
             work: Work::Flops(gemm.flops() as f64),
-            seconds: time_dispatches(ctx, &product.dispatches(), budget),
+            seconds: matmul_seconds,
         });
         for pass in [
             Conv2dPass::Forward,
@@ -244,7 +247,10 @@ pub fn conv_rows(ctx: &GpuContext, budget: Duration) -> anyhow::Result<Vec<Row>>
                 rows.push(Row {
                     kernel: format!("conv2d {} ({path})", pass_name(pass)),
                     shape: case.shape(),
-                    work: Work::Flops(g.flops() as f64),
+                    work: Work::FlopsAgainst {
+                        flops: g.flops() as f64,
+                        reference_gflops,
+                    },
                     seconds: time_dispatches(ctx, &launch.dispatches(), budget),
                 });
             }

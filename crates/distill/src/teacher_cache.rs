@@ -80,10 +80,6 @@ impl Fingerprint {
     }
 }
 
-/// The key of the teachers' logits on a transfer set: the bytes of the transfer set's
-/// examples (pixels, or f32 features through [`crate::data::Storage`]'s `AsRef<[u8]>`) and
-/// labels, in order, and each teacher's parameter bytes (in ensemble order, see
-/// [`teacher_bytes`]).
 /// A teacher as bytes for [`transfer_key`]: its spec text, then every parameter value.
 pub fn teacher_bytes(spec: &str, values: &[Vec<f32>]) -> Vec<u8> {
     let mut bytes = spec.as_bytes().to_vec();
@@ -94,6 +90,10 @@ pub fn teacher_bytes(spec: &str, values: &[Vec<f32>]) -> Vec<u8> {
     bytes
 }
 
+/// The key of the teachers' logits on a transfer set: the bytes of the transfer set's
+/// examples (pixels, or f32 features through [`crate::data::Storage`]'s `AsRef<[u8]>`) and
+/// labels, in order, and each teacher's parameter bytes (in ensemble order, see
+/// [`teacher_bytes`]).
 pub fn transfer_key(
     images: &(impl AsRef<[u8]> + ?Sized),
     labels: &[u8],

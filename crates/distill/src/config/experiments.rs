@@ -138,8 +138,9 @@ impl Default for TemperatureSweepConfig {
 pub struct SmallDataConfig {
     /// Share of the training split the students see (stratified, seeded).
     pub fraction: f32,
-    /// Student epochs on the small set (absent: student.epochs / fraction, at most 100, so
-    /// the students take about as many steps as on the whole split).
+    /// Student epochs on the small set (absent: the whole-split student's epochs / fraction,
+    /// at most 100 but never fewer than the whole-split epochs, so the students take about
+    /// as many steps as on the whole split).
     pub epochs: Option<usize>,
 }
 

@@ -6,8 +6,8 @@
 //! - The label column is named by header or 0-based index; by default the column named
 //!   `label` (any case), else the last column. Every other column is a feature and must hold
 //!   finite numbers in every row.
-//! - Labels may be integers or any text. The distinct values of the training file become
-//!   the classes in sorted order (numerically when all are integers), named by their values.
+//! - Labels may be numbers or any text. The distinct values of the training file become
+//!   the classes in sorted order (numerically when all are numbers), named by their values.
 //! - Features stay f32; [`FeatureScaling`] standardises them per column with the training
 //!   split's mean and standard deviation (a constant column is only centred).
 

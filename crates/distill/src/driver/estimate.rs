@@ -100,7 +100,7 @@ pub fn student_count(config: &RunConfig) -> usize {
     }
 }
 
-/// "about 6 min (teachers 3 x 95 s, students 5 x 20 s)".
+/// "about 6.4 min (teachers 3 x 1.6 min, students 5 x 20 s)".
 pub fn describe(estimate: &TimeEstimate) -> String {
     let parts: Vec<String> = estimate
         .phases

@@ -425,7 +425,7 @@ pub fn training_plan<'a>(
     }
 }
 
-/// "12 epochs, 1,872 steps" for a model trained `epochs` epochs on `examples` examples.
+/// "12 epochs of 156 steps = 1872 steps" for a model trained `epochs` epochs on `examples` examples.
 pub fn length_text(epochs: usize, examples: usize, batch: usize) -> String {
     let per_epoch = steps_per_epoch(examples, batch);
     format!(

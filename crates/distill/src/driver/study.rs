@@ -15,14 +15,13 @@
 //! their test accuracies summarised as mean and sd.
 
 use anyhow::Result;
-use dk_nn::{LossConfig, ModelSpec};
+use dk_nn::LossConfig;
 use dk_tensor::{GpuContext, Tensor};
 
 use super::estimate;
 use super::experiments;
 use super::finish::{RepeatAccuracies, StudyOutcome, finish};
 use super::session::{RunOptions, Session, StudentJob, Trainee};
-use super::specs::model_spec;
 use super::teachers::{Teachers, check_teachers_from};
 use crate::config::RunConfig;
 use crate::data::StudyData;
@@ -271,15 +270,4 @@ fn train_repeats(session: &Session, targets: &StandardTargets) -> Result<RepeatA
         }
     }
     Ok(accuracies)
-}
-
-/// Spec check without a GPU (for `--print-config` style early validation).
-pub fn check_specs(
-    config: &RunConfig,
-    data: &crate::data::Dataset,
-) -> Result<(ModelSpec, ModelSpec)> {
-    Ok((
-        model_spec(&config.teacher, "teacher", data)?,
-        model_spec(&config.student, "student", data)?,
-    ))
 }

@@ -4,8 +4,9 @@
 //! and overfits less.
 //!
 //! The teachers are trained on the whole training split; the students see only a
-//! stratified share of it, for more epochs (student.epochs / fraction, at most 100: as many
-//! steps as on the whole split where that cap allows). Reported: the test accuracy of the
+//! stratified share of it, for more epochs (the whole-split student's epochs / fraction, at
+//! most 100 but never fewer than the whole-split epochs: as many steps as on the whole split
+//! where that cap allows). Reported: the test accuracy of the
 //! kept (best validation) epoch, that validation accuracy, and the final training accuracy
 //! (overfitting shows as a gap between the two).
 

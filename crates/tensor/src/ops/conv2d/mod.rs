@@ -221,7 +221,7 @@ pub enum Conv2dPath {
     Window,
 }
 
-/// Environment variable forcing a path (`direct` or `gemm`) wherever that path can run.
+/// Environment variable forcing a path (`direct`, `gemm` or `window`) wherever that path can run.
 pub const PATH_ENV: &str = "DK_CONV_PATH";
 
 impl Conv2dPath {
