@@ -23,7 +23,7 @@ use dk_distill::driver::experiments::experiment_summary;
 use dk_distill::driver::experiments::small_data::small_share_epochs;
 use dk_distill::driver::session::length_text;
 use dk_distill::driver::specs::fit_preset_specs;
-use dk_distill::driver::{RunOptions, run_study};
+use dk_distill::driver::{RunOptions, check_run, run_study};
 use dk_distill::export::{ExportArgs, export};
 use dk_distill::report::{text_table, write_report};
 use dk_distill::results::Results;
@@ -232,6 +232,7 @@ fn train_and_report(
     data: &StudyData,
     options: &RunOptions,
 ) -> Result<()> {
+    check_run(ctx, config, data, options)?;
     print_plan(config, data);
     let outcome = run_study(ctx, config, data, options)?;
     let results = &outcome.results;

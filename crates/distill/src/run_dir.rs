@@ -99,6 +99,10 @@ pub enum RunDirError {
     #[error("--out {0}: exists and is not a folder; choose a new or empty folder")]
     NotAFolder(PathBuf),
     #[error(
+        "--out {dir}: {file} is a file, so no folder can be made under it; choose another folder"
+    )]
+    UnderAFile { dir: PathBuf, file: PathBuf },
+    #[error(
         "--out {0}: the folder is not empty and is not a dk-distill run folder (no config.toml of ours); choose a new or empty folder"
     )]
     Foreign(PathBuf),
@@ -115,17 +119,18 @@ pub enum RunDirError {
         pid: String,
         started: String,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        // In the message, not the error chain, so that `{:#}` names it once.
+        cause: std::io::Error,
     },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
     move |source| RunDirError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     }
 }
 
@@ -143,6 +148,14 @@ pub enum OutState {
 /// Looks at `dir` without changing anything.
 pub fn out_state(dir: &Path) -> Result<OutState, RunDirError> {
     if !dir.exists() {
+        // The nearest existing ancestor must be a folder for the run folder to be made.
+        let existing = dir.ancestors().skip(1).find(|a| a.exists());
+        if let Some(file) = existing.filter(|a| !a.is_dir()) {
+            return Err(RunDirError::UnderAFile {
+                dir: dir.to_path_buf(),
+                file: file.to_path_buf(),
+            });
+        }
         return Ok(OutState::Free);
     }
     if !dir.is_dir() {
@@ -515,6 +528,16 @@ mod tests {
             RunDir::create(Some(&file), at(0), true),
             Err(RunDirError::NotAFolder(_))
         ));
+        let under = file.join("run").join("deeper");
+        let text = check_out(&under, false).unwrap_err().to_string();
+        assert_eq!(
+            text,
+            format!(
+                "--out {}: {} is a file, so no folder can be made under it; choose another folder",
+                under.display(),
+                file.display()
+            )
+        );
     }
 
     #[cfg(target_os = "linux")]

@@ -14,6 +14,12 @@ use dk_distill::testutil::sample_results;
 /// Runs the binary with `--preset tiny --no-download` and `args`; returns (exit code,
 /// stderr). The data search never leaves `home` (no user cache, no data variable).
 fn run(home: &Path, args: &[OsString]) -> (i32, String) {
+    let (code, _, stderr) = run_with_stdout(home, args);
+    (code, stderr)
+}
+
+/// [`run`], with stdout as well: (exit code, stdout, stderr).
+fn run_with_stdout(home: &Path, args: &[OsString]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_dk-distill"))
         .args(["--preset", "tiny", "--no-download"])
         .args(args)
@@ -25,6 +31,7 @@ fn run(home: &Path, args: &[OsString]) -> (i32, String) {
         .expect("running dk-distill");
     (
         output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
@@ -33,9 +40,13 @@ fn args(list: &[&str]) -> Vec<OsString> {
     list.iter().map(OsString::from).collect()
 }
 
-/// Asserts exit code 1 and a single stderr line `error: <expected...>`.
+/// Asserts exit code 1 and a single stderr line `error: <expected...>`, before the plan.
 fn assert_refused(home: &Path, list: Vec<OsString>, expected: &str) {
-    let (code, stderr) = run(home, &list);
+    let (code, stdout, stderr) = run_with_stdout(home, &list);
+    assert!(
+        !stdout.contains("plan ("),
+        "{list:?}: refused after the plan: {stdout}"
+    );
     assert_eq!(code, 1, "{list:?}: exit code {code}, stderr: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("note:")).collect();
     assert_eq!(lines.len(), 1, "{list:?}: one line expected, got: {stderr}");
@@ -273,4 +284,112 @@ fn a_test_set_without_examples_is_refused_before_training() {
         "{stderr}"
     );
     assert!(!out.exists(), "no run folder for a refused run");
+}
+
+/// A Fashion-MNIST-shaped folder of 60 training images of `train_size` x `train_size` and
+/// 20 test images of 28x28.
+fn small_data(dir: &Path, train_size: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let labels = |n: usize| (0..n).map(|i| (i % 10) as u8).collect::<Vec<u8>>();
+    let pixels = train_size * train_size;
+    let files = [
+        (
+            "train-images-idx3-ubyte",
+            write::images(60, train_size, train_size, &vec![7; 60 * pixels]),
+        ),
+        ("train-labels-idx1-ubyte", write::labels(&labels(60))),
+        (
+            "t10k-images-idx3-ubyte",
+            write::images(20, 28, 28, &vec![9; 20 * 784]),
+        ),
+        ("t10k-labels-idx1-ubyte", write::labels(&labels(20))),
+    ];
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn settings_the_data_refutes_are_refused_before_the_plan() {
+    let scratch = common::temp_dir("refusals-data");
+    let home = scratch.path();
+    let data = home.join("data");
+    small_data(&data, 28);
+    let with_data = |extra: &[&str]| {
+        let mut list = vec![OsString::from("--data-dir"), data.clone().into_os_string()];
+        list.extend(extra.iter().map(OsString::from));
+        list.extend(args(&[
+            "--validation-size",
+            "10",
+            "--train-size",
+            "50",
+            "--test-size",
+            "20",
+        ]));
+        list
+    };
+    assert_refused(
+        home,
+        with_data(&["--max-shift", "28"]),
+        "teacher.max_shift (--max-shift) = 28: expected fewer pixels than the images' 28x28",
+    );
+    assert_refused(
+        home,
+        with_data(&["--student-spec", "c8k3-hello-10"]),
+        "student.spec: spec `c8k3-hello-10`: token 2 `hello` is not a layer",
+    );
+    assert_refused(
+        home,
+        with_data(&["--teacher-spec", "1x28x28-c8k99-10"]),
+        "token 2 `c8k99` has a 99x99 kernel, larger than its 28x28 input planes",
+    );
+    let missing = home.join("no-such-run");
+    let mut list = with_data(&[]);
+    list.extend([OsString::from("--teachers-from"), missing.clone().into()]);
+    assert_refused(
+        home,
+        list,
+        &format!(
+            "--teachers-from {}: cannot read {}",
+            missing.display(),
+            missing.join("config.toml").display()
+        ),
+    );
+    let file = home.join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let mut list = with_data(&[]);
+    list.extend([OsString::from("--out"), file.join("run").into()]);
+    assert_refused(
+        home,
+        list,
+        &format!(
+            "{} is a file, so no folder can be made under it",
+            file.display()
+        ),
+    );
+}
+
+#[test]
+fn data_folders_that_are_missing_or_mixed_are_refused() {
+    let scratch = common::temp_dir("refusals-folders");
+    let home = scratch.path();
+    let missing = home.join("no-such-folder");
+    let list = vec![OsString::from("--data-dir"), missing.clone().into()];
+    assert_refused(
+        home,
+        list,
+        &format!("--data-dir {} does not exist", missing.display()),
+    );
+    let mixed = home.join("mixed");
+    small_data(&mixed, 20);
+    let list = vec![OsString::from("--data-dir"), mixed.clone().into()];
+    assert_refused(
+        home,
+        list,
+        &format!(
+            "{}: the test images are 28x28, but the training images ({}) are 20x20; both sets need one image size",
+            mixed.join("t10k-images-idx3-ubyte").display(),
+            mixed.join("train-images-idx3-ubyte").display()
+        ),
+    );
 }

@@ -82,7 +82,10 @@ pub fn save(path: &Path, spec: &ModelSpec, values: &[Vec<f32>]) -> Result<()> {
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
-        move |source| NnError::Io { path: p, source }
+        move |source| NnError::Io {
+            path: p,
+            cause: source,
+        }
     };
     let file_name = path
         .file_name()
@@ -107,7 +110,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn load(path: &Path) -> Result<(ModelSpec, Vec<Vec<f32>>)> {
     let bytes = std::fs::read(path).map_err(|source| NnError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let (_, metadata) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| checkpoint_error(path, format!("is not a safetensors file: {e}")))?;
@@ -131,7 +134,7 @@ pub fn load(path: &Path) -> Result<(ModelSpec, Vec<Vec<f32>>)> {
 pub fn load_for(path: &Path, spec: &ModelSpec) -> Result<Vec<Vec<f32>>> {
     let bytes = std::fs::read(path).map_err(|source| NnError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     read_values(path, &bytes, spec)
 }

@@ -21,11 +21,11 @@ pub enum NnError {
     #[error(transparent)]
     Tensor(#[from] TensorError),
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        // In the message, not the error chain, so that `{:#}` names it once.
+        cause: std::io::Error,
     },
 }
 

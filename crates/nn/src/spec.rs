@@ -575,6 +575,13 @@ fn conv_layers(
             "has an even kernel {kernel}; 'same' padding needs an odd kernel"
         ));
     }
+    // Taps beyond the plane would only ever read padding.
+    if kernel > shape[1] || kernel > shape[2] {
+        return Err(format!(
+            "has a {kernel}x{kernel} kernel, larger than its {}x{} input planes",
+            shape[1], shape[2]
+        ));
+    }
     Ok(vec![
         LayerSpec::Conv2d {
             in_channels: shape[0],
@@ -706,7 +713,7 @@ mod tests {
             ),
             (
                 "1x28x28-c4k99999999999-10",
-                "token 2 `c4k99999999999` needs a Conv2d weight",
+                "token 2 `c4k99999999999` has a 99999999999x99999999999 kernel, larger than",
             ),
             (
                 "1x16384x16384-c16k1-10",
@@ -755,6 +762,14 @@ mod tests {
             ),
             ("1x4x4-p8-10", "token 2 `p8` pools 8x8"),
             ("1x8x8-c8k4-10", "token 2 `c8k4` has an even kernel"),
+            (
+                "1x28x28-c8k99-10",
+                "token 2 `c8k99` has a 99x99 kernel, larger than its 28x28 input planes",
+            ),
+            (
+                "1x28x28-c8k5-p2-p2-c8k9-10",
+                "token 5 `c8k9` has a 9x9 kernel, larger than its 7x7 input planes",
+            ),
             ("28x28-10", "token 1 `28x28` is not an input shape"),
             ("784--10", "token 2 `` is not a layer"),
         ];

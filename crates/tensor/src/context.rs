@@ -175,7 +175,7 @@ impl GpuContext {
             .await
             .map_err(|source| TensorError::Device {
                 adapter: info.name.clone(),
-                source,
+                cause: source,
             })?;
         Ok(Self {
             device,

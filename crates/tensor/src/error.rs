@@ -15,11 +15,11 @@ pub enum TensorError {
         detail: String,
     },
     /// The device could not be created from the adapter.
-    #[error("could not open the GPU device on adapter {adapter}: {source}")]
+    #[error("could not open the GPU device on adapter {adapter}: {cause}")]
     Device {
         adapter: String,
-        #[source]
-        source: wgpu::RequestDeviceError,
+        // In the message, not the error chain, so that `{:#}` names it once.
+        cause: wgpu::RequestDeviceError,
     },
     /// Operand shapes do not fit the operation.
     #[error("{op}: {message}")]

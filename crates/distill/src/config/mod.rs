@@ -32,6 +32,17 @@ pub const MAX_ECE_BINS: usize = 1_000;
 /// The largest batch of the throughput measurement.
 pub const MAX_THROUGHPUT_BATCH: usize = 65_536;
 
+/// The most teachers of an ensemble.
+pub const MAX_TEACHERS: usize = 100;
+/// The most times a student is trained (`--repeats`).
+pub const MAX_REPEATS: usize = 100;
+/// The longest training in epochs, and in optimisation steps: far past any useful run, and
+/// small enough that every product of lengths and sizes stays within 64 bits.
+pub const MAX_EPOCHS: usize = 1_000_000;
+pub const MAX_STEPS: usize = 1_000_000_000;
+/// The largest training batch.
+pub const MAX_BATCH: usize = 65_536;
+
 /// The most examples an automatic validation split takes (`data.validation_size` absent).
 pub const DEFAULT_VALIDATION_SIZE: usize = 5_000;
 
@@ -219,13 +230,20 @@ impl ModelConfig {
             format!("{role}.spec is empty: give an architecture such as 784-256-256-10"),
         );
         check(
-            self.epochs >= 1,
-            format!("{role}.epochs = 0: need at least 1"),
+            (1..=MAX_EPOCHS).contains(&self.epochs),
+            format!(
+                "{role}.epochs = {}: expected 1 to {MAX_EPOCHS}",
+                self.epochs
+            ),
         );
-        check(
-            self.steps != Some(0),
-            format!("{role}.steps = 0: need at least 1 (omit the key to train for `epochs`)"),
-        );
+        if let Some(steps) = self.steps {
+            check(
+                (1..=MAX_STEPS).contains(&steps),
+                format!(
+                    "{role}.steps = {steps}: expected 1 to {MAX_STEPS} (omit the key to train for `epochs`)"
+                ),
+            );
+        }
         check(
             self.patience != Some(0),
             format!(
@@ -672,22 +690,31 @@ impl RunConfig {
         self.eval.check_sizes(&mut check);
         self.check_toml_limits(&mut check);
         self.eval.check_temperatures(&mut check);
-        problems
+        merge_shared_problems(problems)
     }
 
     /// Teachers, batch size and repeats.
     fn check_counts(&self, check: &mut impl FnMut(bool, String)) {
         check(
-            self.teachers >= 1,
-            format!("teachers = {}: need at least 1 teacher", self.teachers),
+            (1..=MAX_TEACHERS).contains(&self.teachers),
+            format!(
+                "teachers = {}: expected 1 to {MAX_TEACHERS} teachers",
+                self.teachers
+            ),
         );
         check(
-            self.batch_size >= 1,
-            "batch_size = 0: need at least 1".into(),
+            (1..=MAX_BATCH).contains(&self.batch_size),
+            format!(
+                "batch_size = {}: expected 1 to {MAX_BATCH}",
+                self.batch_size
+            ),
         );
         check(
-            self.repeats >= 1,
-            "repeats = 0: need at least 1 (each student is trained this many times)".into(),
+            (1..=MAX_REPEATS).contains(&self.repeats),
+            format!(
+                "repeats = {}: expected 1 to {MAX_REPEATS} (each student is trained this many times)",
+                self.repeats
+            ),
         );
         check(
             self.repeats == 1 || self.experiment.is_none(),
@@ -765,13 +792,36 @@ impl RunConfig {
     }
 }
 
+/// One line for a problem that the teacher and the student share (one flag, such as
+/// `--lr`, sets both): "teacher.optimizer.lr and student.optimizer.lr = -1: ...".
+fn merge_shared_problems(problems: Vec<String>) -> Vec<String> {
+    let has = |line: String| problems.contains(&line);
+    let mut merged = Vec::new();
+    for line in &problems {
+        if let Some(rest) = line.strip_prefix("student.")
+            && has(format!("teacher.{rest}"))
+        {
+            continue;
+        }
+        match line.strip_prefix("teacher.") {
+            Some(rest) if has(format!("student.{rest}")) => {
+                let (key, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                merged.push(format!("teacher.{key} and student.{key} {tail}"));
+            }
+            _ => merged.push(line.clone()),
+        }
+    }
+    merged
+}
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read config file: {source}")]
+    #[error("{path}: cannot read config file: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        // In the message, not the error chain, so that `{:#}` names it once.
+        cause: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
     Parse {
@@ -862,7 +912,7 @@ pub fn load_config(file: Option<&Path>, overrides: &Overrides) -> Result<RunConf
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             })?;
             parse_config_text(&text, path, overrides.preset)?
         }
@@ -912,6 +962,22 @@ impl DataConfig {
                 csv.train.is_some(),
                 "data.dataset = \"csv\" but data.csv.train is not set: give the training file (--csv-train FILE)".into(),
             );
+        } else {
+            // A CSV setting on another data set would be silently ignored.
+            for (key, set) in [
+                ("data.csv.train (--csv-train)", csv.train.is_some()),
+                ("data.csv.test (--csv-test)", csv.test.is_some()),
+                ("data.csv.label (--csv-label)", csv.label.is_some()),
+                ("data.csv.header (--csv-header)", csv.header.is_some()),
+            ] {
+                check(
+                    !set,
+                    format!(
+                        "{key} is set but data.dataset is \"{}\": CSV settings are read only with --dataset csv",
+                        self.dataset.key()
+                    ),
+                );
+            }
         }
         check(
             csv.test_fraction > 0.0 && csv.test_fraction < 1.0,
@@ -1531,11 +1597,90 @@ mod tests {
             "{problems:?}"
         );
         config.experiment = None;
-        config.repeats = 0;
-        let problems = config.problems();
-        assert!(
-            problems.len() == 1 && problems[0].starts_with("repeats = 0: need at least 1"),
-            "{problems:?}"
+        for repeats in [0, MAX_REPEATS + 1, usize::MAX] {
+            config.repeats = repeats;
+            assert_eq!(
+                config.problems(),
+                [format!(
+                    "repeats = {repeats}: expected 1 to 100 (each student is trained this many times)"
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn counts_and_lengths_past_their_bounds_are_refused_one_line_each() {
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.teachers = 100_000_000_000;
+        config.batch_size = MAX_BATCH + 1;
+        config.teacher.epochs = 99_999_999_999_999;
+        config.student.steps = Some(usize::MAX);
+        assert_eq!(
+            config.problems(),
+            [
+                "teachers = 100000000000: expected 1 to 100 teachers",
+                "batch_size = 65537: expected 1 to 65536",
+                "teacher.epochs = 99999999999999: expected 1 to 1000000",
+                "student.steps = 18446744073709551615: expected 1 to 1000000000 (omit the key to train for `epochs`)",
+            ]
         );
+        let mut config = RunConfig::preset(Preset::Tiny);
+        config.teachers = MAX_TEACHERS;
+        config.teacher.steps = Some(MAX_STEPS);
+        config.student.epochs = MAX_EPOCHS;
+        config.student.steps = None;
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+    }
+
+    #[test]
+    fn a_flag_that_sets_teacher_and_student_gets_one_line() {
+        let config = load_config_text("", &["--preset", "tiny", "--lr", "-1", "--epochs", "0"]);
+        assert_eq!(
+            config.problems(),
+            [
+                "teacher.epochs and student.epochs = 0: expected 1 to 1000000",
+                "teacher.optimizer.lr and student.optimizer.lr = -1: expected a positive number",
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_settings_on_another_data_set_are_refused() {
+        let config = load_config_text(
+            "",
+            &[
+                "--preset",
+                "tiny",
+                "--csv-train",
+                "a.csv",
+                "--csv-label",
+                "y",
+            ],
+        );
+        assert_eq!(
+            config.problems(),
+            [
+                "data.csv.train (--csv-train) is set but data.dataset is \"fashion-mnist\": CSV settings are read only with --dataset csv",
+                "data.csv.label (--csv-label) is set but data.dataset is \"fashion-mnist\": CSV settings are read only with --dataset csv",
+            ]
+        );
+    }
+
+    #[test]
+    fn negative_whole_numbers_and_grids_name_their_flag() {
+        // A negative grid value reaches validation, which names the setting.
+        let grid = flags(&["--temperature-grid", "-1,2", "--alpha-grid", "-0.5,0.5"]);
+        assert_eq!(grid.temperature_grid, Some(vec![-1.0, 2.0]));
+        assert_eq!(grid.alpha_grid, Some(vec![-0.5, 0.5]));
+        for args in [["--seed", "-1"], ["--epochs", "-1"], ["--teachers", "-3"]] {
+            let err = TestCli::try_parse_from(["dk-distill", args[0], args[1]])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                err.contains(&format!("invalid value '{}' for '{}", args[1], args[0])),
+                "{err}"
+            );
+        }
     }
 }

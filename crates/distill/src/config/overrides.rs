@@ -39,10 +39,10 @@ pub struct Overrides {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Seed of the split, initialisation, shuffling, dropout and jitter
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Number of teachers in the ensemble
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub teachers: Option<usize>,
     /// Teacher architecture, e.g. 784-1200-1200-10 or c16k3-c16k3-p2-c32k3-c32k3-p2-256-10
     #[arg(long, value_name = "SPEC")]
@@ -51,35 +51,35 @@ pub struct Overrides {
     #[arg(long, value_name = "SPEC")]
     pub student_spec: Option<String>,
     /// Epochs of both teachers and students (the specific flags below win)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Teacher training epochs
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub teacher_epochs: Option<usize>,
     /// Student training epochs
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub student_epochs: Option<usize>,
     /// Training length of teachers and students in optimisation steps, whatever the data
     /// size (replaces the epochs; the specific flags below win)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub steps: Option<usize>,
     /// Teacher training length in optimisation steps
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub teacher_steps: Option<usize>,
     /// Student training length in optimisation steps (without it, a preset's student gets
     /// up to 5x the preset's steps when fitted to a cheaper spec or, outside experiments,
     /// trained on fewer than 55,000 examples: the product of both ratios; the plan says so)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub student_steps: Option<usize>,
     /// Early stopping of teachers and students: stop after N epochs without a better
     /// validation accuracy (the best epoch's weights are kept either way)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub patience: Option<usize>,
     /// Mini-batch size
-    #[arg(long, value_name = "B")]
+    #[arg(long, value_name = "B", allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
     /// Train each student of the standard study N times with different seeds (mean and sd)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub repeats: Option<usize>,
     /// Optimizer of teachers and students: adam, adamw (decoupled weight decay), sgd
     #[arg(long, value_enum)]
@@ -110,7 +110,7 @@ pub struct Overrides {
     #[arg(long, allow_negative_numbers = true, value_name = "F")]
     pub decay_factor: Option<f32>,
     /// ... every this many epochs
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub decay_epochs: Option<usize>,
     /// Cosine schedule: the final learning rate as a share of the peak, in [0, 1]
     #[arg(long, allow_negative_numbers = true, value_name = "SHARE")]
@@ -125,7 +125,7 @@ pub struct Overrides {
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub dropout_hidden: Option<f32>,
     /// Teachers' random image shift in pixels (0 = no jitter)
-    #[arg(long, value_name = "PIXELS")]
+    #[arg(long, value_name = "PIXELS", allow_negative_numbers = true)]
     pub max_shift: Option<u32>,
     /// Teachers' max-norm constraint on each unit's incoming weights
     #[arg(long, allow_negative_numbers = true)]
@@ -141,7 +141,7 @@ pub struct Overrides {
         long,
         value_name = "T,..",
         value_delimiter = ',',
-        allow_negative_numbers = true
+        allow_hyphen_values = true
     )]
     pub temperature_grid: Option<Vec<f32>>,
     /// Alphas tried on validation, comma-separated
@@ -149,17 +149,17 @@ pub struct Overrides {
         long,
         value_name = "A,..",
         value_delimiter = ',',
-        allow_negative_numbers = true
+        allow_hyphen_values = true
     )]
     pub alpha_grid: Option<Vec<f32>>,
     /// Training examples [default: all that the validation split leaves, or the preset's]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub train_size: Option<usize>,
     /// Validation examples carved from the training set [default: a fifth of it, at most 5,000, or the preset's]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub validation_size: Option<usize>,
     /// Test examples [default: the whole test set, or the preset's]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub test_size: Option<usize>,
     /// Split and subsample with a plain shuffle instead of stratifying by class
     #[arg(long)]

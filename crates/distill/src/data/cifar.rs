@@ -49,10 +49,11 @@ pub const META_FILE: &str = "batches.meta.txt";
 /// field or record, and what was expected, on one line.
 #[derive(Debug, Error)]
 pub enum CifarError {
-    #[error("{path}: cannot read file: {source}")]
+    #[error("{path}: cannot read file: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        // In the message, not the error chain, so that `{:#}` names it once.
+        cause: std::io::Error,
     },
     #[error(
         "{path}: file size: the file is empty, expected records of {RECORD_BYTES} bytes (1 label byte + 3x32x32 pixels)"
@@ -126,7 +127,7 @@ pub fn parse_batch(
 pub fn read_batch(path: &Path, classes: usize) -> Result<(Vec<u8>, Vec<u8>), CifarError> {
     let bytes = std::fs::read(path).map_err(|source| CifarError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     parse_batch(&bytes, path, classes)
 }
@@ -135,7 +136,7 @@ pub fn read_batch(path: &Path, classes: usize) -> Result<(Vec<u8>, Vec<u8>), Cif
 pub fn read_class_names(path: &Path, expected: usize) -> Result<Vec<String>, CifarError> {
     let text = std::fs::read_to_string(path).map_err(|source| CifarError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let names: Vec<String> = text
         .lines()

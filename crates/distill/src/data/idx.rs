@@ -39,15 +39,16 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// and what was expected, on one line.
 #[derive(Debug, Error)]
 pub enum IdxError {
-    #[error("{path}: cannot read file: {source}")]
+    #[error("{path}: cannot read file: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        // In the message, not the error chain, so that `{:#}` names it once.
+        cause: std::io::Error,
     },
-    #[error("{path}: gzip stream is corrupt or truncated: {source}")]
+    #[error("{path}: gzip stream is corrupt or truncated: {cause}")]
     Gzip {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: header: file has {found} bytes, expected at least {expected} for the {field}")]
     ShortHeader {
@@ -123,7 +124,7 @@ pub struct IdxImages {
 pub fn read_idx(path: &Path, expected_magic: u32) -> Result<Vec<u8>, IdxError> {
     let io = |source| IdxError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
     let gzip = std::io::BufRead::fill_buf(&mut file)
@@ -138,12 +139,12 @@ pub fn read_idx(path: &Path, expected_magic: u32) -> Result<Vec<u8>, IdxError> {
         if gzip {
             IdxError::Gzip {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             }
         } else {
             IdxError::Io {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             }
         }
     };

@@ -48,6 +48,26 @@ pub enum DataError {
         found: usize,
         expected: usize,
     },
+    #[error(
+        "{test}: the test images are {}, but the training images ({train}) are {}; both sets need one image size",
+        shape_text(*test_shape),
+        shape_text(*train_shape)
+    )]
+    ShapeMismatch {
+        train: PathBuf,
+        test: PathBuf,
+        train_shape: [usize; 3],
+        test_shape: [usize; 3],
+    },
+}
+
+/// "28x28" for one channel, "3x32x32" for more.
+fn shape_text([channels, height, width]: [usize; 3]) -> String {
+    if channels == 1 {
+        format!("{height}x{width}")
+    } else {
+        format!("{channels}x{height}x{width}")
+    }
 }
 
 /// Which search location a folder came from.
@@ -97,6 +117,14 @@ impl DataFiles {
                 };
                 let train = idx::load_dataset(train_images, train_labels, source.class_names)?;
                 let test = idx::load_dataset(test_images, test_labels, source.class_names)?;
+                if train.example_shape() != test.example_shape() {
+                    return Err(DataError::ShapeMismatch {
+                        train: train_images.clone(),
+                        test: test_images.clone(),
+                        train_shape: train.example_shape(),
+                        test_shape: test.example_shape(),
+                    });
+                }
                 Ok((train, test))
             }
             Format::CifarBinary { .. } => {
@@ -159,6 +187,12 @@ impl SearchEnv {
 /// Why the data could not be found or fetched. Each message is one line and says what to do.
 #[derive(Debug, Error)]
 pub enum LocateError {
+    #[error("{origin} {dir} {problem}")]
+    NotAFolder {
+        origin: Origin,
+        dir: PathBuf,
+        problem: &'static str,
+    },
     #[error("{origin} folder {dir} lacks {missing}")]
     Incomplete {
         origin: Origin,
@@ -174,8 +208,8 @@ pub enum LocateError {
         reason: String,
         ways: String,
     },
-    #[error("downloaded {path} is not valid: {source}")]
-    DownloadInvalid { path: PathBuf, source: DataError },
+    #[error("downloaded {path} is not valid: {cause}")]
+    DownloadInvalid { path: PathBuf, cause: DataError },
 }
 
 /// The folder of `source` under an explicit folder `dir`: `dir/<folder>` when it exists,
@@ -280,6 +314,18 @@ pub fn locate(
             Ok(files) => return Ok(Some(files)),
             Err(missing) => {
                 let explicit = matches!(origin, Origin::DataDirFlag | Origin::EnvironmentVariable);
+                if explicit && !dir.is_dir() {
+                    let problem = if dir.exists() {
+                        "is not a folder"
+                    } else {
+                        "does not exist"
+                    };
+                    return Err(LocateError::NotAFolder {
+                        origin,
+                        dir,
+                        problem,
+                    });
+                }
                 if explicit {
                     let mut missing = missing.join(", ");
                     if let Format::CifarBinary { subfolder } = source.format {
@@ -389,7 +435,7 @@ fn download_idx(
             let _ = std::fs::remove_file(&part);
             return Err(LocateError::DownloadInvalid {
                 path: dir.join(&name),
-                source: err.into(),
+                cause: err.into(),
             });
         }
         std::fs::rename(&part, dir.join(&name))
@@ -444,7 +490,7 @@ fn download_archive(
         written.remove();
         return Err(LocateError::DownloadInvalid {
             path: dir.join(name),
-            source: err,
+            cause: err,
         });
     }
     Ok(())

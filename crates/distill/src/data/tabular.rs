@@ -65,10 +65,11 @@ pub struct CsvOptions {
 /// column, and what was expected, on one line.
 #[derive(Debug, Error)]
 pub enum CsvError {
-    #[error("{path}: cannot read file: {source}")]
+    #[error("{path}: cannot read file: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        // In the message, not the error chain, so that `{:#}` names it once.
+        cause: std::io::Error,
     },
     #[error("{path}: line {line}: {message}")]
     Syntax {
@@ -393,7 +394,7 @@ pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<CsvTable, CsvError>
 fn read_records(path: &Path) -> Result<Vec<(u64, Vec<String>)>, CsvError> {
     let bytes = std::fs::read(path).map_err(|source| CsvError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     // Line numbers come from byte offsets: the reader counts no blank lines, and a record
     // "starts" at the blank lines before it.

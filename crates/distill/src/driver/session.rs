@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::evaluate::predict;
 use super::gpu_data::{GpuSplit, SplitTooLarge};
 use super::resume::{restore, run_key, write_record};
-use super::specs::{check_fits_adapter, model_spec};
+use super::specs::checked_specs;
 use super::teachers::{checkpoint_file, save, training_data_key};
 use super::train::{TrainPlan, Trained, train};
 use crate::config::{
@@ -185,23 +185,7 @@ impl<'a> Session<'a> {
             quiet: options.quiet,
         };
         let classes = data.train.classes;
-        let teacher_spec = model_spec(&config.teacher, "teacher", &data.train)?;
-        let student_spec = model_spec(&config.student, "student", &data.train)?;
-        let largest_batch = config
-            .batch_size
-            .max(EVAL_BATCH)
-            .max(config.eval.throughput_batch);
-        for (role, spec) in [("teacher", &teacher_spec), ("student", &student_spec)] {
-            check_fits_adapter(spec, role, largest_batch, ctx.max_binding_bytes())?;
-        }
-        for (role, spec) in [("teacher", &teacher_spec), ("student", &student_spec)] {
-            anyhow::ensure!(
-                spec.classes() == classes,
-                "{role}.spec `{}` ends in {} classes, but the data set has {classes}",
-                spec.text(),
-                spec.classes()
-            );
-        }
+        let (teacher_spec, student_spec) = checked_specs(ctx, config, &data.train)?;
         let reuse_folder = options.overwrite || options.resume;
         let (run_dir, note) = RunDir::create(config.out_dir.as_deref(), started_at, reuse_folder)?;
         if let Some(note) = note {

@@ -3,6 +3,9 @@
 use anyhow::{Result, bail};
 use dk_nn::ModelSpec;
 
+use dk_tensor::GpuContext;
+
+use super::session::EVAL_BATCH;
 use crate::config::{ModelConfig, RunConfig};
 use crate::data::Dataset;
 
@@ -58,6 +61,36 @@ pub fn model_spec(config: &ModelConfig, role: &str, data: &Dataset) -> Result<Mo
     }
     ModelSpec::parse(&out.join("-"))
         .map_err(|err| anyhow::anyhow!("{role}.spec with dropout: {err}"))
+}
+
+/// The teacher's and the student's specs for `data` ([`model_spec`]), checked against the
+/// data's class count and the adapter's buffer limits at the largest batch a run uses.
+pub fn checked_specs(
+    ctx: &GpuContext,
+    config: &RunConfig,
+    data: &Dataset,
+) -> Result<(ModelSpec, ModelSpec)> {
+    let teacher = model_spec(&config.teacher, "teacher", data)?;
+    let student = model_spec(&config.student, "student", data)?;
+    let largest_batch = [
+        (config.batch_size, Some("batch_size (--batch-size)")),
+        (EVAL_BATCH, None),
+        (config.eval.throughput_batch, Some("eval.throughput_batch")),
+    ]
+    .into_iter()
+    .max_by_key(|&(size, _)| size)
+    .expect("three candidates");
+    for (role, spec) in [("teacher", &teacher), ("student", &student)] {
+        check_fits_adapter(spec, role, largest_batch, ctx.max_binding_bytes())?;
+        anyhow::ensure!(
+            spec.classes() == data.classes,
+            "{role}.spec `{}` ends in {} classes, but the data set has {}",
+            spec.text(),
+            spec.classes(),
+            data.classes
+        );
+    }
+    Ok((teacher, student))
 }
 
 /// `text` parsed as it stands when it starts with an input token (`784-…`, `1x28x28-…`),
@@ -243,17 +276,18 @@ fn fitted_spec(spec: &str, data: &Dataset) -> Option<String> {
 }
 
 /// Checks, before anything is allocated, that every parameter tensor of `spec` and every
-/// activation of a batch of `batch` examples fits one storage binding of the adapter
-/// (`max_binding_bytes`); the message names the layer as PyTorch numbers it.
+/// activation of a batch of `batch.0` examples fits one storage binding of the adapter
+/// (`max_binding_bytes`); the message names the layer as PyTorch numbers it, and for an
+/// activation the setting that chose the batch (`batch.1`, `None` for a fixed batch).
 pub fn check_fits_adapter(
     spec: &ModelSpec,
     role: &str,
-    batch: usize,
+    (batch, batch_setting): (usize, Option<&str>),
     max_binding_bytes: u64,
 ) -> Result<()> {
-    let too_large = |what: String, bytes: u128| {
+    let too_large = |what: String, bytes: u128, remedy: &str| {
         anyhow::anyhow!(
-            "{role}.spec `{}`: {what} needs {bytes} bytes, more than this adapter's {max_binding_bytes}-byte limit of one buffer (max_storage_buffer_binding_size); make the model smaller",
+            "{role}.spec `{}`: {what} needs {bytes} bytes, more than this adapter's {max_binding_bytes}-byte limit of one buffer (max_storage_buffer_binding_size); make {remedy} smaller",
             spec.text()
         )
     };
@@ -268,26 +302,31 @@ pub fn check_fits_adapter(
                     param.layer, param.name, param.shape
                 ),
                 bytes,
+                "the model",
             ));
         }
     }
-    let input = std::iter::once(("input".to_string(), spec.input_shape().to_vec()));
+    let input = std::iter::once(("the input".to_string(), spec.input_shape().to_vec()));
     let outputs = spec
         .activation_shapes()
         .into_iter()
         .enumerate()
         .map(|(i, shape)| {
             (
-                format!("layer {i} ({})", spec.layers()[i].torch_name()),
+                format!("layer {i} ({}) output", spec.layers()[i].torch_name()),
                 shape,
             )
         });
     for (what, shape) in input.chain(outputs) {
         let bytes = f32_bytes(shape.iter().product()) * batch as u128;
         if bytes > u128::from(max_binding_bytes) {
+            let remedy = batch_setting.map_or("the model".to_string(), |setting| {
+                format!("the model or {setting}")
+            });
             return Err(too_large(
-                format!("{what} output of shape {shape:?} for a batch of {batch}"),
+                format!("{what} of shape {shape:?} for a batch of {batch}"),
                 bytes,
+                &remedy,
             ));
         }
     }
@@ -341,21 +380,23 @@ mod tests {
     fn models_past_the_adapter_limit_are_refused_naming_the_layer() {
         let spec = ModelSpec::parse("784-4096-10").unwrap();
         // The weight [4096, 784] is 12,845,056 bytes; its activations 16 KiB per example.
-        check_fits_adapter(&spec, "teacher", 128, 16 << 20).unwrap();
-        let text = check_fits_adapter(&spec, "teacher", 128, 8 << 20)
+        let batch = (128, Some("batch_size (--batch-size)"));
+        check_fits_adapter(&spec, "teacher", batch, 16 << 20).unwrap();
+        let text = check_fits_adapter(&spec, "teacher", batch, 8 << 20)
             .unwrap_err()
             .to_string();
         assert_eq!(
             text,
             "teacher.spec `784-4096-10`: layer 0 (Linear) parameter `0.weight` of shape [4096, 784] needs 12845056 bytes, more than this adapter's 8388608-byte limit of one buffer (max_storage_buffer_binding_size); make the model smaller"
         );
-        let text = check_fits_adapter(&spec, "student", 4096, 16 << 20)
+        let batch = (4096, Some("batch_size (--batch-size)"));
+        let text = check_fits_adapter(&spec, "student", batch, 16 << 20)
             .unwrap_err()
             .to_string();
         assert!(
             text.contains(
                 "layer 0 (Linear) output of shape [4096] for a batch of 4096 needs 67108864 bytes"
-            ),
+            ) && text.ends_with("make the model or batch_size (--batch-size) smaller"),
             "{text}"
         );
     }

@@ -22,6 +22,7 @@ use super::estimate;
 use super::experiments;
 use super::finish::{RepeatAccuracies, StudyOutcome, finish};
 use super::session::{RunOptions, Session, StudentJob, Trainee};
+use super::specs::checked_specs;
 use super::teachers::{Teachers, check_teachers_from};
 use crate::config::RunConfig;
 use crate::data::StudyData;
@@ -35,9 +36,7 @@ pub fn run_study(
     data: &StudyData,
     options: &RunOptions,
 ) -> Result<StudyOutcome> {
-    if let Some(dir) = &options.teachers_from {
-        check_teachers_from(config, dir, data.validation.n)?;
-    }
+    check_run(ctx, config, data, options)?;
     let prepared;
     let data = match config.experiment {
         Some(experiment) => {
@@ -62,6 +61,29 @@ pub fn run_study(
     }
 
     standard_study(session, teachers)
+}
+
+/// What the data and the adapter can refute in the settings, checked before any plan is
+/// printed or model trained: the specs ([`checked_specs`]), the teachers' shift against the
+/// image size, and the earlier run folder of `--teachers-from`.
+pub fn check_run(
+    ctx: &GpuContext,
+    config: &RunConfig,
+    data: &StudyData,
+    options: &RunOptions,
+) -> Result<()> {
+    checked_specs(ctx, config, &data.train)?;
+    let [_, height, width] = data.train.example_shape();
+    let shift = config.teacher.max_shift as usize;
+    // Tabular features are never shifted.
+    anyhow::ensure!(
+        data.train.is_tabular() || shift < height.min(width),
+        "teacher.max_shift (--max-shift) = {shift}: expected fewer pixels than the images' {height}x{width}"
+    );
+    if let Some(dir) = &options.teachers_from {
+        check_teachers_from(config, dir, data.validation.n)?;
+    }
+    Ok(())
 }
 
 /// The standard comparison: the hard-label student, the distilled ones (T and alpha chosen

@@ -360,9 +360,9 @@ pub fn check_teachers_from(config: &RunConfig, dir: &Path, validation_used: usiz
     let config_path = dir.join("config.toml");
     let text = std::fs::read_to_string(&config_path).with_context(|| {
         format!(
-            "{}: cannot read the earlier run's settings (is {} a run folder?)",
-            config_path.display(),
-            dir.display()
+            "--teachers-from {}: cannot read {} (is it the folder of a dk-distill run?)",
+            dir.display(),
+            config_path.display()
         )
     })?;
     let earlier = parse_config_text(&text, &config_path, None)?;
@@ -598,7 +598,10 @@ mod tests {
             check_teachers_from(&earlier, &missing, 500).unwrap_err()
         );
         assert!(
-            text.contains("is") && text.contains("a run folder"),
+            text.starts_with(&format!(
+                "--teachers-from {}: cannot read",
+                missing.display()
+            )) && text.contains("the folder of a dk-distill run"),
             "{text}"
         );
     }
