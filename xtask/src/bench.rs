@@ -268,6 +268,21 @@ pub fn check_args(args: &[String]) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// The host's CPU and its cores ("2 cores of AMD EPYC"): a software adapter's speed is the
+/// CPU's, and hosts of one name differ.
+fn host_text() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        })
+        .unwrap_or_else(|| "an unnamed CPU".into());
+    format!("{cores} cores of {model}")
+}
+
 /// Runs the benchmarks `args` ask for (checked by [`check_args`]).
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let no_write = args.iter().any(|a| a == "--no-write");
@@ -285,11 +300,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" ");
         let section = format!(
-            "\n## {} ({}, {}) — {}\n\nMeasured by `{command}`.\n\n{table}",
+            "\n## {} ({}, {}) — {}\n\nMeasured by `{command}` on {}.\n\n{table}",
             ctx.summary.name,
             ctx.summary.backend,
             ctx.summary.device_type,
-            today_utc()
+            today_utc(),
+            host_text()
         );
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
         let mut text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
