@@ -73,6 +73,7 @@ pub struct Exported {
 /// Export the model `args` names; every refusal is one line naming the folder, file or flag.
 pub fn export(args: &ExportArgs) -> Result<Exported> {
     let output = output_of(args)?;
+    check_out_file(args.out.as_deref())?;
     let model = choose_model(&args.run_dir, args.model.as_deref())?;
     let checkpoint = args.run_dir.join(checkpoint_file(&model));
     let (spec, values) = dk_nn::checkpoint::load(&checkpoint)?;
@@ -97,6 +98,24 @@ pub fn export(args: &ExportArgs) -> Result<Exported> {
     })
 }
 
+/// An `--out` that names an existing file may only replace an earlier export (`.onnx`),
+/// never a checkpoint, results or settings of a run.
+fn check_out_file(out: Option<&Path>) -> Result<()> {
+    let Some(path) = out else {
+        return Ok(());
+    };
+    let onnx = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    if path.exists() && !(path.is_file() && onnx) {
+        bail!(
+            "--out {}: exists and is not an earlier ONNX export; choose a new file name",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn output_of(args: &ExportArgs) -> Result<OnnxOutput> {
     match (args.softmax, args.temperature) {
         (false, None) => Ok(OnnxOutput::Logits),
@@ -108,7 +127,7 @@ fn output_of(args: &ExportArgs) -> Result<OnnxOutput> {
         (true, t) => {
             let temperature = t.unwrap_or(1.0);
             if !(temperature.is_finite() && temperature > 0.0) {
-                bail!("--temperature {temperature}: expected a number above 0");
+                bail!("--temperature {temperature}: expected a finite number above 0");
             }
             Ok(OnnxOutput::Probabilities { temperature })
         }
@@ -224,5 +243,34 @@ mod tests {
             empty.contains("no model checkpoints (*.safetensors) there"),
             "{empty}"
         );
+    }
+
+    #[test]
+    fn an_out_file_may_replace_only_an_earlier_export() {
+        let dir = folder("out", &["student-kd"]);
+        let args = |out: &Path| ExportArgs {
+            run_dir: dir.path().to_path_buf(),
+            model: None,
+            format: ExportFormat::Onnx,
+            out: Some(out.to_path_buf()),
+            softmax: false,
+            temperature: None,
+        };
+        let checkpoint = dir.path().join("student-kd.safetensors");
+        let before = std::fs::read(&checkpoint).unwrap();
+        for target in [checkpoint.clone(), dir.path().to_path_buf()] {
+            let refusal = export(&args(&target)).unwrap_err().to_string();
+            assert_eq!(
+                refusal,
+                format!(
+                    "--out {}: exists and is not an earlier ONNX export; choose a new file name",
+                    target.display()
+                )
+            );
+        }
+        assert_eq!(std::fs::read(&checkpoint).unwrap(), before, "untouched");
+        let onnx = dir.path().join("kd.onnx");
+        export(&args(&onnx)).unwrap();
+        export(&args(&onnx)).unwrap();
     }
 }

@@ -327,6 +327,7 @@ fn run(cli: Cli) -> Result<()> {
     let cli = resume_settings(cli)?;
     let config = load_config(cli.config.as_deref(), &cli.overrides)?;
     config.validate()?;
+    check_resume_keeps_settings(&cli, &config)?;
     if cli.print_config {
         print!("{}", effective_config_toml(&config));
         return Ok(());
@@ -395,15 +396,38 @@ fn config_for_adapter(ctx: &GpuContext, cli: &Cli, config: RunConfig) -> Result<
     Ok(config)
 }
 
+/// With `--resume RUN_DIR`, flags that change the run's settings are refused: every model
+/// it finished would no longer match them and would be trained again over its checkpoint.
+fn check_resume_keeps_settings(cli: &Cli, config: &RunConfig) -> Result<()> {
+    let Some(dir) = &cli.resume else {
+        return Ok(());
+    };
+    let bare = Overrides {
+        out: cli.overrides.out.clone(),
+        ..Overrides::default()
+    };
+    let saved = load_config(cli.config.as_deref(), &bare)?;
+    if effective_config_toml(&saved) != effective_config_toml(config) {
+        bail!(
+            "--resume {}: the flags given change the run's settings, and the models it finished would be trained again over their checkpoints; resume without them, or start a new run (--out DIR, with --teachers-from {} to reuse its teachers where the teacher settings match)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// With `--resume RUN_DIR`: the settings file and the output folder are the run's own.
 fn resume_settings(mut cli: Cli) -> Result<Cli> {
     let Some(dir) = &cli.resume else {
         return Ok(cli);
     };
     let settings = dir.join("config.toml");
-    if !settings.is_file() {
+    let ours = std::fs::read_to_string(&settings)
+        .is_ok_and(|text| text.starts_with(dk_distill::run_dir::CONFIG_HEADER));
+    if !ours {
         bail!(
-            "--resume {}: no config.toml there; name the folder of a dk-distill run",
+            "--resume {}: no config.toml of a dk-distill run there; name the folder of a dk-distill run",
             dir.display()
         );
     }

@@ -20,6 +20,13 @@ fn in_range(value: f64, (lo, hi): (f64, f64)) -> bool {
 
 /// `Ok` when the report can be drawn from `results`; else one line naming the field.
 pub fn check_for_report(results: &Results) -> Result<(), String> {
+    let version = results.schema_version;
+    if version != crate::results::SCHEMA_VERSION {
+        return Err(format!(
+            "schema_version = {version}: this dk-distill reads version {} (SCHEMA.md)",
+            crate::results::SCHEMA_VERSION
+        ));
+    }
     for (i, model) in results.models.iter().enumerate() {
         let accuracy = model.test.accuracy;
         if !(0.0..=1.0).contains(&accuracy) {
@@ -94,6 +101,12 @@ mod tests {
 
     #[test]
     fn absurd_sizes_and_times_are_named() {
+        let mut results = sample_results();
+        results.schema_version = 99;
+        assert_eq!(
+            check_for_report(&results).unwrap_err(),
+            "schema_version = 99: this dk-distill reads version 1 (SCHEMA.md)"
+        );
         let mut results = sample_results();
         let dark = results.dark_knowledge.as_mut().unwrap();
         dark.height = 1 << 32;

@@ -306,6 +306,22 @@ impl RunDir {
         now: SystemTime,
         overwrite: bool,
     ) -> Result<(RunDir, Option<String>), RunDirError> {
+        Self::open(out, now, overwrite, true)
+    }
+
+    /// [`RunDir::create`] for a resumed run, whose settings are the folder's own: its
+    /// results.json and report.html, if any, stay until the run writes new ones, so a
+    /// resume that fails loses nothing.
+    pub fn resume(out: &Path, now: SystemTime) -> Result<(RunDir, Option<String>), RunDirError> {
+        Self::open(Some(out), now, true, false)
+    }
+
+    fn open(
+        out: Option<&Path>,
+        now: SystemTime,
+        overwrite: bool,
+        remove_results: bool,
+    ) -> Result<(RunDir, Option<String>), RunDirError> {
         let root = match out {
             Some(dir) => {
                 check_out(dir, overwrite)?;
@@ -322,7 +338,9 @@ impl RunDir {
         // Checked again under the lock: another run may have filled the folder meanwhile.
         if let Some(dir) = out {
             check_out(dir, overwrite)?;
-            // The earlier run's results must not pass for this run's if this one fails.
+        }
+        // The earlier run's results must not pass for this run's if this one fails.
+        if let Some(dir) = out.filter(|_| remove_results) {
             for stale in ["results.json", "report.html"] {
                 match std::fs::remove_file(dir.join(stale)) {
                     Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
@@ -538,6 +556,17 @@ mod tests {
                 file.display()
             )
         );
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_the_earlier_results_until_it_writes_its_own() {
+        let dir = temp_dir("rundir-resume");
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("config.toml"), format!("{CONFIG_HEADER} (...)\n")).unwrap();
+        std::fs::write(run.join("results.json"), b"{}").unwrap();
+        let (resumed, _) = RunDir::resume(&run, at(0)).unwrap();
+        assert!(resumed.is_locked() && run.join("results.json").is_file());
     }
 
     #[cfg(target_os = "linux")]

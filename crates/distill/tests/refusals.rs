@@ -393,3 +393,40 @@ fn data_folders_that_are_missing_or_mixed_are_refused() {
         ),
     );
 }
+
+#[test]
+fn resume_refuses_flags_that_change_the_settings() {
+    let scratch = common::temp_dir("refusals-resume");
+    let home = scratch.path();
+    let run = home.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let printed = Command::new(env!("CARGO_BIN_EXE_dk-distill"))
+        .args(["--preset", "tiny", "--print-config"])
+        .output()
+        .expect("running dk-distill");
+    std::fs::write(run.join("config.toml"), &printed.stdout).unwrap();
+    let list = vec![
+        OsString::from("--resume"),
+        run.clone().into(),
+        OsString::from("--teacher-spec"),
+        OsString::from("784-64-10"),
+    ];
+    assert_refused(
+        home,
+        list,
+        &format!(
+            "--resume {}: the flags given change the run's settings, and the models it finished would be trained again",
+            run.display()
+        ),
+    );
+    std::fs::write(run.join("config.toml"), "").unwrap();
+    let list = vec![OsString::from("--resume"), run.clone().into()];
+    assert_refused(
+        home,
+        list,
+        &format!(
+            "--resume {}: no config.toml of a dk-distill run there",
+            run.display()
+        ),
+    );
+}

@@ -1,5 +1,6 @@
 //! Settings of the papers' experiments (`--experiment NAME`, the `[experiments]` tables).
 
+use super::{MAX_EPOCHS, MAX_TEMPERATURE, temperature_ok};
 use serde::{Deserialize, Serialize};
 
 /// A study from the papers, run instead of the standard comparison (`--experiment NAME`).
@@ -198,9 +199,9 @@ impl ExperimentsConfig {
     /// The temperature and alpha shared by the experiments that use one setting.
     fn check_shared(&self, check: &mut impl FnMut(bool, String)) {
         check(
-            self.temperature.is_finite() && self.temperature > 0.0,
+            temperature_ok(self.temperature),
             format!(
-                "experiments.temperature = {}: expected a finite number > 0",
+                "experiments.temperature = {}: expected a number in (0, {MAX_TEMPERATURE}]",
                 self.temperature
             ),
         );
@@ -290,10 +291,12 @@ impl OmitClassConfig {
                 self.bias_shift_step
             ),
         );
-        // A bad step is reported above; the grid size only means something for a good one.
+        // A bad step or maximum is reported above; the grid size only means something for
+        // good ones.
+        let good = |x: f32| x.is_finite() && x > 0.0;
         check(
-            self.bias_shift_step <= 0.0
-                || self.bias_shift_step.is_nan()
+            !good(self.bias_shift_step)
+                || !good(self.max_bias_shift)
                 || (self.max_bias_shift / self.bias_shift_step) <= MAX_BIAS_SHIFTS as f32,
             format!(
                 "experiments.omit_class: {} / {} is more than {MAX_BIAS_SHIFTS} shifts to try: raise bias_shift_step",
@@ -318,10 +321,9 @@ impl TemperatureSweepConfig {
             );
         }
         check(
-            !self.temperatures.is_empty()
-                && self.temperatures.iter().all(|t| t.is_finite() && *t > 0.0),
+            !self.temperatures.is_empty() && self.temperatures.iter().all(|&t| temperature_ok(t)),
             format!(
-                "experiments.temperature_sweep.temperatures = {:?}: expected one or more finite numbers > 0",
+                "experiments.temperature_sweep.temperatures = {:?}: expected one or more numbers in (0, {MAX_TEMPERATURE}]",
                 self.temperatures
             ),
         );
@@ -344,10 +346,13 @@ impl SmallDataConfig {
                 self.fraction
             ),
         );
-        check(
-            self.epochs != Some(0),
-            "experiments.small_data.epochs = 0: need at least 1 (omit the key for the default)"
-                .into(),
-        );
+        if let Some(epochs) = self.epochs {
+            check(
+                (1..=MAX_EPOCHS).contains(&epochs),
+                format!(
+                    "experiments.small_data.epochs = {epochs}: expected 1 to {MAX_EPOCHS} (omit the key for the default)"
+                ),
+            );
+        }
     }
 }

@@ -29,6 +29,9 @@ pub use overrides::Overrides;
 
 /// The most confidence bins of the expected calibration error.
 pub const MAX_ECE_BINS: usize = 1_000;
+/// The highest softmax temperature: far past any useful softening, and low enough that
+/// the loss's T^2 scale stays finite in 32 bits.
+pub const MAX_TEMPERATURE: f32 = 1_000.0;
 /// The largest batch of the throughput measurement.
 pub const MAX_THROUGHPUT_BATCH: usize = 65_536;
 
@@ -999,8 +1002,8 @@ impl DataConfig {
 }
 
 /// A softmax temperature: finite and positive.
-fn temperature_ok(t: f32) -> bool {
-    t.is_finite() && t > 0.0
+pub(super) fn temperature_ok(t: f32) -> bool {
+    t > 0.0 && t <= MAX_TEMPERATURE
 }
 
 impl DistillConfig {
@@ -1010,7 +1013,7 @@ impl DistillConfig {
         if let Some(t) = self.temperature {
             check(
                 temperature_ok(t),
-                format!("distill.temperature = {t}: expected a finite number > 0"),
+                format!("distill.temperature = {t}: expected a number in (0, {MAX_TEMPERATURE}]"),
             );
         } else {
             check(!self.temperature_grid.is_empty(), "distill.temperature_grid is empty and no temperature is set: give one or the other".into());
@@ -1018,7 +1021,9 @@ impl DistillConfig {
         for &t in &self.temperature_grid {
             check(
                 temperature_ok(t),
-                format!("distill.temperature_grid contains {t}: expected finite numbers > 0"),
+                format!(
+                    "distill.temperature_grid contains {t}: expected numbers in (0, {MAX_TEMPERATURE}]"
+                ),
             );
         }
         if let Some(a) = self.alpha {
@@ -1069,7 +1074,7 @@ impl EvalConfig {
         {
             check(
                 temperature_ok(t),
-                format!("eval temperature {t}: expected finite numbers > 0"),
+                format!("eval temperature {t}: expected numbers in (0, {MAX_TEMPERATURE}]"),
             );
         }
     }

@@ -100,7 +100,7 @@ pub fn restore(
         return Ok(None);
     }
     let model = Model::load_as(ctx, spec.clone(), &weights)
-        .with_context(|| format!("{}: cannot load the finished model", weights.display()))?;
+        .with_context(|| format!("--resume: cannot load the finished model {checkpoint}"))?;
     let logits = predict(ctx, &model, validation, EVAL_BATCH)?;
     let accuracy = metrics::accuracy(&logits, spec.classes(), &validation.host_labels);
     let trained = Trained {

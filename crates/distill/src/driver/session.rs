@@ -186,8 +186,10 @@ impl<'a> Session<'a> {
         };
         let classes = data.train.classes;
         let (teacher_spec, student_spec) = checked_specs(ctx, config, &data.train)?;
-        let reuse_folder = options.overwrite || options.resume;
-        let (run_dir, note) = RunDir::create(config.out_dir.as_deref(), started_at, reuse_folder)?;
+        let (run_dir, note) = match (&config.out_dir, options.resume) {
+            (Some(dir), true) => RunDir::resume(dir, started_at)?,
+            (out, _) => RunDir::create(out.as_deref(), started_at, options.overwrite)?,
+        };
         if let Some(note) = note {
             eprintln!("note: {note}");
         }

@@ -401,6 +401,23 @@ pub fn check_teachers_from(config: &RunConfig, dir: &Path, validation_used: usiz
             differences.join(", ")
         );
     }
+    check_teacher_checkpoints(config.teachers, dir)
+}
+
+/// Every teacher's checkpoint is in `dir`, so that a run never trains students only to
+/// find a teacher missing.
+fn check_teacher_checkpoints(teachers: usize, dir: &Path) -> Result<()> {
+    let missing: Vec<String> = (0..teachers)
+        .map(|k| format!("{}.safetensors", teacher_name(k)))
+        .filter(|file| !dir.join(file).is_file())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "--teachers-from {}: no {} there; name a run folder whose teachers finished training",
+            dir.display(),
+            missing.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -433,7 +450,7 @@ fn load_teachers(session: &Session, dir: &Path) -> Result<Vec<Trainee>> {
         let name = teacher_name(k);
         let source = dir.join(format!("{name}.safetensors"));
         let model = Model::load_as(session.ctx, session.teacher_spec.clone(), &source)
-            .with_context(|| format!("{}: cannot load the teacher", source.display()))?;
+            .with_context(|| format!("--teachers-from: cannot load {name}"))?;
         let validation_logits = predict(session.ctx, &model, &session.validation, EVAL_BATCH)?;
         let validation_accuracy = metrics::accuracy(
             &validation_logits,
@@ -453,16 +470,29 @@ fn load_teachers(session: &Session, dir: &Path) -> Result<Vec<Trainee>> {
     Ok(members)
 }
 
+/// The folder of the teachers' logit cache: the user's cache folder, or the run folder's
+/// `cache/` when there is none or it cannot be made (the cache only saves time).
+fn logit_cache_dir(session: &Session) -> Result<std::path::PathBuf> {
+    let own = session.run_dir.path("cache");
+    if let Some(dir) = &session.options.cache_dir {
+        match std::fs::create_dir_all(dir) {
+            Ok(()) => return Ok(dir.clone()),
+            Err(err) => eprintln!(
+                "note: cannot use the logit cache {} ({err}); caching in {} instead",
+                dir.display(),
+                own.display()
+            ),
+        }
+    }
+    std::fs::create_dir_all(&own)
+        .with_context(|| format!("creating the logit cache {}", own.display()))?;
+    Ok(own)
+}
+
 /// Each teacher's logits on the training split, from the cache when the data and the
 /// checkpoint are the same.
 fn transfer_logits(session: &Session, members: &[Trainee]) -> Result<Vec<Vec<f32>>> {
-    let cache_dir = session
-        .options
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| session.run_dir.path("cache"));
-    std::fs::create_dir_all(&cache_dir)
-        .with_context(|| format!("creating the logit cache {}", cache_dir.display()))?;
+    let cache_dir = logit_cache_dir(session)?;
     let train = &session.data.train;
     let mut all = Vec::with_capacity(members.len());
     for teacher in members {
@@ -550,6 +580,21 @@ mod tests {
         let mut config = earlier.clone();
         config.experiment = Some(Experiment::OmitClass);
         config.student.epochs = 9;
+        let text = format!(
+            "{:#}",
+            check_teachers_from(&config, dir.path(), 500).unwrap_err()
+        );
+        assert_eq!(
+            text,
+            format!(
+                "--teachers-from {}: no teacher-1.safetensors, teacher-2.safetensors there; name a run folder whose teachers finished training",
+                dir.path().display()
+            )
+        );
+        for k in 0..earlier.teachers {
+            let file = format!("{}.safetensors", teacher_name(k));
+            std::fs::write(dir.path().join(file), b"checked when loaded").unwrap();
+        }
         check_teachers_from(&config, dir.path(), 500).expect("students may differ");
         // An absent validation size is the count the run uses; another count differs.
         let mut automatic = config.clone();
