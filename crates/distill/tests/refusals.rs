@@ -343,6 +343,27 @@ fn settings_the_data_refutes_are_refused_before_the_plan() {
         with_data(&["--teacher-spec", "1x28x28-c8k99-10"]),
         "token 2 `c8k99` has a 99x99 kernel, larger than its 28x28 input planes",
     );
+    for (toml, experiment, expected) in [
+        (
+            "[experiments.omit_class]\nclass = \"Spaceship\"\n",
+            "omit-class",
+            "experiments.omit_class.class = \"Spaceship\": expected a label index below 10",
+        ),
+        (
+            "[experiments.small_data]\nfraction = 1e-9\n",
+            "small-data",
+            "experiments.small_data.fraction = 0.000000001: 0 of 50 training examples is less than one batch",
+        ),
+    ] {
+        let file = home.join("experiment.toml");
+        std::fs::write(&file, toml).unwrap();
+        let file = file.to_str().unwrap();
+        assert_refused(
+            home,
+            with_data(&["--config", file, "--experiment", experiment]),
+            expected,
+        );
+    }
     let missing = home.join("no-such-run");
     let mut list = with_data(&[]);
     list.extend([OsString::from("--teachers-from"), missing.clone().into()]);

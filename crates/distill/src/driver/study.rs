@@ -65,7 +65,8 @@ pub fn run_study(
 
 /// What the data and the adapter can refute in the settings, checked before any plan is
 /// printed or model trained: the specs ([`checked_specs`]), the teachers' shift against the
-/// image size, and the earlier run folder of `--teachers-from`.
+/// image size, the earlier run folder of `--teachers-from`, and the experiment's settings
+/// ([`experiments::check`]).
 pub fn check_run(
     ctx: &GpuContext,
     config: &RunConfig,
@@ -82,6 +83,9 @@ pub fn check_run(
     );
     if let Some(dir) = &options.teachers_from {
         check_teachers_from(config, dir, data.validation.n)?;
+    }
+    if let Some(experiment) = config.experiment {
+        experiments::check(experiment, ctx, config, data)?;
     }
     Ok(())
 }

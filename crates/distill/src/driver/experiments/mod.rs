@@ -18,7 +18,7 @@ pub mod temperature;
 
 use anyhow::Result;
 use dk_nn::LossConfig;
-use dk_tensor::Tensor;
+use dk_tensor::{GpuContext, Tensor};
 
 use super::finish::compare;
 use super::gpu_data::GpuSplit;
@@ -46,6 +46,35 @@ pub fn prepare_data(
         Experiment::Compression => compression::prepare_data(config, data),
         _ => Ok(None),
     }
+}
+
+/// What the data and the adapter can refute in the experiment's settings, checked before
+/// the plan: the class to omit, the small share's size, the MUNGE set's size.
+pub fn check(
+    experiment: Experiment,
+    ctx: &GpuContext,
+    config: &RunConfig,
+    data: &StudyData,
+) -> Result<()> {
+    let train = &data.train;
+    match experiment {
+        Experiment::OmitClass => {
+            omit_class::omitted_class(
+                config.experiments.omit_class.class.as_deref(),
+                &train.class_names,
+            )?;
+        }
+        Experiment::SmallData => {
+            small_data::share_size(config, train.n, train.classes)?;
+        }
+        Experiment::Munge => {
+            let settings = &config.experiments.munge;
+            let largest = settings.multipliers.iter().copied().max().unwrap_or(0);
+            munge::check_fits(ctx, train, largest, settings.base_size.min(train.n))?;
+        }
+        Experiment::Compression | Experiment::Temperature => {}
+    }
+    Ok(())
 }
 
 /// Runs the experiment's students and builds its table.

@@ -13,6 +13,7 @@
 
 use anyhow::{Context, Result, bail};
 use dk_nn::LossConfig;
+use dk_tensor::GpuContext;
 
 use super::{
     ExperimentOutcome, common_settings, compare_rows, comparison_finding, points, select_rows,
@@ -99,24 +100,32 @@ fn prepare(session: &Session, teachers: &Teachers) -> Result<MungeData> {
     })
 }
 
+/// The synthetic set is held on the CPU and uploaded as one split: `largest x n` examples
+/// like those of `data` are refused, before they are allocated, when they cannot fit one
+/// binding of the adapter.
+pub fn check_fits(ctx: &GpuContext, data: &Dataset, largest: usize, n: usize) -> Result<()> {
+    let values = (largest as u64)
+        .saturating_mul(n as u64)
+        .saturating_mul(data.values_per_example() as u64);
+    let limit = ctx.limits.max_storage_buffer_binding_size;
+    let bytes = values.saturating_mul(if data.is_tabular() { 4 } else { 1 });
+    if bytes > limit {
+        bail!(
+            "experiments.munge: {largest} x {n} synthetic examples are {} MB on the GPU, over the adapter's {} MB binding limit; lower experiments.munge.multipliers or base_size",
+            bytes / 1_000_000,
+            limit / 1_000_000
+        );
+    }
+    Ok(())
+}
+
 /// `largest x base.n` MUNGE examples (placeholder labels), refused up front when they could
 /// not be uploaded.
 fn synthesize(session: &Session, base: &Dataset, largest: usize) -> Result<Dataset> {
     let config = session.config;
     let settings_of = &config.experiments.munge;
     let n = base.n;
-    // The synthetic set is held as f32 on the CPU and uploaded as one split: refuse sizes
-    // that cannot fit before allocating them.
-    let values = (largest * n) as u64 * base.values_per_example() as u64;
-    let limit = session.ctx.limits.max_storage_buffer_binding_size;
-    let bytes_per_value = if base.is_tabular() { 4 } else { 1 };
-    if values * bytes_per_value > limit {
-        bail!(
-            "experiments.munge: {largest} x {n} synthetic examples are {} MB on the GPU, over the adapter's {} MB binding limit; lower experiments.munge.multipliers or base_size",
-            values * bytes_per_value / 1_000_000,
-            limit / 1_000_000
-        );
-    }
+    check_fits(session.ctx, base, largest, n)?;
     session.console.say(format!(
         "MUNGE: {} synthetic examples from {n} (nearest neighbours, p = {}, s = {})",
         largest * n,

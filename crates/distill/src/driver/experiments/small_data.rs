@@ -81,21 +81,27 @@ struct SmallShare {
     targets: Tensor,
 }
 
+/// Examples in the small share of `train_n`; refused when smaller than a batch or than one
+/// example per class.
+pub fn share_size(config: &RunConfig, train_n: usize, classes: usize) -> Result<usize> {
+    let small = &config.experiments.small_data;
+    let size = ((small.fraction as f64 * train_n as f64).round() as usize).min(train_n);
+    if size < config.batch_size.min(train_n) || size < classes {
+        bail!(
+            "experiments.small_data.fraction = {}: {size} of {train_n} training examples is less than one batch ({}) or one per class; raise the fraction or lower batch_size",
+            small.fraction,
+            config.batch_size
+        );
+    }
+    Ok(size)
+}
+
 /// Draws the share (refusing one smaller than a batch or than one example per class) and
 /// uploads it with its soft targets.
 fn small_share(session: &Session, teachers: &Teachers) -> Result<SmallShare> {
     let config = session.config;
-    let small = &config.experiments.small_data;
     let train = &session.data.train;
-    let size = ((small.fraction as f64 * train.n as f64).round() as usize).min(train.n);
-    if size < config.batch_size.min(train.n) || size < session.classes {
-        bail!(
-            "experiments.small_data.fraction = {}: {size} of {} training examples is less than one batch ({}) or one per class; raise the fraction or lower batch_size",
-            small.fraction,
-            train.n,
-            config.batch_size
-        );
-    }
+    let size = share_size(config, train.n, session.classes)?;
     let epochs = small_share_epochs(config, session.train.n);
     let all: Vec<usize> = (0..train.n).collect();
     let chosen = subsample(
