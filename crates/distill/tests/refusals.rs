@@ -236,19 +236,18 @@ fn report_from_results_with_absurd_values() {
     assert!(!home.join("report.html").exists());
 }
 
-/// A Fashion-MNIST-shaped folder whose test files hold no examples.
-fn data_with_empty_test_set(dir: &Path) {
+/// A Fashion-MNIST-shaped folder of `train` and `test` images, each (count, side): grey,
+/// square, labels cycling through 10 classes.
+fn idx_folder(dir: &Path, train: (usize, usize), test: (usize, usize)) {
     std::fs::create_dir_all(dir).unwrap();
-    let n = 60;
-    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let labels = |n: usize| (0..n).map(|i| (i % 10) as u8).collect::<Vec<u8>>();
+    let images =
+        |(n, side): (usize, usize)| write::images(n, side, side, &vec![7; n * side * side]);
     let files = [
-        (
-            "train-images-idx3-ubyte",
-            write::images(n, 28, 28, &vec![7; n * 784]),
-        ),
-        ("train-labels-idx1-ubyte", write::labels(&labels)),
-        ("t10k-images-idx3-ubyte", write::images(0, 28, 28, &[])),
-        ("t10k-labels-idx1-ubyte", write::labels(&[])),
+        ("train-images-idx3-ubyte", images(train)),
+        ("train-labels-idx1-ubyte", write::labels(&labels(train.0))),
+        ("t10k-images-idx3-ubyte", images(test)),
+        ("t10k-labels-idx1-ubyte", write::labels(&labels(test.0))),
     ];
     for (name, bytes) in files {
         std::fs::write(dir.join(name), bytes).unwrap();
@@ -260,7 +259,7 @@ fn a_test_set_without_examples_is_refused_before_training() {
     let scratch = common::temp_dir("refusals-empty-test");
     let home = scratch.path();
     let data = home.join("data");
-    data_with_empty_test_set(&data);
+    idx_folder(&data, (60, 28), (0, 28));
     let out = home.join("run");
     let list = vec![
         OsString::from("--data-dir"),
@@ -286,35 +285,12 @@ fn a_test_set_without_examples_is_refused_before_training() {
     assert!(!out.exists(), "no run folder for a refused run");
 }
 
-/// A Fashion-MNIST-shaped folder of 60 training images of `train_size` x `train_size` and
-/// 20 test images of 28x28.
-fn small_data(dir: &Path, train_size: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    let labels = |n: usize| (0..n).map(|i| (i % 10) as u8).collect::<Vec<u8>>();
-    let pixels = train_size * train_size;
-    let files = [
-        (
-            "train-images-idx3-ubyte",
-            write::images(60, train_size, train_size, &vec![7; 60 * pixels]),
-        ),
-        ("train-labels-idx1-ubyte", write::labels(&labels(60))),
-        (
-            "t10k-images-idx3-ubyte",
-            write::images(20, 28, 28, &vec![9; 20 * 784]),
-        ),
-        ("t10k-labels-idx1-ubyte", write::labels(&labels(20))),
-    ];
-    for (name, bytes) in files {
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
-}
-
 #[test]
 fn settings_the_data_refutes_are_refused_before_the_plan() {
     let scratch = common::temp_dir("refusals-data");
     let home = scratch.path();
     let data = home.join("data");
-    small_data(&data, 28);
+    idx_folder(&data, (60, 28), (20, 28));
     let with_data = |extra: &[&str]| {
         let mut list = vec![OsString::from("--data-dir"), data.clone().into_os_string()];
         list.extend(extra.iter().map(OsString::from));
@@ -402,7 +378,7 @@ fn data_folders_that_are_missing_or_mixed_are_refused() {
         &format!("--data-dir {} does not exist", missing.display()),
     );
     let mixed = home.join("mixed");
-    small_data(&mixed, 20);
+    idx_folder(&mixed, (60, 20), (20, 28));
     let list = vec![OsString::from("--data-dir"), mixed.clone().into()];
     assert_refused(
         home,
