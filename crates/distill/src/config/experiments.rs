@@ -1,6 +1,6 @@
 //! Settings of the papers' experiments (`--experiment NAME`, the `[experiments]` tables).
 
-use super::{MAX_EPOCHS, MAX_TEMPERATURE, temperature_ok};
+use super::{MAX_EPOCHS, MAX_TEMPERATURE, check_count, temperature_ok};
 use serde::{Deserialize, Serialize};
 
 /// A study from the papers, run instead of the standard comparison (`--experiment NAME`).
@@ -347,11 +347,13 @@ impl SmallDataConfig {
             ),
         );
         if let Some(epochs) = self.epochs {
-            check(
-                (1..=MAX_EPOCHS).contains(&epochs),
-                format!(
-                    "experiments.small_data.epochs = {epochs}: expected 1 to {MAX_EPOCHS} (omit the key for the default)"
-                ),
+            let key = "experiments.small_data.epochs";
+            check_count(
+                check,
+                key,
+                epochs,
+                MAX_EPOCHS,
+                " (omit the key for the default)",
             );
         }
     }

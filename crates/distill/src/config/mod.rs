@@ -232,20 +232,16 @@ impl ModelConfig {
             !self.spec.trim().is_empty(),
             format!("{role}.spec is empty: give an architecture such as 784-256-256-10"),
         );
-        check(
-            (1..=MAX_EPOCHS).contains(&self.epochs),
-            format!(
-                "{role}.epochs = {}: expected 1 to {MAX_EPOCHS}",
-                self.epochs
-            ),
+        check_count(
+            check,
+            &format!("{role}.epochs"),
+            self.epochs,
+            MAX_EPOCHS,
+            "",
         );
         if let Some(steps) = self.steps {
-            check(
-                (1..=MAX_STEPS).contains(&steps),
-                format!(
-                    "{role}.steps = {steps}: expected 1 to {MAX_STEPS} (omit the key to train for `epochs`)"
-                ),
-            );
+            let omit = " (omit the key to train for `epochs`)";
+            check_count(check, &format!("{role}.steps"), steps, MAX_STEPS, omit);
         }
         check(
             self.patience != Some(0),
@@ -698,27 +694,10 @@ impl RunConfig {
 
     /// Teachers, batch size and repeats.
     fn check_counts(&self, check: &mut impl FnMut(bool, String)) {
-        check(
-            (1..=MAX_TEACHERS).contains(&self.teachers),
-            format!(
-                "teachers = {}: expected 1 to {MAX_TEACHERS} teachers",
-                self.teachers
-            ),
-        );
-        check(
-            (1..=MAX_BATCH).contains(&self.batch_size),
-            format!(
-                "batch_size = {}: expected 1 to {MAX_BATCH}",
-                self.batch_size
-            ),
-        );
-        check(
-            (1..=MAX_REPEATS).contains(&self.repeats),
-            format!(
-                "repeats = {}: expected 1 to {MAX_REPEATS} (each student is trained this many times)",
-                self.repeats
-            ),
-        );
+        check_count(check, "teachers", self.teachers, MAX_TEACHERS, " teachers");
+        check_count(check, "batch_size", self.batch_size, MAX_BATCH, "");
+        let note = " (each student is trained this many times)";
+        check_count(check, "repeats", self.repeats, MAX_REPEATS, note);
         check(
             self.repeats == 1 || self.experiment.is_none(),
             format!(
@@ -793,6 +772,21 @@ impl RunConfig {
             Err(ConfigError::Invalid(problems))
         }
     }
+}
+
+/// Checks that the count `value` of setting `key` is 1 to `max`: "key = value: expected 1 to
+/// max{note}".
+pub(super) fn check_count(
+    check: &mut impl FnMut(bool, String),
+    key: &str,
+    value: usize,
+    max: usize,
+    note: &str,
+) {
+    check(
+        (1..=max).contains(&value),
+        format!("{key} = {value}: expected 1 to {max}{note}"),
+    );
 }
 
 /// One line for a problem that the teacher and the student share (one flag, such as
@@ -1049,20 +1043,9 @@ impl DistillConfig {
 impl EvalConfig {
     /// Calibration bins and the throughput batch, within their caps.
     fn check_sizes(&self, check: &mut impl FnMut(bool, String)) {
-        check(
-            (1..=MAX_ECE_BINS).contains(&self.ece_bins),
-            format!(
-                "eval.ece_bins = {}: expected 1 to {MAX_ECE_BINS} bins",
-                self.ece_bins
-            ),
-        );
-        check(
-            (1..=MAX_THROUGHPUT_BATCH).contains(&self.throughput_batch),
-            format!(
-                "eval.throughput_batch = {}: expected 1 to {MAX_THROUGHPUT_BATCH}",
-                self.throughput_batch
-            ),
-        );
+        check_count(check, "eval.ece_bins", self.ece_bins, MAX_ECE_BINS, " bins");
+        let (batch, max) = (self.throughput_batch, MAX_THROUGHPUT_BATCH);
+        check_count(check, "eval.throughput_batch", batch, max, "");
     }
 
     /// The report's temperatures.

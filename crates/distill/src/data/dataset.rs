@@ -162,6 +162,15 @@ impl Dataset {
         [self.channels, self.height, self.width]
     }
 
+    /// An image's size as people write it: "28x28" for one channel, "3x32x32" for more.
+    pub fn image_size_text(&self) -> String {
+        if self.channels == 1 {
+            format!("{}x{}", self.height, self.width)
+        } else {
+            format!("{}x{}x{}", self.channels, self.height, self.width)
+        }
+    }
+
     /// Number of values in one example (pixels over all channels, or features).
     pub fn values_per_example(&self) -> usize {
         self.channels * self.height * self.width

@@ -49,10 +49,8 @@ impl StudyData {
         if data.is_tabular() {
             let plural = if data.width == 1 { "" } else { "s" };
             format!("rows of {} feature{plural}", data.width)
-        } else if data.channels == 1 {
-            format!("images of {}x{}", data.height, data.width)
         } else {
-            format!("images of {}x{}x{}", data.channels, data.height, data.width)
+            format!("images of {}", data.image_size_text())
         }
     }
 }

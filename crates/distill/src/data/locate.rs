@@ -49,25 +49,14 @@ pub enum DataError {
         expected: usize,
     },
     #[error(
-        "{test}: the test images are {}, but the training images ({train}) are {}; both sets need one image size",
-        shape_text(*test_shape),
-        shape_text(*train_shape)
+        "{test}: the test images are {test_size}, but the training images ({train}) are {train_size}; both sets need one image size"
     )]
     ShapeMismatch {
         train: PathBuf,
         test: PathBuf,
-        train_shape: [usize; 3],
-        test_shape: [usize; 3],
+        train_size: String,
+        test_size: String,
     },
-}
-
-/// "28x28" for one channel, "3x32x32" for more.
-fn shape_text([channels, height, width]: [usize; 3]) -> String {
-    if channels == 1 {
-        format!("{height}x{width}")
-    } else {
-        format!("{channels}x{height}x{width}")
-    }
 }
 
 /// Which search location a folder came from.
@@ -121,8 +110,8 @@ impl DataFiles {
                     return Err(DataError::ShapeMismatch {
                         train: train_images.clone(),
                         test: test_images.clone(),
-                        train_shape: train.example_shape(),
-                        test_shape: test.example_shape(),
+                        train_size: train.image_size_text(),
+                        test_size: test.image_size_text(),
                     });
                 }
                 Ok((train, test))
