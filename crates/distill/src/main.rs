@@ -5,6 +5,7 @@
 //! `--dataset` says otherwise), reads and splits it, states the plan, runs the study
 //! (`dk_distill::driver`) and prints the final table.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -23,7 +24,7 @@ use dk_distill::driver::experiments::experiment_summary;
 use dk_distill::driver::experiments::small_data::small_share_epochs;
 use dk_distill::driver::session::length_text;
 use dk_distill::driver::specs::fit_preset_specs;
-use dk_distill::driver::{RunOptions, check_run, run_study};
+use dk_distill::driver::{RunOptions, run_study};
 use dk_distill::export::{ExportArgs, export};
 use dk_distill::report::{text_table, write_report};
 use dk_distill::results::Results;
@@ -84,29 +85,33 @@ enum Command {
 
 /// States what the run will do before it starts: the data, the models and their recipes,
 /// the study or experiment, and the output folder.
-fn print_plan(config: &RunConfig, data: &StudyData) {
-    print_data_plan(data);
-    let out = config
+fn plan_text(config: &RunConfig, data: &StudyData) -> String {
+    let mut out = String::new();
+    data_plan(&mut out, data);
+    let folder = config
         .out_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(folder_timestamp(SystemTime::now())));
-    println!(
+    let _ = writeln!(
+        out,
         "plan (preset {}, seed {}):",
         config.preset.name(),
         config.seed
     );
-    print_teacher_plan(config, data);
+    teacher_plan(&mut out, config, data);
     let train_n = data.train.n;
     match config.experiment {
-        Some(experiment) => print_experiment_plan(config, experiment, train_n),
-        None => print_students_plan(config, train_n),
+        Some(experiment) => experiment_plan(&mut out, config, experiment, train_n),
+        None => students_plan(&mut out, config, train_n),
     }
-    println!("  output: {}", out.display());
+    let _ = writeln!(out, "  output: {}", folder.display());
+    out
 }
 
 /// The data set's name, origin and split sizes.
-fn print_data_plan(data: &StudyData) {
-    println!(
+fn data_plan(out: &mut String, data: &StudyData) {
+    let _ = writeln!(
+        out,
         "{} from {} ({}): train {}, validation {}, test {} {}, {} classes",
         data.name,
         data.source_dir.display(),
@@ -118,19 +123,24 @@ fn print_data_plan(data: &StudyData) {
         data.train.classes
     );
     if data.pool.n > 0 {
-        println!("  {} more training examples unused (the pool)", data.pool.n);
+        let _ = writeln!(
+            out,
+            "  {} more training examples unused (the pool)",
+            data.pool.n
+        );
     }
 }
 
 /// The teacher ensemble: size, spec, length, augmentation and recipe.
-fn print_teacher_plan(config: &RunConfig, data: &StudyData) {
+fn teacher_plan(out: &mut String, config: &RunConfig, data: &StudyData) {
     // Shifts move pixels; tabular features are never shifted.
     let shift = if data.train.is_tabular() {
         "no shift".to_string()
     } else {
         format!("shift +-{} px", config.teacher.max_shift)
     };
-    println!(
+    let _ = writeln!(
+        out,
         "  teachers: {} x {}, {} ({shift}, dropout {}/{}); {}",
         config.teachers,
         config.teacher.spec,
@@ -142,7 +152,7 @@ fn print_teacher_plan(config: &RunConfig, data: &StudyData) {
 }
 
 /// The experiment run instead of the standard study, with its student.
-fn print_experiment_plan(config: &RunConfig, experiment: Experiment, train_n: usize) {
+fn experiment_plan(out: &mut String, config: &RunConfig, experiment: Experiment, train_n: usize) {
     // Only small-data trains its students for a length of their own.
     let small_share = if experiment == Experiment::SmallData {
         format!(
@@ -152,7 +162,8 @@ fn print_experiment_plan(config: &RunConfig, experiment: Experiment, train_n: us
     } else {
         String::new()
     };
-    println!(
+    let _ = writeln!(
+        out,
         "  experiment {}: {} ({}, {}{})",
         experiment.name(),
         experiment_summary(experiment),
@@ -163,25 +174,28 @@ fn print_experiment_plan(config: &RunConfig, experiment: Experiment, train_n: us
 }
 
 /// The standard study's students: spec, length, recipe, repeats and distillation settings.
-fn print_students_plan(config: &RunConfig, train_n: usize) {
+fn students_plan(out: &mut String, config: &RunConfig, train_n: usize) {
     let candidates = config.distill.candidates();
     let settings: Vec<String> = candidates
         .iter()
         .map(|(t, a)| format!("T={t} alpha={a}"))
         .collect();
-    println!(
+    let _ = writeln!(
+        out,
         "  students: {}, {}; {}",
         config.student.spec,
         length_for(&config.student, train_n, config.batch_size),
         recipe_text(&config.student)
     );
     if config.repeats > 1 {
-        println!(
+        let _ = writeln!(
+            out,
             "    each student {} times with seeds of its own (mean and sd)",
             config.repeats
         );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "    hard labels, distilled ({}){}{}",
         settings.join(", "),
         if config.distill.logit_mse {
@@ -232,8 +246,6 @@ fn train_and_report(
     data: &StudyData,
     options: &RunOptions,
 ) -> Result<()> {
-    check_run(ctx, config, data, options)?;
-    print_plan(config, data);
     let outcome = run_study(ctx, config, data, options)?;
     let results = &outcome.results;
     println!();
@@ -347,6 +359,7 @@ fn run(cli: Cli) -> Result<()> {
         quiet: false,
         overwrite: cli.overwrite,
         resume: cli.resume.is_some(),
+        plan: Some(plan_text(&config, &data)),
     };
     train_and_report(&ctx, &config, &data, &options)
 }

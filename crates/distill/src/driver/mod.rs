@@ -44,4 +44,4 @@ pub mod train;
 
 pub use finish::StudyOutcome;
 pub use session::RunOptions;
-pub use study::{check_run, run_study};
+pub use study::run_study;

@@ -18,7 +18,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::evaluate::predict;
 use super::gpu_data::{GpuSplit, SplitTooLarge};
 use super::resume::{restore, run_key, write_record};
-use super::specs::checked_specs;
 use super::teachers::{checkpoint_file, save, training_data_key};
 use super::train::{TrainPlan, Trained, train};
 use crate::config::{
@@ -62,6 +61,9 @@ pub struct RunOptions {
     /// Continue the run in `out_dir`: take over every model it finished with these
     /// settings instead of training it again ([`super::resume`]).
     pub resume: bool,
+    /// The plan, printed once the settings have passed [`super::study::check_run`] and before
+    /// anything is written or trained.
+    pub plan: Option<String>,
 }
 
 /// Batch size of evaluation passes (independent of the training batch).
@@ -171,13 +173,14 @@ pub struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// Checks the specs against the data, creates the run folder (with `config.toml`) and
-    /// uploads the splits.
+    /// Creates the run folder (with `config.toml`) and uploads the splits; `specs` are the
+    /// teacher's and the student's, as [`super::study::check_run`] checked them.
     pub fn open(
         ctx: &'a GpuContext,
         config: &'a RunConfig,
         data: &'a StudyData,
         options: &'a RunOptions,
+        (teacher_spec, student_spec): (ModelSpec, ModelSpec),
     ) -> Result<Session<'a>> {
         let started_at = SystemTime::now();
         let started = Instant::now();
@@ -185,7 +188,6 @@ impl<'a> Session<'a> {
             quiet: options.quiet,
         };
         let classes = data.train.classes;
-        let (teacher_spec, student_spec) = checked_specs(ctx, config, &data.train)?;
         let (run_dir, note) = match (&config.out_dir, options.resume) {
             (Some(dir), true) => RunDir::resume(dir, started_at)?,
             (out, _) => RunDir::create(out.as_deref(), started_at, options.overwrite)?,

@@ -15,7 +15,7 @@
 //! their test accuracies summarised as mean and sd.
 
 use anyhow::Result;
-use dk_nn::LossConfig;
+use dk_nn::{LossConfig, ModelSpec};
 use dk_tensor::{GpuContext, Tensor};
 
 use super::estimate;
@@ -36,7 +36,10 @@ pub fn run_study(
     data: &StudyData,
     options: &RunOptions,
 ) -> Result<StudyOutcome> {
-    check_run(ctx, config, data, options)?;
+    let specs = check_run(ctx, config, data, options)?;
+    if let Some(plan) = options.plan.as_deref().filter(|_| !options.quiet) {
+        print!("{plan}");
+    }
     let prepared;
     let data = match config.experiment {
         Some(experiment) => {
@@ -45,7 +48,7 @@ pub fn run_study(
         }
         None => data,
     };
-    let session = Session::open(ctx, config, data, options)?;
+    let session = Session::open(ctx, config, data, options, specs)?;
     announce_estimate(&session)?;
     let teachers = Teachers::prepare(&session)?;
     if let Some(experiment) = config.experiment {
@@ -64,7 +67,7 @@ pub fn run_study(
 }
 
 /// What the data and the adapter can refute in the settings, checked before any plan is
-/// printed or model trained: the specs ([`checked_specs`]), the teachers' shift against the
+/// printed or model trained; returns the teacher's and the student's checked specs: the specs ([`checked_specs`]), the teachers' shift against the
 /// image size, the earlier run folder of `--teachers-from`, and the experiment's settings
 /// ([`experiments::check`]).
 pub fn check_run(
@@ -72,8 +75,8 @@ pub fn check_run(
     config: &RunConfig,
     data: &StudyData,
     options: &RunOptions,
-) -> Result<()> {
-    checked_specs(ctx, config, &data.train)?;
+) -> Result<(ModelSpec, ModelSpec)> {
+    let specs = checked_specs(ctx, config, &data.train)?;
     let [_, height, width] = data.train.example_shape();
     let shift = config.teacher.max_shift as usize;
     // Tabular features are never shifted.
@@ -87,7 +90,7 @@ pub fn check_run(
     if let Some(experiment) = config.experiment {
         experiments::check(experiment, ctx, config, data)?;
     }
-    Ok(())
+    Ok(specs)
 }
 
 /// The standard comparison: the hard-label student, the distilled ones (T and alpha chosen
