@@ -24,6 +24,7 @@ use dk_distill::driver::experiments::experiment_summary;
 use dk_distill::driver::experiments::small_data::small_share_epochs;
 use dk_distill::driver::session::length_text;
 use dk_distill::driver::specs::fit_preset_specs;
+use dk_distill::driver::transfer::{transfer_epochs, unlabeled_count};
 use dk_distill::driver::{RunOptions, run_study};
 use dk_distill::export::{ExportArgs, export};
 use dk_distill::report::{text_table, write_report};
@@ -87,7 +88,7 @@ enum Command {
 /// the study or experiment, and the output folder.
 fn plan_text(config: &RunConfig, data: &StudyData) -> String {
     let mut out = String::new();
-    data_plan(&mut out, data);
+    data_plan(&mut out, data, unlabeled_count(config, data));
     let folder = config
         .out_dir
         .clone()
@@ -102,14 +103,15 @@ fn plan_text(config: &RunConfig, data: &StudyData) -> String {
     let train_n = data.train.n;
     match config.experiment {
         Some(experiment) => experiment_plan(&mut out, config, experiment, train_n),
-        None => students_plan(&mut out, config, train_n),
+        None => students_plan(&mut out, config, data),
     }
     let _ = writeln!(out, "  output: {}", folder.display());
     out
 }
 
-/// The data set's name, origin and split sizes.
-fn data_plan(out: &mut String, data: &StudyData) {
+/// The data set's name, origin and split sizes, and how many of the pool's images the
+/// distilled students learn from (`unlabeled`).
+fn data_plan(out: &mut String, data: &StudyData, unlabeled: usize) {
     let _ = writeln!(
         out,
         "{} from {} ({}): train {}, validation {}, test {} {}, {} classes",
@@ -122,7 +124,13 @@ fn data_plan(out: &mut String, data: &StudyData) {
         data.example_description(),
         data.train.classes
     );
-    if data.pool.n > 0 {
+    if unlabeled > 0 {
+        let _ = writeln!(
+            out,
+            "  {} more training examples, their labels withheld (the pool): {unlabeled} of them for the distilled students",
+            data.pool.n
+        );
+    } else if data.pool.n > 0 {
         let _ = writeln!(
             out,
             "  {} more training examples unused (the pool)",
@@ -174,7 +182,8 @@ fn experiment_plan(out: &mut String, config: &RunConfig, experiment: Experiment,
 }
 
 /// The standard study's students: spec, length, recipe, repeats and distillation settings.
-fn students_plan(out: &mut String, config: &RunConfig, train_n: usize) {
+fn students_plan(out: &mut String, config: &RunConfig, data: &StudyData) {
+    let train_n = data.train.n;
     let candidates = config.distill.candidates();
     let settings: Vec<String> = candidates
         .iter()
@@ -209,6 +218,16 @@ fn students_plan(out: &mut String, config: &RunConfig, train_n: usize) {
             ""
         },
     );
+    let unlabeled = unlabeled_count(config, data);
+    if unlabeled > 0 {
+        let (batch, transfer_n) = (config.batch_size, train_n + unlabeled);
+        let epochs = transfer_epochs(&config.student, batch, train_n, transfer_n);
+        let _ = writeln!(
+            out,
+            "    the distilled students learn from the training split and {unlabeled} unlabeled images, labeled by the ensemble: {} (at most the hard-label student's steps)",
+            length_text(epochs, transfer_n, batch)
+        );
+    }
 }
 
 /// "12 epochs of 156 steps = 1872 steps" for `model` on `examples` training examples.
@@ -467,6 +486,55 @@ mod tests {
 
     fn cli(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("dk-distill").chain(args.iter().copied())).unwrap()
+    }
+
+    /// Blank 28x28 images: 15,000 to train on, 5,000 to validate, a pool of 40,000.
+    fn quick_sized_data() -> StudyData {
+        let images = |n: usize| {
+            dk_distill::data::Dataset::from_pixels(
+                vec![0; n * 784],
+                vec![0; n],
+                [1, 28, 28],
+                (0..10).map(|c| c.to_string()).collect(),
+            )
+        };
+        StudyData {
+            name: "Fashion-MNIST".into(),
+            source_dir: PathBuf::from("/data"),
+            origin: "test".into(),
+            train: images(15_000),
+            validation: images(5_000),
+            test: images(100),
+            pool: images(40_000),
+            feature_scaling: None,
+        }
+    }
+
+    #[test]
+    fn the_plan_names_the_unlabeled_images_and_the_distilled_students_steps() {
+        let data = quick_sized_data();
+        let mut config = RunConfig::preset(Preset::Quick);
+        let plan = plan_text(&config, &data);
+        for needle in [
+            "40000 more training examples, their labels withheld (the pool): 40000 of them for the distilled students",
+            "students: 784-64-10, 116 epochs of 117 steps = 13572 steps",
+            "the distilled students learn from the training split and 40000 unlabeled images, labeled by the ensemble: 31 epochs of 429 steps = 13299 steps (at most the hard-label student's steps)",
+        ] {
+            assert!(plan.contains(needle), "missing {needle:?} in\n{plan}");
+        }
+        config.distill.unlabeled = 50_000;
+        assert!(
+            plan_text(&config, &data).contains("40000 unlabeled images"),
+            "at most the pool"
+        );
+        // The experiments choose their own transfer sets.
+        config.experiment = Some(Experiment::Compression);
+        let plan = plan_text(&config, &data);
+        assert!(
+            plan.contains("40000 more training examples unused (the pool)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("unlabeled images"), "{plan}");
     }
 
     #[test]

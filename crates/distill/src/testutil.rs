@@ -150,6 +150,7 @@ pub fn sample_results() -> Results {
                 name: "Fashion-MNIST".into(),
                 source_dir: "/usr/share/datasets/fashion-mnist".into(),
                 train: 55_000,
+                unlabeled: 0,
                 validation: 5_000,
                 test: 10_000,
                 class_names: FASHION_MNIST_CLASSES

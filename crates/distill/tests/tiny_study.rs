@@ -178,7 +178,8 @@ fn check_comparisons(results: &Results) {
 
 /// `repeats = 2` on a slimmed tiny study (one teacher, one (T, alpha), no logit matching or
 /// best-teacher student): each student reports both test accuracies, the first being its
-/// own, with their mean and sd.
+/// own, with their mean and sd. The distilled students also learn from 1,500 unlabeled
+/// images of the pool, in at most the hard-label student's steps.
 #[test]
 fn tiny_preset_with_two_repeats() {
     if !common::fashion_mnist_present("tiny_preset_with_two_repeats") {
@@ -194,6 +195,7 @@ fn tiny_preset_with_two_repeats() {
     config.distill.alpha = Some(0.5);
     config.distill.logit_mse = false;
     config.distill.best_teacher = false;
+    config.distill.unlabeled = 1_500;
     assert_eq!(config.problems(), Vec::<String>::new());
     let data = load_data(&config, true).expect("loading Fashion-MNIST");
     let ctx = GpuContext::new().expect("a GPU adapter (lavapipe on CPU-only machines)");
@@ -231,4 +233,15 @@ fn tiny_preset_with_two_repeats() {
         assert!(model.repeats.is_none(), "{} is trained once", model.name);
     }
     check_comparisons(&results);
+    check_unlabeled(&results, data.train.n);
+}
+
+/// 1,500 labeled and 1,500 unlabeled examples at batch 64: the hard-label student's two
+/// epochs of 23 steps over the labels are one epoch of 46 steps over both.
+fn check_unlabeled(results: &Results, labeled: usize) {
+    assert_eq!((labeled, results.run.dataset.unlabeled), (1_500, 1_500));
+    let hard = results.model(Role::StudentHard).unwrap();
+    let kd = results.model(Role::StudentKd).unwrap();
+    assert_eq!((hard.curve.len(), hard.train_steps), (2, Some(46)));
+    assert_eq!((kd.curve.len(), kd.train_steps), (1, Some(46)));
 }

@@ -152,9 +152,15 @@ pub struct Overrides {
         allow_hyphen_values = true
     )]
     pub alpha_grid: Option<Vec<f32>>,
+    /// Unlabeled images of the pool that the ensemble labels for the distilled students, besides the training split (0: none) [default: the preset's]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub unlabeled: Option<usize>,
     /// Training examples [default: all that the validation split leaves, or the preset's]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub train_size: Option<usize>,
+    /// At most this many training examples keep their labels; the rest join the pool of unlabeled images (ignored with --train-size) [default: no cap, or the preset's]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_labeled: Option<usize>,
     /// Validation examples carved from the training set [default: a fifth of it, at most 5,000, or the preset's]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub validation_size: Option<usize>,
@@ -215,6 +221,7 @@ impl Overrides {
         set_some(&mut data.csv.label, &self.csv_label);
         set_some(&mut data.csv.header, &self.csv_header);
         set_some(&mut data.train_size, &self.train_size);
+        set_some(&mut data.max_labeled, &self.max_labeled);
         set_some(&mut data.validation_size, &self.validation_size);
         set_some(&mut data.test_size, &self.test_size);
         if self.plain_split {
@@ -257,6 +264,7 @@ impl Overrides {
         set_some(&mut distill.alpha, &self.alpha);
         set(&mut distill.temperature_grid, &self.temperature_grid);
         set(&mut distill.alpha_grid, &self.alpha_grid);
+        set(&mut distill.unlabeled, &self.unlabeled);
     }
 
     /// Steps and patience. A model's own flags win over the flags for both; within one

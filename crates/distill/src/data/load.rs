@@ -34,7 +34,8 @@ pub struct StudyData {
     pub validation: Dataset,
     pub test: Dataset,
     /// The official training examples in neither `train` nor `validation`, labels kept
-    /// (empty when `data.train_size` is absent): unlabelled transfer data for experiments.
+    /// (empty unless `data.train_size` or `data.max_labeled` leaves some out): unlabeled
+    /// transfer data for `distill.unlabeled` and the experiments.
     pub pool: Dataset,
     /// CSV data: the standardisation fitted on `train` and applied to every split and the
     /// pool (a model trained here expects features scaled this way).
@@ -211,7 +212,8 @@ fn split_data(
     })
 }
 
-/// The validation split and the training split (subsampled to `data.train_size`) of the
+/// The validation split and the training split (subsampled to `data.train_size` or capped
+/// at `data.max_labeled`) of the
 /// official training set, refusing a validation split that leaves nothing to train on.
 fn split_training_set(config: &RunConfig, name: &str, full_train: &Dataset) -> Result<Split> {
     let data = &config.data;
@@ -219,7 +221,7 @@ fn split_training_set(config: &RunConfig, name: &str, full_train: &Dataset) -> R
     let split = train_validation_split(
         &full_train.labels,
         validation_size,
-        data.train_size,
+        data.train_count(full_train.n),
         data.stratified,
         config.seed,
     )

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use super::serving;
 use super::session::{Session, Trainee};
 use super::teachers::{Teachers, checkpoint_file, save};
+use super::transfer::unlabeled_count;
 use crate::config::RunConfig;
 use crate::metrics;
 use crate::report::write_report;
@@ -263,6 +264,7 @@ fn run_info(session: &Session, teachers: &Teachers) -> RunInfo {
             name: data.name.clone(),
             source_dir: data.source_dir.display().to_string(),
             train: data.train.n,
+            unlabeled: unlabeled_count(config, data),
             validation: data.validation.n,
             test: data.test.n,
             class_names: data.train.class_names.clone(),

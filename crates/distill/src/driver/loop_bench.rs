@@ -5,13 +5,14 @@
 //! real run costs.
 
 use anyhow::Result;
-use dk_nn::{LossConfig, Model, ModelSpec};
+use dk_nn::{LossConfig, Model};
 use dk_tensor::GpuContext;
 use dk_tensor::splitmix::SplitMix64;
 use indicatif::ProgressBar;
 
 use super::gpu_data::GpuSplit;
 use super::session::training_plan;
+use super::specs::parse_spec;
 use super::train::{TrainPlan, time_training, train};
 use crate::config::{Preset, RunConfig, steps_per_epoch};
 use crate::data::Dataset;
@@ -27,7 +28,7 @@ pub fn random_images(n: usize, seed: u64) -> Dataset {
 
 /// The `quick` preset's teacher with its training and validation splits.
 pub struct LoopBench {
-    /// The model's spec, e.g. `784-256-256-10`.
+    /// The model's spec, e.g. `c8k5-p2-c16k5-p2-10` (on 28x28 images).
     pub spec: String,
     pub batch: usize,
     config: RunConfig,
@@ -71,7 +72,7 @@ impl LoopBench {
     }
 
     fn model(&self, ctx: &GpuContext) -> Result<Model> {
-        Ok(Model::new(ctx, ModelSpec::parse(&self.spec)?, 1)?)
+        Ok(Model::new(ctx, parse_spec(&self.spec, [1, 28, 28])?, 1)?)
     }
 
     /// Seconds of one step in the loop and of one validation pass, as the run's estimate

@@ -41,6 +41,7 @@ pub mod specs;
 pub mod study;
 pub mod teachers;
 pub mod train;
+pub mod transfer;
 
 pub use finish::StudyOutcome;
 pub use session::RunOptions;

@@ -95,7 +95,7 @@ pub fn checked_specs(
 
 /// `text` parsed as it stands when it starts with an input token (`784-…`, `1x28x28-…`),
 /// else with `input` as its input shape.
-fn parse_spec(text: &str, input: [usize; 3]) -> dk_nn::Result<ModelSpec> {
+pub(crate) fn parse_spec(text: &str, input: [usize; 3]) -> dk_nn::Result<ModelSpec> {
     let first = text.split('-').next().unwrap_or("");
     let has_input_token =
         !first.is_empty() && first.chars().all(|c| c.is_ascii_digit() || c == 'x');
@@ -142,11 +142,16 @@ pub fn fit_preset_specs(
         // The experiments give their rows epochs from the students' steps on transfer sets
         // of their own, often several times the training split: they keep the preset's
         // steps for the data size, which was measured on the standard study only.
+        let reference = preset_train_examples(&preset);
         let examples = match config.experiment {
             None => data.n,
-            Some(_) => PRESET_TRAIN_EXAMPLES,
+            Some(_) => reference,
         };
-        let scale = StepScale::of(&preset.student.spec, &config.student.spec, examples);
+        let scale = StepScale::of(
+            &preset.student.spec,
+            &config.student.spec,
+            (examples, reference),
+        );
         notes.extend(scale.apply(&mut config.student, preset.student.steps));
     }
     notes
@@ -158,9 +163,23 @@ pub fn fit_preset_specs(
 /// lavapipe, 6 ms on 28x28 images), so the cap bounds the time.
 const MAX_STEP_SCALE: u64 = 5;
 
-/// The training examples the presets' step budgets were sized on: Fashion-MNIST's 60,000
-/// training images less 5,000 for validation.
+/// Most steps a preset's student budget is raised to (a budget already past it stays as it
+/// is): about 80 s of a small student's steps through lavapipe.
+const MAX_SCALED_STEPS: usize = 20_000;
+
+/// The training examples the presets' step budgets were sized on, unless the preset says
+/// otherwise: Fashion-MNIST's 60,000 training images less 5,000 for validation.
 const PRESET_TRAIN_EXAMPLES: usize = 55_000;
+
+/// The training examples `preset`'s step budgets were sized on: its own training split's
+/// size or cap on Fashion-MNIST.
+fn preset_train_examples(preset: &RunConfig) -> usize {
+    let data = &preset.data;
+    data.train_size
+        .or(data.max_labeled)
+        .unwrap_or(PRESET_TRAIN_EXAMPLES)
+        .min(PRESET_TRAIN_EXAMPLES)
+}
 
 /// How many times the preset's step budget the preset's student gets on some data, and why.
 #[derive(Debug)]
@@ -170,12 +189,19 @@ struct StepScale {
     /// FLOPs per example of the student fitted to the data.
     fitted_flops: u64,
     train_examples: usize,
+    /// The training examples the preset's budget was sized on.
+    reference_examples: usize,
 }
 
 impl StepScale {
     /// The scale for the preset's student `preset_spec` (on 28x28 images), fitted to
-    /// `fitted` on data of `train_examples` training examples.
-    fn of(preset_spec: &str, fitted: &str, train_examples: usize) -> StepScale {
+    /// `fitted` on data of `train_examples` training examples, for a budget sized on
+    /// `reference_examples`.
+    fn of(
+        preset_spec: &str,
+        fitted: &str,
+        (train_examples, reference_examples): (usize, usize),
+    ) -> StepScale {
         let reference = parse_spec(preset_spec, [1, 28, 28]).map(|s| s.flops_per_example());
         let cost = ModelSpec::parse(fitted).map(|s| s.flops_per_example());
         let (reference_flops, fitted_flops) = match (reference, cost) {
@@ -186,6 +212,7 @@ impl StepScale {
             reference_flops,
             fitted_flops,
             train_examples: train_examples.max(1),
+            reference_examples: reference_examples.max(1),
         }
     }
 
@@ -196,13 +223,13 @@ impl StepScale {
 
     /// The presets' training examples over this data's.
     fn smaller(&self) -> f64 {
-        PRESET_TRAIN_EXAMPLES as f64 / self.train_examples as f64
+        self.reference_examples as f64 / self.train_examples as f64
     }
 
     /// Whole times the steps: the product of both ratios, rounded down (in integers, so
     /// that an exact product is not lost to rounding), from 1 to [`MAX_STEP_SCALE`].
     fn times(&self) -> u64 {
-        let numerator = u128::from(self.reference_flops) * PRESET_TRAIN_EXAMPLES as u128;
+        let numerator = u128::from(self.reference_flops) * self.reference_examples as u128;
         let denominator = u128::from(self.fitted_flops) * self.train_examples as u128;
         let times = (numerator / denominator).min(u128::from(MAX_STEP_SCALE)) as u64;
         times.max(1)
@@ -225,7 +252,12 @@ impl StepScale {
         if times == 1 {
             return None;
         }
-        let scaled = steps.saturating_mul(times as usize);
+        let scaled = steps
+            .saturating_mul(times as usize)
+            .min(MAX_SCALED_STEPS.max(steps));
+        if scaled == steps {
+            return None;
+        }
         model.steps = Some(scaled);
         let mut reasons = Vec::new();
         if self.cheaper() >= 1.05 {
@@ -236,13 +268,14 @@ impl StepScale {
         }
         if self.smaller() >= 1.05 {
             reasons.push(format!(
-                "{} training examples, {:.1}x fewer than the preset's {PRESET_TRAIN_EXAMPLES}",
+                "{} training examples, {:.1}x fewer than the preset's {}",
                 self.train_examples,
-                self.smaller()
+                self.smaller(),
+                self.reference_examples
             ));
         }
         Some(format!(
-            "student.steps: the preset's {steps} steps times {times} for {} (at most {MAX_STEP_SCALE}x): {scaled}",
+            "student.steps: the preset's {steps} steps times {times} for {} (at most {MAX_STEP_SCALE}x and {MAX_SCALED_STEPS} steps): {scaled}",
             reasons.join(" and ")
         ))
     }
@@ -452,24 +485,26 @@ mod tests {
         let tokens: Vec<&str> = config.teacher.spec.split('-').collect();
         assert_eq!((tokens[0], *tokens.last().unwrap()), ("64", "3"));
         assert_eq!(config.student.spec, "64-8-3", "the user's spec stays");
-        assert_eq!(config.student.steps, Some(1_500), "so do its steps");
+        assert_eq!(config.student.steps, Some(13_500), "so do its steps");
         assert_eq!(
             config.teacher.steps,
-            Some(1_200),
+            Some(1_500),
             "teachers keep the preset's steps"
         );
         let mut fitted = RunConfig::preset(Preset::Quick);
         let notes = fit_preset_specs(&mut fitted, &table, false);
-        assert_eq!(fitted.student.steps, Some(5 * 1_500), "{notes:?}");
+        // Five times, but no more than 20,000 steps.
+        assert_eq!(fitted.student.steps, Some(20_000), "{notes:?}");
         let mut given = RunConfig::preset(Preset::Quick);
         fit_preset_specs(&mut given, &table, true);
         assert_eq!(
             given.student.steps,
-            Some(1_500),
-            "the user's 1,500 steps stay"
+            Some(13_500),
+            "the user's 13,500 steps stay"
         );
         assert!(
-            notes[2].starts_with("student.steps: the preset's 1500 steps times 5"),
+            notes[2].starts_with("student.steps: the preset's 13500 steps times 5")
+                && notes[2].ends_with("(at most 5x and 20000 steps): 20000"),
             "{notes:?}"
         );
         assert_eq!(
@@ -485,7 +520,12 @@ mod tests {
 
     #[test]
     fn cheaper_students_and_smaller_data_get_more_steps_up_to_the_cap() {
-        let quick = RunConfig::preset(Preset::Quick).student;
+        // A preset student of 1,500 steps on 55,000 28x28 images.
+        let quick = ModelConfig {
+            spec: "784-64-10".into(),
+            steps: Some(1_500),
+            ..ModelConfig::default()
+        };
         let full = PRESET_TRAIN_EXAMPLES;
         let cases = [
             // (fitted spec, training examples, steps set, steps after): 784-64-10 costs
@@ -502,12 +542,21 @@ mod tests {
             ("64-64-3", 100, Some(999), Some(999)),          // the user's budget
             ("64-64-3", 100, None, None),                    // epochs, not steps
         ];
+        // 5 x 6,000 steps passes the 20,000 ceiling; a budget past it stays.
+        for (steps, after) in [(6_000, 20_000), (25_000, 25_000)] {
+            let mut model = ModelConfig {
+                steps: Some(steps),
+                ..quick.clone()
+            };
+            StepScale::of(&quick.spec, "64-64-3", (100, full)).apply(&mut model, Some(steps));
+            assert_eq!(model.steps, Some(after), "{steps}");
+        }
         for (fitted, examples, set, expected) in cases {
             let mut model = ModelConfig {
                 steps: set,
                 ..quick.clone()
             };
-            let scale = StepScale::of(&quick.spec, fitted, examples);
+            let scale = StepScale::of(&quick.spec, fitted, (examples, full));
             let note = scale.apply(&mut model, quick.steps);
             assert_eq!(model.steps, expected, "{fitted} {examples} {set:?}");
             assert_eq!(
@@ -520,17 +569,18 @@ mod tests {
             (
                 "784-64-10",
                 6_000,
-                "times 5 for 6000 training examples, 9.2x fewer than the preset's 55000 (at most 5x): 7500",
+                "times 5 for 6000 training examples, 9.2x fewer than the preset's 55000 (at most 5x and 20000 steps): 7500",
             ),
             (
                 "392-64-10",
                 27_500,
-                "times 3 for 2.0x fewer FLOPs per example than on 28x28 images and 27500 training examples, 2.0x fewer than the preset's 55000 (at most 5x): 4500",
+                "times 3 for 2.0x fewer FLOPs per example than on 28x28 images and 27500 training examples, 2.0x fewer than the preset's 55000 (at most 5x and 20000 steps): 4500",
             ),
         ];
         for (fitted, examples, said) in notes {
             let mut model = quick.clone();
-            let note = StepScale::of(&quick.spec, fitted, examples).apply(&mut model, quick.steps);
+            let note = StepScale::of(&quick.spec, fitted, (examples, PRESET_TRAIN_EXAMPLES))
+                .apply(&mut model, quick.steps);
             assert_eq!(
                 note.unwrap(),
                 format!("student.steps: the preset's 1500 steps {said}")
@@ -548,29 +598,42 @@ mod tests {
                 (0..10).map(|c| c.to_string()).collect(),
             )
         };
+        // The default preset's budget was sized on 55,000 images: 4x on 12,000.
+        let mut default = RunConfig::preset(Preset::Default);
+        fit_preset_specs(&mut default, &images(12_000), false);
+        assert_eq!(
+            default.student.steps,
+            Some(20_000),
+            "4 x 8,000, at most 20,000"
+        );
+        // The quick preset's on its 15,000 labeled images: 2x on 6,000, at most 20,000.
         let mut small = RunConfig::preset(Preset::Quick);
         fit_preset_specs(&mut small, &images(6_000), false);
-        assert_eq!(small.student.steps, Some(7_500));
-        assert_eq!(small.teacher.steps, Some(1_200), "teachers keep theirs");
+        assert_eq!(small.student.steps, Some(20_000));
+        assert_eq!(small.teacher.steps, Some(1_500), "teachers keep theirs");
+        let mut own_size = RunConfig::preset(Preset::Quick);
+        assert!(fit_preset_specs(&mut own_size, &images(15_000), false).is_empty());
+        assert_eq!(own_size.student.steps, Some(13_500), "its own data: as set");
         let mut given = RunConfig::preset(Preset::Quick);
         fit_preset_specs(&mut given, &images(6_000), true);
-        assert_eq!(given.student.steps, Some(1_500), "steps given stay");
+        assert_eq!(given.student.steps, Some(13_500), "steps given stay");
         let mut own = RunConfig::preset(Preset::Quick);
         own.student.spec = "784-32-10".into();
         fit_preset_specs(&mut own, &images(6_000), false);
-        assert_eq!(own.student.steps, Some(1_500), "so do a spec's given");
+        assert_eq!(own.student.steps, Some(13_500), "so do a spec's given");
         let mut experiment = RunConfig::preset(Preset::Quick);
         experiment.experiment = Some(crate::config::Experiment::Munge);
         assert!(fit_preset_specs(&mut experiment, &images(6_000), false).is_empty());
         assert_eq!(
             experiment.student.steps,
-            Some(1_500),
+            Some(13_500),
             "experiments keep the preset's steps"
         );
+        let reference = preset_train_examples(&small);
         let full = StepScale::of(
             &small.student.spec,
             &small.student.spec,
-            PRESET_TRAIN_EXAMPLES,
+            (reference, reference),
         );
         assert_eq!(full.times(), 1);
     }

@@ -24,6 +24,7 @@ use super::finish::{RepeatAccuracies, StudyOutcome, finish};
 use super::session::{RunOptions, Session, StudentJob, Trainee};
 use super::specs::checked_specs;
 use super::teachers::{Teachers, check_teachers_from};
+use super::transfer::TransferSet;
 use crate::config::RunConfig;
 use crate::data::StudyData;
 use crate::metrics;
@@ -100,19 +101,21 @@ fn standard_study(session: Session, teachers: Teachers) -> Result<StudyOutcome> 
     // The student on hard labels, the baseline every distilled student must beat.
     let hard = session.train_student(hard_labels_job(&session))?;
     compare_ensemble_with_hard(&session, &teachers, &hard);
-    let ensemble_targets = session.upload_targets(&teachers.ensemble_targets)?;
-    let (kd, kd_settings, grid) = choose_distillation(&session, &ensemble_targets)?;
+    let transfer = TransferSet::prepare(&session, &teachers)?;
+    let ensemble_targets = session.upload_targets(&transfer.ensemble)?;
+    let (kd, kd_settings, grid) = choose_distillation(&session, &transfer, &ensemble_targets)?;
     let raw = if config.distill.logit_mse {
-        Some(session.upload_targets(&teachers.mean_raw_logits)?)
+        Some(session.upload_targets(&transfer.mean_raw)?)
     } else {
         None
     };
     let best = if config.distill.best_teacher && teachers.members.len() > 1 {
-        Some(session.upload_targets(&teachers.transfer_logits[teachers.best])?)
+        Some(session.upload_targets(&transfer.best_teacher)?)
     } else {
         None
     };
     let targets = StandardTargets {
+        transfer: &transfer,
         ensemble: &ensemble_targets,
         raw: raw.as_ref(),
         best_teacher: best.as_ref(),
@@ -149,6 +152,8 @@ fn compare_ensemble_with_hard(session: &Session, teachers: &Teachers, hard: &Tra
 
 /// The targets of the standard study's students, and the chosen (T, alpha).
 struct StandardTargets<'t> {
+    /// What the distilled students learn from.
+    transfer: &'t TransferSet,
     ensemble: &'t Tensor,
     /// The mean of the teachers' raw logits (logit matching on).
     raw: Option<&'t Tensor>,
@@ -171,49 +176,77 @@ fn hard_labels_job<'s>(session: &'s Session) -> StudentJob<'s> {
 fn standard_jobs<'s>(session: &'s Session, targets: &StandardTargets<'s>) -> Vec<StudentJob<'s>> {
     let (temperature, alpha) = targets.kd;
     let distill = LossConfig::Distill { temperature, alpha };
+    let transfer = targets.transfer;
     let mut jobs = vec![
         hard_labels_job(session),
-        session.on_training_split(
+        on_transfer_set(
+            session,
+            transfer,
             "student-kd",
             Role::StudentKd,
             distill,
-            Some(targets.ensemble),
+            targets.ensemble,
         ),
     ];
     if let Some(raw) = targets.raw {
-        jobs.push(session.on_training_split(
+        jobs.push(on_transfer_set(
+            session,
+            transfer,
             "student-logit-mse",
             Role::StudentLogitMse,
             LossConfig::LogitMse,
-            Some(raw),
+            raw,
         ));
     }
     if let Some(best) = targets.best_teacher {
-        jobs.push(session.on_training_split(
+        jobs.push(on_transfer_set(
+            session,
+            transfer,
             "student-kd-best-teacher",
             Role::StudentKdBestTeacher,
             distill,
-            Some(best),
+            best,
         ));
     }
     jobs
+}
+
+/// A distilled student on the transfer set, learning from `targets`, for at most the
+/// hard-label student's steps.
+fn on_transfer_set<'s>(
+    session: &'s Session,
+    transfer: &'s TransferSet,
+    name: &str,
+    role: Role,
+    loss: LossConfig,
+    targets: &'s Tensor,
+) -> StudentJob<'s> {
+    StudentJob {
+        split: transfer.split(session),
+        epochs: transfer.epochs(session),
+        transfer_set: transfer.description(),
+        ..session.on_training_split(name, role, loss, Some(targets))
+    }
 }
 
 /// One distilled student per (T, alpha) candidate; the best on validation (ties: lower
 /// NLL) is kept as `student-kd`, with the grid of every candidate's validation results.
 fn choose_distillation(
     session: &Session,
+    transfer: &TransferSet,
     ensemble: &Tensor,
 ) -> Result<(Trainee, (f32, f32), Vec<GridPoint>)> {
     let candidates = session.config.distill.candidates();
     let mut grid = Vec::with_capacity(candidates.len());
     let mut chosen: Option<(Trainee, (f32, f32), f64, f64)> = None;
     for &(temperature, alpha) in &candidates {
-        let student = session.train_student(session.on_training_split(
+        let student = session.train_student(on_transfer_set(
+            session,
+            transfer,
             &format!("student-kd T={temperature} a={alpha}"),
             Role::StudentKd,
             LossConfig::Distill { temperature, alpha },
-            Some(ensemble),
+            ensemble,
         ))?;
         let accuracy = student.final_validation();
         let nll = metrics::nll(

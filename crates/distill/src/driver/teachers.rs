@@ -86,13 +86,17 @@ impl Teachers {
 
     /// The ensemble's targets (mean log-softmax) on another transfer set.
     pub fn label(&self, session: &Session, split: &GpuSplit) -> Result<Vec<f32>> {
-        let logits: Vec<Vec<f32>> = self
-            .members
-            .iter()
-            .map(|t| predict(session.ctx, &t.model, split, EVAL_BATCH))
-            .collect::<Result<_>>()?;
+        let logits = self.member_logits(session, split)?;
         let refs: Vec<&[f32]> = logits.iter().map(Vec::as_slice).collect();
         Ok(metrics::ensemble_logits(&refs, session.classes))
+    }
+
+    /// Each member's logits on `split`, in example order.
+    pub fn member_logits(&self, session: &Session, split: &GpuSplit) -> Result<Vec<Vec<f32>>> {
+        self.members
+            .iter()
+            .map(|t| predict(session.ctx, &t.model, split, EVAL_BATCH))
+            .collect()
     }
 }
 

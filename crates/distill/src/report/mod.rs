@@ -85,7 +85,7 @@ pub fn render_report(results: &Results) -> String {
     );
     let _ = writeln!(
         page,
-        "<p class=\"meta\">{} &middot; adapter {} ({}{}) &middot; preset {} &middot; seed {} &middot; train {} / validation {} / test {} &middot; data from {} &middot; version {}</p>",
+        "<p class=\"meta\">{} &middot; adapter {} ({}{}) &middot; preset {} &middot; seed {} &middot; train {}{} / validation {} / test {} &middot; data from {} &middot; version {}</p>",
         escape(&run.started_utc),
         escape(&run.adapter.name),
         escape(&run.adapter.backend),
@@ -97,6 +97,10 @@ pub fn render_report(results: &Results) -> String {
         escape(run.config.preset.name()),
         run.seed,
         run.dataset.train,
+        match run.dataset.unlabeled {
+            0 => String::new(),
+            n => format!(" (+ {n} unlabeled for the distilled students)"),
+        },
         run.dataset.validation,
         run.dataset.test,
         escape(&run.dataset.source_dir),

@@ -74,6 +74,13 @@ fn footer(results: &Results, repeats: Option<usize>) -> String {
         )),
         None => out.push('\n'),
     }
+    let unlabeled = results.run.dataset.unlabeled;
+    if unlabeled > 0 {
+        out.push_str(&format!(
+            "student-hard learned from the {} labeled training examples; the distilled students also from {unlabeled} unlabeled images labeled by the ensemble, in at most as many steps\n",
+            results.run.dataset.train
+        ));
+    }
     for m in &results.models {
         if let Some(v) = m.repeats.as_ref().and_then(|r| r.versus_hard.as_ref()) {
             out.push_str(&format!(
@@ -140,5 +147,17 @@ mod tests {
         let mut once = results.clone();
         once.models.iter_mut().for_each(|m| m.repeats = None);
         assert!(!summary_table(&once).contains("mean ± sd"));
+        assert!(!summary_table(&once).contains("unlabeled"));
+    }
+
+    #[test]
+    fn unlabeled_images_are_named_under_the_table() {
+        let mut results = sample_results();
+        results.run.dataset.unlabeled = 40_000;
+        let table = summary_table(&results);
+        assert!(
+            table.contains("student-hard learned from the 55000 labeled training examples; the distilled students also from 40000 unlabeled images labeled by the ensemble, in at most as many steps\n"),
+            "{table}"
+        );
     }
 }

@@ -108,6 +108,10 @@ pub struct DatasetInfo {
     pub source_dir: String,
     /// Training examples used (the transfer set of the students too).
     pub train: usize,
+    /// Unlabeled images (training images outside both splits, labeled by the ensemble) that
+    /// the distilled students of the standard study learned from besides the training split.
+    #[serde(default)]
+    pub unlabeled: usize,
     /// Validation examples (carved from the official training set).
     pub validation: usize,
     /// Test examples evaluated.
