@@ -56,7 +56,7 @@ pub enum Preset {
     /// The full study, sized for a laptop GPU (not yet timed on one): CNN teachers, 55k/5k split.
     Default,
     /// For software adapters such as lavapipe: small CNN teachers on 15k labeled images, the
-    /// distilled students also on 40k unlabeled ones, step budgets that fit about 5 minutes on
+    /// distilled students also on 40k unlabeled ones, step budgets that fit about 7 minutes on
     /// 2 CPU cores (README: how the presets were chosen).
     Quick,
     /// A smoke test for CI: 1.5k examples, 2 epochs, tiny nets (well under 2 minutes on lavapipe).
