@@ -1,7 +1,7 @@
 //! One whole training step (forward, loss, backward, Adam update) per iteration, reported
 //! as examples per second. Each iteration records, submits and waits, so the GPU work is
 //! inside the timed region. The `training_loop` group sets the quick preset's teacher
-//! step alone against whole epochs of the run's own training loop (shuffles, gathers,
+//! (`1x28x28-c8k5-p2-c16k5-p2-10`) step alone against whole epochs of the run's own training loop (shuffles, gathers,
 //! statistics reads, validation) on random images.
 
 use std::time::Duration;
@@ -15,10 +15,11 @@ const MODELS: &[(&str, &[usize])] = &[
     ("784-1200-1200-10", &[128, 256]),
     ("784-800-800-10", &[128, 256]),
     ("1x28x28-c16k5-p2-c32k5-p2-10", &[128]),
-    // The default preset's teacher and the CNN of the README's preset measurements.
+    // The default preset's teacher, and the quick preset's (the reference of the
+    // training_loop group).
     ("1x28x28-c16k3-c16k3-p2-c32k3-c32k3-p2-256-10", &[128]),
     ("1x28x28-c8k5-p2-c16k5-p2-10", &[128]),
-    // The quick preset's teacher (the reference of the training_loop group) and student.
+    // The default preset's student and the quick preset's.
     ("784-256-256-10", &[128]),
     ("784-64-10", &[128]),
 ];
@@ -73,7 +74,7 @@ fn train_step(c: &mut Criterion) {
 }
 
 /// Whole epochs of the quick preset's teacher in the run's training loop; compare its
-/// examples/s with `train_step/784-256-256-10/batch 128`, the same step alone.
+/// examples/s with `train_step/1x28x28-c8k5-p2-c16k5-p2-10/batch 128`, the same step alone.
 fn training_loop(c: &mut Criterion) {
     let ctx = GpuContext::new().expect("a GPU adapter (or Mesa's lavapipe) is needed");
     let bench = LoopBench::quick_teacher(&ctx, LOOP_TRAIN_IMAGES, LOOP_VALIDATION_IMAGES)

@@ -9,7 +9,7 @@ use dk_tensor::GpuContext;
 
 use crate::bench::{Row, Work};
 
-/// The presets' Fashion-MNIST split: 55,000 training and 5,000 validation images.
+/// The default preset's Fashion-MNIST split: 55,000 training and 5,000 validation images.
 const TRAIN_IMAGES: usize = 55_000;
 const VALIDATION_IMAGES: usize = 5_000;
 /// Rounds of (the step alone, then one epoch of a fresh model). The machine's speed drifts

@@ -321,8 +321,8 @@ pub fn isolated_step_trainer(
     bench_trainer(ctx, spec, batch, dk_nn::LossConfig::HardLabels)
 }
 
-/// Models whose training step is profiled: the quick preset's teacher and student, and a
-/// small CNN.
+/// Models whose training step is profiled: the default preset's student, and the quick
+/// preset's student and teacher (a small CNN).
 const PROFILED_MODELS: [&str; 3] = ["784-256-256-10", "784-64-10", "1x28x28-c8k5-p2-c16k5-p2-10"];
 
 /// One training step of each profiled model at batch 128, then each of its parts (every

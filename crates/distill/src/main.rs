@@ -86,9 +86,13 @@ enum Command {
 
 /// States what the run will do before it starts: the data, the models and their recipes,
 /// the study or experiment, and the output folder.
-fn plan_text(config: &RunConfig, data: &StudyData) -> String {
+fn plan_text(config: &RunConfig, data: &StudyData, max_binding_bytes: u64) -> String {
     let mut out = String::new();
-    data_plan(&mut out, data, unlabeled_count(config, data));
+    let (unlabeled, capped) = unlabeled_count(config, data, max_binding_bytes);
+    data_plan(&mut out, data, unlabeled);
+    if let Some(note) = capped {
+        let _ = writeln!(out, "  {note}");
+    }
     let folder = config
         .out_dir
         .clone()
@@ -103,7 +107,7 @@ fn plan_text(config: &RunConfig, data: &StudyData) -> String {
     let train_n = data.train.n;
     match config.experiment {
         Some(experiment) => experiment_plan(&mut out, config, experiment, train_n),
-        None => students_plan(&mut out, config, data),
+        None => students_plan(&mut out, config, data, unlabeled),
     }
     let _ = writeln!(out, "  output: {}", folder.display());
     out
@@ -182,7 +186,7 @@ fn experiment_plan(out: &mut String, config: &RunConfig, experiment: Experiment,
 }
 
 /// The standard study's students: spec, length, recipe, repeats and distillation settings.
-fn students_plan(out: &mut String, config: &RunConfig, data: &StudyData) {
+fn students_plan(out: &mut String, config: &RunConfig, data: &StudyData, unlabeled: usize) {
     let train_n = data.train.n;
     let candidates = config.distill.candidates();
     let settings: Vec<String> = candidates
@@ -218,7 +222,6 @@ fn students_plan(out: &mut String, config: &RunConfig, data: &StudyData) {
             ""
         },
     );
-    let unlabeled = unlabeled_count(config, data);
     if unlabeled > 0 {
         let (batch, transfer_n) = (config.batch_size, train_n + unlabeled);
         let epochs = transfer_epochs(&config.student, batch, train_n, transfer_n);
@@ -378,7 +381,11 @@ fn run(cli: Cli) -> Result<()> {
         quiet: false,
         overwrite: cli.overwrite,
         resume: cli.resume.is_some(),
-        plan: Some(plan_text(&config, &data)),
+        plan: Some(plan_text(
+            &config,
+            &data,
+            ctx.limits.max_storage_buffer_binding_size,
+        )),
     };
     train_and_report(&ctx, &config, &data, &options)
 }
@@ -514,7 +521,7 @@ mod tests {
     fn the_plan_names_the_unlabeled_images_and_the_distilled_students_steps() {
         let data = quick_sized_data();
         let mut config = RunConfig::preset(Preset::Quick);
-        let plan = plan_text(&config, &data);
+        let plan = plan_text(&config, &data, u64::MAX);
         for needle in [
             "40000 more training examples, their labels withheld (the pool): 40000 of them for the distilled students",
             "students: 784-64-10, 116 epochs of 117 steps = 13572 steps",
@@ -523,13 +530,15 @@ mod tests {
             assert!(plan.contains(needle), "missing {needle:?} in\n{plan}");
         }
         config.distill.unlabeled = 50_000;
+        let plan = plan_text(&config, &data, u64::MAX);
+        let capped = "distill.unlabeled (--unlabeled) = 50000: 40000 used, as the pool holds 40000";
         assert!(
-            plan_text(&config, &data).contains("40000 unlabeled images"),
-            "at most the pool"
+            plan.contains("40000 unlabeled images") && plan.contains(capped),
+            "at most the pool: {plan}"
         );
         // The experiments choose their own transfer sets.
         config.experiment = Some(Experiment::Compression);
-        let plan = plan_text(&config, &data);
+        let plan = plan_text(&config, &data, u64::MAX);
         assert!(
             plan.contains("40000 more training examples unused (the pool)"),
             "{plan}"

@@ -1,6 +1,6 @@
 //! Settings of the papers' experiments (`--experiment NAME`, the `[experiments]` tables).
 
-use super::{MAX_EPOCHS, MAX_TEMPERATURE, check_count, temperature_ok};
+use super::{MAX_EPOCHS, MAX_STEPS, MAX_TEMPERATURE, check_count, temperature_ok};
 use serde::{Deserialize, Serialize};
 
 /// A study from the papers, run instead of the standard comparison (`--experiment NAME`).
@@ -163,6 +163,11 @@ pub struct ExperimentsConfig {
     /// Soft-target weight where true labels may be used (omit-class, small-data);
     /// compression and munge use 1: their students never see a true label.
     pub alpha: f32,
+    /// The students' training length in the experiments, in steps on the training split
+    /// (absent: `student.steps`): the experiments give every row those epochs on transfer
+    /// sets several times larger, which a standard-study budget sized for convergence would
+    /// make too long. A student length given by flag or in `[student]` wins.
+    pub student_steps: Option<usize>,
     pub compression: CompressionConfig,
     pub munge: MungeConfig,
     pub omit_class: OmitClassConfig,
@@ -175,6 +180,7 @@ impl Default for ExperimentsConfig {
         ExperimentsConfig {
             temperature: 4.0,
             alpha: 0.9,
+            student_steps: None,
             compression: CompressionConfig::default(),
             munge: MungeConfig::default(),
             omit_class: OmitClassConfig::default(),
@@ -212,6 +218,9 @@ impl ExperimentsConfig {
                 self.alpha
             ),
         );
+        if let Some(steps) = self.student_steps {
+            check_count(check, "experiments.student_steps", steps, MAX_STEPS, "");
+        }
     }
 }
 

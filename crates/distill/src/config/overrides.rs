@@ -67,8 +67,9 @@ pub struct Overrides {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub teacher_steps: Option<usize>,
     /// Student training length in optimisation steps (without it, a preset's student gets
-    /// up to 5x the preset's steps when fitted to a cheaper spec or, outside experiments,
-    /// trained on fewer than 55,000 examples: the product of both ratios; the plan says so)
+    /// up to 5x the preset's steps, at most 20,000, when fitted to a cheaper spec or, outside
+    /// experiments, trained on fewer examples than the preset's own split: the product of
+    /// both ratios; in an experiment, `experiments.student_steps` where set; the plan says so)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub student_steps: Option<usize>,
     /// Early stopping of teachers and students: stop after N epochs without a better
@@ -155,7 +156,7 @@ pub struct Overrides {
     /// Unlabeled images of the pool that the ensemble labels for the distilled students, besides the training split (0: none) [default: the preset's]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub unlabeled: Option<usize>,
-    /// Training examples [default: all that the validation split leaves, or the preset's]
+    /// Training examples [default: all that the validation split leaves, at most --max-labeled, or the preset's]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub train_size: Option<usize>,
     /// At most this many training examples keep their labels; the rest join the pool of unlabeled images (ignored with --train-size) [default: no cap, or the preset's]

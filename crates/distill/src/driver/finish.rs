@@ -264,7 +264,12 @@ fn run_info(session: &Session, teachers: &Teachers) -> RunInfo {
             name: data.name.clone(),
             source_dir: data.source_dir.display().to_string(),
             train: data.train.n,
-            unlabeled: unlabeled_count(config, data),
+            unlabeled: unlabeled_count(
+                config,
+                data,
+                session.ctx.limits.max_storage_buffer_binding_size,
+            )
+            .0,
             validation: data.validation.n,
             test: data.test.n,
             class_names: data.train.class_names.clone(),

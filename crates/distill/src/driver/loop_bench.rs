@@ -5,7 +5,7 @@
 //! real run costs.
 
 use anyhow::Result;
-use dk_nn::{LossConfig, Model};
+use dk_nn::{LossConfig, Model, ModelSpec};
 use dk_tensor::GpuContext;
 use dk_tensor::splitmix::SplitMix64;
 use indicatif::ProgressBar;
@@ -28,7 +28,7 @@ pub fn random_images(n: usize, seed: u64) -> Dataset {
 
 /// The `quick` preset's teacher with its training and validation splits.
 pub struct LoopBench {
-    /// The model's spec, e.g. `c8k5-p2-c16k5-p2-10` (on 28x28 images).
+    /// The model's spec with its input, e.g. `1x28x28-c8k5-p2-c16k5-p2-10`.
     pub spec: String,
     pub batch: usize,
     config: RunConfig,
@@ -44,8 +44,10 @@ impl LoopBench {
         validation_images: usize,
     ) -> Result<LoopBench> {
         let config = RunConfig::preset(Preset::Quick);
+        // With its input token, so that any caller can parse it on its own.
+        let spec = parse_spec(&config.teacher.spec, [1, 28, 28])?;
         Ok(LoopBench {
-            spec: config.teacher.spec.clone(),
+            spec: spec.text().to_string(),
             batch: config.batch_size,
             train: GpuSplit::upload(ctx, "training", &random_images(train_images, 1))?,
             validation: GpuSplit::upload(ctx, "validation", &random_images(validation_images, 2))?,
@@ -72,7 +74,7 @@ impl LoopBench {
     }
 
     fn model(&self, ctx: &GpuContext) -> Result<Model> {
-        Ok(Model::new(ctx, parse_spec(&self.spec, [1, 28, 28])?, 1)?)
+        Ok(Model::new(ctx, ModelSpec::parse(&self.spec)?, 1)?)
     }
 
     /// Seconds of one step in the loop and of one validation pass, as the run's estimate

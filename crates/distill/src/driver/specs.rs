@@ -135,6 +135,19 @@ pub fn fit_preset_specs(
             model.spec = fitted;
         }
     }
+    if let Some(steps) = config
+        .experiments
+        .student_steps
+        .filter(|_| config.experiment.is_some())
+    {
+        if !keep_student_length {
+            config.student.steps = Some(steps);
+            notes.push(format!(
+                "student.steps: {steps} for the experiment (experiments.student_steps)"
+            ));
+            return notes;
+        }
+    }
     // Only the students': on a small table the teachers fit their training rows well
     // within the preset's budget, and a teacher's step costs several times a student's
     // whatever its FLOPs (dispatches dominate small models).
@@ -621,13 +634,26 @@ mod tests {
         own.student.spec = "784-32-10".into();
         fit_preset_specs(&mut own, &images(6_000), false);
         assert_eq!(own.student.steps, Some(13_500), "so do a spec's given");
+        // Experiments take experiments.student_steps, unless a length is given.
         let mut experiment = RunConfig::preset(Preset::Quick);
         experiment.experiment = Some(crate::config::Experiment::Munge);
-        assert!(fit_preset_specs(&mut experiment, &images(6_000), false).is_empty());
+        let notes = fit_preset_specs(&mut experiment, &images(6_000), false);
         assert_eq!(
-            experiment.student.steps,
-            Some(13_500),
-            "experiments keep the preset's steps"
+            notes,
+            ["student.steps: 1500 for the experiment (experiments.student_steps)"]
+        );
+        assert_eq!(experiment.student.steps, Some(1_500));
+        let mut given = RunConfig::preset(Preset::Quick);
+        given.experiment = Some(crate::config::Experiment::Munge);
+        fit_preset_specs(&mut given, &images(6_000), true);
+        assert_eq!(given.student.steps, Some(13_500), "a length given stays");
+        let mut default = RunConfig::preset(Preset::Default);
+        default.experiment = Some(crate::config::Experiment::Munge);
+        assert!(fit_preset_specs(&mut default, &images(6_000), false).is_empty());
+        assert_eq!(
+            default.student.steps,
+            Some(8_000),
+            "without the setting, experiments keep the preset's steps"
         );
         let reference = preset_train_examples(&small);
         let full = StepScale::of(

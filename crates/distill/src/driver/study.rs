@@ -296,7 +296,7 @@ fn announce_estimate(session: &Session) -> Result<()> {
     ));
     if session.ctx.summary.is_cpu && estimate.total_s > estimate::LONG_RUN_S {
         session.warn(format!(
-            "this run is estimated at {} on a software adapter ({}); `--preset quick` runs in about 10 minutes there, or shorten this one with --train-size, --teacher-steps and --student-steps",
+            "this run is estimated at {} on a software adapter ({}); `--preset quick` runs in about 7 minutes there, or shorten this one with --train-size, --teacher-steps and --student-steps",
             estimate::duration_text(estimate.total_s),
             session.ctx.summary.name
         ));

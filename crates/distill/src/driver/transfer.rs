@@ -2,7 +2,10 @@
 //! to `distill.unlabeled` images of the pool that the ensemble labels (Bucila, Caruana and
 //! Niculescu-Mizil's transfer set). The hard-label student cannot learn from an image
 //! without its label; a distilled student can, which is where distillation pays most when
-//! labels are scarce. Every student trains for the same number of steps whatever its set.
+//! labels are scarce. A distilled student trains for whole epochs of its larger set within
+//! the hard-label student's steps, so that distillation never wins by training longer; the
+//! images added are capped so that one such epoch fits (and so that the set fits one GPU
+//! buffer binding), and the plan says when that leaves fewer than asked.
 
 use anyhow::Result;
 use rand::SeedableRng;
@@ -38,7 +41,8 @@ impl TransferSet {
     /// drawn by a seeded shuffle and labeled by every member.
     pub fn prepare(session: &Session, teachers: &Teachers) -> Result<TransferSet> {
         let pool = &session.data.pool;
-        let count = unlabeled_count(session.config, session.data);
+        let limit = session.ctx.limits.max_storage_buffer_binding_size;
+        let (count, _) = unlabeled_count(session.config, session.data, limit);
         let best = &teachers.transfer_logits[teachers.best];
         if count == 0 {
             return Ok(TransferSet {
@@ -89,7 +93,7 @@ impl TransferSet {
         )
     }
 
-    /// Describes the set for the results' `transfer_set`.
+    /// Describes the set for the students' jobs (`StudentJob::transfer_set`).
     pub fn description(&self) -> String {
         match self.unlabeled {
             0 => "training split".into(),
@@ -99,17 +103,55 @@ impl TransferSet {
 }
 
 /// The pool images the standard study's distilled students learn from: `distill.unlabeled`,
-/// at most the pool's size; none in an experiment, which chooses its own transfer sets.
-pub fn unlabeled_count(config: &RunConfig, data: &StudyData) -> usize {
-    match config.experiment {
-        None => config.distill.unlabeled.min(data.pool.n),
-        Some(_) => 0,
+/// at most the pool, at most what lets one epoch of the larger set fit within the hard-label
+/// student's steps, and at most what fits one storage binding of `max_binding_bytes`; none
+/// in an experiment, which chooses its own transfer sets. Returns the count and, when it is
+/// below the setting, the line that says why.
+pub fn unlabeled_count(
+    config: &RunConfig,
+    data: &StudyData,
+    max_binding_bytes: u64,
+) -> (usize, Option<String>) {
+    let wanted = config.distill.unlabeled;
+    if config.experiment.is_some() || wanted == 0 {
+        return (0, None);
     }
+    let (train_n, batch) = (data.train.n, config.batch_size);
+    let hard_steps = config.student.epochs_for(train_n, batch) * steps_per_epoch(train_n, batch);
+    let bytes_per_example = match data.train.is_tabular() {
+        true => 4 * data.train.values_per_example() as u64,
+        false => data.train.values_per_example() as u64,
+    };
+    let fits_binding = (max_binding_bytes.saturating_sub(3) / bytes_per_example.max(1)) as usize;
+    let limits = [
+        (data.pool.n, format!("the pool holds {}", data.pool.n)),
+        (
+            (hard_steps * batch).saturating_sub(train_n),
+            format!(
+                "one epoch of the distilled students must fit in the hard-label student's {hard_steps} steps"
+            ),
+        ),
+        (
+            fits_binding.saturating_sub(train_n),
+            format!(
+                "the set must fit one buffer binding of this adapter ({fits_binding} examples)"
+            ),
+        ),
+    ];
+    let (count, why) = limits
+        .into_iter()
+        .min_by_key(|(room, _)| *room)
+        .expect("three limits");
+    if count >= wanted {
+        return (wanted, None);
+    }
+    let note = format!("distill.unlabeled (--unlabeled) = {wanted}: {count} used, as {why}");
+    (count, Some(note))
 }
 
 /// Epochs of a distilled student on a transfer set of `transfer_n` examples: whole epochs
 /// within the hard-label student's steps on the `train_n` examples of the training split
-/// (at least one), so that distillation never wins by training longer.
+/// (at least one; [`unlabeled_count`] keeps the set small enough for one to fit).
 pub fn transfer_epochs(
     student: &ModelConfig,
     batch: usize,
@@ -142,9 +184,61 @@ mod tests {
             transfer_epochs(&student(Some(4_500)), 128, 15_000, 15_000),
             39
         );
-        // A budget in epochs: 3 epochs of 117 steps, less than one epoch of 429.
-        assert_eq!(transfer_epochs(&student(None), 128, 15_000, 55_000), 1);
-        assert_eq!(transfer_epochs(&student(None), 128, 15_000, 30_000), 1);
         assert_eq!(transfer_epochs(&student(None), 128, 30_000, 30_000), 3);
+        // A budget in epochs: 3 epochs of 117 steps (351) hold one epoch of up to 44,928.
+        assert_eq!(transfer_epochs(&student(None), 128, 15_000, 44_928), 1);
+    }
+
+    fn images(n: usize) -> crate::data::Dataset {
+        crate::data::Dataset::from_pixels(
+            vec![0; n * 784],
+            vec![0; n],
+            [1, 28, 28],
+            (0..10).map(|c| c.to_string()).collect(),
+        )
+    }
+
+    fn study(train: usize, pool: usize) -> StudyData {
+        StudyData {
+            name: "test".into(),
+            source_dir: "/data".into(),
+            origin: "test".into(),
+            train: images(train),
+            validation: images(10),
+            test: images(10),
+            pool: images(pool),
+            feature_scaling: None,
+        }
+    }
+
+    #[test]
+    fn unlabeled_images_are_capped_and_the_plan_says_why() {
+        let mut config = RunConfig::preset(crate::config::Preset::Quick);
+        let data = study(15_000, 40_000);
+        let unlimited = u64::MAX;
+        assert_eq!(unlabeled_count(&config, &data, unlimited), (40_000, None));
+        config.distill.unlabeled = 50_000;
+        let (count, note) = unlabeled_count(&config, &data, unlimited);
+        assert_eq!(count, 40_000);
+        assert_eq!(
+            note.unwrap(),
+            "distill.unlabeled (--unlabeled) = 50000: 40000 used, as the pool holds 40000"
+        );
+        // 3 epochs of 117 steps at batch 128: 44,928 examples in one epoch, 29,928 added.
+        config.student.steps = None;
+        config.student.epochs = 3;
+        let (count, note) = unlabeled_count(&config, &data, unlimited);
+        assert_eq!(count, 29_928);
+        assert!(
+            note.unwrap()
+                .ends_with("in the hard-label student's 351 steps")
+        );
+        // 128 MiB of 784-byte images: 171,196 examples.
+        config.student.steps = Some(1_000_000);
+        let (count, note) = unlabeled_count(&config, &study(150_000, 40_000), 128 << 20);
+        assert_eq!(count, 21_196);
+        assert!(note.unwrap().ends_with("(171196 examples)"));
+        config.experiment = Some(crate::config::Experiment::Munge);
+        assert_eq!(unlabeled_count(&config, &data, unlimited), (0, None));
     }
 }

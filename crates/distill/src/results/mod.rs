@@ -106,7 +106,8 @@ pub struct DatasetInfo {
     pub name: String,
     /// Folder the data files were read from (the training file for CSV data).
     pub source_dir: String,
-    /// Training examples used (the transfer set of the students too).
+    /// Training examples used: the teachers' and the hard-label student's, and the distilled
+    /// students' with `unlabeled` more.
     pub train: usize,
     /// Unlabeled images (training images outside both splits, labeled by the ensemble) that
     /// the distilled students of the standard study learned from besides the training split.

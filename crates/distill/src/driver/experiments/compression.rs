@@ -110,7 +110,7 @@ fn label_pool(session: &Session, teachers: &Teachers) -> Result<EnsembleLabeled>
     let pool = &session.data.pool;
     if pool.n == 0 {
         bail!(
-            "the compression experiment needs training images outside the training and validation splits to label: set data.train_size (e.g. --train-size 20000) or experiments.compression.labeled"
+            "the compression experiment needs training images outside the training and validation splits to label: set data.train_size (e.g. --train-size 20000), data.max_labeled (--max-labeled) or experiments.compression.labeled"
         );
     }
     let mut extra: Vec<usize> = settings_of
