@@ -116,6 +116,12 @@ pub fn unlabeled_count(
     if config.experiment.is_some() || wanted == 0 {
         return (0, None);
     }
+    if data.pool.n == 0 {
+        let note = format!(
+            "distill.unlabeled (--unlabeled) = {wanted}: none used, as every training example keeps its label (--max-labeled or --train-size withholds some)"
+        );
+        return (0, Some(note));
+    }
     let (train_n, batch) = (data.train.n, config.batch_size);
     let hard_steps = config.student.epochs_for(train_n, batch) * steps_per_epoch(train_n, batch);
     let bytes_per_example = match data.train.is_tabular() {
@@ -238,6 +244,12 @@ mod tests {
         let (count, note) = unlabeled_count(&config, &study(150_000, 40_000), 128 << 20);
         assert_eq!(count, 21_196);
         assert!(note.unwrap().ends_with("(171196 examples)"));
+        let (count, note) = unlabeled_count(&config, &study(15_000, 0), unlimited);
+        assert_eq!(count, 0);
+        assert!(
+            note.unwrap()
+                .contains("none used, as every training example keeps its label")
+        );
         config.experiment = Some(crate::config::Experiment::Munge);
         assert_eq!(unlabeled_count(&config, &data, unlimited), (0, None));
     }
