@@ -82,15 +82,29 @@ pub fn check_fits(
     if bytes <= limit {
         return Ok(());
     }
-    let per_example_bytes = (bytes / data.n.max(1) as u64).max(1);
     Err(SplitTooLarge {
         name: name.to_string(),
         examples: data.n,
         values_per_example: data.values_per_example(),
         bytes,
         limit,
-        fits: limit / per_example_bytes,
+        fits: examples_fitting(data, limit) as u64,
     })
+}
+
+/// Bytes one example of `data` takes on the GPU: a pixel a byte, a feature four.
+pub fn example_bytes(data: &Dataset) -> u64 {
+    let values = data.values_per_example() as u64;
+    match &data.images {
+        Storage::Pixels(_) => values,
+        Storage::Features(_) => 4 * values,
+    }
+}
+
+/// How many examples shaped like `data`'s fit one storage binding of `limit` bytes, leaving
+/// room for the last word's padding (up to 3 bytes).
+pub fn examples_fitting(data: &Dataset, limit: u64) -> usize {
+    (limit.saturating_sub(3) / example_bytes(data).max(1)) as usize
 }
 
 impl GpuSplit {

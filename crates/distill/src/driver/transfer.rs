@@ -13,7 +13,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::experiments::relabel;
-use super::gpu_data::GpuSplit;
+use super::gpu_data::{GpuSplit, examples_fitting};
 use super::session::Session;
 use super::teachers::{Teachers, mean_rows};
 use crate::config::{ModelConfig, RunConfig, steps_per_epoch};
@@ -123,12 +123,8 @@ pub fn unlabeled_count(
         return (0, Some(note));
     }
     let (train_n, batch) = (data.train.n, config.batch_size);
-    let hard_steps = config.student.epochs_for(train_n, batch) * steps_per_epoch(train_n, batch);
-    let bytes_per_example = match data.train.is_tabular() {
-        true => 4 * data.train.values_per_example() as u64,
-        false => data.train.values_per_example() as u64,
-    };
-    let fits_binding = (max_binding_bytes.saturating_sub(3) / bytes_per_example.max(1)) as usize;
+    let hard_steps = hard_label_steps(&config.student, batch, train_n);
+    let fits_binding = examples_fitting(&data.train, max_binding_bytes);
     let limits = [
         (data.pool.n, format!("the pool holds {}", data.pool.n)),
         (
@@ -164,8 +160,12 @@ pub fn transfer_epochs(
     train_n: usize,
     transfer_n: usize,
 ) -> usize {
-    let hard_steps = student.epochs_for(train_n, batch) * steps_per_epoch(train_n, batch);
-    (hard_steps / steps_per_epoch(transfer_n, batch)).max(1)
+    (hard_label_steps(student, batch, train_n) / steps_per_epoch(transfer_n, batch)).max(1)
+}
+
+/// Steps the hard-label student takes: whole epochs of the `train_n` training examples.
+fn hard_label_steps(student: &ModelConfig, batch: usize, train_n: usize) -> usize {
+    student.epochs_for(train_n, batch) * steps_per_epoch(train_n, batch)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use super::{
 use crate::data::Dataset;
 use crate::data::munge::{MungeParams, munge};
 use crate::data::split::subsample;
-use crate::driver::gpu_data::GpuSplit;
+use crate::driver::gpu_data::{GpuSplit, example_bytes};
 use crate::driver::session::{Session, StudentJob, Trainee};
 use crate::driver::teachers::Teachers;
 use crate::results::{
@@ -104,11 +104,10 @@ fn prepare(session: &Session, teachers: &Teachers) -> Result<MungeData> {
 /// like those of `data` are refused, before they are allocated, when they cannot fit one
 /// binding of the adapter.
 pub fn check_fits(ctx: &GpuContext, data: &Dataset, largest: usize, n: usize) -> Result<()> {
-    let values = (largest as u64)
+    let bytes = (largest as u64)
         .saturating_mul(n as u64)
-        .saturating_mul(data.values_per_example() as u64);
+        .saturating_mul(example_bytes(data));
     let limit = ctx.limits.max_storage_buffer_binding_size;
-    let bytes = values.saturating_mul(if data.is_tabular() { 4 } else { 1 });
     if bytes > limit {
         bail!(
             "experiments.munge: {largest} x {n} synthetic examples are {} MB on the GPU, over the adapter's {} MB binding limit; lower experiments.munge.multipliers or base_size",
