@@ -184,14 +184,13 @@ const MAX_SCALED_STEPS: usize = 20_000;
 /// otherwise: Fashion-MNIST's 60,000 training images less 5,000 for validation.
 const PRESET_TRAIN_EXAMPLES: usize = 55_000;
 
-/// The training examples `preset`'s step budgets were sized on: its own training split's
-/// size or cap on Fashion-MNIST.
+/// The training examples `preset`'s step budgets were sized on: its own training split on
+/// Fashion-MNIST's 60,000 training images.
 fn preset_train_examples(preset: &RunConfig) -> usize {
-    let data = &preset.data;
-    data.train_size
-        .or(data.max_labeled)
+    preset
+        .data
+        .train_count(60_000)
         .unwrap_or(PRESET_TRAIN_EXAMPLES)
-        .min(PRESET_TRAIN_EXAMPLES)
 }
 
 /// How many times the preset's step budget the preset's student gets on some data, and why.
