@@ -107,7 +107,7 @@ fn plan_text(config: &RunConfig, data: &StudyData, max_binding_bytes: u64) -> St
     let train_n = data.train.n;
     match config.experiment {
         Some(experiment) => experiment_plan(&mut out, config, experiment, train_n),
-        None => students_plan(&mut out, config, data, unlabeled),
+        None => students_plan(&mut out, config, train_n, unlabeled),
     }
     let _ = writeln!(out, "  output: {}", folder.display());
     out
@@ -186,8 +186,7 @@ fn experiment_plan(out: &mut String, config: &RunConfig, experiment: Experiment,
 }
 
 /// The standard study's students: spec, length, recipe, repeats and distillation settings.
-fn students_plan(out: &mut String, config: &RunConfig, data: &StudyData, unlabeled: usize) {
-    let train_n = data.train.n;
+fn students_plan(out: &mut String, config: &RunConfig, train_n: usize, unlabeled: usize) {
     let candidates = config.distill.candidates();
     let settings: Vec<String> = candidates
         .iter()
@@ -495,31 +494,10 @@ mod tests {
         Cli::try_parse_from(std::iter::once("dk-distill").chain(args.iter().copied())).unwrap()
     }
 
-    /// Blank 28x28 images: 15,000 to train on, 5,000 to validate, a pool of 40,000.
-    fn quick_sized_data() -> StudyData {
-        let images = |n: usize| {
-            dk_distill::data::Dataset::from_pixels(
-                vec![0; n * 784],
-                vec![0; n],
-                [1, 28, 28],
-                (0..10).map(|c| c.to_string()).collect(),
-            )
-        };
-        StudyData {
-            name: "Fashion-MNIST".into(),
-            source_dir: PathBuf::from("/data"),
-            origin: "test".into(),
-            train: images(15_000),
-            validation: images(5_000),
-            test: images(100),
-            pool: images(40_000),
-            feature_scaling: None,
-        }
-    }
-
     #[test]
     fn the_plan_names_the_unlabeled_images_and_the_distilled_students_steps() {
-        let data = quick_sized_data();
+        // quick's split of Fashion-MNIST: 15,000 labeled, 5,000 to validate, 40,000 more.
+        let data = dk_distill::testutil::blank_study(15_000, 5_000, 40_000);
         let mut config = RunConfig::preset(Preset::Quick);
         let plan = plan_text(&config, &data, u64::MAX);
         for needle in [

@@ -1,6 +1,7 @@
-//! Helpers shared by the unit and integration tests: fresh temporary folders and a complete
-//! sample of `results.json`.
+//! Helpers shared by the unit and integration tests: fresh temporary folders, blank data
+//! splits and a complete sample of `results.json`.
 
+use crate::data::{Dataset, StudyData};
 use crate::results::*;
 use crate::stats;
 
@@ -12,6 +13,31 @@ pub fn temp_dir(tag: &str) -> tempfile::TempDir {
         .prefix(&format!("dk-distill-test-{tag}-"))
         .tempdir()
         .expect("create a temporary folder")
+}
+
+/// `n` black 28x28 images of class 0, ten classes.
+pub fn blank_images(n: usize) -> Dataset {
+    Dataset::from_pixels(
+        vec![0; n * 784],
+        vec![0; n],
+        [1, 28, 28],
+        (0..10).map(|c| c.to_string()).collect(),
+    )
+}
+
+/// Splits of blank images: `train` to train on, `validation` to validate, a pool of `pool`
+/// and 100 test images.
+pub fn blank_study(train: usize, validation: usize, pool: usize) -> StudyData {
+    StudyData {
+        name: "Fashion-MNIST".into(),
+        source_dir: "/data".into(),
+        origin: "test".into(),
+        train: blank_images(train),
+        validation: blank_images(validation),
+        test: blank_images(100),
+        pool: blank_images(pool),
+        feature_scaling: None,
+    }
 }
 
 /// A complete, plausible results value for tests and report previews (made-up numbers).

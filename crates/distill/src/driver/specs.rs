@@ -602,14 +602,7 @@ mod tests {
 
     #[test]
     fn a_students_budget_follows_the_training_split_only_for_the_presets_student() {
-        let images = |n: usize| {
-            Dataset::from_pixels(
-                vec![0; n * 784],
-                vec![0; n],
-                [1, 28, 28],
-                (0..10).map(|c| c.to_string()).collect(),
-            )
-        };
+        let images = crate::testutil::blank_images;
         // The default preset's budget was sized on 55,000 images: 4x on 12,000.
         let mut default = RunConfig::preset(Preset::Default);
         fit_preset_specs(&mut default, &images(12_000), false);

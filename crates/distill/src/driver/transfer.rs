@@ -171,6 +171,7 @@ fn hard_label_steps(student: &ModelConfig, batch: usize, train_n: usize) -> usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::blank_study;
 
     #[test]
     fn distilled_students_never_take_more_steps_than_the_hard_label_one() {
@@ -195,26 +196,8 @@ mod tests {
         assert_eq!(transfer_epochs(&student(None), 128, 15_000, 44_928), 1);
     }
 
-    fn images(n: usize) -> crate::data::Dataset {
-        crate::data::Dataset::from_pixels(
-            vec![0; n * 784],
-            vec![0; n],
-            [1, 28, 28],
-            (0..10).map(|c| c.to_string()).collect(),
-        )
-    }
-
     fn study(train: usize, pool: usize) -> StudyData {
-        StudyData {
-            name: "test".into(),
-            source_dir: "/data".into(),
-            origin: "test".into(),
-            train: images(train),
-            validation: images(10),
-            test: images(10),
-            pool: images(pool),
-            feature_scaling: None,
-        }
+        blank_study(train, 10, pool)
     }
 
     #[test]
